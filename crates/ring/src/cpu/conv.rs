@@ -1,0 +1,377 @@
+//! Convolutions on the CPU by im2col and the ring GEMM ([`super::gemm`]).
+//!
+//! For group `g` the columns matrix has `(C/g)*KH*KW` rows and `N*OH*OW` columns, so one
+//! product covers the whole batch:
+//! - forward: `out_g = W_g · cols_g`
+//! - gradient of the input: `cols_g = W_gᵀ · grad_g`, then col2im (scatter-add)
+//! - gradient of the weight: `dW_g = grad_g · cols_gᵀ`
+//!
+//! The transposes are free (the GEMM packs either storage order). The batch is processed
+//! in chunks of whole images whose columns matrix stays around [`CHUNK_ELEMS`] elements
+//! (so it does not thrash memory); a one-image chunk reads and writes the NCHW tensors in
+//! place, a larger chunk's `[OC, n*OH*OW]` product is copied to/from NCHW in parallel.
+//! Groups run in parallel.
+
+use rayon::prelude::*;
+
+use super::gemm::gemm;
+use crate::shape::Conv2dParams;
+
+/// Target size (elements) of one chunk's columns matrix, all groups together.
+const CHUNK_ELEMS: usize = 1 << 20;
+
+/// Valid output range `[lo, hi)` along one axis for kernel offset `kofs`: the outputs
+/// whose input coordinate `o * stride + kofs - pad` lies inside `[0, len)`.
+fn valid_range(out: usize, stride: usize, kofs: usize, pad: usize, len: usize) -> (usize, usize) {
+    // o * stride + kofs >= pad  and  o * stride + kofs < pad + len
+    let lo = pad.saturating_sub(kofs).div_ceil(stride);
+    let hi = if pad + len > kofs { (pad + len - kofs).div_ceil(stride) } else { 0 };
+    (lo.min(out), hi.min(out).max(lo.min(out)))
+}
+
+/// The images `[n0, n0 + nb)` of a batch chunk.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    n0: usize,
+    nb: usize,
+}
+
+/// Splits the batch into chunks of whole images.
+fn chunks(p: &Conv2dParams, chunk_elems: usize) -> Vec<Chunk> {
+    let per_image = (p.in_c * p.kh * p.kw * p.out_h() * p.out_w()).max(1);
+    let nb = (chunk_elems / per_image).clamp(1, p.batch.max(1));
+    (0..p.batch).step_by(nb).map(|n0| Chunk { n0, nb: nb.min(p.batch - n0) }).collect()
+}
+
+/// im2col of the images of `ch` for group `g`: `[(C/g)*KH*KW, nb*OH*OW]`.
+fn im2col(input: &[u64], p: &Conv2dParams, g: usize, ch: Chunk) -> Vec<u64> {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let cg = p.in_c / p.groups;
+    let cols_n = ch.nb * oh * ow;
+    let mut cols = vec![0u64; cg * p.kh * p.kw * cols_n];
+    if cols.is_empty() {
+        return cols;
+    }
+    cols.par_chunks_mut(cols_n).enumerate().for_each(|(r, row)| {
+        let c = r / (p.kh * p.kw);
+        let ky = (r / p.kw) % p.kh;
+        let kx = r % p.kw;
+        let chan = g * cg + c;
+        let (oy0, oy1) = valid_range(oh, p.stride_h, ky, p.pad_h, p.in_h);
+        let (ox0, ox1) = valid_range(ow, p.stride_w, kx, p.pad_w, p.in_w);
+        for n in 0..ch.nb {
+            let plane = &input[((ch.n0 + n) * p.in_c + chan) * p.in_h * p.in_w..][..p.in_h * p.in_w];
+            for oy in oy0..oy1 {
+                let y = oy * p.stride_h + ky - p.pad_h;
+                let src = &plane[y * p.in_w..][..p.in_w];
+                let dst = &mut row[(n * oh + oy) * ow..][..ow];
+                if ox0 == ox1 {
+                    continue; // no valid output column: x0 may lie past the row
+                }
+                let x0 = ox0 * p.stride_w + kx - p.pad_w;
+                if p.stride_w == 1 {
+                    dst[ox0..ox1].copy_from_slice(&src[x0..x0 + (ox1 - ox0)]);
+                } else {
+                    for (d, &v) in dst[ox0..ox1].iter_mut().zip(src[x0..].iter().step_by(p.stride_w)) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+    });
+    cols
+}
+
+/// col2im: adds every group's columns (of the images of a chunk) onto `out`, the
+/// chunk's `[nb, C, H, W]` slab.
+fn col2im_add(cols: &[Vec<u64>], p: &Conv2dParams, nb: usize, out: &mut [u64]) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let cg = p.in_c / p.groups;
+    let cols_n = nb * oh * ow;
+    let plane = p.in_h * p.in_w;
+    if plane == 0 {
+        return;
+    }
+    // Parallel over (n, channel) planes: each plane is written by one task.
+    out.par_chunks_mut(plane).enumerate().for_each(|(idx, dst)| {
+        let (n, chan) = (idx / p.in_c, idx % p.in_c);
+        let (cols, c) = (&cols[chan / cg], chan % cg);
+        for ky in 0..p.kh {
+            let (oy0, oy1) = valid_range(oh, p.stride_h, ky, p.pad_h, p.in_h);
+            for kx in 0..p.kw {
+                let (ox0, ox1) = valid_range(ow, p.stride_w, kx, p.pad_w, p.in_w);
+                let r = (c * p.kh + ky) * p.kw + kx;
+                let row = &cols[r * cols_n + n * oh * ow..][..oh * ow];
+                for oy in oy0..oy1 {
+                    let y = oy * p.stride_h + ky - p.pad_h;
+                    if ox0 == ox1 {
+                        continue; // no valid output column: x0 may lie past the row
+                    }
+                    let x0 = ox0 * p.stride_w + kx - p.pad_w;
+                    let drow = &mut dst[y * p.in_w..][..p.in_w];
+                    let srow = &row[oy * ow + ox0..oy * ow + ox1];
+                    for (d, &v) in drow[x0..].iter_mut().step_by(p.stride_w).zip(srow) {
+                        *d = d.wrapping_add(v);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Group `g` of a chunk's output gradient as `[OCg, nb*OH*OW]`: borrowed for a
+/// one-image chunk, else gathered from `[N, OC, OH, OW]` into `buf`.
+fn grad_rows<'a>(grad_out: &'a [u64], p: &Conv2dParams, g: usize, ch: Chunk, buf: &'a mut Vec<u64>) -> &'a [u64] {
+    let (ohw, ocg) = (p.out_h() * p.out_w(), p.out_c / p.groups);
+    if ch.nb == 1 {
+        return &grad_out[(ch.n0 * p.out_c + g * ocg) * ohw..][..ocg * ohw];
+    }
+    *buf = vec![0u64; ocg * ch.nb * ohw];
+    buf.par_chunks_mut(ohw).enumerate().for_each(|(idx, dst)| {
+        let (o, n) = (idx / ch.nb, idx % ch.nb);
+        dst.copy_from_slice(&grad_out[((ch.n0 + n) * p.out_c + g * ocg + o) * ohw..][..ohw]);
+    });
+    buf
+}
+
+/// Forward convolution.
+pub fn forward(input: &[u64], weight: &[u64], p: &Conv2dParams) -> Vec<u64> {
+    forward_chunked(input, weight, p, CHUNK_ELEMS)
+}
+
+fn forward_chunked(input: &[u64], weight: &[u64], p: &Conv2dParams, chunk_elems: usize) -> Vec<u64> {
+    let (ohw, ocg, cg) = (p.out_h() * p.out_w(), p.out_c / p.groups, p.in_c / p.groups);
+    let kdim = cg * p.kh * p.kw;
+    let mut out = vec![0u64; p.batch * p.out_c * ohw];
+    if out.is_empty() {
+        return out;
+    }
+    let wg = |g: usize| &weight[g * ocg * kdim..][..ocg * kdim];
+    for ch in chunks(p, chunk_elems) {
+        let slab = &mut out[ch.n0 * p.out_c * ohw..][..ch.nb * p.out_c * ohw];
+        if ch.nb == 1 {
+            // The image's output is [OC, OH*OW]: group g's rows are a contiguous block.
+            slab.par_chunks_mut(ocg * ohw).enumerate().for_each(|(g, dst)| {
+                let cols = im2col(input, p, g, ch);
+                gemm(ocg, kdim, ohw, wg(g), false, &cols, false, dst);
+            });
+            continue;
+        }
+        let cols_n = ch.nb * ohw;
+        let res: Vec<Vec<u64>> = (0..p.groups)
+            .into_par_iter()
+            .map(|g| {
+                let cols = im2col(input, p, g, ch);
+                let mut res = vec![0u64; ocg * cols_n];
+                gemm(ocg, kdim, cols_n, wg(g), false, &cols, false, &mut res);
+                res
+            })
+            .collect();
+        // [OCg, nb*OH*OW] per group → [nb, OC, OH, OW], one output row per task.
+        slab.par_chunks_mut(ohw).enumerate().for_each(|(idx, dst)| {
+            let (n, oc) = (idx / p.out_c, idx % p.out_c);
+            let (g, o) = (oc / ocg, oc % ocg);
+            dst.copy_from_slice(&res[g][(o * ch.nb + n) * ohw..][..ohw]);
+        });
+    }
+    out
+}
+
+/// Gradient with respect to the input.
+pub fn grad_input(grad_out: &[u64], weight: &[u64], p: &Conv2dParams) -> Vec<u64> {
+    grad_input_chunked(grad_out, weight, p, CHUNK_ELEMS)
+}
+
+fn grad_input_chunked(grad_out: &[u64], weight: &[u64], p: &Conv2dParams, chunk_elems: usize) -> Vec<u64> {
+    let (ohw, ocg, cg) = (p.out_h() * p.out_w(), p.out_c / p.groups, p.in_c / p.groups);
+    let kdim = cg * p.kh * p.kw;
+    let image = p.in_c * p.in_h * p.in_w;
+    let mut out = vec![0u64; p.batch * image];
+    if out.is_empty() {
+        return out;
+    }
+    for ch in chunks(p, chunk_elems) {
+        let cols: Vec<Vec<u64>> = (0..p.groups)
+            .into_par_iter()
+            .map(|g| {
+                let mut buf = Vec::new();
+                let gg = grad_rows(grad_out, p, g, ch, &mut buf);
+                let mut cols = vec![0u64; kdim * ch.nb * ohw];
+                gemm(kdim, ocg, ch.nb * ohw, &weight[g * ocg * kdim..][..ocg * kdim], true, gg, false, &mut cols);
+                cols
+            })
+            .collect();
+        col2im_add(&cols, p, ch.nb, &mut out[ch.n0 * image..][..ch.nb * image]);
+    }
+    out
+}
+
+/// Gradient with respect to the weight.
+pub fn grad_weight(input: &[u64], grad_out: &[u64], p: &Conv2dParams) -> Vec<u64> {
+    grad_weight_chunked(input, grad_out, p, CHUNK_ELEMS)
+}
+
+fn grad_weight_chunked(input: &[u64], grad_out: &[u64], p: &Conv2dParams, chunk_elems: usize) -> Vec<u64> {
+    let (ohw, ocg, cg) = (p.out_h() * p.out_w(), p.out_c / p.groups, p.in_c / p.groups);
+    let kdim = cg * p.kh * p.kw;
+    let mut out = vec![0u64; p.out_c * kdim];
+    if out.is_empty() {
+        return out;
+    }
+    let chunks = chunks(p, chunk_elems);
+    out.par_chunks_mut(ocg * kdim).enumerate().for_each(|(g, dst)| {
+        let mut part = vec![0u64; if chunks.len() > 1 { dst.len() } else { 0 }];
+        for (i, &ch) in chunks.iter().enumerate() {
+            let cols = im2col(input, p, g, ch);
+            let mut buf = Vec::new();
+            let gg = grad_rows(grad_out, p, g, ch, &mut buf);
+            if i == 0 {
+                gemm(ocg, ch.nb * ohw, kdim, gg, false, &cols, true, dst);
+            } else {
+                // Sum over chunks: dW_g = Σ_chunks grad_chunk · cols_chunkᵀ.
+                gemm(ocg, ch.nb * ohw, kdim, gg, false, &cols, true, &mut part);
+                for (d, &v) in dst.iter_mut().zip(&part) {
+                    *d = d.wrapping_add(v);
+                }
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn rand_vec(len: usize, seed: &mut u64) -> Vec<u64> {
+        (0..len)
+            .map(|_| {
+                *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                *seed ^ (*seed >> 29)
+            })
+            .collect()
+    }
+
+    /// The direct 7-loop convolution: calls `f(output_index, input_index, weight_index)`
+    /// for every term whose input position is inside the image.
+    fn each_term(p: &Conv2dParams, mut f: impl FnMut(usize, usize, usize)) {
+        let (oh, ow) = (p.out_h(), p.out_w());
+        let (ocg, cg) = (p.out_c / p.groups, p.in_c / p.groups);
+        for n in 0..p.batch {
+            for oc in 0..p.out_c {
+                let g = oc / ocg;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let o_idx = ((n * p.out_c + oc) * oh + oy) * ow + ox;
+                        for c in 0..cg {
+                            for ky in 0..p.kh {
+                                for kx in 0..p.kw {
+                                    let y = (oy * p.stride_h + ky) as isize - p.pad_h as isize;
+                                    let x = (ox * p.stride_w + kx) as isize - p.pad_w as isize;
+                                    if y < 0 || x < 0 || y as usize >= p.in_h || x as usize >= p.in_w {
+                                        continue;
+                                    }
+                                    let ch = g * cg + c;
+                                    let i_idx = ((n * p.in_c + ch) * p.in_h + y as usize) * p.in_w + x as usize;
+                                    let w_idx = ((oc * cg + c) * p.kh + ky) * p.kw + kx;
+                                    f(o_idx, i_idx, w_idx);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn naive_forward(x: &[u64], w: &[u64], p: &Conv2dParams) -> Vec<u64> {
+        let mut out = vec![0u64; p.output_shape().numel()];
+        each_term(p, |o, i, wi| out[o] = out[o].wrapping_add(x[i].wrapping_mul(w[wi])));
+        out
+    }
+
+    fn naive_grad_input(g: &[u64], w: &[u64], p: &Conv2dParams) -> Vec<u64> {
+        let mut out = vec![0u64; p.input_shape().numel()];
+        each_term(p, |o, i, wi| out[i] = out[i].wrapping_add(g[o].wrapping_mul(w[wi])));
+        out
+    }
+
+    fn naive_grad_weight(x: &[u64], g: &[u64], p: &Conv2dParams) -> Vec<u64> {
+        let mut out = vec![0u64; p.weight_shape().numel()];
+        each_term(p, |o, i, wi| out[wi] = out[wi].wrapping_add(g[o].wrapping_mul(x[i])));
+        out
+    }
+
+    fn dot(a: &[u64], b: &[u64]) -> u64 {
+        a.iter().zip(b).fold(0u64, |s, (&x, &y)| s.wrapping_add(x.wrapping_mul(y)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn params(
+        batch: usize,
+        in_c: usize,
+        hw: (usize, usize),
+        out_c: usize,
+        k: (usize, usize),
+        stride: (usize, usize),
+        pad: (usize, usize),
+        groups: usize,
+    ) -> Conv2dParams {
+        let p = Conv2dParams {
+            batch,
+            in_c,
+            in_h: hw.0,
+            in_w: hw.1,
+            out_c,
+            kh: k.0,
+            kw: k.1,
+            stride_h: stride.0,
+            stride_w: stride.1,
+            pad_h: pad.0,
+            pad_w: pad.1,
+            groups,
+        };
+        p.validate().unwrap();
+        p
+    }
+
+    #[test]
+    fn conv_matches_direct_convolution() {
+        let shapes = [
+            params(1, 1, (28, 28), 20, (5, 5), (1, 1), (0, 0), 1), // LeNet conv1
+            params(3, 4, (9, 9), 6, (3, 3), (1, 1), (1, 1), 1),
+            params(2, 3, (11, 7), 5, (3, 2), (2, 3), (1, 2), 1),
+            params(2, 6, (8, 8), 4, (3, 3), (2, 2), (1, 1), 2),
+            params(5, 8, (7, 7), 8, (3, 3), (1, 1), (1, 1), 8), // depthwise
+            params(2, 4, (6, 5), 8, (1, 1), (1, 1), (0, 0), 4),
+            params(1, 6, (5, 5), 9, (5, 5), (1, 1), (2, 2), 3),
+            params(2, 16, (6, 6), 40, (3, 3), (1, 1), (1, 1), 1), // packed GEMM path
+            params(1, 2, (3, 3), 2, (3, 3), (3, 3), (2, 2), 1),   // kernel beyond the image
+            params(0, 2, (4, 4), 2, (3, 3), (1, 1), (1, 1), 1),   // empty batch
+        ];
+        let mut seed = 7;
+        for p in shapes {
+            let x = rand_vec(p.input_shape().numel(), &mut seed);
+            let w = rand_vec(p.weight_shape().numel(), &mut seed);
+            let g = rand_vec(p.output_shape().numel(), &mut seed);
+            let y = forward(&x, &w, &p);
+            assert_eq!(y, naive_forward(&x, &w, &p), "forward {p:?}");
+            let gx = grad_input(&g, &w, &p);
+            assert_eq!(gx, naive_grad_input(&g, &w, &p), "grad_input {p:?}");
+            let gw = grad_weight(&x, &g, &p);
+            assert_eq!(gw, naive_grad_weight(&x, &g, &p), "grad_weight {p:?}");
+            // Batch chunks of one image, and of two or more images.
+            let per_image = p.in_c * p.kh * p.kw * p.out_h() * p.out_w();
+            for elems in [1, 2 * per_image + 1] {
+                assert_eq!(forward_chunked(&x, &w, &p, elems), y, "forward chunks {elems} {p:?}");
+                assert_eq!(grad_input_chunked(&g, &w, &p, elems), gx, "grad_input chunks {elems} {p:?}");
+                assert_eq!(grad_weight_chunked(&x, &g, &p, elems), gw, "grad_weight chunks {elems} {p:?}");
+            }
+            // Adjoint identities mod 2^64.
+            let lhs = dot(&y, &g);
+            assert_eq!(lhs, dot(&x, &gx), "<conv(x,w),g> = <x,grad_input> {p:?}");
+            assert_eq!(lhs, dot(&w, &gw), "<conv(x,w),g> = <w,grad_weight> {p:?}");
+        }
+    }
+}

@@ -1,0 +1,655 @@
+//! Ring matrix products on the CPU: `C = op(A) · op(B) mod 2^64`.
+//!
+//! # Design
+//!
+//! BLIS-style: `A` is packed into panels of `MR` rows and `B` into panels of `NR` columns
+//! (the packing reads either storage order, so transposes cost nothing extra), and a
+//! register-blocked micro-kernel computes one `MR x NR` tile of `C` over a block of the
+//! inner dimension. Output tiles are grouped into `MC x NC` blocks that rayon runs in
+//! parallel; within a block the inner dimension is cut into `KC` slices so a `B`
+//! micro-panel stays in L1 and the `A` block in L2.
+//!
+//! ## Winograd's inner-product trick
+//!
+//! A 64-bit lane multiply (`vpmullq`) costs three µops on current x86 cores, against one
+//! for an `f64` FMA, so a plain multiply-add kernel peaks at a quarter of the `f64`
+//! rate. The kernels instead use Winograd's (1968) identity, valid in every commutative
+//! ring, hence exactly in `Z_{2^64}`:
+//!
+//! ```text
+//! Σ_k a_k b_k = Σ_l (a_{2l} + b_{2l+1}) (a_{2l+1} + b_{2l})  −  Σ_l a_{2l} a_{2l+1}  −  Σ_l b_{2l} b_{2l+1}
+//! ```
+//!
+//! The last two sums depend only on a row of `A` or a column of `B`; they are computed
+//! once while packing (`O(mk + kn)` work). The kernel then does one multiply per *two*
+//! inner-dimension steps: two adds, one `vpmullq`, one accumulating add per 8 lanes and 2
+//! steps, i.e. 6 µops instead of 8. An odd inner dimension is padded with a zero step,
+//! which the identity absorbs.
+//!
+//! ## Kernels and dispatch
+//!
+//! [`Kernel::detect`] picks at run time (so one binary runs everywhere):
+//! - [`Kernel::Avx512`]: `8 x 16` tile in 16 `zmm` accumulators, `vpmullq`;
+//! - [`Kernel::Avx2`]: `4 x 8` tile in 8 `ymm` accumulators, the 64-bit product built from
+//!   three `vpmuludq` (`lo·lo + ((lo·hi + hi·lo) << 32)`);
+//! - [`Kernel::Scalar`]: portable `4 x 4` tile.
+//!
+//! All use the same packed layout and produce bit-identical results.
+
+use rayon::prelude::*;
+
+/// Inner-dimension pairs per cache block (`KC = 2 * KC_PAIRS` steps). The kernel does
+/// so much ALU work per loaded byte (48 cycles per 384 bytes of panels) that panels
+/// streaming from L2 keep it busy; a long block saves read-modify-write passes over `C`.
+const KC_PAIRS: usize = 512;
+/// Packing buffers at most this long (elements) are kept per thread for reuse, which
+/// saves the page faults of fresh allocations.
+const KEEP_BUF: usize = 1 << 22;
+/// Largest row block of one parallel task.
+const MC_MAX: usize = 256;
+/// Largest column block of one parallel task.
+const NC_MAX: usize = 512;
+/// Below this many multiply-adds a direct loop beats packing.
+const SMALL_MACS: usize = 8 * 1024;
+
+/// A ring GEMM micro-kernel implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// AVX-512F/DQ: `vpmullq` on `zmm` registers, `8 x 16` tiles.
+    Avx512,
+    /// AVX2: 64-bit products from `vpmuludq` pieces, `4 x 8` tiles.
+    Avx2,
+    /// Portable scalar code, `4 x 4` tiles.
+    Scalar,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports.
+    pub fn detect() -> Kernel {
+        if Kernel::Avx512.is_available() {
+            Kernel::Avx512
+        } else if Kernel::Avx2.is_available() {
+            Kernel::Avx2
+        } else {
+            Kernel::Scalar
+        }
+    }
+
+    /// Every kernel this CPU supports, fastest first.
+    pub fn available() -> Vec<Kernel> {
+        [Kernel::Avx512, Kernel::Avx2, Kernel::Scalar].into_iter().filter(|k| k.is_available()).collect()
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx512 | Kernel::Avx2 => false,
+            Kernel::Scalar => true,
+        }
+    }
+
+    /// A short name, e.g. `avx512 (vpmullq, 8x16, winograd)`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512 => "avx512 (vpmullq zmm, 8x16 tile, Winograd pairs)",
+            Kernel::Avx2 => "avx2 (3x vpmuludq ymm, 4x8 tile, Winograd pairs)",
+            Kernel::Scalar => "scalar (4x4 tile, Winograd pairs)",
+        }
+    }
+
+    fn mr(self) -> usize {
+        match self {
+            Kernel::Avx512 => 8,
+            Kernel::Avx2 => 4,
+            Kernel::Scalar => 4,
+        }
+    }
+
+    fn nr(self) -> usize {
+        match self {
+            Kernel::Avx512 => 16,
+            Kernel::Avx2 => 8,
+            Kernel::Scalar => 4,
+        }
+    }
+
+    /// Runs the micro-kernel: `out (mr x nr) = Σ_{l < kp} (a_{2l} + b_{2l+1}) ∘ (a_{2l+1} + b_{2l})`
+    /// over packed panels `a` (`2kp x mr`) and `b` (`2kp x nr`).
+    fn run(self, kp: usize, a: &[u64], b: &[u64], out: &mut [u64]) {
+        let (mr, nr) = (self.mr(), self.nr());
+        assert!(a.len() >= 2 * kp * mr && b.len() >= 2 * kp * nr && out.len() >= mr * nr);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                debug_assert!(self.is_available());
+                // SAFETY: `gemm_with` only dispatches here after `is_available` confirmed
+                // AVX-512F/DQ, and the lengths were checked just above.
+                unsafe { x86::kernel_avx512(kp, a.as_ptr(), b.as_ptr(), out.as_mut_ptr()) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                debug_assert!(self.is_available());
+                // SAFETY: as above, for AVX2.
+                unsafe { x86::kernel_avx2(kp, a.as_ptr(), b.as_ptr(), out.as_mut_ptr()) }
+            }
+            _ => kernel_scalar(kp, a, b, out),
+        }
+    }
+}
+
+/// The kernel [`gemm`] uses on this CPU.
+pub fn kernel_name() -> &'static str {
+    Kernel::detect().name()
+}
+
+/// Transposes a `rows x cols` row-major matrix.
+pub fn transpose(a: &[u64], rows: usize, cols: usize) -> Vec<u64> {
+    let mut t = vec![0u64; a.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = a[r * cols + c];
+        }
+    }
+    t
+}
+
+/// `c (m x n) = op(a) · op(b)`, overwriting `c`. `a` is `m x k` row-major (`k x m` when
+/// `a_trans`), `b` is `k x n` (`n x k` when `b_trans`).
+pub fn gemm(m: usize, k: usize, n: usize, a: &[u64], a_trans: bool, b: &[u64], b_trans: bool, c: &mut [u64]) {
+    if m.saturating_mul(n).saturating_mul(k) <= SMALL_MACS {
+        check_lens(m, k, n, a, b, c);
+        gemm_direct(m, k, n, a, a_trans, b, b_trans, c);
+    } else {
+        gemm_with(Kernel::detect(), m, k, n, a, a_trans, b, b_trans, c);
+    }
+}
+
+fn check_lens(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &[u64]) {
+    assert!(a.len() >= m * k, "gemm: a has {} elements, needs {m}x{k}", a.len());
+    assert!(b.len() >= k * n, "gemm: b has {} elements, needs {k}x{n}", b.len());
+    assert!(c.len() >= m * n, "gemm: c has {} elements, needs {m}x{n}", c.len());
+}
+
+/// Unpacked loop for tiny products.
+fn gemm_direct(m: usize, k: usize, n: usize, a: &[u64], a_trans: bool, b: &[u64], b_trans: bool, c: &mut [u64]) {
+    let c = &mut c[..m * n];
+    c.fill(0);
+    for i in 0..m {
+        let row = &mut c[i * n..(i + 1) * n];
+        for kk in 0..k {
+            let av = if a_trans { a[kk * m + i] } else { a[i * k + kk] };
+            if b_trans {
+                for (j, cv) in row.iter_mut().enumerate() {
+                    *cv = cv.wrapping_add(av.wrapping_mul(b[j * k + kk]));
+                }
+            } else {
+                for (cv, &bv) in row.iter_mut().zip(&b[kk * n..(kk + 1) * n]) {
+                    *cv = cv.wrapping_add(av.wrapping_mul(bv));
+                }
+            }
+        }
+    }
+}
+
+/// [`gemm`] with a chosen micro-kernel (always through the packed path).
+///
+/// # Panics
+/// If the CPU does not support `kernel`, or a buffer is too short.
+pub fn gemm_with(
+    kernel: Kernel,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[u64],
+    a_trans: bool,
+    b: &[u64],
+    b_trans: bool,
+    c: &mut [u64],
+) {
+    assert!(kernel.is_available(), "gemm: kernel {kernel:?} is not supported by this CPU");
+    check_lens(m, k, n, a, b, c);
+    let c = &mut c[..m * n];
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(0);
+        return;
+    }
+    let (mr, nr) = (kernel.mr(), kernel.nr());
+    let kpad = k + (k & 1);
+    let (mut pa, mut pb) = (take_buf(0), take_buf(1));
+    let ra = pack_a(m, k, kpad, a, a_trans, mr, &mut pa);
+    let cb = pack_b(k, n, kpad, b, b_trans, nr, &mut pb);
+
+    // Split the output into blocks: at most MC_MAX x NC_MAX, and enough of them to keep
+    // every thread busy.
+    let threads = rayon::current_num_threads().max(1);
+    let (mut mc, mut nc) = (round_up(m.min(MC_MAX), mr), round_up(n.min(NC_MAX), nr));
+    while m.div_ceil(mc) * n.div_ceil(nc) < 4 * threads {
+        if nc >= mc && nc > 2 * nr {
+            nc = round_up(nc / 2, nr);
+        } else if mc > 2 * mr {
+            mc = round_up(mc / 2, mr);
+        } else if nc > nr {
+            nc = round_up(nc / 2, nr);
+        } else {
+            break;
+        }
+    }
+    let (mb, nb) = (m.div_ceil(mc), n.div_ceil(nc));
+
+    // Hand each block its rows of C as disjoint mutable slices.
+    let mut blocks: Vec<Vec<&mut [u64]>> = (0..mb * nb).map(|_| Vec::with_capacity(mc)).collect();
+    for (i, row) in c.chunks_mut(n).enumerate() {
+        for (jb, piece) in row.chunks_mut(nc).enumerate() {
+            blocks[(i / mc) * nb + jb].push(piece);
+        }
+    }
+
+    let kp = kpad / 2;
+    let nkb = kp.div_ceil(KC_PAIRS);
+    let kcp = kp.div_ceil(nkb);
+    let ctx = Ctx { kernel, kpad, pa: &pa, pb: &pb, ra: &ra, cb: &cb, kcp, kp };
+    blocks.into_par_iter().enumerate().for_each(|(bi, mut rows)| {
+        let (i0, j0) = ((bi / nb) * mc, (bi % nb) * nc);
+        ctx.block(i0, j0, &mut rows);
+    });
+    put_buf(0, pa);
+    put_buf(1, pb);
+}
+
+thread_local! {
+    static BUFS: std::cell::RefCell<[Vec<u64>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// This thread's kept packing buffer `i` (possibly empty).
+fn take_buf(i: usize) -> Vec<u64> {
+    BUFS.with(|b| std::mem::take(&mut b.borrow_mut()[i]))
+}
+
+/// Returns a packing buffer for reuse by the next product on this thread.
+fn put_buf(i: usize, buf: Vec<u64>) {
+    if buf.capacity() <= KEEP_BUF {
+        BUFS.with(|b| b.borrow_mut()[i] = buf);
+    }
+}
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to).max(1) * to
+}
+
+struct Ctx<'a> {
+    kernel: Kernel,
+    kpad: usize,
+    pa: &'a [u64],
+    pb: &'a [u64],
+    ra: &'a [u64],
+    cb: &'a [u64],
+    kcp: usize,
+    kp: usize,
+}
+
+impl Ctx<'_> {
+    /// Computes the block of C whose top-left corner is `(i0, j0)`; `rows[r]` is the part
+    /// of row `i0 + r` in the block.
+    fn block(&self, i0: usize, j0: usize, rows: &mut [&mut [u64]]) {
+        let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
+        let (bm, bn) = (rows.len(), rows.first().map_or(0, |r| r.len()));
+        let mut tile = [0u64; 8 * 16];
+        let mut l0 = 0;
+        while l0 < self.kp {
+            let lk = self.kcp.min(self.kp - l0);
+            let first = l0 == 0;
+            for jr in (0..bn).step_by(nr) {
+                let jp = (j0 + jr) / nr;
+                let bpanel = &self.pb[jp * self.kpad * nr + 2 * l0 * nr..][..2 * lk * nr];
+                let nv = nr.min(bn - jr);
+                for ir in (0..bm).step_by(mr) {
+                    let ip = (i0 + ir) / mr;
+                    let apanel = &self.pa[ip * self.kpad * mr + 2 * l0 * mr..][..2 * lk * mr];
+                    self.kernel.run(lk, apanel, bpanel, &mut tile);
+                    let mv = mr.min(bm - ir);
+                    for (ii, row) in rows[ir..ir + mv].iter_mut().enumerate() {
+                        let t = &tile[ii * nr..ii * nr + nv];
+                        let dst = &mut row[jr..jr + nv];
+                        if first {
+                            let r = self.ra[i0 + ir + ii];
+                            let cc = &self.cb[j0 + jr..j0 + jr + nv];
+                            for ((d, &t), &cj) in dst.iter_mut().zip(t).zip(cc) {
+                                *d = t.wrapping_sub(r).wrapping_sub(cj);
+                            }
+                        } else {
+                            for (d, &t) in dst.iter_mut().zip(t) {
+                                *d = d.wrapping_add(t);
+                            }
+                        }
+                    }
+                }
+            }
+            l0 += lk;
+        }
+    }
+}
+
+/// Packs `op(a)` (`m x k`) into panels of `mr` rows: panel `p` holds `kpad x mr` values,
+/// element `(i, kk)` at `kk * mr + (i - p*mr)`, zero-padded. Also returns the Winograd
+/// row terms `Σ_l a(i, 2l) a(i, 2l+1)` (length `m` rounded up to `mr`).
+fn pack_a(m: usize, k: usize, kpad: usize, a: &[u64], a_trans: bool, mr: usize, pa: &mut Vec<u64>) -> Vec<u64> {
+    let panels = m.div_ceil(mr);
+    pa.resize(panels * kpad * mr, 0);
+    let mut corr = vec![0u64; panels * mr];
+    pa.par_chunks_mut(kpad * mr).zip(corr.par_chunks_mut(mr)).enumerate().for_each(|(p, (dst, corr))| {
+        let rows = mr.min(m - p * mr);
+        if rows < mr || k < kpad {
+            dst.fill(0); // the buffer may be reused: padding must be zero
+        }
+        for ii in 0..rows {
+            let i = p * mr + ii;
+            if a_trans {
+                for kk in 0..k {
+                    dst[kk * mr + ii] = a[kk * m + i];
+                }
+            } else {
+                for (kk, &v) in a[i * k..(i + 1) * k].iter().enumerate() {
+                    dst[kk * mr + ii] = v;
+                }
+            }
+        }
+        winograd_terms(dst, mr, corr);
+    });
+    corr
+}
+
+/// Packs `op(b)` (`k x n`) into panels of `nr` columns: panel `p` holds `kpad x nr`
+/// values, element `(kk, j)` at `kk * nr + (j - p*nr)`, zero-padded. Also returns the
+/// Winograd column terms `Σ_l b(2l, j) b(2l+1, j)`.
+fn pack_b(k: usize, n: usize, kpad: usize, b: &[u64], b_trans: bool, nr: usize, pb: &mut Vec<u64>) -> Vec<u64> {
+    let panels = n.div_ceil(nr);
+    pb.resize(panels * kpad * nr, 0);
+    let mut corr = vec![0u64; panels * nr];
+    pb.par_chunks_mut(kpad * nr).zip(corr.par_chunks_mut(nr)).enumerate().for_each(|(p, (dst, corr))| {
+        let j0 = p * nr;
+        let cols = nr.min(n - j0);
+        if cols < nr || k < kpad {
+            dst.fill(0); // the buffer may be reused: padding must be zero
+        }
+        if b_trans {
+            for jj in 0..cols {
+                for (kk, &v) in b[(j0 + jj) * k..(j0 + jj + 1) * k].iter().enumerate() {
+                    dst[kk * nr + jj] = v;
+                }
+            }
+        } else {
+            for kk in 0..k {
+                dst[kk * nr..kk * nr + cols].copy_from_slice(&b[kk * n + j0..kk * n + j0 + cols]);
+            }
+        }
+        winograd_terms(dst, nr, corr);
+    });
+    corr
+}
+
+/// `corr[x] = Σ_l panel[2l][x] * panel[2l+1][x]` for a packed panel of width `w`.
+fn winograd_terms(panel: &[u64], w: usize, corr: &mut [u64]) {
+    for pair in panel.chunks_exact(2 * w) {
+        let (even, odd) = pair.split_at(w);
+        for ((c, &e), &o) in corr.iter_mut().zip(even).zip(odd) {
+            *c = c.wrapping_add(e.wrapping_mul(o));
+        }
+    }
+}
+
+/// Portable micro-kernel, `4 x 4`.
+fn kernel_scalar(kp: usize, a: &[u64], b: &[u64], out: &mut [u64]) {
+    const MR: usize = 4;
+    const NR: usize = 4;
+    let mut acc = [[0u64; NR]; MR];
+    for (ap, bp) in a.chunks_exact(2 * MR).zip(b.chunks_exact(2 * NR)).take(kp) {
+        let (a0, a1) = ap.split_at(MR);
+        let (b0, b1) = bp.split_at(NR);
+        for i in 0..MR {
+            for j in 0..NR {
+                let p = a0[i].wrapping_add(b1[j]).wrapping_mul(a1[i].wrapping_add(b0[j]));
+                acc[i][j] = acc[i][j].wrapping_add(p);
+            }
+        }
+    }
+    for (o, row) in out.chunks_exact_mut(NR).zip(&acc) {
+        o.copy_from_slice(row);
+    }
+}
+
+// The AVX-512 intrinsics and `target_feature(enable = "avx512f")` are stable since Rust
+// 1.89 (safe intrinsic calls inside `#[target_feature]` functions since 1.86), above the
+// workspace's declared 1.85: this module needs a 1.89+ toolchain.
+#[cfg(target_arch = "x86_64")]
+#[clippy::msrv = "1.89"]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// AVX-512 micro-kernel: `out (8 x 16)` from `kp` Winograd pairs.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX-512DQ; `a` must be valid for `16 * kp`
+    /// reads, `b` for `32 * kp` reads and `out` for 128 writes (all `u64`, any alignment).
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(super) unsafe fn kernel_avx512(kp: usize, a: *const u64, b: *const u64, out: *mut u64) {
+        const MR: usize = 8;
+        const NR: usize = 16;
+        let z = _mm512_setzero_si512();
+        let mut acc = [[z; 2]; MR];
+        for l in 0..kp {
+            // SAFETY: pair `l < kp` of the A panel is `2 * MR` values at `a + 2*MR*l`, and of
+            // the B panel `2 * NR` values at `b + 2*NR*l`, in range by the contract.
+            let (ap, bp) = unsafe { (a.add(2 * MR * l), b.add(2 * NR * l)) };
+            // SAFETY: in range as above; unaligned loads.
+            let (b00, b01, b10, b11) = unsafe {
+                (
+                    _mm512_loadu_si512(bp.cast()),
+                    _mm512_loadu_si512(bp.add(8).cast()),
+                    _mm512_loadu_si512(bp.add(NR).cast()),
+                    _mm512_loadu_si512(bp.add(NR + 8).cast()),
+                )
+            };
+            for (i, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `i < MR`, so both reads are inside pair `l` of the A panel.
+                let (x, y) = unsafe { (*ap.add(i) as i64, *ap.add(MR + i) as i64) };
+                let (x, y) = (_mm512_set1_epi64(x), _mm512_set1_epi64(y));
+                let p0 = _mm512_mullo_epi64(_mm512_add_epi64(b10, x), _mm512_add_epi64(b00, y));
+                let p1 = _mm512_mullo_epi64(_mm512_add_epi64(b11, x), _mm512_add_epi64(b01, y));
+                acc[0] = _mm512_add_epi64(acc[0], p0);
+                acc[1] = _mm512_add_epi64(acc[1], p1);
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            // SAFETY: rows `i < MR` of the 8 x 16 output tile, in range by the contract.
+            unsafe {
+                _mm512_storeu_si512(out.add(i * NR).cast(), acc[0]);
+                _mm512_storeu_si512(out.add(i * NR + 8).cast(), acc[1]);
+            }
+        }
+    }
+
+    /// `x * y mod 2^64` per 64-bit lane from three 32x32->64 multiplies.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn mul64_avx2(x: __m256i, y: __m256i) -> __m256i {
+        let lo = _mm256_mul_epu32(x, y);
+        let cross = _mm256_add_epi64(
+            _mm256_mul_epu32(_mm256_srli_epi64::<32>(x), y),
+            _mm256_mul_epu32(x, _mm256_srli_epi64::<32>(y)),
+        );
+        _mm256_add_epi64(lo, _mm256_slli_epi64::<32>(cross))
+    }
+
+    /// AVX2 micro-kernel: `out (4 x 8)` from `kp` Winograd pairs.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `a` must be valid for `8 * kp` reads, `b` for `16 * kp`
+    /// reads and `out` for 32 writes (all `u64`, any alignment).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn kernel_avx2(kp: usize, a: *const u64, b: *const u64, out: *mut u64) {
+        const MR: usize = 4;
+        const NR: usize = 8;
+        let z = _mm256_setzero_si256();
+        let mut acc = [[z; 2]; MR];
+        for l in 0..kp {
+            // SAFETY: pair `l < kp` lies inside both panels by the contract.
+            let (ap, bp) = unsafe { (a.add(2 * MR * l), b.add(2 * NR * l)) };
+            // SAFETY: in range as above; unaligned loads.
+            let (b00, b01, b10, b11) = unsafe {
+                (
+                    _mm256_loadu_si256(bp.cast()),
+                    _mm256_loadu_si256(bp.add(4).cast()),
+                    _mm256_loadu_si256(bp.add(NR).cast()),
+                    _mm256_loadu_si256(bp.add(NR + 4).cast()),
+                )
+            };
+            for (i, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `i < MR`, inside pair `l` of the A panel.
+                let (x, y) = unsafe { (*ap.add(i) as i64, *ap.add(MR + i) as i64) };
+                let (x, y) = (_mm256_set1_epi64x(x), _mm256_set1_epi64x(y));
+                let p0 = mul64_avx2(_mm256_add_epi64(b10, x), _mm256_add_epi64(b00, y));
+                let p1 = mul64_avx2(_mm256_add_epi64(b11, x), _mm256_add_epi64(b01, y));
+                acc[0] = _mm256_add_epi64(acc[0], p0);
+                acc[1] = _mm256_add_epi64(acc[1], p1);
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            // SAFETY: rows `i < MR` of the 4 x 8 output tile, in range by the contract.
+            unsafe {
+                _mm256_storeu_si256(out.add(i * NR).cast(), acc[0]);
+                _mm256_storeu_si256(out.add(i * NR + 4).cast(), acc[1]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn rng(seed: &mut u64) -> u64 {
+        // splitmix64
+        *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn naive(m: usize, k: usize, n: usize, a: &[u64], at: bool, b: &[u64], bt: bool) -> Vec<u64> {
+        let mut c = vec![0u64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0u64;
+                for kk in 0..k {
+                    let av = if at { a[kk * m + i] } else { a[i * k + kk] };
+                    let bv = if bt { b[j * k + kk] } else { b[kk * n + j] };
+                    s = s.wrapping_add(av.wrapping_mul(bv));
+                }
+                c[i * n + j] = s;
+            }
+        }
+        c
+    }
+
+    fn check(kernel: Option<Kernel>, m: usize, k: usize, n: usize, seed: &mut u64) {
+        let a: Vec<u64> = (0..m * k).map(|_| rng(seed)).collect();
+        let b: Vec<u64> = (0..k * n).map(|_| rng(seed)).collect();
+        for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {
+            let want = naive(m, k, n, &a, at, &b, bt);
+            let mut c = vec![0xDEAD_BEEFu64; m * n];
+            match kernel {
+                Some(kn) => gemm_with(kn, m, k, n, &a, at, &b, bt, &mut c),
+                None => gemm(m, k, n, &a, at, &b, bt, &mut c),
+            }
+            assert_eq!(c, want, "kernel {kernel:?} m={m} k={k} n={n} at={at} bt={bt}");
+        }
+    }
+
+    const SHAPES: &[(usize, usize, usize)] = &[
+        (0, 0, 0),
+        (0, 5, 3),
+        (3, 0, 5),
+        (4, 7, 0),
+        (1, 1, 1),
+        (1, 2, 1),
+        (2, 3, 5),
+        (7, 13, 17),
+        (8, 16, 16),
+        (9, 1, 33),
+        (17, 31, 19),
+        (31, 2, 29),
+        (37, 41, 43),
+        (64, 64, 64),
+        (65, 257, 67),
+        (3, 301, 2),
+    ];
+
+    #[test]
+    fn every_kernel_matches_naive() {
+        let mut seed = 1;
+        let kernels = Kernel::available();
+        assert!(kernels.contains(&Kernel::Scalar));
+        assert_eq!(kernels[0], Kernel::detect());
+        for kn in kernels {
+            for &(m, k, n) in SHAPES {
+                check(Some(kn), m, k, n, &mut seed);
+            }
+        }
+    }
+
+    #[test]
+    fn dispatching_entry_matches_naive() {
+        let mut seed = 2;
+        for &(m, k, n) in SHAPES {
+            check(None, m, k, n, &mut seed);
+        }
+        // Blocks split across several parallel tasks and cache blocks.
+        check(None, 300, 20, 600, &mut seed);
+        check(None, 130, 300, 70, &mut seed);
+    }
+
+    #[test]
+    fn huge_k() {
+        let mut seed = 3;
+        for kn in Kernel::available() {
+            check(Some(kn), 5, 4099, 11, &mut seed);
+            check(Some(kn), 1, 20_000, 1, &mut seed);
+        }
+        check(None, 19, 3001, 23, &mut seed);
+    }
+
+    #[test]
+    fn random_sizes() {
+        let mut seed = 4;
+        for _ in 0..40 {
+            let m = (rng(&mut seed) % 50) as usize;
+            let k = (rng(&mut seed) % 90) as usize;
+            let n = (rng(&mut seed) % 50) as usize;
+            check(None, m, k, n, &mut seed);
+            let kn = Kernel::available()[(rng(&mut seed) % Kernel::available().len() as u64) as usize];
+            check(Some(kn), m, k, n, &mut seed);
+        }
+    }
+
+    #[test]
+    fn extreme_values_wrap() {
+        let (m, k, n) = (9, 33, 17);
+        for kn in Kernel::available() {
+            let a = vec![u64::MAX; m * k];
+            let b = vec![u64::MAX - 1; k * n];
+            let mut c = vec![0u64; m * n];
+            gemm_with(kn, m, k, n, &a, false, &b, false, &mut c);
+            assert_eq!(c, naive(m, k, n, &a, false, &b, false), "{kn:?}");
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The CPU device: host `Vec<u64>` buffers, data-parallel with rayon.
+//!
+//! Elementwise work is split in chunks of [`CHUNK`] elements so small tensors stay on one
+//! thread and large ones use every core. Matrix products and convolutions live in
+//! [`gemm`] and [`conv`].
+
+pub mod conv;
+pub mod gemm;
+mod pool;
+
+use rayon::prelude::*;
+
+use crate::device::{BinaryOp, Device, DeviceResult, UnaryOp};
+use crate::prg::{self, PrgKey};
+use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
+
+/// Elements per parallel work item of elementwise ops.
+pub const CHUNK: usize = 1 << 14;
+
+/// The CPU device. It has no state: every instance is the same device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuDevice;
+
+impl CpuDevice {
+    /// The CPU device.
+    pub fn new() -> Self {
+        CpuDevice
+    }
+}
+
+fn map1(a: &[u64], f: impl Fn(u64) -> u64 + Sync) -> Vec<u64> {
+    let mut out = vec![0u64; a.len()];
+    out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).for_each(|(o, a)| {
+        for (o, &a) in o.iter_mut().zip(a) {
+            *o = f(a);
+        }
+    });
+    out
+}
+
+fn map2(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64 + Sync) -> Vec<u64> {
+    let mut out = vec![0u64; a.len()];
+    out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(o, (a, b))| {
+        for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+            *o = f(a, b);
+        }
+    });
+    out
+}
+
+/// Expands `$call` once per op with `$f` bound to that op's closure, so each inner loop
+/// is monomorphised (and vectorised) rather than calling through a function pointer.
+macro_rules! dispatch_binary {
+    ($op:expr, $f:ident => $call:expr) => {
+        match $op {
+            BinaryOp::Add => {
+                let $f = |a: u64, b: u64| a.wrapping_add(b);
+                $call
+            }
+            BinaryOp::Sub => {
+                let $f = |a: u64, b: u64| a.wrapping_sub(b);
+                $call
+            }
+            BinaryOp::Mul => {
+                let $f = |a: u64, b: u64| a.wrapping_mul(b);
+                $call
+            }
+            BinaryOp::Xor => {
+                let $f = |a: u64, b: u64| a ^ b;
+                $call
+            }
+            BinaryOp::And => {
+                let $f = |a: u64, b: u64| a & b;
+                $call
+            }
+            BinaryOp::Or => {
+                let $f = |a: u64, b: u64| a | b;
+                $call
+            }
+        }
+    };
+}
+
+fn zip_assign(a: &mut [u64], b: &[u64], f: impl Fn(u64, u64) -> u64 + Sync) {
+    a.par_chunks_mut(CHUNK).zip(b.par_chunks(CHUNK)).for_each(|(a, b)| {
+        for (a, &b) in a.iter_mut().zip(b) {
+            *a = f(*a, b);
+        }
+    })
+}
+
+/// Contiguous run of set bits `[lo, lo + k)` if `mask` is one.
+fn contiguous(mask: u64) -> Option<(u32, u32)> {
+    if mask == 0 {
+        return None;
+    }
+    let lo = mask.trailing_zeros();
+    let k = mask.count_ones();
+    let run = if k == 64 { u64::MAX } else { ((1u64 << k) - 1) << lo };
+    (run == mask).then_some((lo, k))
+}
+
+/// The selected bits of `v`, compacted to the low end (software `pext`).
+#[inline]
+fn extract(v: u64, mask: u64, run: Option<(u32, u32)>) -> u64 {
+    match run {
+        Some((lo, 64)) => v >> lo,
+        Some((lo, k)) => (v >> lo) & ((1u64 << k) - 1),
+        None => {
+            let (mut m, mut out, mut bit) = (mask, 0u64, 0u32);
+            while m != 0 {
+                let p = m.trailing_zeros();
+                out |= ((v >> p) & 1) << bit;
+                bit += 1;
+                m &= m - 1;
+            }
+            out
+        }
+    }
+}
+
+/// Inverse of [`extract`] (software `pdep`).
+#[inline]
+fn deposit(v: u64, mask: u64, run: Option<(u32, u32)>) -> u64 {
+    match run {
+        Some((lo, 64)) => v << lo,
+        Some((lo, k)) => (v & ((1u64 << k) - 1)) << lo,
+        None => {
+            let (mut m, mut out, mut bit) = (mask, 0u64, 0u32);
+            while m != 0 {
+                let p = m.trailing_zeros();
+                out |= ((v >> bit) & 1) << p;
+                bit += 1;
+                m &= m - 1;
+            }
+            out
+        }
+    }
+}
+
+/// Packs elements `a` (one group of at most 64) into `out` (k words for a full group).
+fn pack_group(a: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [u64]) {
+    let mut acc: u128 = 0;
+    let mut filled = 0u32;
+    let mut w = 0usize;
+    for &v in a {
+        acc |= u128::from(extract(v, mask, run)) << filled;
+        filled += k;
+        if filled >= 64 {
+            out[w] = acc as u64;
+            w += 1;
+            acc >>= 64;
+            filled -= 64;
+        }
+    }
+    if filled > 0 && w < out.len() {
+        out[w] = acc as u64;
+    }
+}
+
+fn unpack_group(words: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [u64]) {
+    let kmask: u128 = if k == 64 { u128::from(u64::MAX) } else { (1u128 << k) - 1 };
+    let mut acc: u128 = 0;
+    let mut avail = 0u32;
+    let mut w = 0usize;
+    for o in out.iter_mut() {
+        if avail < k {
+            let next = words.get(w).copied().unwrap_or(0);
+            acc |= u128::from(next) << avail;
+            avail += 64;
+            w += 1;
+        }
+        *o = deposit((acc & kmask) as u64, mask, run);
+        acc >>= k;
+        avail -= k;
+    }
+}
+
+/// Row-major iteration helper for strided views: calls `f(row, src_base)` for every row
+/// (all dimensions but the last) of `view`.
+fn row_bases(view: &StridedLayout) -> (usize, usize, usize) {
+    let rank = view.dims.len();
+    if rank == 0 {
+        return (1, 1, 0);
+    }
+    let rows: usize = view.dims[..rank - 1].iter().product();
+    (rows, view.dims[rank - 1], view.strides[rank - 1])
+}
+
+fn row_base(view: &StridedLayout, mut row: usize) -> usize {
+    let rank = view.dims.len();
+    let mut base = view.offset;
+    if rank == 0 {
+        return base;
+    }
+    for d in (0..rank - 1).rev() {
+        let i = row % view.dims[d];
+        row /= view.dims[d];
+        base += i * view.strides[d];
+    }
+    base
+}
+
+impl Device for CpuDevice {
+    type Buffer = Vec<u64>;
+
+    fn name(&self) -> String {
+        "cpu".to_string()
+    }
+
+    fn len(&self, buf: &Vec<u64>) -> usize {
+        buf.len()
+    }
+
+    fn fill(&self, len: usize, value: u64) -> DeviceResult<Vec<u64>> {
+        Ok(vec![value; len])
+    }
+
+    fn from_host(&self, data: &[u64]) -> DeviceResult<Vec<u64>> {
+        Ok(data.to_vec())
+    }
+
+    fn from_host_vec(&self, data: Vec<u64>) -> DeviceResult<Vec<u64>> {
+        Ok(data)
+    }
+
+    fn to_host(&self, buf: &Vec<u64>) -> DeviceResult<Vec<u64>> {
+        Ok(buf.clone())
+    }
+
+    fn copy(&self, buf: &Vec<u64>) -> DeviceResult<Vec<u64>> {
+        Ok(buf.clone())
+    }
+
+    fn unary(&self, op: UnaryOp, a: &Vec<u64>) -> DeviceResult<Vec<u64>> {
+        Ok(match op {
+            UnaryOp::Neg => map1(a, |x| x.wrapping_neg()),
+            UnaryOp::Not => map1(a, |x| !x),
+            UnaryOp::Shl(s) => map1(a, move |x| x.wrapping_shl(s)),
+            UnaryOp::ShrLogical(s) => map1(a, move |x| x.wrapping_shr(s)),
+            UnaryOp::ShrArith(s) => map1(a, move |x| (x as i64).wrapping_shr(s) as u64),
+        })
+    }
+
+    fn binary(&self, op: BinaryOp, a: &Vec<u64>, b: &Vec<u64>) -> DeviceResult<Vec<u64>> {
+        Ok(dispatch_binary!(op, f => map2(a, b, f)))
+    }
+
+    fn binary_assign(&self, op: BinaryOp, a: &mut Vec<u64>, b: &Vec<u64>) -> DeviceResult<()> {
+        dispatch_binary!(op, f => zip_assign(a, b, f));
+        Ok(())
+    }
+
+    fn binary_scalar(&self, op: BinaryOp, a: &Vec<u64>, s: u64) -> DeviceResult<Vec<u64>> {
+        Ok(dispatch_binary!(op, f => map1(a, move |x| f(x, s))))
+    }
+
+    fn pack_bits(&self, a: &Vec<u64>, mask: u64) -> DeviceResult<Vec<u64>> {
+        let k = mask.count_ones();
+        let total_bits = a.len() * k as usize;
+        let mut out = vec![0u64; total_bits.div_ceil(64)];
+        if k == 0 || a.is_empty() {
+            return Ok(out);
+        }
+        let run = contiguous(mask);
+        // 64 elements always fill exactly k words, so groups are independent.
+        out.par_chunks_mut(k as usize * 256).zip(a.par_chunks(64 * 256)).for_each(|(o, a)| {
+            for (og, ag) in o.chunks_mut(k as usize).zip(a.chunks(64)) {
+                pack_group(ag, mask, k, run, og);
+            }
+        });
+        Ok(out)
+    }
+
+    fn unpack_bits(&self, packed: &Vec<u64>, len: usize, mask: u64) -> DeviceResult<Vec<u64>> {
+        let k = mask.count_ones();
+        let mut out = vec![0u64; len];
+        if k == 0 || len == 0 {
+            return Ok(out);
+        }
+        let run = contiguous(mask);
+        let kw = k as usize;
+        out.par_chunks_mut(64 * 256).enumerate().for_each(|(ci, o)| {
+            for (gi, og) in o.chunks_mut(64).enumerate() {
+                let start = (ci * 256 + gi) * kw;
+                let words = packed.get(start..).unwrap_or(&[]);
+                unpack_group(&words[..kw.min(words.len())], mask, k, run, og);
+            }
+        });
+        Ok(out)
+    }
+
+    fn sum_axis(&self, a: &Vec<u64>, outer: usize, axis: usize, inner: usize) -> DeviceResult<Vec<u64>> {
+        let mut out = vec![0u64; outer * inner];
+        if inner == 0 {
+            return Ok(out);
+        }
+        out.par_chunks_mut(inner).enumerate().for_each(|(o, row)| {
+            for j in 0..axis {
+                let src = &a[(o * axis + j) * inner..(o * axis + j + 1) * inner];
+                for (r, &s) in row.iter_mut().zip(src) {
+                    *r = r.wrapping_add(s);
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    fn gather_strided(&self, a: &Vec<u64>, view: &StridedLayout) -> DeviceResult<Vec<u64>> {
+        let n = view.numel();
+        let mut out = vec![0u64; n];
+        if n == 0 {
+            return Ok(out);
+        }
+        let (_rows, width, stride) = row_bases(view);
+        out.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
+            let base = row_base(view, r);
+            if stride == 1 {
+                row.copy_from_slice(&a[base..base + width]);
+            } else {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = a[base + j * stride];
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    fn scatter_strided(&self, dst: &mut Vec<u64>, src: &Vec<u64>, view: &StridedLayout) -> DeviceResult<()> {
+        if view.numel() == 0 {
+            return Ok(());
+        }
+        let (rows, width, stride) = row_bases(view);
+        for r in 0..rows {
+            let base = row_base(view, r);
+            let s = &src[r * width..(r + 1) * width];
+            if stride == 1 {
+                dst[base..base + width].copy_from_slice(s);
+            } else {
+                for (j, &v) in s.iter().enumerate() {
+                    dst[base + j * stride] = v;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn matmul(&self, a: &Vec<u64>, b: &Vec<u64>, spec: &MatmulSpec) -> DeviceResult<Vec<u64>> {
+        let mut c = vec![0u64; spec.c_len()];
+        let (al, bl, cl) = (spec.m * spec.k, spec.k * spec.n, spec.m * spec.n);
+        for i in 0..spec.batch {
+            gemm::gemm(
+                spec.m,
+                spec.k,
+                spec.n,
+                &a[i * al..(i + 1) * al],
+                spec.a_trans,
+                &b[i * bl..(i + 1) * bl],
+                spec.b_trans,
+                &mut c[i * cl..(i + 1) * cl],
+            );
+        }
+        Ok(c)
+    }
+
+    fn conv2d(&self, input: &Vec<u64>, weight: &Vec<u64>, p: &Conv2dParams) -> DeviceResult<Vec<u64>> {
+        Ok(conv::forward(input, weight, p))
+    }
+
+    fn conv2d_grad_input(&self, grad_out: &Vec<u64>, weight: &Vec<u64>, p: &Conv2dParams) -> DeviceResult<Vec<u64>> {
+        Ok(conv::grad_input(grad_out, weight, p))
+    }
+
+    fn conv2d_grad_weight(&self, input: &Vec<u64>, grad_out: &Vec<u64>, p: &Conv2dParams) -> DeviceResult<Vec<u64>> {
+        Ok(conv::grad_weight(input, grad_out, p))
+    }
+
+    fn pool_sum(&self, input: &Vec<u64>, p: &Pool2dParams) -> DeviceResult<Vec<u64>> {
+        Ok(pool::sum(input, p))
+    }
+
+    fn pool_sum_backward(&self, grad_out: &Vec<u64>, p: &Pool2dParams) -> DeviceResult<Vec<u64>> {
+        Ok(pool::sum_backward(grad_out, p))
+    }
+
+    fn pool_windows(&self, input: &Vec<u64>, p: &Pool2dParams, pad: u64) -> DeviceResult<Vec<u64>> {
+        Ok(pool::windows(input, p, pad))
+    }
+
+    fn pool_windows_backward(&self, windows: &Vec<u64>, p: &Pool2dParams) -> DeviceResult<Vec<u64>> {
+        Ok(pool::windows_backward(windows, p))
+    }
+
+    fn prg_fill(&self, key: &PrgKey, stream: u64, offset: u64, len: usize) -> DeviceResult<Vec<u64>> {
+        let mut out = vec![0u64; len];
+        // Chunks are whole multiples of a block so each chunk starts at a known word.
+        const PRG_CHUNK: usize = 8 * 2048;
+        out.par_chunks_mut(PRG_CHUNK).enumerate().for_each(|(i, o)| {
+            prg::fill_words(key, stream, offset.wrapping_add((i * PRG_CHUNK) as u64), o);
+        });
+        Ok(out)
+    }
+}

@@ -1,0 +1,208 @@
+//! The `Device` trait: the one seam between protocol code and hardware.
+//!
+//! Everything a protocol does to its local shares is one of these methods. A device owns
+//! its buffers (`Device::Buffer`): host memory for [`CpuDevice`](crate::CpuDevice), GPU
+//! memory for the CUDA device. Methods take validated sizes (the [`Tensor`](crate::Tensor)
+//! layer checks shapes) and return `Result` because a real accelerator can fail (out of
+//! memory, a lost context); the CPU device never does.
+//!
+//! The trait is deliberately small and data-parallel: a GPU implements each method as one
+//! or a few kernels over resident buffers, with no host round trip.
+
+use crate::prg::PrgKey;
+use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
+
+/// A failure inside a device (never a shape error: those are caught before).
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum DeviceError {
+    /// The device ran out of memory.
+    #[error("{device}: out of memory allocating {bytes} bytes")]
+    OutOfMemory {
+        /// Device name.
+        device: String,
+        /// Requested size.
+        bytes: usize,
+    },
+    /// The device is not present or its driver could not be loaded.
+    #[error("{device} unavailable: {reason}")]
+    Unavailable {
+        /// Device name.
+        device: String,
+        /// Why.
+        reason: String,
+    },
+    /// A driver or kernel call failed.
+    #[error("{device}: {detail}")]
+    Driver {
+        /// Device name.
+        device: String,
+        /// The driver's message.
+        detail: String,
+    },
+}
+
+/// Elementwise binary operations, all wrapping mod 2^64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b mod 2^64`
+    Add,
+    /// `a - b mod 2^64`
+    Sub,
+    /// `a * b mod 2^64`
+    Mul,
+    /// `a ^ b`
+    Xor,
+    /// `a & b`
+    And,
+    /// `a | b`
+    Or,
+}
+
+impl BinaryOp {
+    /// Applies the operation to one pair of ring elements.
+    #[inline(always)]
+    pub fn apply(self, a: u64, b: u64) -> u64 {
+        match self {
+            BinaryOp::Add => a.wrapping_add(b),
+            BinaryOp::Sub => a.wrapping_sub(b),
+            BinaryOp::Mul => a.wrapping_mul(b),
+            BinaryOp::Xor => a ^ b,
+            BinaryOp::And => a & b,
+            BinaryOp::Or => a | b,
+        }
+    }
+}
+
+/// Elementwise unary operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `-a mod 2^64`
+    Neg,
+    /// `!a` (bitwise complement)
+    Not,
+    /// `a << s`, `s < 64`
+    Shl(u32),
+    /// Logical `a >> s`, `s < 64`
+    ShrLogical(u32),
+    /// Arithmetic `a >> s` (two's complement), `s < 64`
+    ShrArith(u32),
+}
+
+impl UnaryOp {
+    /// Applies the operation to one ring element. Shift amounts are taken mod 64.
+    #[inline(always)]
+    pub fn apply(self, a: u64) -> u64 {
+        match self {
+            UnaryOp::Neg => a.wrapping_neg(),
+            UnaryOp::Not => !a,
+            UnaryOp::Shl(s) => a.wrapping_shl(s),
+            UnaryOp::ShrLogical(s) => a.wrapping_shr(s),
+            UnaryOp::ShrArith(s) => ((a as i64).wrapping_shr(s)) as u64,
+        }
+    }
+}
+
+/// Shorthand for device results.
+pub type DeviceResult<T> = Result<T, DeviceError>;
+
+/// The hardware seam. See the module docs.
+///
+/// Conventions: buffers are flat arrays of `u64`; tensors are row-major; images are NCHW;
+/// conv weights are `[out_c, in_c / groups, kh, kw]`. Every method's result is a pure
+/// function of its inputs, identical bit for bit on every device.
+pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// A buffer of ring elements resident on this device.
+    type Buffer: Send + Sync + std::fmt::Debug;
+
+    /// A short human name, e.g. `cpu` or `cuda:0 (NVIDIA H100)`.
+    fn name(&self) -> String;
+
+    // ---- memory ----------------------------------------------------------------
+    /// Number of elements in `buf`.
+    fn len(&self, buf: &Self::Buffer) -> usize;
+    /// A buffer of `len` copies of `value`.
+    fn fill(&self, len: usize, value: u64) -> DeviceResult<Self::Buffer>;
+    /// Copies host data to the device. (`from_*` with `&self`: the device is the factory.)
+    #[allow(clippy::wrong_self_convention)]
+    fn from_host(&self, data: &[u64]) -> DeviceResult<Self::Buffer>;
+    /// Moves host data to the device (no copy on the CPU device).
+    #[allow(clippy::wrong_self_convention)]
+    fn from_host_vec(&self, data: Vec<u64>) -> DeviceResult<Self::Buffer> {
+        self.from_host(&data)
+    }
+    /// Copies a buffer back to the host.
+    fn to_host(&self, buf: &Self::Buffer) -> DeviceResult<Vec<u64>>;
+    /// A copy of `buf` on the same device.
+    fn copy(&self, buf: &Self::Buffer) -> DeviceResult<Self::Buffer>;
+
+    // ---- elementwise -----------------------------------------------------------
+    /// `op(a)` elementwise.
+    fn unary(&self, op: UnaryOp, a: &Self::Buffer) -> DeviceResult<Self::Buffer>;
+    /// `op(a, b)` elementwise; `a` and `b` have equal lengths.
+    fn binary(&self, op: BinaryOp, a: &Self::Buffer, b: &Self::Buffer) -> DeviceResult<Self::Buffer>;
+    /// `a = op(a, b)` elementwise, in place.
+    fn binary_assign(&self, op: BinaryOp, a: &mut Self::Buffer, b: &Self::Buffer) -> DeviceResult<()>;
+    /// `op(a, s)` with a public scalar `s`.
+    fn binary_scalar(&self, op: BinaryOp, a: &Self::Buffer, s: u64) -> DeviceResult<Self::Buffer>;
+
+    // ---- bits --------------------------------------------------------------------
+    /// Packs the bits selected by `mask` of every element into a dense bit stream.
+    ///
+    /// With `k = mask.count_ones()`, element `e`'s selected bits (lowest first) become
+    /// stream bits `e*k .. e*k + k`; stream bit `t` is bit `t % 64` of word `t / 64`.
+    /// The result has `ceil(len * k / 64)` words; unused high bits are zero.
+    fn pack_bits(&self, a: &Self::Buffer, mask: u64) -> DeviceResult<Self::Buffer>;
+    /// Inverse of [`pack_bits`](Device::pack_bits): `len` elements whose `mask` bits come
+    /// from the stream and whose other bits are zero.
+    fn unpack_bits(&self, packed: &Self::Buffer, len: usize, mask: u64) -> DeviceResult<Self::Buffer>;
+
+    // ---- layout and reductions ---------------------------------------------------
+    /// Sums `[outer, axis, inner]` over the middle axis into `[outer, inner]`.
+    fn sum_axis(&self, a: &Self::Buffer, outer: usize, axis: usize, inner: usize) -> DeviceResult<Self::Buffer>;
+    /// Materialises a strided view of `a` as a dense row-major buffer.
+    fn gather_strided(&self, a: &Self::Buffer, view: &StridedLayout) -> DeviceResult<Self::Buffer>;
+    /// Writes dense `src` into the strided view `view` of `dst` (overwriting).
+    /// The view must not alias itself (no zero strides).
+    fn scatter_strided(&self, dst: &mut Self::Buffer, src: &Self::Buffer, view: &StridedLayout) -> DeviceResult<()>;
+
+    // ---- linear algebra ----------------------------------------------------------
+    /// Batched ring matrix product; see [`MatmulSpec`].
+    fn matmul(&self, a: &Self::Buffer, b: &Self::Buffer, spec: &MatmulSpec) -> DeviceResult<Self::Buffer>;
+    /// Convolution forward: input `[N, C, H, W]`, weight `[OC, C/g, KH, KW]` → `[N, OC, OH, OW]`.
+    fn conv2d(&self, input: &Self::Buffer, weight: &Self::Buffer, p: &Conv2dParams) -> DeviceResult<Self::Buffer>;
+    /// Gradient of the convolution with respect to its input: `grad_out` `[N, OC, OH, OW]`
+    /// and weight → `[N, C, H, W]` (the transposed convolution).
+    fn conv2d_grad_input(
+        &self,
+        grad_out: &Self::Buffer,
+        weight: &Self::Buffer,
+        p: &Conv2dParams,
+    ) -> DeviceResult<Self::Buffer>;
+    /// Gradient of the convolution with respect to its weight: input and `grad_out` →
+    /// `[OC, C/g, KH, KW]`.
+    fn conv2d_grad_weight(
+        &self,
+        input: &Self::Buffer,
+        grad_out: &Self::Buffer,
+        p: &Conv2dParams,
+    ) -> DeviceResult<Self::Buffer>;
+
+    // ---- pooling -------------------------------------------------------------------
+    /// Window sums (padding counts as zero): `[N, C, H, W]` → `[N, C, OH, OW]`.
+    /// Average pooling is this followed by a fixed-point scale.
+    fn pool_sum(&self, input: &Self::Buffer, p: &Pool2dParams) -> DeviceResult<Self::Buffer>;
+    /// Adjoint of [`pool_sum`](Device::pool_sum): each output gradient is added to every
+    /// input position of its window → `[N, C, H, W]`.
+    fn pool_sum_backward(&self, grad_out: &Self::Buffer, p: &Pool2dParams) -> DeviceResult<Self::Buffer>;
+    /// The windows themselves: `[N, C, H, W]` → `[N, C, OH, OW, KH*KW]`, padded positions
+    /// holding `pad` (for max pooling over shares, a share of a very negative value).
+    fn pool_windows(&self, input: &Self::Buffer, p: &Pool2dParams, pad: u64) -> DeviceResult<Self::Buffer>;
+    /// Adjoint of [`pool_windows`](Device::pool_windows): `[N, C, OH, OW, KH*KW]` summed
+    /// back onto `[N, C, H, W]` (padded positions dropped).
+    fn pool_windows_backward(&self, windows: &Self::Buffer, p: &Pool2dParams) -> DeviceResult<Self::Buffer>;
+
+    // ---- randomness ------------------------------------------------------------------
+    /// `len` words of the PRG stream `(key, stream)` starting at word `offset`; see
+    /// [`prg`](crate::prg) for the exact definition every device reproduces.
+    fn prg_fill(&self, key: &PrgKey, stream: u64, offset: u64, len: usize) -> DeviceResult<Self::Buffer>;
+}

@@ -1,0 +1,388 @@
+//! Arithmetic (additive) replicated shares and their protocols.
+//!
+//! `x = x_0 + x_1 + x_2 mod 2^64`; party `i` holds `(x_i, x_{i+1})` as
+//! [`AShare::own`] and [`AShare::next`]. Messages of the protocols here all travel in the
+//! same direction: each party sends to its previous party and receives from its next.
+
+use triad_ring::{BinaryOp, Conv2dParams, Device, Shape, Tensor};
+use triad_transport::{PartyId, Peer};
+
+use crate::error::{Error, Result};
+use crate::party::Party;
+
+/// Party `i`'s two components `(x_i, x_{i+1})` of a replicated arithmetic sharing.
+#[derive(Debug)]
+pub struct AShare<D: Device> {
+    /// `x_i`.
+    pub own: Tensor<D>,
+    /// `x_{i+1}`.
+    pub next: Tensor<D>,
+}
+
+impl<D: Device> AShare<D> {
+    /// Wraps two components of equal shape.
+    pub fn new(own: Tensor<D>, next: Tensor<D>) -> Result<Self> {
+        if own.shape() != next.shape() {
+            return Err(Error::Usage(format!(
+                "share components differ in shape: {} and {}",
+                own.shape(),
+                next.shape()
+            )));
+        }
+        Ok(AShare { own, next })
+    }
+    /// The shape of the shared tensor.
+    pub fn shape(&self) -> &Shape {
+        self.own.shape()
+    }
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.own.numel()
+    }
+    /// A deep copy.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(AShare { own: self.own.try_clone()?, next: self.next.try_clone()? })
+    }
+    fn map2(&self, other: &Self, op: BinaryOp) -> Result<Self> {
+        Ok(AShare { own: self.own.binary(op, &other.own)?, next: self.next.binary(op, &other.next)? })
+    }
+    /// `x + y` (local).
+    pub fn add(&self, other: &Self) -> Result<Self> {
+        self.map2(other, BinaryOp::Add)
+    }
+    /// `x - y` (local).
+    pub fn sub(&self, other: &Self) -> Result<Self> {
+        self.map2(other, BinaryOp::Sub)
+    }
+    /// `x += y` (local).
+    pub fn add_assign(&mut self, other: &Self) -> Result<()> {
+        self.own.add_assign(&other.own)?;
+        self.next.add_assign(&other.next)?;
+        Ok(())
+    }
+    /// `-x` (local).
+    pub fn neg(&self) -> Result<Self> {
+        Ok(AShare { own: self.own.neg()?, next: self.next.neg()? })
+    }
+    /// `c * x` for a public ring scalar `c` (local; no truncation).
+    pub fn mul_scalar(&self, c: u64) -> Result<Self> {
+        Ok(AShare { own: self.own.scalar(BinaryOp::Mul, c)?, next: self.next.scalar(BinaryOp::Mul, c)? })
+    }
+    /// `c ⊙ x` for a public ring tensor `c` of the same shape (local; no truncation).
+    pub fn mul_public(&self, c: &Tensor<D>) -> Result<Self> {
+        Ok(AShare { own: self.own.mul(c)?, next: self.next.mul(c)? })
+    }
+    /// `x << s`, i.e. `2^s * x` (local).
+    pub fn shl(&self, s: u32) -> Result<Self> {
+        Ok(AShare { own: self.own.shl(s)?, next: self.next.shl(s)? })
+    }
+    /// Sum along `axis` (local).
+    pub fn sum_axis(&self, axis: usize) -> Result<Self> {
+        Ok(AShare { own: self.own.sum_axis(axis)?, next: self.next.sum_axis(axis)? })
+    }
+    /// Applies the same layout change to both components (reshape, permute, slice...).
+    pub fn map_layout(
+        &self,
+        f: impl Fn(&Tensor<D>) -> std::result::Result<Tensor<D>, triad_ring::RingError>,
+    ) -> Result<Self> {
+        Ok(AShare { own: f(&self.own)?, next: f(&self.next)? })
+    }
+    /// Same elements, new shape.
+    pub fn reshape(self, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        Ok(AShare { own: self.own.reshape(shape.clone())?, next: self.next.reshape(shape)? })
+    }
+}
+
+/// A bilinear map of the ring, evaluated by the device on local components.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Product {
+    /// Elementwise product (equal shapes).
+    Elementwise,
+    /// Matrix product of rank-2 tensors, either operand transposed.
+    Matmul {
+        /// Left operand transposed.
+        a_trans: bool,
+        /// Right operand transposed.
+        b_trans: bool,
+    },
+    /// Convolution: left is the input, right the weight.
+    Conv2d(Conv2dParams),
+    /// Gradient of a convolution's input: left is the output gradient, right the weight.
+    Conv2dGradInput(Conv2dParams),
+    /// Gradient of a convolution's weight: left is the input, right the output gradient.
+    Conv2dGradWeight(Conv2dParams),
+}
+
+impl Product {
+    /// `B(a, b)` on plain ring tensors.
+    pub fn apply<D: Device>(&self, a: &Tensor<D>, b: &Tensor<D>) -> Result<Tensor<D>> {
+        Ok(match self {
+            Product::Elementwise => a.mul(b)?,
+            Product::Matmul { a_trans, b_trans } => a.matmul_t(b, *a_trans, *b_trans)?,
+            Product::Conv2d(p) => a.conv2d(b, p)?,
+            Product::Conv2dGradInput(p) => a.conv2d_grad_input(b, p)?,
+            Product::Conv2dGradWeight(p) => a.conv2d_grad_weight(b, p)?,
+        })
+    }
+    /// A short name for cost tables.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Product::Elementwise => "mul",
+            Product::Matmul { .. } => "matmul",
+            Product::Conv2d(_) => "conv2d",
+            Product::Conv2dGradInput(_) => "conv2d_grad_input",
+            Product::Conv2dGradWeight(_) => "conv2d_grad_weight",
+        }
+    }
+}
+
+impl<D: Device> Party<D> {
+    // ---- input and output ----------------------------------------------------------------
+
+    /// Secret-shares a plaintext ring tensor held by `owner`. The owner passes
+    /// `Some(x)`, the others `None`; all pass the shape.
+    ///
+    /// Components `x_o = F(k_o)` and `x_{o+1} = F(k_{o+1})` come from the PRG keys the
+    /// owner shares with its neighbours; the owner sends `x_{o+2} = x - x_o - x_{o+1}` to
+    /// both. One round; the owner sends `2n` elements, the others nothing.
+    pub fn share_input(&self, owner: PartyId, x: Option<&Tensor<D>>, shape: &Shape) -> Result<AShare<D>> {
+        let _g = self.net.scope("share_input");
+        let s = self.next_stream();
+        let me = self.id;
+        if (me == owner) != x.is_some() {
+            return Err(Error::Usage(format!(
+                "share_input: {me} {} the plaintext but the owner is {owner}",
+                if x.is_some() { "passed" } else { "did not pass" }
+            )));
+        }
+        if me == owner {
+            let x = x.ok_or_else(|| Error::Usage("owner without input".into()))?;
+            if x.shape() != shape {
+                return Err(Error::Usage(format!(
+                    "share_input: plaintext shape {} differs from the agreed shape {shape}",
+                    x.shape()
+                )));
+            }
+            let own = self.prg_prev(shape, s)?;
+            let next = self.prg_next(shape, s)?;
+            let last = x.sub(&own)?.sub(&next)?;
+            self.send(Peer::Next, &last)?;
+            self.send(Peer::Prev, &last)?;
+            AShare::new(own, next)
+        } else if me.prev() == owner {
+            // I am o+1: (x_{o+1}, x_{o+2}).
+            let own = self.prg_prev(shape, s)?;
+            let next = self.recv(Peer::Prev, shape)?;
+            AShare::new(own, next)
+        } else {
+            // I am o-1 = o+2: (x_{o+2}, x_o).
+            let next = self.prg_next(shape, s)?;
+            let own = self.recv(Peer::Next, shape)?;
+            AShare::new(own, next)
+        }
+    }
+
+    /// Opens `x` to one party: `to` gets `Some(x)`, the others `None`. The party after
+    /// `to` sends it the missing component. One round; one party sends `n` elements.
+    pub fn reveal_to(&self, to: PartyId, x: &AShare<D>) -> Result<Option<Tensor<D>>> {
+        let _g = self.net.scope("reveal");
+        if self.id == to {
+            let missing = self.recv(Peer::Next, x.shape())?;
+            Ok(Some(x.own.add(&x.next)?.add(&missing)?))
+        } else if self.id.prev() == to {
+            self.send(Peer::Prev, &x.next)?;
+            Ok(None)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Opens `x` to all three parties. Only for values that are public by design (a
+    /// final output everyone owns, or a value masked by fresh randomness): every party
+    /// sends its `next` component to its previous party. One round, `n` elements each.
+    pub fn reveal_all(&self, x: &AShare<D>) -> Result<Tensor<D>> {
+        let _g = self.net.scope("reveal_all");
+        self.send(Peer::Prev, &x.next)?;
+        let missing = self.recv(Peer::Next, x.shape())?;
+        Ok(x.own.add(&x.next)?.add(&missing)?)
+    }
+
+    // ---- public values --------------------------------------------------------------------
+
+    /// The sharing `(c, 0, 0)` of a public tensor `c` (no communication, no randomness).
+    pub fn public(&self, c: &Tensor<D>) -> Result<AShare<D>> {
+        let zero = Tensor::zeros(&self.dev, c.shape().clone())?;
+        Ok(match self.index() {
+            0 => AShare::new(c.try_clone()?, zero)?,
+            2 => AShare::new(zero, c.try_clone()?)?,
+            _ => AShare::new(zero.try_clone()?, zero)?,
+        })
+    }
+
+    /// `x + c` for a public tensor `c` (local: component `x_0` absorbs `c`).
+    pub fn add_public(&self, x: &AShare<D>, c: &Tensor<D>) -> Result<AShare<D>> {
+        let mut out = x.try_clone()?;
+        match self.index() {
+            0 => out.own.add_assign(c)?,
+            2 => out.next.add_assign(c)?,
+            _ => {
+                if x.shape() != c.shape() {
+                    return Err(triad_ring::RingError::ShapeMismatch {
+                        op: "add_public",
+                        left: x.shape().clone(),
+                        right: c.shape().clone(),
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `x + c` for a public ring scalar `c`.
+    pub fn add_scalar(&self, x: &AShare<D>, c: u64) -> Result<AShare<D>> {
+        let mut out = x.try_clone()?;
+        match self.index() {
+            0 => out.own = out.own.scalar(BinaryOp::Add, c)?,
+            2 => out.next = out.next.scalar(BinaryOp::Add, c)?,
+            _ => {}
+        }
+        Ok(out)
+    }
+
+    /// A fresh sharing of a uniformly random tensor nobody knows, without communication:
+    /// `(F(k_i), F(k_{i+1}))`.
+    pub fn random(&self, shape: &Shape) -> Result<AShare<D>> {
+        let s = self.next_stream();
+        AShare::new(self.prg_prev(shape, s)?, self.prg_next(shape, s)?)
+    }
+
+    // ---- products -----------------------------------------------------------------------------
+
+    /// This party's 3-out-of-3 part `z_i = B(x_i, y_i + y_{i+1}) + B(x_{i+1}, y_i) + α_i`
+    /// of `B(x, y)`, where `α` is a fresh zero sharing.
+    fn product_local(&self, op: Product, x: &AShare<D>, y: &AShare<D>) -> Result<Tensor<D>> {
+        let y_sum = y.own.add(&y.next)?;
+        let mut z = op.apply(&x.own, &y_sum)?;
+        z.add_assign(&op.apply(&x.next, &y.own)?)?;
+        z.add_assign(&self.zero_share(z.shape())?)?;
+        Ok(z)
+    }
+
+    /// The ring product `B(x, y)` of two sharings (no truncation). Each party sends its
+    /// 3-out-of-3 part to its previous party: one round, `|B(x, y)|` elements each.
+    pub fn product(&self, op: Product, x: &AShare<D>, y: &AShare<D>) -> Result<AShare<D>> {
+        let _g = self.net.scope(op.name());
+        let z = self.product_local(op, x, y)?;
+        self.reshare(z)
+    }
+
+    /// Turns a 3-out-of-3 sharing into a replicated one: send `z_i` to the previous party,
+    /// receive `z_{i+1}` from the next. One round, `n` elements each.
+    pub fn reshare(&self, z: Tensor<D>) -> Result<AShare<D>> {
+        self.send(Peer::Prev, &z)?;
+        let next = self.recv(Peer::Next, z.shape())?;
+        AShare::new(z, next)
+    }
+
+    /// The fixed-point product `B(x, y) / 2^f`: the ring product followed by truncation,
+    /// fused so each party sends `|B(x, y)|` elements in total (two rounds of latency);
+    /// see [`truncate_parts`](Self::truncate_parts).
+    pub fn product_trunc(&self, op: Product, x: &AShare<D>, y: &AShare<D>) -> Result<AShare<D>> {
+        let _g = self.net.scope(op.name());
+        let z = self.product_local(op, x, y)?;
+        // Party 2 hands z_2 to party 1, which then holds z_1 + z_2: a 2-out-of-2 sharing
+        // (z_0 at party 0, z_1 + z_2 at party 1) that truncate_parts finishes.
+        match self.index() {
+            2 => {
+                self.send(Peer::Prev, &z)?;
+                self.truncate_parts(None, self.fixed.frac_bits, z.shape())
+            }
+            1 => {
+                let z2 = self.recv(Peer::Next, z.shape())?;
+                let shape = z.shape().clone();
+                self.truncate_parts(Some(z.add(&z2)?), self.fixed.frac_bits, &shape)
+            }
+            _ => {
+                let shape = z.shape().clone();
+                self.truncate_parts(Some(z), self.fixed.frac_bits, &shape)
+            }
+        }
+    }
+
+    /// Elementwise fixed-point product `x ⊙ y / 2^f`.
+    pub fn mul(&self, x: &AShare<D>, y: &AShare<D>) -> Result<AShare<D>> {
+        self.product_trunc(Product::Elementwise, x, y)
+    }
+
+    /// Fixed-point square `x ⊙ x / 2^f`.
+    pub fn square(&self, x: &AShare<D>) -> Result<AShare<D>> {
+        self.product_trunc(Product::Elementwise, x, x)
+    }
+
+    /// Fixed-point matrix product `x · y / 2^f`.
+    pub fn matmul(&self, x: &AShare<D>, y: &AShare<D>) -> Result<AShare<D>> {
+        self.product_trunc(Product::Matmul { a_trans: false, b_trans: false }, x, y)
+    }
+
+    /// Fixed-point convolution of input `x` with weight `w`.
+    pub fn conv2d(&self, x: &AShare<D>, w: &AShare<D>, p: &Conv2dParams) -> Result<AShare<D>> {
+        self.product_trunc(Product::Conv2d(*p), x, w)
+    }
+
+    // ---- truncation ---------------------------------------------------------------------------
+
+    /// Divides a sharing by `2^bits` (ABY3 share truncation, as CryptGPU). One round:
+    /// parties 0 and 1 each send `n` elements, party 2 nothing.
+    ///
+    /// Party 1 already holds `x_1 + x_2`, party 0 holds `x_0`: a 2-out-of-2 sharing that
+    /// [`truncate_parts`](Self::truncate_parts) finishes.
+    pub fn truncate(&self, x: &AShare<D>, bits: u32) -> Result<AShare<D>> {
+        let _g = self.net.scope("truncate");
+        match self.index() {
+            0 => self.truncate_parts(Some(x.own.try_clone()?), bits, x.shape()),
+            1 => self.truncate_parts(Some(x.own.add(&x.next)?), bits, x.shape()),
+            _ => self.truncate_parts(None, bits, x.shape()),
+        }
+    }
+
+    /// Finishes a truncation from a 2-out-of-2 sharing `t = a + b` with `a` at party 0 and
+    /// `b` at party 1 (`part` is `Some` on those two): each shifts its part arithmetically
+    /// by `bits`, then the result is re-shared with masks `r01 = F(k_1)` (parties 0, 1) and
+    /// `r12 = F(k_2)` (parties 1, 2) as
+    /// `s_0 = (a >> bits) + r01`, `s_1 = (b >> bits) - r01 - r12`, `s_2 = r12`.
+    /// Party 0 sends `s_0` to party 2, party 1 sends `s_1` to party 0.
+    ///
+    /// The result is `t / 2^bits` up to an error of one unit in the last place, except with
+    /// probability about `|t| / 2^64` when the parts wrap (see the book's truncation
+    /// chapter for the measured rate).
+    pub fn truncate_parts(&self, part: Option<Tensor<D>>, bits: u32, shape: &Shape) -> Result<AShare<D>> {
+        let s = self.next_stream();
+        match (self.index(), part) {
+            (0, Some(a)) => {
+                let r01 = self.prg_next(shape, s)?;
+                let s0 = a.sar(bits)?.add(&r01)?;
+                self.send(Peer::Prev, &s0)?;
+                let s1 = self.recv(Peer::Next, shape)?;
+                AShare::new(s0, s1)
+            }
+            (1, Some(b)) => {
+                let r01 = self.prg_prev(shape, s)?;
+                let r12 = self.prg_next(shape, s)?;
+                let s1 = b.sar(bits)?.sub(&r01)?.sub(&r12)?;
+                self.send(Peer::Prev, &s1)?;
+                AShare::new(s1, r12)
+            }
+            (2, None) => {
+                let r12 = self.prg_prev(shape, s)?;
+                let s0 = self.recv(Peer::Next, shape)?;
+                AShare::new(r12, s0)
+            }
+            (i, p) => Err(Error::Usage(format!(
+                "truncate_parts: party {i} {} a part",
+                if p.is_some() { "passed" } else { "did not pass" }
+            ))),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Running three parties in one process (tests and the one-machine demo).
+
+use std::thread;
+
+use triad_fixed::FixedConfig;
+use triad_ring::Device;
+use triad_transport::{in_process, LinkConfig, PartyId};
+
+use crate::error::{Error, Result};
+use crate::party::Party;
+
+/// Runs `f` on three parties, each on its own thread, linked in process, with keys agreed
+/// at setup from the OS random source. Returns each party's result in party order; the
+/// first party error (by party order) if any failed.
+pub fn run_in_process<D, R, F>(dev: D, link: &LinkConfig, fixed: FixedConfig, f: F) -> Result<[R; 3]>
+where
+    D: Device,
+    R: Send,
+    F: Fn(&Party<D>) -> Result<R> + Sync,
+{
+    run_with(link, |net| {
+        let party = Party::setup(dev.clone(), net, fixed)?;
+        f(&party)
+    })
+}
+
+/// Like [`run_in_process`] with keys from a public seed: reproducible, for tests only.
+#[cfg(feature = "insecure-test-keys")]
+pub fn run_in_process_with_test_keys<D, R, F>(
+    dev: D,
+    link: &LinkConfig,
+    fixed: FixedConfig,
+    seed: u64,
+    f: F,
+) -> Result<[R; 3]>
+where
+    D: Device,
+    R: Send,
+    F: Fn(&Party<D>) -> Result<R> + Sync,
+{
+    run_with(link, |net| {
+        let party = Party::with_test_keys(dev.clone(), net, fixed, seed);
+        f(&party)
+    })
+}
+
+fn run_with<R, G>(link: &LinkConfig, g: G) -> Result<[R; 3]>
+where
+    R: Send,
+    G: Fn(triad_transport::Channels) -> Result<R> + Sync,
+{
+    let nets = in_process(link);
+    let results: Vec<Result<R>> = thread::scope(|s| {
+        let handles: Vec<_> = nets
+            .into_iter()
+            .map(|net| {
+                let g = &g;
+                s.spawn(move || g(net))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(PartyId::ALL)
+            .map(|(h, id)| {
+                h.join().unwrap_or_else(|e| {
+                    let msg = e
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| e.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(Error::Panicked(id, msg))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(3);
+    for r in results {
+        out.push(r?);
+    }
+    out.try_into().map_err(|_| Error::Usage("expected three results".into()))
+}

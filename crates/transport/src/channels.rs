@@ -1,0 +1,315 @@
+//! [`Channels`]: one party's two links, its failure state and its cost meter.
+
+use crate::cost::{CostTable, Meter};
+use crate::error::TransportError;
+use crate::wire::Payload;
+use crate::{LinkConfig, PartyId, Peer};
+use std::fmt;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// What arrives on a party's inbound queue for one link.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A message.
+    Data(Payload),
+    /// The peer said bye: nothing more will come.
+    Closed,
+    /// The party failed (possibly on the other link): look at `Core::failed`.
+    Wake,
+}
+
+/// The outgoing half of one link; the two implementations (in-process, TLS) differ here.
+pub(crate) trait Link: Send + Sync + fmt::Debug {
+    /// Queue a message; never blocks on the peer.
+    fn send(&self, payload: Payload) -> Result<(), TransportError>;
+    /// Start a graceful close: bye follows the queued messages.
+    fn close(&self);
+    /// Wait until the queued messages have left, or `deadline`.
+    fn wait_closed(&self, deadline: Instant);
+    /// Tell the peer we gave up (best effort) and shut the link down; must not block long.
+    ///
+    /// An in-process link marks the peer failed directly and returns its core, whose
+    /// propagation the caller runs once all of its own links are aborted: so every party
+    /// hears of a failure from the party where it started, not through a neighbour.
+    fn abort(&self, reason: &str) -> Option<Arc<Core>>;
+}
+
+/// Lock a mutex, ignoring poisoning (our critical sections leave data consistent).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A party's shared failure state. Link threads hold it weakly.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) me: PartyId,
+    failed: OnceLock<TransportError>,
+    /// Senders into the party's own inbound queues (slot order), used to wake receivers.
+    wake: [Sender<Event>; 2],
+    links: OnceLock<[Arc<dyn Link>; 2]>,
+}
+
+impl Core {
+    pub(crate) fn new(me: PartyId, wake: [Sender<Event>; 2]) -> Core {
+        Core { me, failed: OnceLock::new(), wake, links: OnceLock::new() }
+    }
+
+    pub(crate) fn set_links(&self, links: [Arc<dyn Link>; 2]) {
+        let _ = self.links.set(links);
+    }
+
+    pub(crate) fn failure(&self) -> Option<TransportError> {
+        self.failed.get().cloned()
+    }
+
+    /// Fail the party with `err` unless it has already failed; returns the first error.
+    ///
+    /// The first failure aborts both links (telling the neighbours why) and wakes any
+    /// receive blocked on either link.
+    pub(crate) fn fail(&self, err: TransportError) -> TransportError {
+        if self.mark_failed(err) {
+            self.propagate();
+        }
+        self.failure().unwrap_or_else(|| TransportError::Aborted { reason: "failed".into() })
+    }
+
+    /// Record `err` as the failure if there is none yet; true if it was recorded.
+    pub(crate) fn mark_failed(&self, err: TransportError) -> bool {
+        let mut first = false;
+        self.failed.get_or_init(|| {
+            first = true;
+            err
+        });
+        first
+    }
+
+    /// Abort both links with the recorded failure and wake blocked receivers.
+    pub(crate) fn propagate(&self) {
+        let Some(e) = self.failed.get() else {
+            return;
+        };
+        let reason = crate::wire::printable(&e.to_string(), 900);
+        let mut later = Vec::new();
+        if let Some(links) = self.links.get() {
+            for l in links {
+                later.extend(l.abort(&reason));
+            }
+        }
+        for w in &self.wake {
+            let _ = w.send(Event::Wake);
+        }
+        for core in later {
+            core.propagate();
+        }
+    }
+}
+
+/// One party's view of the three-party network: its id, its links to the next and
+/// previous party, and its cost meter.
+///
+/// Methods take `&self` (state is behind mutexes); a `Channels` is meant to be used by
+/// one thread at a time and can be moved between threads. Dropping it closes both links
+/// gracefully (see the crate docs).
+pub struct Channels {
+    id: PartyId,
+    core: Arc<Core>,
+    links: [Arc<dyn Link>; 2],
+    inbound: [Mutex<Receiver<Event>>; 2],
+    meter: Arc<Mutex<Meter>>,
+    timeout: Duration,
+    max_frame_bytes: u64,
+}
+
+impl fmt::Debug for Channels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channels")
+            .field("id", &self.id)
+            .field("next", &self.links[0])
+            .field("prev", &self.links[1])
+            .field("timeout", &self.timeout)
+            .field("failed", &self.core.failure())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channels {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        links: [Arc<dyn Link>; 2],
+        inbound: [Receiver<Event>; 2],
+        cfg: &LinkConfig,
+    ) -> Channels {
+        core.set_links(links.clone());
+        let [a, b] = inbound;
+        Channels {
+            id: core.me,
+            core,
+            links,
+            inbound: [Mutex::new(a), Mutex::new(b)],
+            meter: Arc::new(Mutex::new(Meter::default())),
+            timeout: cfg.timeout,
+            max_frame_bytes: cfg.max_frame_bytes,
+        }
+    }
+
+    /// This party's id.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+
+    /// The party at the other end of `peer`.
+    pub fn peer_id(&self, peer: Peer) -> PartyId {
+        self.id.peer(peer)
+    }
+
+    /// The receive timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The first error this party met, if it has failed.
+    pub fn failure(&self) -> Option<TransportError> {
+        self.core.failure()
+    }
+
+    fn check(&self) -> Result<(), TransportError> {
+        match self.core.failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn send_payload(&self, to: Peer, payload: Payload) -> Result<(), TransportError> {
+        self.check()?;
+        let peer = self.peer_id(to);
+        let len = payload.byte_len() as u64;
+        if len > self.max_frame_bytes {
+            return Err(self.core.fail(TransportError::TooLarge { peer, len, max: self.max_frame_bytes }));
+        }
+        lock(&self.meter).on_send(len);
+        self.links[to.slot()].send(payload).map_err(|e| self.core.fail(e))
+    }
+
+    fn recv_payload(&self, from: Peer) -> Result<Payload, TransportError> {
+        self.check()?;
+        let peer = self.peer_id(from);
+        let rx = lock(&self.inbound[from.slot()]);
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Event::Data(p)) => return Ok(p),
+                Ok(Event::Wake) => self.check()?,
+                Ok(Event::Closed) | Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.core.fail(TransportError::PeerClosed { peer }))
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(self.core.fail(TransportError::Timeout { peer, after: self.timeout }))
+                }
+            }
+        }
+    }
+
+    /// Send `data` to `to` (little-endian on the wire). Returns at once: the message is
+    /// queued, moved rather than copied.
+    pub fn send_u64s(&self, to: Peer, data: Vec<u64>) -> Result<(), TransportError> {
+        self.send_payload(to, Payload::from_u64s(data))
+    }
+
+    /// Receive a message of exactly `len` u64s from `from`, waiting at most the timeout.
+    /// A message of another length is [`TransportError::Malformed`].
+    pub fn recv_u64s(&self, from: Peer, len: usize) -> Result<Vec<u64>, TransportError> {
+        let p = self.recv_payload(from)?;
+        let n = p.byte_len() as u64;
+        match p.into_u64s(len) {
+            Ok(v) => {
+                lock(&self.meter).on_recv(n);
+                Ok(v)
+            }
+            Err(detail) => Err(self.core.fail(TransportError::Malformed { peer: self.peer_id(from), detail })),
+        }
+    }
+
+    /// Send bytes to `to`.
+    pub fn send_bytes(&self, to: Peer, data: Vec<u8>) -> Result<(), TransportError> {
+        self.send_payload(to, Payload::Bytes(data))
+    }
+
+    /// Receive a message of exactly `len` bytes from `from`, waiting at most the timeout.
+    pub fn recv_bytes(&self, from: Peer, len: usize) -> Result<Vec<u8>, TransportError> {
+        let p = self.recv_payload(from)?;
+        let n = p.byte_len() as u64;
+        match p.into_bytes(len) {
+            Ok(v) => {
+                lock(&self.meter).on_recv(n);
+                Ok(v)
+            }
+            Err(detail) => Err(self.core.fail(TransportError::Malformed { peer: self.peer_id(from), detail })),
+        }
+    }
+
+    /// Enter a cost scope until the returned guard is dropped. Scopes nest: inside
+    /// `scope("lenet")`, `scope("conv1")` attributes to `lenet/conv1`.
+    pub fn scope(&self, name: &str) -> ScopeGuard {
+        let depth = lock(&self.meter).push(name);
+        ScopeGuard { meter: Arc::clone(&self.meter), depth }
+    }
+
+    /// A snapshot of the costs so far.
+    pub fn costs(&self) -> CostTable {
+        lock(&self.meter).table()
+    }
+
+    /// Zero the counters (the scope stack is kept; the next send opens a round).
+    pub fn reset_costs(&self) {
+        lock(&self.meter).reset();
+    }
+
+    /// Give up: shut both links down, telling the neighbours. Later calls fail with
+    /// [`TransportError::Aborted`] (or the error that came first).
+    pub fn abort(&self) {
+        self.abort_with("aborted by the protocol");
+    }
+
+    /// [`Channels::abort`] with a reason for the neighbours.
+    pub fn abort_with(&self, reason: &str) {
+        self.core.fail(TransportError::Aborted { reason: reason.to_string() });
+    }
+}
+
+impl Drop for Channels {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.abort_with(&format!("{} panicked", self.id));
+        } else if self.core.failure().is_none() {
+            for l in &self.links {
+                l.close();
+            }
+            let deadline = Instant::now() + self.timeout;
+            for l in &self.links {
+                l.wait_closed(deadline);
+            }
+        }
+    }
+}
+
+/// Keeps a cost scope open; dropping it leaves the scope (and any scope opened inside).
+#[must_use = "the scope ends when the guard is dropped"]
+pub struct ScopeGuard {
+    meter: Arc<Mutex<Meter>>,
+    depth: usize,
+}
+
+impl fmt::Debug for ScopeGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopeGuard").field("depth", &self.depth).finish()
+    }
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        lock(&self.meter).pop_to(self.depth);
+    }
+}

@@ -1,0 +1,316 @@
+//! The parties file: addresses, certificates, session and timeout.
+//!
+//! ```toml
+//! session = "demo-2026"     # session id, checked in the handshake
+//! timeout_ms = 30000        # optional, default 30000
+//! # max_frame_bytes = 4294967296   # optional, default 4 GiB
+//! ca = "pki/ca.pem"
+//! [[party]]
+//! id = 0
+//! address = "127.0.0.1:7000"
+//! cert = "pki/party0.pem"
+//! key = "pki/party0.key"
+//! # ... parties 1 and 2
+//! ```
+
+use crate::wire::{DEFAULT_MAX_FRAME_BYTES, MAX_SESSION_LEN};
+use crate::{LinkConfig, PartyId};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default timeout when the file gives none: 30 s.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+/// Why a parties file was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {detail}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's description.
+        detail: String,
+    },
+    /// Not valid TOML, or a field is missing, unknown or of the wrong type.
+    #[error("invalid config{}: {message}", location(*line, *column))]
+    Syntax {
+        /// 1-based line of the problem, if known.
+        line: Option<usize>,
+        /// 1-based column of the problem, if known.
+        column: Option<usize>,
+        /// The parser's description.
+        message: String,
+    },
+    /// `session` is empty.
+    #[error("session id must not be empty")]
+    EmptySession,
+    /// `session` is too long.
+    #[error("session id is {len} bytes long; at most {max} are allowed")]
+    SessionTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `session` contains a control character.
+    #[error("session id must not contain control characters")]
+    SessionControlChar,
+    /// `timeout_ms` is zero.
+    #[error("timeout_ms must be positive")]
+    ZeroTimeout,
+    /// `max_frame_bytes` is zero.
+    #[error("max_frame_bytes must be positive")]
+    ZeroMaxFrame,
+    /// A party id other than 0, 1, 2.
+    #[error("party id {0} is out of range (must be 0, 1 or 2)")]
+    BadPartyId(i64),
+    /// Two `[[party]]` entries with the same id.
+    #[error("party {0} is listed more than once")]
+    DuplicateParty(u8),
+    /// No `[[party]]` entry for this id.
+    #[error("party {0} is missing (the file needs [[party]] entries with ids 0, 1 and 2)")]
+    MissingParty(u8),
+    /// An address that is not `host:port`.
+    #[error("party {party}: address {address:?} is invalid: {reason}")]
+    BadAddress {
+        /// The party id.
+        party: u8,
+        /// The address as written.
+        address: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An empty path.
+    #[error("{field} path must not be empty{}", party.map(|p| format!(" (party {p})")).unwrap_or_default())]
+    EmptyPath {
+        /// The party, or `None` for `ca`.
+        party: Option<u8>,
+        /// `ca`, `cert` or `key`.
+        field: &'static str,
+    },
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        (Some(l), None) => format!(" (line {l})"),
+        _ => String::new(),
+    }
+}
+
+/// One party's entry in the parties file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartyConfig {
+    /// The party.
+    pub id: PartyId,
+    /// `host:port` it listens on (parties 0 and 1) and others connect to.
+    pub address: String,
+    /// Its certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+/// The parsed parties file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartiesConfig {
+    /// Session id, checked in every handshake.
+    pub session: String,
+    /// Setup and receive timeout.
+    pub timeout: Duration,
+    /// Largest data frame.
+    pub max_frame_bytes: u64,
+    /// The CA certificate (PEM).
+    pub ca: PathBuf,
+    /// Parties 0, 1, 2 in order.
+    pub parties: [PartyConfig; 3],
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    session: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_frame_bytes: Option<u64>,
+    ca: String,
+    #[serde(default)]
+    party: Vec<RawParty>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawParty {
+    id: i64,
+    address: String,
+    cert: String,
+    key: String,
+}
+
+/// Check a session id.
+pub(crate) fn validate_session(session: &str) -> Result<(), ConfigError> {
+    if session.is_empty() {
+        return Err(ConfigError::EmptySession);
+    }
+    if session.len() > MAX_SESSION_LEN {
+        return Err(ConfigError::SessionTooLong { len: session.len(), max: MAX_SESSION_LEN });
+    }
+    if session.chars().any(char::is_control) {
+        return Err(ConfigError::SessionControlChar);
+    }
+    Ok(())
+}
+
+/// Check that `address` looks like `host:port` (no name resolution).
+fn validate_address(party: u8, address: &str) -> Result<(), ConfigError> {
+    let bad =
+        |reason: &str| ConfigError::BadAddress { party, address: address.to_string(), reason: reason.to_string() };
+    let (host, port) = if let Some(rest) = address.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']' after an IPv6 address"))?;
+        let port = after.strip_prefix(':').ok_or_else(|| bad("expected host:port"))?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("not a valid IPv6 address between '[' and ']'"));
+        }
+        (host, port)
+    } else {
+        let (host, port) = address.rsplit_once(':').ok_or_else(|| bad("expected host:port"))?;
+        if host.contains(':') {
+            return Err(bad("IPv6 addresses must be written in brackets, e.g. [::1]:7000"));
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err(bad("the host is empty"));
+    }
+    if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("the host contains whitespace"));
+    }
+    let port: u16 = port.parse().map_err(|_| bad("the port is not a number from 1 to 65535"))?;
+    if port == 0 {
+        return Err(bad("port 0 is not allowed"));
+    }
+    Ok(())
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit_once('\n').map_or(before, |(_, l)| l).chars().count() + 1;
+    (line, col)
+}
+
+impl PartiesConfig {
+    /// Parse a parties file. Pure: paths are kept as written (see [`PartiesConfig::load`]).
+    pub fn parse(text: &str) -> Result<PartiesConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(text, span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            ConfigError::Syntax { line, column, message: e.message().trim().replace('\n', "; ") }
+        })?;
+        validate_session(&raw.session)?;
+        let timeout_ms = raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        let max_frame_bytes = raw.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES);
+        if max_frame_bytes == 0 {
+            return Err(ConfigError::ZeroMaxFrame);
+        }
+        if raw.ca.is_empty() {
+            return Err(ConfigError::EmptyPath { party: None, field: "ca" });
+        }
+        let mut slots: [Option<PartyConfig>; 3] = [None, None, None];
+        for p in raw.party {
+            let id = u8::try_from(p.id).ok().and_then(PartyId::new).ok_or(ConfigError::BadPartyId(p.id))?;
+            let n = id.as_u8();
+            if slots[id.index()].is_some() {
+                return Err(ConfigError::DuplicateParty(n));
+            }
+            validate_address(n, &p.address)?;
+            for (field, v) in [("cert", &p.cert), ("key", &p.key)] {
+                if v.is_empty() {
+                    return Err(ConfigError::EmptyPath { party: Some(n), field });
+                }
+            }
+            slots[id.index()] =
+                Some(PartyConfig { id, address: p.address, cert: PathBuf::from(p.cert), key: PathBuf::from(p.key) });
+        }
+        let [a, b, c] = slots;
+        let a = a.ok_or(ConfigError::MissingParty(0))?;
+        let b = b.ok_or(ConfigError::MissingParty(1))?;
+        let c = c.ok_or(ConfigError::MissingParty(2))?;
+        Ok(PartiesConfig {
+            session: raw.session,
+            timeout: Duration::from_millis(timeout_ms),
+            max_frame_bytes,
+            ca: PathBuf::from(raw.ca),
+            parties: [a, b, c],
+        })
+    }
+
+    /// Read and parse a parties file; relative paths in it are resolved against the
+    /// file's directory.
+    pub fn load(path: impl AsRef<Path>) -> Result<PartiesConfig, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), detail: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Ok(PartiesConfig::parse(&text)?.with_base_dir(base))
+    }
+
+    /// Resolve relative `ca`, `cert` and `key` paths against `dir`.
+    pub fn with_base_dir(mut self, dir: &Path) -> PartiesConfig {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        fix(&mut self.ca);
+        for p in &mut self.parties {
+            fix(&mut p.cert);
+            fix(&mut p.key);
+        }
+        self
+    }
+
+    /// The entry of party `id`.
+    pub fn party(&self, id: PartyId) -> &PartyConfig {
+        &self.parties[id.index()]
+    }
+
+    /// The link settings this file implies.
+    pub fn link_config(&self) -> LinkConfig {
+        LinkConfig { timeout: self.timeout, max_frame_bytes: self.max_frame_bytes, session: self.session.clone() }
+    }
+
+    /// Write the configuration back as TOML (paths as stored; `parse` reads it back).
+    pub fn to_toml(&self) -> String {
+        let raw = RawConfig {
+            session: self.session.clone(),
+            timeout_ms: Some(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)),
+            max_frame_bytes: (self.max_frame_bytes != DEFAULT_MAX_FRAME_BYTES).then_some(self.max_frame_bytes),
+            ca: self.ca.to_string_lossy().into_owned(),
+            party: self
+                .parties
+                .iter()
+                .map(|p| RawParty {
+                    id: i64::from(p.id.as_u8()),
+                    address: p.address.clone(),
+                    cert: p.cert.to_string_lossy().into_owned(),
+                    key: p.key.to_string_lossy().into_owned(),
+                })
+                .collect(),
+        };
+        toml::to_string(&raw).unwrap_or_default()
+    }
+}

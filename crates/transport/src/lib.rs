@@ -1,0 +1,262 @@
+//! Three-party links for triad.
+//!
+//! Every party `i` of the ring `0 → 1 → 2 → 0` has two links: one to the **next**
+//! party `i+1 mod 3` and one to the **previous** party `i-1 mod 3`. A [`Channels`]
+//! value is one party's view of both links plus its cost meter. Protocol code only
+//! ever sees [`Channels`]; two implementations sit behind it:
+//!
+//! * **in-process** ([`in_process`]): three parties as three threads of one process,
+//!   connected by channels. A `Vec<u64>` sent to a neighbour is moved, never copied.
+//! * **TCP with mutual TLS** ([`connect_tls`]): three processes (or hosts), configured by
+//!   one TOML file ([`PartiesConfig`]). TLS 1.3 via rustls with the `ring` provider;
+//!   every party holds a certificate signed by a common CA whose subject alternative
+//!   name is `party0`, `party1` or `party2`, and both ends of every connection check
+//!   that the peer's certificate chains to the CA **and** names the expected party.
+//!   [`generate_test_pki`] makes such a CA and certificates in memory.
+//!
+//! # Topology and setup (TCP)
+//!
+//! For each pair of parties the higher id connects to the lower id, which accepts:
+//! party 0 accepts from 1 and 2, party 1 accepts from 2 and connects to 0, party 2
+//! connects to 0 and 1. Connecting retries until the configured timeout, so parties may
+//! be started in any order; the whole setup (connect, TLS, handshake) must finish within
+//! that timeout. After TLS each side sends a handshake message
+//! ([`encode_handshake`]): magic, protocol version, session id and party id. Each side
+//! checks the peer's version and session against its own, and that the party id it
+//! claims is the one its certificate names (and, for the connecting side, the party it
+//! meant to reach). Any mismatch refuses the connection with
+//! [`TransportError::Handshake`] naming the peer and the mismatch; the refused peer is
+//! sent an abort frame saying why. A party whose setup fails tells every peer it has
+//! reached (dials already in flight still complete, in the background, to deliver the
+//! reason), so its neighbours fail promptly rather than at their timeout. A connection
+//! that fails before its certificate is seen is attributed to the party it claims to be
+//! (from its certificate names or its ALPN protocol `triad-p<i>`), else to the only
+//! party still expected.
+//!
+//! # Wire format
+//!
+//! After the TLS handshake every byte on a link belongs to a frame:
+//!
+//! ```text
+//! offset 0   3 bytes  magic "TRD"
+//! offset 3   1 byte   kind: 1 = hello, 2 = data, 3 = bye, 4 = abort
+//! offset 4   8 bytes  payload length, u64 little-endian
+//! offset 12  payload
+//! ```
+//!
+//! [`decode_frame_header`] rejects a bad magic, an unknown kind, and any length above the
+//! limit for its kind (the configured `max_frame_bytes` for data frames, default 4 GiB; a
+//! few KiB for control frames) *before* anything is allocated; the receive buffer then
+//! grows with the bytes that actually arrive, so garbage claiming a huge length costs
+//! nothing. A data payload is the message itself; `u64` messages are little-endian.
+//! *hello* carries the handshake, *bye* (empty) marks a graceful close, *abort* carries a
+//! one-line reason (UTF-8) when a party gives up.
+//!
+//! # Never block, never hang
+//!
+//! * Sending never blocks the protocol: each TCP link has a writer thread fed by an
+//!   unbounded queue, and a reader thread that always drains the socket into an unbounded
+//!   inbound queue. Two parties sending large messages to each other at once therefore
+//!   cannot deadlock. `TCP_NODELAY` is set; payloads are written in large chunks.
+//! * Receiving waits at most the configured timeout, then fails with
+//!   [`TransportError::Timeout`].
+//! * On **any** error a party *fails*: it records the first error, tells both neighbours
+//!   with an abort frame carrying the reason, and shuts both links down. Every later or
+//!   currently blocked call on that party's [`Channels`] (on either link) returns that
+//!   first error. Neighbours see the abort (or the closed connection) at once and fail
+//!   in turn with [`TransportError::PeerAborted`], so when one party dies, is killed,
+//!   sends garbage or goes silent, every party ends with a typed error within the timeout.
+//! * A peer whose connection ends *without* a bye frame has died: the reader notices at
+//!   once and fails the party, even while the protocol is blocked on the other link. A
+//!   peer that said bye (its [`Channels`] was dropped normally) has finished: messages it
+//!   sent before are still delivered, and only a receive beyond them fails with
+//!   [`TransportError::PeerClosed`].
+//! * Dropping a [`Channels`] is a graceful close: queued messages are flushed (bounded by
+//!   the timeout) and a bye frame is sent. Dropping it while the thread panics aborts
+//!   instead.
+//!
+//! # Error model
+//!
+//! [`TransportError`] variants name the peer ([`PartyId`]) and the cause; their
+//! `Display` is one line a user can act on. Nothing a peer sends can make this crate
+//! panic. Errors are `Clone` so the first error can be handed to every caller.
+//!
+//! # Testing support
+//!
+//! [`connect_tls_with_listener`] takes an already bound listener, so tests can bind
+//! `127.0.0.1:0` and write the real port into the configuration. The hidden `testing`
+//! module has `RawPeer`, a hand-driven TLS peer for sending truncated frames, garbage or
+//! nothing at all.
+//!
+//! # Cost accounting
+//!
+//! Every party counts bytes and messages sent and received, and communication rounds,
+//! attributed to the innermost active scope ([`Channels::scope`]; nested scopes form a
+//! path like `lenet/conv1`). **Only payload bytes are counted** (the 12-byte frame
+//! header, the TLS record overhead and control frames are not), so the in-process and
+//! TCP links report identical costs.
+//!
+//! **Round rule:** a party's round counter increments on a send that follows a receive,
+//! or on its first send (after creation or [`Channels::reset_costs`]). Consecutive sends
+//! not separated by a receive belong to one round, whichever neighbour they go to. A
+//! round is attributed to the scope active at the send that opened it.
+#![warn(missing_docs)]
+
+mod channels;
+mod config;
+mod cost;
+mod error;
+mod inproc;
+mod tls;
+mod wire;
+
+#[doc(hidden)]
+pub mod testing;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+pub use channels::{Channels, ScopeGuard};
+pub use config::{ConfigError, PartiesConfig, PartyConfig, DEFAULT_TIMEOUT_MS};
+pub use cost::{Cost, CostTable};
+pub use error::{HandshakeMismatch, TransportError};
+pub use inproc::in_process;
+pub use tls::{connect_tls, connect_tls_with_listener, generate_test_pki, PartyPem, Pki, TlsIdentity};
+pub use wire::{
+    check_handshake, decode_frame_header, decode_handshake, encode_frame_header, encode_handshake, FrameError,
+    FrameHeader, FrameKind, Handshake, HandshakeDecodeError, DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_LEN, FRAME_MAGIC,
+    HANDSHAKE_MAGIC, MAX_ABORT_REASON_BYTES, MAX_HANDSHAKE_BYTES, MAX_SESSION_LEN, PROTOCOL_VERSION,
+};
+
+/// One of the three parties: 0, 1 or 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct PartyId(u8);
+
+impl PartyId {
+    /// The three parties in order.
+    pub const ALL: [PartyId; 3] = [PartyId(0), PartyId(1), PartyId(2)];
+
+    /// The party with this id, if it is 0, 1 or 2.
+    pub const fn new(id: u8) -> Option<PartyId> {
+        if id < 3 {
+            Some(PartyId(id))
+        } else {
+            None
+        }
+    }
+
+    /// The id as an index 0..3.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The id as a number.
+    pub const fn as_u8(self) -> u8 {
+        self.0
+    }
+
+    /// The next party in the ring (i+1 mod 3).
+    pub const fn next(self) -> PartyId {
+        PartyId((self.0 + 1) % 3)
+    }
+
+    /// The previous party in the ring (i-1 mod 3).
+    pub const fn prev(self) -> PartyId {
+        PartyId((self.0 + 2) % 3)
+    }
+
+    /// The neighbour reached through `peer`.
+    pub const fn peer(self, peer: Peer) -> PartyId {
+        match peer {
+            Peer::Next => self.next(),
+            Peer::Prev => self.prev(),
+        }
+    }
+
+    /// Which link leads from `self` to `other` (`None` when `other == self`).
+    pub fn link_to(self, other: PartyId) -> Option<Peer> {
+        if other == self.next() {
+            Some(Peer::Next)
+        } else if other == self.prev() {
+            Some(Peer::Prev)
+        } else {
+            None
+        }
+    }
+
+    /// The DNS name this party's certificate carries: `party0`, `party1` or `party2`.
+    pub fn dns_name(self) -> String {
+        format!("party{}", self.0)
+    }
+}
+
+impl fmt::Display for PartyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "party {}", self.0)
+    }
+}
+
+impl TryFrom<u8> for PartyId {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, Self::Error> {
+        PartyId::new(v).ok_or_else(|| format!("party id {v} is out of range (0, 1 or 2)"))
+    }
+}
+
+impl From<PartyId> for u8 {
+    fn from(p: PartyId) -> u8 {
+        p.0
+    }
+}
+
+/// One of a party's two links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Peer {
+    /// The link to party `i+1 mod 3`.
+    Next,
+    /// The link to party `i-1 mod 3`.
+    Prev,
+}
+
+impl Peer {
+    /// Both links, `Next` first.
+    pub const BOTH: [Peer; 2] = [Peer::Next, Peer::Prev];
+
+    pub(crate) const fn slot(self) -> usize {
+        match self {
+            Peer::Next => 0,
+            Peer::Prev => 1,
+        }
+    }
+
+    /// The other link.
+    pub const fn other(self) -> Peer {
+        match self {
+            Peer::Next => Peer::Prev,
+            Peer::Prev => Peer::Next,
+        }
+    }
+}
+
+/// Settings shared by both link implementations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// How long a receive (and a blocked socket write, and the TCP setup) may wait.
+    pub timeout: Duration,
+    /// Largest data frame payload accepted or sent, in bytes.
+    pub max_frame_bytes: u64,
+    /// Session id; over TCP both ends of every connection must agree on it.
+    pub session: String,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            session: "triad".to_string(),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The parties file parser: accepted files and every typed error.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+use triad_transport::{ConfigError, PartiesConfig, PartyId, TlsIdentity, TransportError};
+
+const GOOD: &str = r#"
+session = "demo-2026"     # session id, checked in the handshake
+timeout_ms = 30000
+ca = "pki/ca.pem"
+[[party]]
+id = 0
+address = "127.0.0.1:7000"
+cert = "pki/party0.pem"
+key = "pki/party0.key"
+[[party]]
+id = 2
+address = "[::1]:7002"
+cert = "/abs/party2.pem"
+key = "pki/party2.key"
+[[party]]
+id = 1
+address = "host-b.example:7001"
+cert = "pki/party1.pem"
+key = "pki/party1.key"
+"#;
+
+fn with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from}");
+    GOOD.replacen(from, to, 1)
+}
+
+fn err(text: &str) -> ConfigError {
+    PartiesConfig::parse(text).unwrap_err()
+}
+
+#[test]
+fn parses_the_example() {
+    let c = PartiesConfig::parse(GOOD).unwrap();
+    assert_eq!(c.session, "demo-2026");
+    assert_eq!(c.timeout, Duration::from_secs(30));
+    assert_eq!(c.max_frame_bytes, 4 << 30);
+    assert_eq!(c.ca, PathBuf::from("pki/ca.pem"));
+    let p1 = c.party(PartyId::new(1).unwrap());
+    assert_eq!(p1.address, "host-b.example:7001");
+    assert_eq!(p1.cert, PathBuf::from("pki/party1.pem"));
+    assert_eq!(c.parties[2].address, "[::1]:7002");
+    // Written back, it reads the same.
+    assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
+    let l = c.link_config();
+    assert_eq!((l.timeout, l.session.as_str()), (c.timeout, "demo-2026"));
+}
+
+#[test]
+fn optional_fields_default() {
+    let c = PartiesConfig::parse(&with("timeout_ms = 30000\n", "max_frame_bytes = 1024\n")).unwrap();
+    assert_eq!(c.timeout, Duration::from_millis(triad_transport::DEFAULT_TIMEOUT_MS));
+    assert_eq!(c.max_frame_bytes, 1024);
+}
+
+#[test]
+fn missing_party() {
+    let text = GOOD.split("[[party]]").take(3).collect::<Vec<_>>().join("[[party]]");
+    assert_eq!(err(&text), ConfigError::MissingParty(1));
+}
+
+#[test]
+fn duplicate_party() {
+    assert_eq!(err(&with("id = 2", "id = 0")), ConfigError::DuplicateParty(0));
+}
+
+#[test]
+fn party_id_out_of_range() {
+    assert_eq!(err(&with("id = 2", "id = 3")), ConfigError::BadPartyId(3));
+    assert_eq!(err(&with("id = 2", "id = -1")), ConfigError::BadPartyId(-1));
+}
+
+#[test]
+fn bad_addresses() {
+    for bad in [
+        "127.0.0.1",
+        "127.0.0.1:",
+        "127.0.0.1:99999",
+        "127.0.0.1:0",
+        ":7000",
+        "::1:7000",
+        "[::1:7000",
+        "[nonsense]:7000",
+        "a b:7000",
+    ] {
+        let e = err(&with("127.0.0.1:7000", bad));
+        match &e {
+            ConfigError::BadAddress { party, address, .. } => {
+                assert_eq!((*party, address.as_str()), (0, bad));
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+        // One line, names the party and the address.
+        let msg = e.to_string();
+        assert!(!msg.contains('\n') && msg.contains("party 0") && msg.contains(bad), "{msg}");
+    }
+}
+
+#[test]
+fn session_rules() {
+    assert_eq!(err(&with("\"demo-2026\"", "\"\"")), ConfigError::EmptySession);
+    let long = format!("\"{}\"", "x".repeat(300));
+    assert!(matches!(err(&with("\"demo-2026\"", &long)), ConfigError::SessionTooLong { len: 300, max: 256 }));
+    assert_eq!(err(&with("\"demo-2026\"", "\"a\\tb\"")), ConfigError::SessionControlChar);
+}
+
+#[test]
+fn zero_values_and_empty_paths() {
+    assert_eq!(err(&with("timeout_ms = 30000", "timeout_ms = 0")), ConfigError::ZeroTimeout);
+    assert_eq!(err(&with("timeout_ms = 30000", "max_frame_bytes = 0")), ConfigError::ZeroMaxFrame);
+    assert_eq!(err(&with("\"pki/ca.pem\"", "\"\"")), ConfigError::EmptyPath { party: None, field: "ca" });
+    assert_eq!(err(&with("\"pki/party1.key\"", "\"\"")), ConfigError::EmptyPath { party: Some(1), field: "key" });
+}
+
+#[test]
+fn syntax_and_schema_errors_have_locations() {
+    let e = err("session = \"x\"\nca = \n");
+    match &e {
+        ConfigError::Syntax { line, .. } => assert_eq!(*line, Some(2)),
+        other => panic!("{other:?}"),
+    }
+    let e = err(&with("timeout_ms = 30000", "timeout_ms = \"soon\""));
+    assert!(matches!(e, ConfigError::Syntax { line: Some(3), .. }), "{e:?}");
+    let e = err(&with("ca = ", "certificate_authority = "));
+    assert!(matches!(e, ConfigError::Syntax { .. }), "{e:?}");
+    assert!(e.to_string().contains("certificate_authority"), "{e}");
+    let e = err(&with("cert = \"pki/party0.pem\"\n", ""));
+    assert!(e.to_string().contains("cert"), "{e}");
+    for e in [err("session = "), err("[[party]]\nid = 0\n"), err("\u{0}")] {
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+}
+
+#[test]
+fn load_resolves_relative_paths_and_reads_pem_files() {
+    let dir = std::env::temp_dir().join(format!("triad-transport-config-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("pki")).unwrap();
+    let pki = triad_transport::generate_test_pki(["127.0.0.1", "127.0.0.1", "127.0.0.1"]).unwrap();
+    std::fs::write(dir.join("pki/ca.pem"), &pki.ca_cert_pem).unwrap();
+    std::fs::write(dir.join("pki/party0.pem"), &pki.parties[0].cert_pem).unwrap();
+    std::fs::write(dir.join("pki/party0.key"), &pki.parties[0].key_pem).unwrap();
+    std::fs::write(dir.join("parties.toml"), GOOD).unwrap();
+    let c = PartiesConfig::load(dir.join("parties.toml")).unwrap();
+    assert_eq!(c.ca, dir.join("pki/ca.pem"));
+    assert_eq!(c.parties[0].key, dir.join("pki/party0.key"));
+    assert_eq!(c.parties[2].cert, PathBuf::from("/abs/party2.pem"));
+    TlsIdentity::load(&c, PartyId::ALL[0]).unwrap();
+    let e = TlsIdentity::load(&c, PartyId::ALL[1]).unwrap_err();
+    assert!(matches!(&e, TransportError::Identity { detail } if detail.contains("party1.pem")), "{e:?}");
+    let e = PartiesConfig::load(dir.join("missing.toml")).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_pem_is_an_identity_error() {
+    let pki = triad_transport::generate_test_pki(["", "", ""]).unwrap();
+    let p = &pki.parties[0];
+    for (ca, cert, key) in [
+        ("", p.cert_pem.as_str(), p.key_pem.as_str()),
+        (pki.ca_cert_pem.as_str(), "", p.key_pem.as_str()),
+        (pki.ca_cert_pem.as_str(), p.cert_pem.as_str(), "garbage"),
+    ] {
+        let e = TlsIdentity::from_pem(ca, cert, key).unwrap_err();
+        assert!(matches!(e, TransportError::Identity { .. }), "{e:?}");
+    }
+}
