@@ -1,6 +1,346 @@
-//! Comparisons (the `triad-compare` crate): to be filled.
+//! Comparisons (the `triad-compare` crate): ideal functionalities and a simulator of the
+//! message flow.
 //!
-//! This module will state MSB, DReLU, ReLU, comparisons, max / argmax and max pooling:
-//! the share-level simulation of each protocol and its ideal functionality on the
-//! reconstructed fixed-point values (valid while `|x - y| < 2^63`, which the fixed-point
-//! range of 2^62 guarantees).
+//! **Ideal functionalities** are stated on ring elements read as two's complement
+//! integers ([`signed`]): MSB, DReLU, ReLU, comparisons, max / argmax along an axis (ties:
+//! the first position) and max pooling. MSB, DReLU and ReLU hold for every ring value;
+//! comparisons of `x` and `y` hold when `|x - y| < 2^63` ([`in_domain`]), which the
+//! fixed-point range `|x| < 2^62` guarantees; max, argmax and max pooling assume values in
+//! that range.
+//!
+//! **The simulator** replays the protocols on all three parties' components with a
+//! [`Sim`] (same keys, same stream order), so the real parties' components can be checked
+//! bit for bit: the masked AND ([`sim_and_packed`]), MSB ([`sim_msb`]), bit injection with
+//! rotated roles ([`sim_inject`]) and ReLU ([`sim_relu`]).
+
+use crate::ring::{BinOp, Pool2d, UnOp};
+use crate::sharing::{Shared, Sim};
+use crate::{lift, pow2, reduce, signed, BigInt};
+
+// ---- ideal functionalities -------------------------------------------------------------------
+
+/// `MSB(v)`: 1 if `v` read as two's complement is negative (`v ≥ 2^63`), else 0.
+pub fn msb(v: u64) -> u64 {
+    u64::from(signed(v) < BigInt::from(0))
+}
+
+/// `DReLU(v) = [signed(v) ≥ 0] = 1 - MSB(v)`.
+pub fn drelu(v: u64) -> u64 {
+    1 - msb(v)
+}
+
+/// `ReLU(v) = max(signed(v), 0) mod 2^64`.
+pub fn relu(v: u64) -> u64 {
+    reduce(&signed(v).max(BigInt::from(0)))
+}
+
+/// ReLU backward: `grad` where `signed(x) ≥ 0`, else 0.
+pub fn relu_backward(grad: u64, x: u64) -> u64 {
+    reduce(&(lift(grad) * lift(drelu(x))))
+}
+
+/// Whether comparing `x` and `y` through the sign of `x - y` is exact:
+/// `|signed(x) - signed(y)| < 2^63`.
+pub fn in_domain(x: u64, y: u64) -> bool {
+    let d = signed(x) - signed(y);
+    d < pow2(63) && d > -pow2(63)
+}
+
+/// `[signed(x) < signed(y)]`.
+pub fn lt(x: u64, y: u64) -> u64 {
+    u64::from(signed(x) < signed(y))
+}
+
+/// `[signed(x) > signed(y)]`.
+pub fn gt(x: u64, y: u64) -> u64 {
+    u64::from(signed(x) > signed(y))
+}
+
+/// `[signed(x) ≥ signed(y)]`.
+pub fn ge(x: u64, y: u64) -> u64 {
+    u64::from(signed(x) >= signed(y))
+}
+
+/// `[signed(x) > 0]` (exact in the protocol except at `x = -2^63`).
+pub fn gtz(x: u64) -> u64 {
+    u64::from(signed(x) > BigInt::from(0))
+}
+
+/// Splits `dims` at `axis` into `(outer, len, inner)`.
+fn split(dims: &[usize], axis: usize) -> (usize, usize, usize) {
+    assert!(axis < dims.len(), "axis {axis} outside {dims:?}");
+    (dims[..axis].iter().product(), dims[axis], dims[axis + 1..].iter().product())
+}
+
+/// The first position of the signed maximum of `v`.
+fn first_argmax(v: &[u64]) -> usize {
+    let mut best = 0;
+    for (k, &x) in v.iter().enumerate() {
+        if signed(x) > signed(v[best]) {
+            best = k;
+        }
+    }
+    best
+}
+
+/// The signed maximum along `axis` (removed from the shape).
+pub fn max_axis(x: &[u64], dims: &[usize], axis: usize) -> Vec<u64> {
+    let (outer, len, inner) = split(dims, axis);
+    assert!(len > 0 && x.len() == outer * len * inner);
+    let mut out = Vec::with_capacity(outer * inner);
+    for o in 0..outer {
+        for i in 0..inner {
+            let v: Vec<u64> = (0..len).map(|k| x[(o * len + k) * inner + i]).collect();
+            out.push(v[first_argmax(&v)]);
+        }
+    }
+    out
+}
+
+/// The argmax along `axis` as a one-hot tensor of the input's shape: 1 at the first
+/// position of each maximum.
+pub fn argmax_axis(x: &[u64], dims: &[usize], axis: usize) -> Vec<u64> {
+    let (outer, len, inner) = split(dims, axis);
+    assert!(len > 0 && x.len() == outer * len * inner);
+    let mut out = vec![0u64; x.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let v: Vec<u64> = (0..len).map(|k| x[(o * len + k) * inner + i]).collect();
+            out[(o * len + first_argmax(&v)) * inner + i] = 1;
+        }
+    }
+    out
+}
+
+/// Backward of a max along `axis`: `onehot · grad` broadcast along the axis.
+pub fn max_axis_backward(grad: &[u64], onehot: &[u64], dims: &[usize], axis: usize) -> Vec<u64> {
+    let (outer, len, inner) = split(dims, axis);
+    let mut out = vec![0u64; onehot.len()];
+    for o in 0..outer {
+        for k in 0..len {
+            for i in 0..inner {
+                let at = (o * len + k) * inner + i;
+                out[at] = reduce(&(lift(onehot[at]) * lift(grad[o * inner + i])));
+            }
+        }
+    }
+    out
+}
+
+/// Max pooling: for each window, the signed maximum over its *real* (unpadded) taps, and
+/// the one-hot tap of the first maximum, `[N, C, OH, OW, KH·KW]` (padding never wins).
+pub fn maxpool(x: &[u64], p: &Pool2d) -> (Vec<u64>, Vec<u64>) {
+    assert!(p.is_valid());
+    let [n, c, oh, ow] = p.output_dims();
+    let k = p.kh * p.kw;
+    let mut out = Vec::with_capacity(n * c * oh * ow);
+    let mut onehot = vec![0u64; n * c * oh * ow * k];
+    for b in 0..n {
+        for ch in 0..c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best: Option<(usize, u64)> = None;
+                    for ky in 0..p.kh {
+                        for kx in 0..p.kw {
+                            if let Some((y, xx)) = p.tap(oy, ox, ky, kx) {
+                                let v = x[((b * c + ch) * p.in_h + y) * p.in_w + xx];
+                                if best.is_none_or(|(_, bv)| signed(v) > signed(bv)) {
+                                    best = Some((ky * p.kw + kx, v));
+                                }
+                            }
+                        }
+                    }
+                    let (t, v) = best.expect("every window has a real tap (padding < window)");
+                    out.push(v);
+                    onehot[(((b * c + ch) * oh + oy) * ow + ox) * k + t] = 1;
+                }
+            }
+        }
+    }
+    (out, onehot)
+}
+
+/// Max pooling backward: each output gradient added to its window's maximum tap.
+pub fn maxpool_backward(grad: &[u64], onehot: &[u64], p: &Pool2d) -> Vec<u64> {
+    let k = p.kh * p.kw;
+    let windows: Vec<u64> = onehot.iter().enumerate().map(|(t, &h)| reduce(&(lift(h) * lift(grad[t / k])))).collect();
+    crate::ring::pool_windows_backward(&windows, p)
+}
+
+// ---- simulator --------------------------------------------------------------------------------
+
+fn map2(a: &Shared, b: &Shared, op: BinOp) -> Shared {
+    let c = |j: usize| -> Vec<u64> { a.comps[j].iter().zip(&b.comps[j]).map(|(&x, &y)| op.apply(x, y)).collect() };
+    Shared { comps: [c(0), c(1), c(2)] }
+}
+fn map1(a: &Shared, f: impl Fn(u64) -> u64) -> Shared {
+    let c = |j: usize| -> Vec<u64> { a.comps[j].iter().map(|&x| f(x)).collect() };
+    Shared { comps: [c(0), c(1), c(2)] }
+}
+fn xor(a: &Shared, b: &Shared) -> Shared {
+    map2(a, b, BinOp::Xor)
+}
+fn shl(a: &Shared, s: u32) -> Shared {
+    map1(a, |v| UnOp::Shl(s).apply(v))
+}
+fn and_mask(a: &Shared, m: u64) -> Shared {
+    map1(a, |v| BinOp::And.apply(v, m))
+}
+/// Bits `lo..=hi` (empty when `lo > hi`).
+fn bit_range(lo: u32, hi: u32) -> u64 {
+    (lo..=hi.min(63)).fold(0u64, |m, b| BinOp::Or.apply(m, reduce(&pow2(b))))
+}
+fn bit(b: u32) -> u64 {
+    reduce(&pow2(b))
+}
+
+/// The masked AND: the AND's 3-out-of-3 parts keep only the `mask` lanes (the rest is
+/// never sent). Ideal: `x & y & mask`.
+pub fn sim_and_packed(sim: &mut Sim, x: &Shared, y: &Shared, mask: u64) -> Shared {
+    and_mask(&sim.and(x, y), mask)
+}
+
+/// The binary sharing with component `j` equal to arithmetic component `j` of `x` and
+/// the other two zero.
+fn component(x: &Shared, j: usize) -> Shared {
+    let n = x.comps[0].len();
+    let mut comps = [vec![0; n], vec![0; n], vec![0; n]];
+    comps[j] = x.comps[j].clone();
+    Shared { comps }
+}
+
+/// The lane permutation of the MSB circuit: lane `j` moves to lane `rev6(j)`, the 6-bit
+/// index read backwards (lane 63 and lane 0 stay).
+pub fn rev6(j: u32) -> u32 {
+    (0..6).fold(0, |r, b| r | (((j >> b) & 1) << (5 - b)))
+}
+
+fn reverse_lanes(a: &Shared) -> Shared {
+    map1(a, |v| {
+        let b = crate::ring::bits(v);
+        let mut out = [false; 64];
+        for j in 0..64u32 {
+            out[rev6(j) as usize] = b[j as usize];
+        }
+        crate::ring::from_bits(&out)
+    })
+}
+
+/// MSB: carry-save (`s = x_0^x_1^x_2`, `c = maj << 1`), the lanes of `s` and `c` permuted
+/// by [`rev6`], generate `g = s & c`, then the carry tree over bits 0..62 with the public
+/// leaf `(G, P) = (0, 1)` at bit 63. In the permuted order the tops of tree level `L` are
+/// the lanes `64 - 2^(6-L) ..= 63` and a merge is a shift by `2^(6-L)`. Result in lane 0.
+/// Ideal: [`msb`] of the reconstructed value.
+pub fn sim_msb(sim: &mut Sim, x: &Shared) -> Shared {
+    let s = x.clone();
+    let b0 = component(x, 0);
+    let a = xor(&b0, &component(x, 1));
+    let b = xor(&b0, &component(x, 2));
+    let maj = xor(&sim_and_packed(sim, &a, &b, bit_range(0, 62)), &b0);
+    let c = reverse_lanes(&shl(&maj, 1));
+    let s = reverse_lanes(&s);
+    let prop = xor(&s, &c);
+    let g = sim_and_packed(sim, &s, &c, bit_range(1, 62));
+    // level 1: lanes 33..=62 through the protocol, lane 63 (the pair (63, 62)) locally
+    let gs = shl(&g, 32);
+    let ps = shl(&prop, 32);
+    let t1 = sim_and_packed(sim, &prop, &gs, bit_range(33, 62));
+    let t2 = sim_and_packed(sim, &prop, &ps, bit_range(33, 62));
+    let mut gg = xor(&xor(&g, &t1), &and_mask(&gs, bit(63)));
+    let mut pp = xor(&t2, &and_mask(&ps, bit(63)));
+    for level in 2..=6u32 {
+        let d = 1u32 << (6 - level);
+        let tops = bit_range(64 - d, 63);
+        let pmask = if level < 6 { bit_range(65 - d, 63) } else { 0 };
+        let gs = shl(&gg, d);
+        let ps = shl(&pp, d);
+        let t1 = sim_and_packed(sim, &pp, &gs, tops);
+        let t2 = if pmask != 0 { Some(sim_and_packed(sim, &pp, &ps, pmask)) } else { None };
+        gg = xor(&gg, &t1);
+        if let Some(t2) = t2 {
+            pp = t2;
+        }
+    }
+    map1(&xor(&prop, &gg), |v| UnOp::ShrLogical(63).apply(v))
+}
+
+fn add_v(a: &[u64], b: &[u64]) -> Vec<u64> {
+    a.iter().zip(b).map(|(&x, &y)| reduce(&(lift(x) + lift(y)))).collect()
+}
+fn sub_v(a: &[u64], b: &[u64]) -> Vec<u64> {
+    a.iter().zip(b).map(|(&x, &y)| reduce(&(lift(x) - lift(y)))).collect()
+}
+
+/// Bit injection of lane `bit` of a binary sharing, with the roles of third `r` of the
+/// elements played by parties `(r, r+1, r+2)`: `R0` offers `(e - r0 + w_0, 1 - e - r0 + w_1)`
+/// to `R1` and `(e - r1 + w'_0, 1 - e - r1 + w'_1)` to `R2`; `R2` sends `w_f` to `R1`, `R1`
+/// sends `w'_f` to `R2`; each unmasks entry `f`. Streams: per third, one for `r0, r1`
+/// (`F(k_{R0}), F(k_{R1})`) and one for the masks (`2·len` words). Ideal: the arithmetic
+/// sharing of the bit.
+pub fn sim_inject(sim: &mut Sim, b: &Shared, lane: u32) -> Shared {
+    let n = b.comps[0].len();
+    let d: Vec<Vec<u64>> = (0..3).map(|j| b.comps[j].iter().map(|&v| (v >> lane) % 2).collect()).collect();
+    let mut comps: [Vec<u64>; 3] = [vec![], vec![], vec![]];
+    for r in 0..3 {
+        let (lo, hi) = (r * n / 3, (r + 1) * n / 3);
+        let k = hi - lo;
+        let (r0_, r1_, r2_) = (r, (r + 1) % 3, (r + 2) % 3);
+        let masks = sim.random(k);
+        let ws = sim.random(2 * k);
+        let r0 = &masks.comps[r0_];
+        let r1 = &masks.comps[r1_];
+        let (w, wp) = (&ws.comps[r0_], &ws.comps[r1_]);
+        let e: Vec<u64> = (lo..hi).map(|t| d[r0_][t] ^ d[r1_][t]).collect();
+        let f: Vec<usize> = (lo..hi).map(|t| d[r2_][t] as usize).collect();
+        let one_minus_e: Vec<u64> = e.iter().map(|&v| 1 - v).collect();
+        // R0's offers (entry 0, entry 1), masked.
+        let to_r1 = [add_v(&sub_v(&e, r0), &w[..k]), add_v(&sub_v(&one_minus_e, r0), &w[k..])];
+        let to_r2 = [add_v(&sub_v(&e, r1), &wp[..k]), add_v(&sub_v(&one_minus_e, r1), &wp[k..])];
+        // The choice holders' masks w_f and w'_f.
+        let w_f: Vec<u64> = (0..k).map(|t| w[f[t] * k + t]).collect();
+        let wp_f: Vec<u64> = (0..k).map(|t| wp[f[t] * k + t]).collect();
+        let d_minus_r0 = sub_v(&(0..k).map(|t| to_r1[f[t]][t]).collect::<Vec<_>>(), &w_f);
+        let d_minus_r1 = sub_v(&(0..k).map(|t| to_r2[f[t]][t]).collect::<Vec<_>>(), &wp_f);
+        let c2_at_r1 = sub_v(&d_minus_r0, r1);
+        let c2_at_r2 = sub_v(&d_minus_r1, r0);
+        assert_eq!(c2_at_r1, c2_at_r2, "R1 and R2 disagree on C_2");
+        comps[r0_].extend_from_slice(r0);
+        comps[r1_].extend_from_slice(r1);
+        comps[r2_].extend_from_slice(&c2_at_r1);
+    }
+    Shared { comps }
+}
+
+/// ReLU: MSB, `1 ^ MSB` (the public 1 in component 0), injection, then the ring product
+/// `x · [d]^A`. Returns `(ReLU(x), [d]^A)`. Ideal: [`relu`] and [`drelu`].
+pub fn sim_relu(sim: &mut Sim, x: &Shared) -> (Shared, Shared) {
+    let mut d = sim_msb(sim, x);
+    d.comps[0] = d.comps[0].iter().map(|&v| v ^ 1).collect();
+    let mask = sim_inject(sim, &d, 0);
+    let mul =
+        |a: &[u64], b: &[u64]| -> Vec<u64> { a.iter().zip(b).map(|(&x, &y)| reduce(&(lift(x) * lift(y)))).collect() };
+    let out = sim.product(&mul, x, &mask);
+    (out, mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ideals_at_the_edges() {
+        assert_eq!(msb(0), 0);
+        assert_eq!(msb(u64::MAX), 1);
+        assert_eq!(msb(1 << 63), 1);
+        assert_eq!(msb((1 << 63) - 1), 0);
+        assert_eq!(relu(u64::MAX), 0);
+        assert_eq!(relu(5), 5);
+        assert_eq!(drelu(0), 1);
+        assert!(!in_domain(1 << 62, (1u64 << 62).wrapping_neg()));
+        assert!(in_domain((1 << 62) - 1, (1u64 << 62).wrapping_neg() + 1));
+        assert_eq!(max_axis(&[1, u64::MAX, 3, 3], &[4], 0), vec![3]);
+        assert_eq!(argmax_axis(&[1, u64::MAX, 3, 3], &[4], 0), vec![0, 0, 1, 0]);
+        assert_eq!(argmax_axis(&[1, 2, 3, 0], &[2, 2], 0), vec![0, 1, 1, 0]);
+        assert_eq!((rev6(1), rev6(62), rev6(63), rev6(0)), (32, 31, 63, 0));
+    }
+}

@@ -411,8 +411,8 @@ impl Conv2d {
         self.groups > 0
             && self.stride_h > 0
             && self.stride_w > 0
-            && self.in_c % self.groups == 0
-            && self.out_c % self.groups == 0
+            && self.in_c.is_multiple_of(self.groups)
+            && self.out_c.is_multiple_of(self.groups)
             && self.kh > 0
             && self.kw > 0
             && self.in_h + 2 * self.pad_h >= self.kh

@@ -64,3 +64,21 @@ pub fn pool(p: &Pool2d) -> Pool2dParams {
         pad_w: p.pad_w,
     }
 }
+
+/// The spec's convolution record for the ring's.
+pub fn conv_back(p: &Conv2dParams) -> Conv2d {
+    Conv2d {
+        batch: p.batch,
+        in_c: p.in_c,
+        in_h: p.in_h,
+        in_w: p.in_w,
+        out_c: p.out_c,
+        kh: p.kh,
+        kw: p.kw,
+        stride_h: p.stride_h,
+        stride_w: p.stride_w,
+        pad_h: p.pad_h,
+        pad_w: p.pad_w,
+        groups: p.groups,
+    }
+}

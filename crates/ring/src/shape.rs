@@ -175,7 +175,7 @@ impl Conv2dParams {
         if self.groups == 0 || self.stride_h == 0 || self.stride_w == 0 {
             return bad("groups and strides must be positive");
         }
-        if self.in_c % self.groups != 0 || self.out_c % self.groups != 0 {
+        if !self.in_c.is_multiple_of(self.groups) || !self.out_c.is_multiple_of(self.groups) {
             return bad("channels must be multiples of groups");
         }
         if self.kh == 0 || self.kw == 0 {
@@ -325,7 +325,7 @@ impl StridedLayout {
     /// Largest buffer index the view touches plus one (0 for an empty view); `None` if
     /// that overflows.
     pub fn extent(&self) -> Option<usize> {
-        if self.dims.iter().any(|&d| d == 0) {
+        if self.dims.contains(&0) {
             return Some(0);
         }
         self.dims

@@ -12,8 +12,13 @@ use std::time::{Duration, Instant};
 /// What arrives on a party's inbound queue for one link.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A message.
-    Data(Payload),
+    /// A message and its depth (see "Cost accounting" in the crate docs).
+    Data {
+        /// The depth the sender stamped on it.
+        depth: u64,
+        /// The message itself.
+        payload: Payload,
+    },
     /// The peer said bye: nothing more will come.
     Closed,
     /// The party failed (possibly on the other link): look at `Core::failed`.
@@ -22,8 +27,8 @@ pub(crate) enum Event {
 
 /// The outgoing half of one link; the two implementations (in-process, TLS) differ here.
 pub(crate) trait Link: Send + Sync + fmt::Debug {
-    /// Queue a message; never blocks on the peer.
-    fn send(&self, payload: Payload) -> Result<(), TransportError>;
+    /// Queue a message of depth `depth`; never blocks on the peer.
+    fn send(&self, depth: u64, payload: Payload) -> Result<(), TransportError>;
     /// Start a graceful close: bye follows the queued messages.
     fn close(&self);
     /// Wait until the queued messages have left, or `deadline`.
@@ -188,11 +193,12 @@ impl Channels {
         if len > self.max_frame_bytes {
             return Err(self.core.fail(TransportError::TooLarge { peer, len, max: self.max_frame_bytes }));
         }
-        lock(&self.meter).on_send(len);
-        self.links[to.slot()].send(payload).map_err(|e| self.core.fail(e))
+        let depth = lock(&self.meter).on_send(len);
+        self.links[to.slot()].send(depth, payload).map_err(|e| self.core.fail(e))
     }
 
-    fn recv_payload(&self, from: Peer) -> Result<Payload, TransportError> {
+    /// The next message from `from` and its depth.
+    fn recv_payload(&self, from: Peer) -> Result<(u64, Payload), TransportError> {
         self.check()?;
         let peer = self.peer_id(from);
         let rx = lock(&self.inbound[from.slot()]);
@@ -200,7 +206,7 @@ impl Channels {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(Event::Data(p)) => return Ok(p),
+                Ok(Event::Data { depth, payload }) => return Ok((depth, payload)),
                 Ok(Event::Wake) => self.check()?,
                 Ok(Event::Closed) | Err(RecvTimeoutError::Disconnected) => {
                     return Err(self.core.fail(TransportError::PeerClosed { peer }))
@@ -221,11 +227,11 @@ impl Channels {
     /// Receive a message of exactly `len` u64s from `from`, waiting at most the timeout.
     /// A message of another length is [`TransportError::Malformed`].
     pub fn recv_u64s(&self, from: Peer, len: usize) -> Result<Vec<u64>, TransportError> {
-        let p = self.recv_payload(from)?;
+        let (depth, p) = self.recv_payload(from)?;
         let n = p.byte_len() as u64;
         match p.into_u64s(len) {
             Ok(v) => {
-                lock(&self.meter).on_recv(n);
+                lock(&self.meter).on_recv(n, depth);
                 Ok(v)
             }
             Err(detail) => Err(self.core.fail(TransportError::Malformed { peer: self.peer_id(from), detail })),
@@ -239,11 +245,11 @@ impl Channels {
 
     /// Receive a message of exactly `len` bytes from `from`, waiting at most the timeout.
     pub fn recv_bytes(&self, from: Peer, len: usize) -> Result<Vec<u8>, TransportError> {
-        let p = self.recv_payload(from)?;
+        let (depth, p) = self.recv_payload(from)?;
         let n = p.byte_len() as u64;
         match p.into_bytes(len) {
             Ok(v) => {
-                lock(&self.meter).on_recv(n);
+                lock(&self.meter).on_recv(n, depth);
                 Ok(v)
             }
             Err(detail) => Err(self.core.fail(TransportError::Malformed { peer: self.peer_id(from), detail })),
@@ -262,7 +268,9 @@ impl Channels {
         lock(&self.meter).table()
     }
 
-    /// Zero the counters (the scope stack is kept; the next send opens a round).
+    /// Zero the counters. The scope stack is kept, and so is the depth clock (see "Cost
+    /// accounting" in the crate docs): rounds counted after a reset are the clock's
+    /// increase since the reset.
     pub fn reset_costs(&self) {
         lock(&self.meter).reset();
     }

@@ -16,17 +16,22 @@ pub struct Cost {
     pub messages_sent: u64,
     /// Messages received.
     pub messages_recv: u64,
-    /// Communication rounds (see the crate docs for the rule).
+    /// Communication rounds: how much this party's causal-depth clock advanced while the
+    /// scope was innermost (see "Cost accounting" in the crate docs). Summed over all
+    /// scopes this is the depth of the deepest message chain the party took part in since
+    /// the last reset; the latency of a computation started from a synchronised point is
+    /// the maximum of the three parties' totals.
     pub rounds: u64,
 }
 
+/// Saturating: a peer claiming an absurd depth must not make the sums overflow.
 impl AddAssign for Cost {
     fn add_assign(&mut self, o: Cost) {
-        self.bytes_sent += o.bytes_sent;
-        self.bytes_recv += o.bytes_recv;
-        self.messages_sent += o.messages_sent;
-        self.messages_recv += o.messages_recv;
-        self.rounds += o.rounds;
+        self.bytes_sent = self.bytes_sent.saturating_add(o.bytes_sent);
+        self.bytes_recv = self.bytes_recv.saturating_add(o.bytes_recv);
+        self.messages_sent = self.messages_sent.saturating_add(o.messages_sent);
+        self.messages_recv = self.messages_recv.saturating_add(o.messages_recv);
+        self.rounds = self.rounds.saturating_add(o.rounds);
     }
 }
 
@@ -115,6 +120,11 @@ impl fmt::Display for CostTable {
 }
 
 /// The live counters of one party.
+///
+/// Rounds are counted with a Lamport-style clock over messages: every data message
+/// carries a depth, one more than the deepest message its sender had received when it
+/// sent it. The clock is the deepest depth this party has sent or received; rounds are
+/// the clock's increase, attributed to the scope innermost when it happened.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
     /// Scope names, outermost first.
@@ -122,8 +132,10 @@ pub(crate) struct Meter {
     /// `stack` joined with '/'.
     path: String,
     table: BTreeMap<String, Cost>,
-    /// True after a send, false after a receive: a send while false opens a round.
-    in_round: bool,
+    /// `K`: the largest depth of any message received so far (0 at start).
+    received: u64,
+    /// `C`: the largest depth sent or received so far. Never reset.
+    clock: u64,
 }
 
 impl Meter {
@@ -131,22 +143,32 @@ impl Meter {
         self.table.entry(self.path.clone()).or_default()
     }
 
-    pub(crate) fn on_send(&mut self, bytes: u64) {
-        let open_round = !self.in_round;
-        self.in_round = true;
-        let c = self.current();
-        c.bytes_sent += bytes;
-        c.messages_sent += 1;
-        if open_round {
-            c.rounds += 1;
-        }
+    /// Advance the clock to at least `depth`; the increase is this step's rounds.
+    fn advance(&mut self, depth: u64) -> u64 {
+        let before = self.clock;
+        self.clock = self.clock.max(depth);
+        self.clock - before
     }
 
-    pub(crate) fn on_recv(&mut self, bytes: u64) {
-        self.in_round = false;
+    /// Count a send of `bytes` payload bytes; returns the depth the message carries.
+    pub(crate) fn on_send(&mut self, bytes: u64) -> u64 {
+        let depth = self.received.saturating_add(1);
+        let rounds = self.advance(depth);
         let c = self.current();
-        c.bytes_recv += bytes;
-        c.messages_recv += 1;
+        c.bytes_sent = c.bytes_sent.saturating_add(bytes);
+        c.messages_sent = c.messages_sent.saturating_add(1);
+        c.rounds = c.rounds.saturating_add(rounds);
+        depth
+    }
+
+    /// Count a receive of `bytes` payload bytes in a message of depth `depth`.
+    pub(crate) fn on_recv(&mut self, bytes: u64, depth: u64) {
+        self.received = self.received.max(depth);
+        let rounds = self.advance(depth);
+        let c = self.current();
+        c.bytes_recv = c.bytes_recv.saturating_add(bytes);
+        c.messages_recv = c.messages_recv.saturating_add(1);
+        c.rounds = c.rounds.saturating_add(rounds);
     }
 
     /// Enter a scope; returns the depth to restore on exit.
@@ -173,8 +195,48 @@ impl Meter {
         CostTable::from_scopes(self.table.clone())
     }
 
+    /// Zero the tables. The clock keeps running, so depths stay comparable across parties.
     pub(crate) fn reset(&mut self) {
         self.table.clear();
-        self.in_round = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_counts_causal_depth() {
+        let mut m = Meter::default();
+        // Two sends with nothing received: both depth 1, one round.
+        assert_eq!(m.on_send(8), 1);
+        assert_eq!(m.on_send(8), 1);
+        assert_eq!(m.table().total.rounds, 1);
+        // A shallower message adds nothing; a deeper one moves the clock up to it.
+        m.on_recv(8, 1);
+        assert_eq!(m.table().total.rounds, 1);
+        m.on_recv(8, 4);
+        assert_eq!(m.table().total.rounds, 4);
+        assert_eq!(m.on_send(0), 5);
+        // Reset zeroes the table but keeps the clock.
+        m.reset();
+        assert_eq!(m.table().total, Cost::default());
+        assert_eq!(m.on_send(0), 5);
+        assert_eq!(m.table().total.rounds, 0);
+        m.on_recv(0, 5);
+        assert_eq!(m.on_send(0), 6);
+        assert_eq!(m.table().total.rounds, 1);
+    }
+
+    #[test]
+    fn absurd_depths_saturate() {
+        let mut m = Meter::default();
+        m.on_recv(0, u64::MAX);
+        assert_eq!(m.on_send(0), u64::MAX);
+        m.on_recv(0, u64::MAX);
+        let _g = m.push("s");
+        m.on_send(1);
+        let t = m.table();
+        assert_eq!(t.total.rounds, u64::MAX);
     }
 }

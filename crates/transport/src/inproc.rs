@@ -18,8 +18,9 @@ struct InProcLink {
 }
 
 impl Link for InProcLink {
-    fn send(&self, payload: Payload) -> Result<(), TransportError> {
-        self.tx.send(Event::Data(payload)).map_err(|_| TransportError::PeerClosed { peer: self.peer })
+    fn send(&self, depth: u64, payload: Payload) -> Result<(), TransportError> {
+        // The depth travels beside the moved payload: no copy of the data.
+        self.tx.send(Event::Data { depth, payload }).map_err(|_| TransportError::PeerClosed { peer: self.peer })
     }
 
     fn close(&self) {

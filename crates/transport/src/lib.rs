@@ -44,13 +44,26 @@
 //! offset 12  payload
 //! ```
 //!
+//! A data frame's payload is the message's **depth** ([`DATA_DEPTH_LEN`] = 8 bytes, u64
+//! little-endian, at least 1; see "Cost accounting") followed by the message itself;
+//! `u64` messages are little-endian. The length field counts both, so a data frame's
+//! length is 8 + the message length:
+//!
+//! ```text
+//! offset 12  8 bytes  depth, u64 little-endian (data frames only)
+//! offset 20  message
+//! ```
+//!
 //! [`decode_frame_header`] rejects a bad magic, an unknown kind, and any length above the
-//! limit for its kind (the configured `max_frame_bytes` for data frames, default 4 GiB; a
-//! few KiB for control frames) *before* anything is allocated; the receive buffer then
-//! grows with the bytes that actually arrive, so garbage claiming a huge length costs
-//! nothing. A data payload is the message itself; `u64` messages are little-endian.
-//! *hello* carries the handshake, *bye* (empty) marks a graceful close, *abort* carries a
-//! one-line reason (UTF-8) when a party gives up.
+//! limit for its kind (for data frames the configured `max_frame_bytes`, default 4 GiB,
+//! plus the 8-byte depth word, as `max_frame_bytes` bounds the message; a few KiB for
+//! control frames) *before* anything is allocated; the receive buffer then grows with the
+//! bytes that actually arrive, so garbage claiming a huge length costs nothing. The
+//! reader rejects a data frame shorter than its depth word, or of depth 0, as
+//! [`TransportError::Malformed`]. *hello* carries the handshake, *bye* (empty) marks a
+//! graceful close, *abort* carries a one-line reason (UTF-8) when a party gives up;
+//! control frames carry no depth. The depth word was added in protocol version 2
+//! ([`PROTOCOL_VERSION`]), so a version 1 peer is refused at the handshake.
 //!
 //! # Never block, never hang
 //!
@@ -92,14 +105,41 @@
 //!
 //! Every party counts bytes and messages sent and received, and communication rounds,
 //! attributed to the innermost active scope ([`Channels::scope`]; nested scopes form a
-//! path like `lenet/conv1`). **Only payload bytes are counted** (the 12-byte frame
-//! header, the TLS record overhead and control frames are not), so the in-process and
-//! TCP links report identical costs.
+//! path like `lenet/conv1`). **Only message bytes are counted** (the 12-byte frame
+//! header, the 8-byte depth word, the TLS record overhead and control frames are not),
+//! so the in-process and TCP links report identical costs.
 //!
-//! **Round rule:** a party's round counter increments on a send that follows a receive,
-//! or on its first send (after creation or [`Channels::reset_costs`]). Consecutive sends
-//! not separated by a receive belong to one round, whichever neighbour they go to. A
-//! round is attributed to the scope active at the send that opened it.
+//! **Round rule: causal depth.** Rounds measure latency, the length of the longest chain
+//! of messages each waiting on the one before, with a Lamport-style clock over messages:
+//!
+//! * Every data message carries a **depth**: `K + 1`, where `K` is the largest depth of
+//!   any message the sender has received so far (0 at start). A message sent before any
+//!   receive has depth 1; messages sent without a receive in between share a depth,
+//!   whichever neighbour they go to.
+//! * On a receive, `K = max(K, depth of the message)`.
+//! * The party's **clock** `C` is the largest depth it has sent or received: the depth of
+//!   the deepest message it has touched.
+//! * The **rounds attributed to a scope** are the increase of `C` while that scope is
+//!   innermost: every send and receive adds its `C_after - C_before` to the current
+//!   scope's [`Cost::rounds`]. A party's total rounds is therefore its clock now minus its
+//!   clock at creation or at the last [`Channels::reset_costs`].
+//! * `C` and `K` never reset: [`Channels::reset_costs`] only zeroes the tables, so depths
+//!   stay comparable across parties.
+//!
+//! The latency of a computation started from a synchronised point (every party has
+//! `K = C = c`, as after a symmetric exchange) is **exactly the maximum over the three
+//! parties of their round totals**: the longest chain of messages sent since that point
+//! and ending in a message of depth `c + d` has exactly `d` messages, and every message's
+//! depth reaches its sender's clock. A single party's total is only its view: how far
+//! past `c` the deepest message it sent or received was. Likewise per-scope figures are
+//! each party's view of where its clock advanced; compare scopes by the maximum over
+//! parties.
+//!
+//! For example, from a synchronised clock `c`: party 2 sends to party 1 (depth `c+1`),
+//! party 0 sends to party 2 (depth `c+1`), and party 1, after receiving, sends to party
+//! 0 (depth `c+2`). Parties 0 and 1 count 2 rounds and party 2 counts 1: latency 2. A
+//! symmetric exchange from a synchronised point (every party sends to one neighbour and
+//! receives from the other) counts 1 round on every party and leaves them synchronised.
 #![warn(missing_docs)]
 
 mod channels;
@@ -125,8 +165,8 @@ pub use inproc::in_process;
 pub use tls::{connect_tls, connect_tls_with_listener, generate_test_pki, PartyPem, Pki, TlsIdentity};
 pub use wire::{
     check_handshake, decode_frame_header, decode_handshake, encode_frame_header, encode_handshake, FrameError,
-    FrameHeader, FrameKind, Handshake, HandshakeDecodeError, DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_LEN, FRAME_MAGIC,
-    HANDSHAKE_MAGIC, MAX_ABORT_REASON_BYTES, MAX_HANDSHAKE_BYTES, MAX_SESSION_LEN, PROTOCOL_VERSION,
+    FrameHeader, FrameKind, Handshake, HandshakeDecodeError, DATA_DEPTH_LEN, DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_LEN,
+    FRAME_MAGIC, HANDSHAKE_MAGIC, MAX_ABORT_REASON_BYTES, MAX_HANDSHAKE_BYTES, MAX_SESSION_LEN, PROTOCOL_VERSION,
 };
 
 /// One of the three parties: 0, 1 or 2.

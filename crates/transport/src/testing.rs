@@ -43,13 +43,21 @@ impl RawPeer {
         self.send_raw(&buf)
     }
 
-    /// Send a data frame holding `words` (little-endian).
-    pub fn send_u64s(&mut self, words: &[u64]) -> io::Result<()> {
-        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        self.send_frame(FrameKind::Data, &bytes)
+    /// Send a data frame: the depth word `depth`, then `message`.
+    pub fn send_data(&mut self, depth: u64, message: &[u8]) -> io::Result<()> {
+        let mut payload = depth.to_le_bytes().to_vec();
+        payload.extend_from_slice(message);
+        self.send_frame(FrameKind::Data, &payload)
     }
 
-    /// Read one frame (header and payload, payload at most 1 MiB).
+    /// Send a data frame holding `words` (little-endian), at depth 1 (a first message).
+    pub fn send_u64s(&mut self, words: &[u64]) -> io::Result<()> {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        self.send_data(1, &bytes)
+    }
+
+    /// Read one frame (header and payload, payload at most 1 MiB; a data frame's payload
+    /// starts with its depth word).
     pub fn read_frame(&mut self) -> io::Result<(FrameHeader, Vec<u8>)> {
         let mut h = [0u8; crate::FRAME_HEADER_LEN];
         raw_read(&mut self.conn, &mut self.sock, &mut h)?;

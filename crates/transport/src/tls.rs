@@ -6,7 +6,7 @@ use crate::config::{validate_session, PartiesConfig};
 use crate::error::{HandshakeMismatch, TransportError};
 use crate::wire::{
     check_handshake, decode_frame_header, decode_handshake, encode_frame_header, encode_handshake, le_bytes, printable,
-    words_as_bytes_mut, FrameKind, Handshake, Payload, FRAME_HEADER_LEN, MAX_ABORT_REASON_BYTES,
+    words_as_bytes_mut, FrameKind, Handshake, Payload, DATA_DEPTH_LEN, FRAME_HEADER_LEN, MAX_ABORT_REASON_BYTES,
 };
 use crate::PartyId;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -700,7 +700,8 @@ fn build_channels(
 }
 
 enum Cmd {
-    Data(Payload),
+    /// A message and its depth.
+    Data(u64, Payload),
     Bye,
     Abort,
 }
@@ -802,10 +803,10 @@ impl LinkStarter {
 }
 
 impl Link for TlsLink {
-    fn send(&self, payload: Payload) -> Result<(), TransportError> {
+    fn send(&self, depth: u64, payload: Payload) -> Result<(), TransportError> {
         let peer = self.shared.peer;
         match lock(&self.queue).as_ref() {
-            Some(tx) => tx.send(Cmd::Data(payload)).map_err(|_| TransportError::PeerClosed { peer }),
+            Some(tx) => tx.send(Cmd::Data(depth, payload)).map_err(|_| TransportError::PeerClosed { peer }),
             None => Err(TransportError::PeerClosed { peer }),
         }
     }
@@ -871,15 +872,21 @@ impl TlsWriter<'_> {
         r.map_err(|e| self.shared.io_err(&e))
     }
 
-    fn frame(&mut self, kind: FrameKind, bytes: &[u8]) -> Result<(), TransportError> {
-        let header = encode_frame_header(kind, bytes.len() as u64);
+    /// Write a frame whose payload is `prefix` then `bytes` (the prefix is the depth word
+    /// of a data frame, empty for control frames).
+    fn frame(&mut self, kind: FrameKind, prefix: &[u8], bytes: &[u8]) -> Result<(), TransportError> {
+        let header = encode_frame_header(kind, (prefix.len() + bytes.len()) as u64);
         if bytes.len() <= SMALL_MESSAGE {
-            let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + bytes.len());
+            let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + prefix.len() + bytes.len());
             buf.extend_from_slice(&header);
+            buf.extend_from_slice(prefix);
             buf.extend_from_slice(bytes);
             return self.write_plain(&buf);
         }
-        self.write_plain(&header)?;
+        let mut head = Vec::with_capacity(FRAME_HEADER_LEN + prefix.len());
+        head.extend_from_slice(&header);
+        head.extend_from_slice(prefix);
+        self.write_plain(&head)?;
         for chunk in bytes.chunks(WRITE_CHUNK) {
             if self.shared.aborting() {
                 return Err(TransportError::Aborted { reason: "link aborted".into() });
@@ -891,12 +898,12 @@ impl TlsWriter<'_> {
 
     fn send_abort(&mut self) {
         let reason = lock(&self.shared.reason).clone();
-        let _ = self.frame(FrameKind::Abort, abort_payload(&reason));
+        let _ = self.frame(FrameKind::Abort, &[], abort_payload(&reason));
         let _ = self.shared.sock.shutdown(Shutdown::Write);
     }
 
     fn send_bye(&mut self) -> Result<(), TransportError> {
-        self.frame(FrameKind::Bye, &[])?;
+        self.frame(FrameKind::Bye, &[], &[])?;
         {
             let mut conn = lock(&self.shared.conn);
             conn.send_close_notify();
@@ -931,7 +938,7 @@ fn writer_main(shared: &LinkShared, queue: Receiver<Cmd>, core: &Weak<Core>) {
             return;
         }
         let r = match cmd {
-            Cmd::Data(p) => w.frame(FrameKind::Data, &payload_bytes(&p)),
+            Cmd::Data(depth, p) => w.frame(FrameKind::Data, &depth.to_le_bytes(), &payload_bytes(&p)),
             Cmd::Bye => {
                 let r = w.send_bye();
                 if let Err(e) = r {
@@ -967,16 +974,26 @@ struct Assembler {
     body: Option<Body>,
 }
 
+/// The payload of the frame in progress. A data frame's depth word goes to `depth`, the
+/// message after it to `words` (so the message stays word-aligned, never shifted).
 struct Body {
     kind: FrameKind,
+    /// The depth word as received so far.
+    depth: [u8; DATA_DEPTH_LEN],
+    /// Bytes of the depth word expected: [`DATA_DEPTH_LEN`] for data frames, else 0.
+    depth_len: usize,
+    depth_got: usize,
+    /// Bytes of the message after the depth word.
     len: usize,
     words: Vec<u64>,
     got: usize,
 }
 
-/// A complete frame: its kind and payload (`len` bytes in `words`, native order).
+/// A complete frame: its kind, its depth (data frames; 0 otherwise) and its message
+/// (`len` bytes in `words`, native order).
 struct Frame {
     kind: FrameKind,
+    depth: u64,
     words: Vec<u64>,
     len: usize,
 }
@@ -997,6 +1014,9 @@ impl Assembler {
         match &mut self.body {
             None => &mut self.header[self.header_got..],
             Some(b) => {
+                if b.depth_got < b.depth_len {
+                    return &mut b.depth[b.depth_got..b.depth_len];
+                }
                 if b.got == b.words.len() * 8 {
                     // Grow with the data that actually arrives (a header may lie).
                     let total = b.len.div_ceil(8);
@@ -1025,15 +1045,34 @@ impl Assembler {
                     peer,
                     detail: format!("frame of {} bytes does not fit in memory", h.len),
                 })?;
-                if len == 0 {
-                    return Ok(Some(Frame { kind: h.kind, words: Vec::new(), len: 0 }));
+                let depth_len = if h.kind == FrameKind::Data { DATA_DEPTH_LEN } else { 0 };
+                let Some(len) = len.checked_sub(depth_len) else {
+                    return Err(TransportError::Malformed {
+                        peer,
+                        detail: format!("data frame of {len} bytes is shorter than its {DATA_DEPTH_LEN}-byte depth"),
+                    });
+                };
+                if depth_len == 0 && len == 0 {
+                    return Ok(Some(Frame { kind: h.kind, depth: 0, words: Vec::new(), len: 0 }));
                 }
-                self.body = Some(Body { kind: h.kind, len, words: Vec::new(), got: 0 });
+                self.body = Some(Body {
+                    kind: h.kind,
+                    depth: [0; DATA_DEPTH_LEN],
+                    depth_len,
+                    depth_got: 0,
+                    len,
+                    words: Vec::new(),
+                    got: 0,
+                });
                 Ok(None)
             }
             Some(b) => {
-                b.got += n;
-                if b.got < b.len {
+                if b.depth_got < b.depth_len {
+                    b.depth_got += n;
+                } else {
+                    b.got += n;
+                }
+                if b.depth_got < b.depth_len || b.got < b.len {
                     return Ok(None);
                 }
                 let Some(b) = self.body.take() else {
@@ -1045,7 +1084,8 @@ impl Assembler {
                 for w in &mut words {
                     *w = u64::from_le(*w);
                 }
-                Ok(Some(Frame { kind: b.kind, words, len: b.len }))
+                let depth = if b.depth_len == 0 { 0 } else { u64::from_le_bytes(b.depth) };
+                Ok(Some(Frame { kind: b.kind, depth, words, len: b.len }))
             }
         }
     }
@@ -1053,7 +1093,9 @@ impl Assembler {
     /// `(received, expected)` bytes of the frame in progress, if any.
     fn partial(&self) -> Option<(u64, u64)> {
         match &self.body {
-            Some(b) => Some(((FRAME_HEADER_LEN + b.got) as u64, (FRAME_HEADER_LEN + b.len) as u64)),
+            Some(b) => {
+                Some(((FRAME_HEADER_LEN + b.depth_got + b.got) as u64, (FRAME_HEADER_LEN + b.depth_len + b.len) as u64))
+            }
             None if self.header_got > 0 => Some((self.header_got as u64, FRAME_HEADER_LEN as u64)),
             None => None,
         }
@@ -1078,8 +1120,12 @@ impl ReadState {
                 if self.bye {
                     return Err(TransportError::Malformed { peer, detail: "data frame after bye".into() });
                 }
+                if frame.depth == 0 {
+                    // Every sender stamps at least 1: a zero means the stream is out of sync.
+                    return Err(TransportError::Malformed { peer, detail: "data frame with depth 0".into() });
+                }
                 let payload = Payload::Words { len_bytes: frame.len, words: frame.words };
-                Ok(match inbound.send(Event::Data(payload)) {
+                Ok(match inbound.send(Event::Data { depth: frame.depth, payload }) {
                     Ok(()) => Flow::Continue,
                     Err(_) => Flow::Stop,
                 })
@@ -1252,6 +1298,55 @@ mod tests {
         // The first buffer is small even though 3 GiB are claimed.
         assert!(a.dst().len() <= 512 << 10);
         assert_eq!(a.partial(), Some((12, 12 + (3 << 30))));
+    }
+
+    /// Feed `bytes` to the assembler in pieces of at most `step`, collecting frames.
+    fn feed(a: &mut Assembler, bytes: &[u8], step: usize) -> Result<Vec<Frame>, TransportError> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let dst = a.dst();
+            let n = dst.len().min(rest.len()).min(step);
+            dst[..n].copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            out.extend(a.advance(n, PartyId::ALL[1])?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn assembler_splits_depth_from_message() {
+        let mut wire = encode_frame_header(FrameKind::Data, 8 + 11).to_vec();
+        wire.extend_from_slice(&7u64.to_le_bytes());
+        wire.extend_from_slice(b"hello world");
+        wire.extend_from_slice(&encode_frame_header(FrameKind::Data, 8));
+        wire.extend_from_slice(&9u64.to_le_bytes());
+        wire.extend_from_slice(&encode_frame_header(FrameKind::Bye, 0));
+        for step in [1, 3, 8, 1000] {
+            let mut a = Assembler::new(11);
+            let frames = feed(&mut a, &wire, step).unwrap();
+            assert_eq!(frames.len(), 3);
+            assert_eq!((frames[0].kind, frames[0].depth, frames[0].bytes()), (FrameKind::Data, 7, &b"hello world"[..]));
+            assert_eq!((frames[1].kind, frames[1].depth, frames[1].len), (FrameKind::Data, 9, 0));
+            assert_eq!((frames[2].kind, frames[2].depth, frames[2].len), (FrameKind::Bye, 0, 0));
+            assert_eq!(a.partial(), None);
+        }
+        // Partway through the depth word, and partway through the message.
+        let mut a = Assembler::new(11);
+        feed(&mut a, &wire[..15], 1000).unwrap();
+        assert_eq!(a.partial(), Some((15, 31)));
+        feed(&mut a, &wire[15..22], 1000).unwrap();
+        assert_eq!(a.partial(), Some((22, 31)));
+    }
+
+    #[test]
+    fn assembler_rejects_data_frame_without_depth() {
+        let mut a = Assembler::new(100);
+        let e = feed(&mut a, &encode_frame_header(FrameKind::Data, 5), 100).err().unwrap();
+        assert!(matches!(&e, TransportError::Malformed { detail, .. } if detail.contains("depth")), "{e:?}");
+        let mut a = Assembler::new(100);
+        let e = feed(&mut a, &encode_frame_header(FrameKind::Data, 0), 100).err().unwrap();
+        assert!(matches!(e, TransportError::Malformed { .. }), "{e:?}");
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub const FRAME_MAGIC: [u8; 3] = *b"TRD";
 pub const FRAME_HEADER_LEN: usize = 12;
 /// Default largest data payload: 4 GiB.
 pub const DEFAULT_MAX_FRAME_BYTES: u64 = 4 << 30;
+/// Size of the depth word at the start of every data frame payload (u64 little-endian).
+///
+/// It is framing, not message: it does not count against `max_frame_bytes` (a data
+/// frame may be this much longer) nor in the cost counters.
+pub const DATA_DEPTH_LEN: usize = 8;
 /// Largest handshake frame payload.
 pub const MAX_HANDSHAKE_BYTES: u64 = 1024;
 /// Largest abort reason (abort frame payload).
@@ -20,7 +25,9 @@ pub const MAX_ABORT_REASON_BYTES: u64 = 1024;
 /// Handshake magic: the first eight bytes of a handshake message.
 pub const HANDSHAKE_MAGIC: [u8; 8] = *b"TRIADHS\0";
 /// This implementation's protocol version.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 added the depth word to data frames ([`DATA_DEPTH_LEN`]).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Longest session id in bytes.
 pub const MAX_SESSION_LEN: usize = 256;
 
@@ -30,7 +37,7 @@ pub const MAX_SESSION_LEN: usize = 256;
 pub enum FrameKind {
     /// The connection handshake ([`Handshake`]).
     Hello = 1,
-    /// A protocol message.
+    /// A protocol message: its depth ([`DATA_DEPTH_LEN`] bytes), then the message.
     Data = 2,
     /// Graceful close: the sender will send nothing more. Empty payload.
     Bye = 3,
@@ -50,11 +57,12 @@ impl FrameKind {
         }
     }
 
-    /// Largest payload allowed for this kind, given the data frame limit.
+    /// Largest payload allowed for this kind, given the data frame limit (which bounds the
+    /// message; a data frame payload also holds the depth word).
     pub fn max_len(self, max_frame_bytes: u64) -> u64 {
         match self {
             FrameKind::Hello => MAX_HANDSHAKE_BYTES,
-            FrameKind::Data => max_frame_bytes,
+            FrameKind::Data => max_frame_bytes.saturating_add(DATA_DEPTH_LEN as u64),
             FrameKind::Bye => 0,
             FrameKind::Abort => MAX_ABORT_REASON_BYTES,
         }
@@ -122,8 +130,9 @@ pub fn encode_frame_header(kind: FrameKind, len: u64) -> [u8; FRAME_HEADER_LEN] 
 
 /// Decode and validate the frame header at the start of `buf` (extra bytes are ignored).
 ///
-/// Data frames may be at most `max_frame_bytes` long; control frames have small fixed
-/// limits ([`FrameKind::max_len`]).
+/// Data frames may be at most `max_frame_bytes` plus the depth word long; control frames
+/// have small fixed limits ([`FrameKind::max_len`]). A data frame shorter than its depth
+/// word passes here and is rejected by the reader.
 pub fn decode_frame_header(buf: &[u8], max_frame_bytes: u64) -> Result<FrameHeader, FrameError> {
     let Some(h) = buf.get(..FRAME_HEADER_LEN) else {
         return Err(FrameError::Short { got: buf.len() });
@@ -376,6 +385,17 @@ mod tests {
         assert_eq!(decode_frame_header(&h, 1 << 20).unwrap(), FrameHeader { kind: FrameKind::Data, len: 1234 });
         assert!(matches!(decode_frame_header(&h, 100), Err(FrameError::TooLarge { .. })));
         assert!(matches!(decode_frame_header(&h[..5], 100), Err(FrameError::Short { got: 5 })));
+    }
+
+    #[test]
+    fn data_limit_leaves_room_for_the_depth() {
+        let max = 100;
+        let at = encode_frame_header(FrameKind::Data, max + DATA_DEPTH_LEN as u64);
+        assert!(decode_frame_header(&at, max).is_ok());
+        let over = encode_frame_header(FrameKind::Data, max + DATA_DEPTH_LEN as u64 + 1);
+        assert!(matches!(decode_frame_header(&over, max), Err(FrameError::TooLarge { max: 108, .. })));
+        assert_eq!(FrameKind::Data.max_len(u64::MAX), u64::MAX);
+        assert_eq!(FrameKind::Abort.max_len(0), MAX_ABORT_REASON_BYTES);
     }
 
     #[test]

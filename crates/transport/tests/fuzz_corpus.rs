@@ -93,9 +93,21 @@ fn parties_config_corpus() {
 
 #[test]
 fn corpus_seeds_decode_as_labelled() {
+    for (name, data) in corpus("frame_header") {
+        let (limit, rest) = data.split_at(8);
+        let max = u64::from_le_bytes(limit.try_into().unwrap());
+        let bad = ["bad_magic", "huge_len", "short", "unknown_kind", "over_limit"].iter().any(|b| name.ends_with(b));
+        assert_eq!(decode_frame_header(rest, max).is_ok(), !bad, "{name}");
+    }
     for (name, data) in corpus("handshake") {
-        let ok = decode_handshake(&data).is_ok();
-        assert_eq!(ok, name.contains("valid") || name.contains("wrong_version"), "{name}");
+        let decoded = decode_handshake(&data);
+        assert_eq!(decoded.is_ok(), name.contains("valid") || name.contains("wrong_version"), "{name}");
+        if name.contains("valid") {
+            // Valid seeds speak this protocol version, so the fuzzer reaches the later checks.
+            let h = decoded.unwrap();
+            let party = PartyId::new(h.party).unwrap();
+            assert_eq!(check_handshake(&Handshake::new(party, &h.session), &h, party), Ok(()), "{name}");
+        }
     }
     for (name, data) in corpus("parties_config") {
         let ok = PartiesConfig::parse(std::str::from_utf8(&data).unwrap()).is_ok();

@@ -40,8 +40,11 @@ total                 131             131          4          4        3
 #[test]
 fn rounds_rule_and_reset() {
     let [a, b, c] = in_process(&cfg(5000));
+    // Depths of the messages are in brackets; every message waits on the one before, so
+    // this ping-pong is a chain 4 messages deep. (The old rule, one round per send phase
+    // of each party, counted 2 on each party here: it missed that the phases interleave.)
     let h = spawn_local(b, |ch| {
-        // recv, recv, send (round 1), recv, send (round 2).
+        // recv [1], recv [1], send [2], recv [3], send [4].
         ch.recv_u64s(Peer::Prev, 1)?;
         ch.recv_u64s(Peer::Prev, 1)?;
         ch.send_u64s(Peer::Prev, vec![1])?;
@@ -49,21 +52,101 @@ fn rounds_rule_and_reset() {
         ch.send_u64s(Peer::Prev, vec![2])?;
         Ok(ch.costs())
     });
-    // Party 0: send, send (1 round), recv, send (round 2), recv.
+    // Party 0: send [1], send [1] (both before any receive: one round), recv [2], send
+    // [3], recv [4].
     a.send_u64s(Peer::Next, vec![0]).unwrap();
     a.send_u64s(Peer::Next, vec![0]).unwrap();
+    assert_eq!(a.costs().total.rounds, 1);
     a.recv_u64s(Peer::Next, 1).unwrap();
     a.send_u64s(Peer::Next, vec![0]).unwrap();
     a.recv_u64s(Peer::Next, 1).unwrap();
     let t = a.costs();
-    assert_eq!(t.total.rounds, 2);
+    assert_eq!(t.total.rounds, 4);
     assert_eq!(t.total.messages_sent, 3);
     assert_eq!(t.total.bytes_sent, 24);
     assert_eq!(t.get("").bytes_recv, 16);
     let tb = join(h).0.unwrap();
-    assert_eq!(tb.total.rounds, 2);
+    assert_eq!(tb.total.rounds, 4);
     a.reset_costs();
     assert_eq!(a.costs().total, Default::default());
+    // The clock survives the reset: the next send has depth 5, one round past the 4.
+    a.send_u64s(Peer::Prev, vec![0]).unwrap();
+    assert_eq!(a.costs().total.rounds, 1);
+    // Party 2 receives a depth-5 message as its first: its clock jumps from 0 to 5. Its
+    // own view counts all 5; only from a synchronised point are totals latencies.
+    c.recv_u64s(Peer::Next, 1).unwrap();
+    assert_eq!(c.costs().total.rounds, 5);
+}
+
+#[test]
+fn chain_counts_causal_depth() {
+    // The fused multiply + truncate pattern: 2 → 1 → 0 is two hops deep. From a fresh
+    // start (all clocks 0) and from a synchronised point after warm-up exchanges.
+    for warmups in [0, 1, 3] {
+        let [a, b, c] = in_process(&cfg(5000));
+        let hs = [a, b, c].map(|ch| spawn_local(ch, move |ch| chain_protocol(ch, warmups)));
+        let costs: Vec<_> = hs.into_iter().map(|h| join(h).0.unwrap()).collect();
+        for (i, t) in costs.iter().enumerate() {
+            assert_eq!(t.total.rounds, CHAIN_ROUNDS[i], "party {i} after {warmups} warm-ups");
+            assert_eq!(t.get("fused").rounds, CHAIN_ROUNDS[i]);
+        }
+        assert_eq!(costs.iter().map(|t| t.total.rounds).max(), Some(2), "latency");
+        assert_eq!(costs[0].total.bytes_sent, 32);
+        assert_eq!(costs[0].total.bytes_recv, 16);
+    }
+}
+
+#[test]
+fn symmetric_exchange_is_one_round_everywhere() {
+    let [a, b, c] = in_process(&cfg(5000));
+    let hs = [a, b, c].map(|ch| {
+        spawn_local(ch, |ch| {
+            let mut per_exchange = Vec::new();
+            for _ in 0..3 {
+                ch.reset_costs();
+                symmetric_exchange(ch)?;
+                per_exchange.push(ch.costs().total.rounds);
+            }
+            // Three exchanges in a row without a reset: three rounds.
+            ch.reset_costs();
+            for _ in 0..3 {
+                symmetric_exchange(ch)?;
+            }
+            per_exchange.push(ch.costs().total.rounds);
+            Ok(per_exchange)
+        })
+    });
+    for h in hs {
+        assert_eq!(join(h).0.unwrap(), vec![1, 1, 1, 3]);
+    }
+}
+
+#[test]
+fn rounds_follow_the_scope_where_the_clock_moved() {
+    let [a, b, c] = in_process(&cfg(5000));
+    // Party 1 sends [1] in scope "send", receives party 0's reply [2] in scope "recv".
+    let h = spawn_local(b, |ch| {
+        {
+            let _s = ch.scope("send");
+            ch.send_u64s(Peer::Prev, vec![1])?;
+        }
+        let _r = ch.scope("recv");
+        ch.recv_u64s(Peer::Prev, 1)?;
+        drop(_r);
+        Ok(ch.costs())
+    });
+    {
+        let _outer = a.scope("outer");
+        // Receiving [1] moves party 0's clock 0 → 1 inside "outer".
+        a.recv_u64s(Peer::Next, 1).unwrap();
+        let _inner = a.scope("inner");
+        // Its reply [2] moves it 1 → 2 inside "outer/inner".
+        a.send_u64s(Peer::Next, vec![0]).unwrap();
+    }
+    let t = a.costs();
+    assert_eq!((t.get("outer").rounds, t.get("outer/inner").rounds, t.subtree("outer").rounds), (1, 1, 2));
+    let tb = join(h).0.unwrap();
+    assert_eq!((tb.get("send").rounds, tb.get("recv").rounds, tb.total.rounds), (1, 1, 2));
     drop(c);
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use triad_transport::testing::RawPeer;
 use triad_transport::{
     connect_tls, connect_tls_with_listener, FrameKind, Handshake, HandshakeMismatch, PartiesConfig, Peer,
-    TransportError, PROTOCOL_VERSION,
+    TransportError, DATA_DEPTH_LEN, PROTOCOL_VERSION,
 };
 
 #[test]
@@ -26,6 +26,54 @@ fn exchange_counts_match_in_process() {
     for h in hs {
         assert_eq!(join(h).0.unwrap(), expected_costs());
     }
+}
+
+#[test]
+fn chain_counts_match_in_process() {
+    // The depth travels in the data frames, so TLS counts the same rounds as in-process.
+    let pki = pki();
+    let (cfg, [l0, l1, l2]) = config(10_000, "chain");
+    let hs = [
+        spawn_tls(&cfg, P0, pki.identity(P0).unwrap(), l0, |ch| chain_protocol(ch, 1)),
+        spawn_tls(&cfg, P1, pki.identity(P1).unwrap(), l1, |ch| chain_protocol(ch, 1)),
+        spawn_tls(&cfg, P2, pki.identity(P2).unwrap(), l2, |ch| chain_protocol(ch, 1)),
+    ];
+    for (i, h) in hs.into_iter().enumerate() {
+        let t = join(h).0.unwrap();
+        assert_eq!(t.total.rounds, CHAIN_ROUNDS[i], "party {i}");
+        // The depth word is framing: not counted.
+        assert_eq!(t.total.bytes_sent, [32, 16, 24][i]);
+    }
+}
+
+#[test]
+fn depth_word_on_the_wire() {
+    let pki = pki();
+    let (cfg, [l0, l1, _]) = config(5_000, "depth");
+    // Party 0 receives from party 2 (a raw peer), then replies.
+    let h0 = spawn_tls(&cfg, P0, pki.identity(P0).unwrap(), l0, |ch| {
+        assert_eq!(ch.recv_u64s(Peer::Prev, 2)?, vec![5, 6]);
+        ch.send_u64s(Peer::Prev, vec![7])?;
+        Ok(ch.costs().total)
+    });
+    let h1 = spawn_tls(&cfg, P1, pki.identity(P1).unwrap(), l1, |_| Ok(()));
+    let hello = Handshake::new(P2, &cfg.session);
+    let id2 = pki.identity(P2).unwrap();
+    let mut to0 = RawPeer::connect(&cfg, P2, &id2, P0, &hello).unwrap();
+    let _to1 = RawPeer::connect(&cfg, P2, &id2, P1, &hello).unwrap();
+    let msg: Vec<u8> = [5u64, 6].iter().flat_map(|w| w.to_le_bytes()).collect();
+    to0.send_data(41, &msg).unwrap();
+    // Party 0's hello, then its reply: depth 41 + 1, then the message.
+    let (hello0, _) = to0.read_frame().unwrap();
+    assert_eq!(hello0.kind, FrameKind::Hello);
+    let (reply, payload) = to0.read_frame().unwrap();
+    assert_eq!((reply.kind, reply.len), (FrameKind::Data, (DATA_DEPTH_LEN + 8) as u64));
+    assert_eq!(&payload[..DATA_DEPTH_LEN], &42u64.to_le_bytes());
+    assert_eq!(&payload[DATA_DEPTH_LEN..], &7u64.to_le_bytes());
+    let t = join(h0).0.unwrap();
+    // Party 0's clock went 0 → 41 → 42; only message bytes are counted.
+    assert_eq!((t.rounds, t.bytes_recv, t.bytes_sent), (42, 16, 8));
+    join(h1).0.unwrap();
 }
 
 #[test]
@@ -142,6 +190,7 @@ impl Rig {
 fn truncated_frame() {
     let rig = rig(3_000);
     let (mut to0, _to1) = rig.party2();
+    // 80 payload bytes promised (depth word and 72 message bytes), 10 sent.
     let mut bytes = triad_transport::encode_frame_header(FrameKind::Data, 80).to_vec();
     bytes.extend_from_slice(&[1; 10]);
     to0.send_raw(&bytes).unwrap();
@@ -168,6 +217,29 @@ fn garbage_length_is_rejected_before_allocating() {
     let (mut to0, _to1) = rig.party2();
     to0.send_raw(&triad_transport::encode_frame_header(FrameKind::Data, u64::MAX)).unwrap();
     rig.expect(Duration::from_millis(1500), |e| matches!(e, TransportError::Malformed { peer: P2, .. }));
+}
+
+#[test]
+fn data_frame_without_depth() {
+    let rig = rig(3_000);
+    let (mut to0, _to1) = rig.party2();
+    // A version 1 style data frame: 3 bytes, no room for the depth word.
+    to0.send_frame(FrameKind::Data, &[1, 2, 3]).unwrap();
+    rig.expect(
+        Duration::from_millis(1500),
+        |e| matches!(e, TransportError::Malformed { peer: P2, detail } if detail.contains("depth")),
+    );
+}
+
+#[test]
+fn data_frame_of_depth_zero() {
+    let rig = rig(3_000);
+    let (mut to0, _to1) = rig.party2();
+    to0.send_data(0, &[0; 80]).unwrap();
+    rig.expect(
+        Duration::from_millis(1500),
+        |e| matches!(e, TransportError::Malformed { peer: P2, detail } if detail.contains("depth 0")),
+    );
 }
 
 #[test]

@@ -117,6 +117,47 @@ pub fn expected_costs() -> CostTable {
     t
 }
 
+/// A symmetric exchange: every party sends one word to its previous party and receives
+/// one from its next. From a synchronised point this is one round on every party, and it
+/// leaves the parties synchronised again.
+pub fn symmetric_exchange(ch: &Channels) -> Result<(), TransportError> {
+    ch.send_u64s(Peer::Prev, vec![u64::from(ch.id().as_u8())])?;
+    assert_eq!(ch.recv_u64s(Peer::Next, 1)?, vec![u64::from(ch.id().next().as_u8())]);
+    Ok(())
+}
+
+/// The message pattern of a fused multiply + truncate: party 2 sends to party 1; party 1,
+/// once it has that message, sends to party 0; party 0 sends to party 2 at the start. The
+/// chain 2 → 1 → 0 is two hops deep, though every party has a single send phase.
+/// Run after `warmups` symmetric exchanges and a reset; returns the costs.
+pub fn chain_protocol(ch: &Channels, warmups: usize) -> Result<CostTable, TransportError> {
+    for _ in 0..warmups {
+        symmetric_exchange(ch)?;
+    }
+    ch.reset_costs();
+    let _s = ch.scope("fused");
+    match ch.id().as_u8() {
+        0 => {
+            ch.send_u64s(Peer::Prev, vec![20; 4])?;
+            assert_eq!(ch.recv_u64s(Peer::Next, 2)?, vec![12; 2]);
+        }
+        1 => {
+            assert_eq!(ch.recv_u64s(Peer::Next, 3)?, vec![21; 3]);
+            ch.send_u64s(Peer::Prev, vec![12; 2])?;
+        }
+        _ => {
+            ch.send_u64s(Peer::Prev, vec![21; 3])?;
+            assert_eq!(ch.recv_u64s(Peer::Next, 4)?, vec![20; 4]);
+        }
+    }
+    drop(_s);
+    Ok(ch.costs())
+}
+
+/// Rounds each party counts in `chain_protocol`: parties 0 and 1 see the whole chain
+/// (2), party 2 only its first hop and party 0's message (1). Latency = max = 2.
+pub const CHAIN_ROUNDS: [u64; 3] = [2, 2, 1];
+
 pub const BIG: usize = 50_000_000 / 8;
 
 pub fn big_vec(seed: u64) -> Vec<u64> {

@@ -1,0 +1,234 @@
+//! The boolean circuits: masked AND, A2B (carry-save + Kogge-Stone) and MSB (carry-save +
+//! a carry tree over bits 0..62).
+
+use triad_ring::{BinaryOp, Device, Tensor};
+use triad_sharing::{AShare, BShare, Error, Party, Result};
+use triad_transport::Peer;
+
+/// Bit 63.
+const TOP: u64 = 1 << 63;
+
+/// One AND of a batch: `x & y`, of which only the `mask` bits are computed and sent.
+#[derive(Debug)]
+pub struct AndJob<'a, D: Device> {
+    /// Left operand.
+    pub x: &'a BShare<D>,
+    /// Right operand.
+    pub y: &'a BShare<D>,
+    /// The bit lanes wanted; the result's other lanes are zero.
+    pub mask: u64,
+}
+
+/// `x & y & mask` lane by lane, sending only the `mask` lanes, bit-packed.
+///
+/// Each party computes its 3-out-of-3 part `z_i = x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ β_i`
+/// (`β` a fresh XOR sharing of zero), keeps the `mask` bits, packs them
+/// (`ceil(n·popcount(mask)/64)` words) and sends them to its previous party. One round.
+pub fn and_packed<D: Device>(p: &Party<D>, x: &BShare<D>, y: &BShare<D>, mask: u64) -> Result<BShare<D>> {
+    let mut out = and_packed_many(p, &[AndJob { x, y, mask }])?;
+    out.pop().ok_or_else(|| Error::Usage("and_packed: no result".into()))
+}
+
+/// Several masked ANDs in one round: the packed streams are concatenated into one message
+/// to the previous party (each stream padded to whole words).
+pub fn and_packed_many<D: Device>(p: &Party<D>, jobs: &[AndJob<'_, D>]) -> Result<Vec<BShare<D>>> {
+    let _g = p.net.scope("and");
+    let mut owns = Vec::with_capacity(jobs.len());
+    let mut message = Vec::new();
+    let mut lens = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        if j.x.shape() != j.y.shape() {
+            return Err(Error::Usage(format!("and: operand shapes differ: {} and {}", j.x.shape(), j.y.shape())));
+        }
+        let mut z = j.x.own.and(&j.y.own.xor(&j.y.next)?)?;
+        z.xor_assign(&j.x.next.and(&j.y.own)?)?;
+        z.xor_assign(&p.zero_share_xor(z.shape())?)?;
+        let z = z.scalar(BinaryOp::And, j.mask)?;
+        let packed = z.pack_bits(j.mask)?.to_vec()?;
+        lens.push(packed.len());
+        message.extend_from_slice(&packed);
+        owns.push(z);
+    }
+    let total = message.len();
+    p.net.send_u64s(Peer::Prev, message)?;
+    let got = p.net.recv_u64s(Peer::Next, total)?;
+    let mut at = 0;
+    let mut out = Vec::with_capacity(jobs.len());
+    for ((j, own), len) in jobs.iter().zip(owns).zip(lens) {
+        let packed = Tensor::from_vec(&p.dev, [len], got[at..at + len].to_vec())?;
+        at += len;
+        let next = packed.unpack_bits(j.x.shape().clone(), j.mask)?;
+        out.push(BShare { own, next });
+    }
+    Ok(out)
+}
+
+/// The binary sharing of arithmetic component `j` held trivially: component `j` is
+/// `x_j`, the other two are zero (party `i` holds `x_i` as own and `x_{i+1}` as next).
+fn component<D: Device>(p: &Party<D>, x: &AShare<D>, j: usize) -> Result<BShare<D>> {
+    let i = p.index();
+    let zero = || Tensor::zeros(&p.dev, x.shape().clone());
+    let own = if i == j { x.own.try_clone()? } else { zero()? };
+    let next = if (i + 1) % 3 == j { x.next.try_clone()? } else { zero()? };
+    Ok(BShare { own, next })
+}
+
+/// `z ^ (public mask & bits)`: XORs the public constant `c` into component 0.
+pub fn xor_const<D: Device>(p: &Party<D>, x: &BShare<D>, c: u64) -> Result<BShare<D>> {
+    let mut out = x.try_clone()?;
+    match p.index() {
+        0 => out.own = out.own.scalar(BinaryOp::Xor, c)?,
+        2 => out.next = out.next.scalar(BinaryOp::Xor, c)?,
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// Carry-save step: `x = s + c` with `s = x_0 ^ x_1 ^ x_2` (local) and
+/// `c = maj(x_0, x_1, x_2) << 1`, `maj = ((x_0^x_1) & (x_0^x_2)) ^ x_0` (one AND round,
+/// 63 bits per element: bit 63 of `maj` is shifted out).
+fn carry_save<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<(BShare<D>, BShare<D>)> {
+    // The arithmetic components read as XOR components are a binary sharing of s.
+    let s = BShare { own: x.own.try_clone()?, next: x.next.try_clone()? };
+    let b0 = component(p, x, 0)?;
+    let a = b0.xor(&component(p, x, 1)?)?;
+    let b = b0.xor(&component(p, x, 2)?)?;
+    let maj = and_packed(p, &a, &b, !TOP)?.xor(&b0)?;
+    Ok((s, maj.shl(1)?))
+}
+
+/// Mask of the bits `lo..=hi`.
+fn bit_range(lo: u32, hi: u32) -> u64 {
+    if lo > hi {
+        return 0;
+    }
+    let width = hi - lo + 1;
+    let ones = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+    ones << lo
+}
+
+/// Arithmetic to binary: a binary sharing of the same ring value (all 64 bits).
+///
+/// Carry-save (1 AND round), generate `G = s & c` (1 round), then a Kogge-Stone prefix
+/// over whole words with distances 1, 2, ..., 32 (6 rounds): 8 rounds; each round sends
+/// only the lanes still needed (about 61 + 62 + 605 = 728 bits, 91 bytes per element).
+pub fn a2b<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
+    let _g = p.net.scope("a2b");
+    let (s, c) = carry_save(p, x)?;
+    let prop = s.xor(&c)?;
+    // c_0 = 0, so g_0 = 0; g_63 is never used.
+    let mut g = and_packed(p, &s, &c, bit_range(1, 62))?;
+    let mut pp = prop.try_clone()?;
+    for l in 0..6u32 {
+        let d = 1u32 << l;
+        let gmask = bit_range(d + 1, 62);
+        let pmask = if l < 5 { bit_range(2 * d + 1, 62) } else { 0 };
+        let gs = g.shl(d)?;
+        let ps = pp.shl(d)?;
+        let mut jobs = vec![AndJob { x: &pp, y: &gs, mask: gmask }];
+        if pmask != 0 {
+            jobs.push(AndJob { x: &pp, y: &ps, mask: pmask });
+        }
+        let mut r = and_packed_many(p, &jobs)?.into_iter();
+        let t1 = r.next().ok_or_else(|| Error::Usage("a2b: missing AND".into()))?;
+        g = g.xor(&t1)?;
+        if let Some(t2) = r.next() {
+            pp = t2;
+        }
+    }
+    // sum bit j = p_j ^ carry_j, carry_j = G[0..j-1].
+    prop.xor(&g.shl(1)?)
+}
+
+/// The most significant bit of `x` (its two's complement sign) as a binary sharing of a
+/// bit in lane 0 (other lanes zero). Exact for every ring value.
+///
+/// Carry-save (1 round, 63 bits), generate `g = s & c` (1 round, 62 bits), then a carry
+/// tree over bits 0..62 (6 rounds, 60 + 31 + 15 + 7 + 3 + 1 bits): 8 rounds and 242 bits
+/// (30.25 bytes) per element per party. `MSB = s_63 ^ c_63 ^ carry_63`.
+pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
+    let _g = p.net.scope("msb");
+    let (s, c) = carry_save(p, x)?;
+    // Work in the lane order with the 6-bit lane index reversed (local, linear): there the
+    // tops of every tree level form one contiguous lane range and each merge is a fixed
+    // shift, so every round packs a contiguous mask.
+    let s = bit_reverse_lanes(&s)?;
+    let c = bit_reverse_lanes(&c)?;
+    let prop = s.xor(&c)?;
+    // Lanes 0 and 63 are their own images: g_0 = 0 (c_0 = 0) and g_63 is not needed.
+    let g = and_packed(p, &s, &c, bit_range(1, 62))?;
+    // Tree: a group's (G, P) sits at its top bit. The 64th leaf (bit 63) is the public
+    // (G, P) = (0, 1), so the root's G is the carry into bit 63. Level 1 pairs bits
+    // (2m+1, 2m), i.e. reversed lanes (32 + m', m') for m' = rev5(m): a shift by 32. The
+    // pair (63, 62) is local, (0 ^ 1&g_62, 1&p_62) = (g_62, p_62); the pair (1, 0) (lane 32)
+    // has g_0 = 0 and its P is never needed. So level 1 computes lanes 33..=62.
+    let gs = g.shl(32)?;
+    let ps = prop.shl(32)?;
+    let mid = bit_range(33, 62);
+    let mut r = and_packed_many(p, &[AndJob { x: &prop, y: &gs, mask: mid }, AndJob { x: &prop, y: &ps, mask: mid }])?
+        .into_iter();
+    let (t1, t2) = match (r.next(), r.next()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => return Err(Error::Usage("msb: missing AND".into())),
+    };
+    let mut gg = g.xor(&t1)?.xor(&gs.and_mask(TOP)?)?;
+    let mut pp = t2.xor(&ps.and_mask(TOP)?)?;
+    for level in 2..=6u32 {
+        // Level `level` merges groups of 2^(level-1) bits; its tops are the reversed lanes
+        // 64 - 2^(6-level) ..= 63, and hi and lo tops are 2^(6-level) lanes apart.
+        let d = 1u32 << (6 - level);
+        let lowest = 64 - d;
+        let gmask = bit_range(lowest, 63);
+        // The lowest group contains bit 0: its P is never needed; nor any P after level 5.
+        let pmask = if level < 6 { bit_range(lowest + 1, 63) } else { 0 };
+        let gs = gg.shl(d)?;
+        let ps = pp.shl(d)?;
+        let mut jobs = vec![AndJob { x: &pp, y: &gs, mask: gmask }];
+        if pmask != 0 {
+            jobs.push(AndJob { x: &pp, y: &ps, mask: pmask });
+        }
+        let mut r = and_packed_many(p, &jobs)?.into_iter();
+        let t1 = r.next().ok_or_else(|| Error::Usage("msb: missing AND".into()))?;
+        let new_p = r.next();
+        gg = gg.xor(&t1)?;
+        if let Some(t2) = new_p {
+            pp = t2;
+        }
+    }
+    // MSB = p_63 ^ carry_63 (lane 63 is fixed by the reversal), moved to lane 0.
+    prop.xor(&gg)?.shr(63)
+}
+
+/// Lane `j` moves to lane `rev6(j)` (the 6-bit index reversed) in every component: three
+/// delta swaps exchanging index bits (0, 5), (1, 4) and (2, 3).
+pub fn bit_reverse_lanes<D: Device>(x: &BShare<D>) -> Result<BShare<D>> {
+    let one = |t: &Tensor<D>| -> Result<Tensor<D>> {
+        let mut t = t.try_clone()?;
+        for (a, b) in [(0u32, 5u32), (1, 4), (2, 3)] {
+            let d = (1u32 << b) - (1u32 << a);
+            // Lower lanes of the swapped pairs: index bit a set, bit b clear.
+            let m = (0..64u32).filter(|j| j & (1 << a) != 0 && j & (1 << b) == 0).fold(0u64, |m, j| m | 1 << j);
+            let u = t.shr(d)?.xor(&t)?.scalar(BinaryOp::And, m)?;
+            t = t.xor(&u)?.xor(&u.shl(d)?)?;
+        }
+        Ok(t)
+    };
+    Ok(BShare { own: one(&x.own)?, next: one(&x.next)? })
+}
+
+/// Lane-0 bit sharing of `1 ^ b` for a lane-0 bit sharing `b`.
+pub fn not_bit<D: Device>(p: &Party<D>, b: &BShare<D>) -> Result<BShare<D>> {
+    xor_const(p, b, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bit_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(bit_range(0, 63), u64::MAX);
+        assert_eq!(bit_range(1, 62), 0x7FFF_FFFF_FFFF_FFFE);
+        assert_eq!(bit_range(65, 62), 0);
+    }
+}

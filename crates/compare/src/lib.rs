@@ -1,0 +1,41 @@
+//! # triad-compare: comparisons over replicated shares
+//!
+//! MSB, DReLU, comparisons, bit injection, ReLU, max / argmax along an axis and max
+//! pooling, for 2-out-of-3 replicated sharings over Z_{2^64} (`triad-sharing`). Every
+//! function takes the calling [`Party`](triad_sharing::Party) and is called by all three
+//! parties in the same order; each opens a cost scope named after it.
+//!
+//! Bit results are [`BShare`](triad_sharing::BShare)s of one bit in lane 0 (the other
+//! lanes zero); arithmetic 0 / 1 results are [`AShare`](triad_sharing::AShare)s.
+//!
+//! | protocol | rounds | bytes sent per element per party |
+//! |---|---|---|
+//! | [`and_packed`] (mask with `k` lanes) | 1 | `k / 8` |
+//! | [`msb`], [`drelu`], [`lt`], [`gt`], [`ge`], [`gtz`] | 8 | 30.25 |
+//! | [`a2b`] (all 64 bits) | 8 | 85.25 |
+//! | [`inject_bit`] | 1 | 16 (average over parties) |
+//! | [`b2a`] (all 64 bits) | 1 | 1024 |
+//! | [`relu`] | 10 | 54.25 |
+//! | [`relu_backward`] | 1 | 8 |
+//! | [`max_axis`] over `len` | `10 ceil(log2 len)` | `(len - 1) · 54.25 / len` per input element |
+//! | [`argmax_axis`] | as max | max + 8 per input element and level |
+//! | [`maxpool`] | as argmax over `KH·KW` | |
+//! | [`maxpool_backward`] | 1 | `8 KH KW` per output element |
+//!
+//! Byte counts are exact up to the padding of each packed stream to whole words. The
+//! circuits and the security argument of the bit injection are in the book's comparisons
+//! chapter. MSB and DReLU are exact for every ring value; `lt`, `gt`, `ge` are exact
+//! whenever the difference does not overflow (`|x - y| < 2^63`, always true for
+//! fixed-point values in range, `|x| < 2^62`).
+
+mod boolean;
+mod inject;
+mod max;
+mod relu;
+
+pub use boolean::{a2b, and_packed, and_packed_many, msb, not_bit, xor_const, AndJob};
+pub use inject::{b2a, inject_bit};
+pub use max::{
+    argmax_axis, max_axis, max_axis_backward, maxpool, maxpool_backward, pool_windows, ArgMax, MaxPool, POOL_PAD,
+};
+pub use relu::{drelu, drelu_arith, ge, gt, gtz, lt, relu, relu_backward, Relu};

@@ -1,0 +1,75 @@
+//! DReLU, comparisons and ReLU.
+
+use triad_ring::Device;
+use triad_sharing::{AShare, BShare, Party, Product, Result};
+
+use crate::boolean::{msb, not_bit};
+use crate::inject::inject_bit;
+
+/// `DReLU(x) = [x ≥ 0] = 1 ^ MSB(x)` as a lane-0 bit sharing. Exact for every ring value
+/// (the two's complement sign). 8 rounds, 242 bits per element per party.
+pub fn drelu<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
+    let _g = p.net.scope("drelu");
+    not_bit(p, &msb(p, x)?)
+}
+
+/// `[x ≥ 0]` as an arithmetic sharing of 0 or 1: [`drelu`] then bit injection. 9 rounds.
+pub fn drelu_arith<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<AShare<D>> {
+    let _g = p.net.scope("drelu");
+    let b = not_bit(p, &msb(p, x)?)?;
+    inject_bit(p, &b, 0)
+}
+
+/// `[x < y] = MSB(x - y)`, a lane-0 bit sharing. Exact whenever `x - y` does not overflow
+/// the signed ring, i.e. `|x - y| < 2^63`: always for fixed-point values in range
+/// (`|x|, |y| < 2^62`).
+pub fn lt<D: Device>(p: &Party<D>, x: &AShare<D>, y: &AShare<D>) -> Result<BShare<D>> {
+    let _g = p.net.scope("lt");
+    msb(p, &x.sub(y)?)
+}
+
+/// `[x > y] = MSB(y - x)` (same domain as [`lt`]).
+pub fn gt<D: Device>(p: &Party<D>, x: &AShare<D>, y: &AShare<D>) -> Result<BShare<D>> {
+    let _g = p.net.scope("gt");
+    msb(p, &y.sub(x)?)
+}
+
+/// `[x ≥ y] = 1 ^ MSB(x - y)` (same domain as [`lt`]).
+pub fn ge<D: Device>(p: &Party<D>, x: &AShare<D>, y: &AShare<D>) -> Result<BShare<D>> {
+    let _g = p.net.scope("ge");
+    not_bit(p, &msb(p, &x.sub(y)?)?)
+}
+
+/// `[x > 0] = MSB(-x)`. Exact for every ring value except the most negative, `-2^63`
+/// (whose negation is itself).
+pub fn gtz<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
+    let _g = p.net.scope("gtz");
+    msb(p, &x.neg()?)
+}
+
+/// The result of [`relu`]: the output and the injected DReLU bit kept for the backward pass.
+#[derive(Debug)]
+pub struct Relu<D: Device> {
+    /// `ReLU(x) = x · [x ≥ 0]`.
+    pub out: AShare<D>,
+    /// `[x ≥ 0]` as an arithmetic sharing of 0 / 1.
+    pub mask: AShare<D>,
+}
+
+/// `ReLU(x) = x · DReLU(x)`, exact (no truncation: the bit is an integer 0 / 1) for every
+/// ring value read as two's complement. 10 rounds: 8 (MSB) + 1 (bit injection) + 1 (ring
+/// product); about 30 + 16 + 8 = 54 bytes per element per party.
+pub fn relu<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<Relu<D>> {
+    let _g = p.net.scope("relu");
+    let b = not_bit(p, &msb(p, x)?)?;
+    let mask = inject_bit(p, &b, 0)?;
+    let out = p.product(Product::Elementwise, x, &mask)?;
+    Ok(Relu { out, mask })
+}
+
+/// ReLU backward: `grad · [x ≥ 0]` with the bit kept by [`relu`]. One round, 8 bytes per
+/// element per party.
+pub fn relu_backward<D: Device>(p: &Party<D>, grad: &AShare<D>, mask: &AShare<D>) -> Result<AShare<D>> {
+    let _g = p.net.scope("relu_backward");
+    p.product(Product::Elementwise, grad, mask)
+}
