@@ -85,3 +85,10 @@ impl SplitMix {
         (0..n).map(|_| self.next_u64()).collect()
     }
 }
+
+/// `n` pseudo-random words from `seed` (shorthand for [`SplitMix::words`]).
+pub fn words(n: usize, seed: u64) -> Vec<u64> {
+    SplitMix(seed).words(n)
+}
+
+pub mod parties;

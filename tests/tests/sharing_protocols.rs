@@ -35,15 +35,7 @@ fn reconstruct(p: &[(Vec<u64>, Vec<u64>); 3]) -> Vec<u64> {
 }
 
 fn rand_vec(n: usize, seed: u64) -> Vec<u64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        })
-        .collect()
+    triad_tests::words(n, seed)
 }
 
 /// Fixed-point values of magnitude below `bound` (reals), as ring elements.

@@ -4,33 +4,17 @@
 //! the simulator's reconstructed outputs must meet each ideal functionality.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
-use std::time::Duration;
-
-use triad_fixed::FixedConfig;
 use triad_ring::{Conv2dParams, CpuDevice, Shape, Tensor};
-use triad_sharing::{run_in_process_with_test_keys, test_keys, AShare, BShare, Party, Product};
+use triad_sharing::{test_keys, AShare, BShare, Party, Product};
 use triad_spec::ring as sr;
 use triad_spec::sharing::{ideal_truncate, Shared, Sim};
 use triad_tests::convert;
-use triad_transport::{connect_tls_with_listener, generate_test_pki, LinkConfig, PartiesConfig, PartyId};
+use triad_transport::PartyId;
 
 const SEED: u64 = 2026;
 
-fn rand_vec(n: usize, seed: u64) -> Vec<u64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        })
-        .collect()
-}
-
 fn small(n: usize, seed: u64) -> Vec<u64> {
-    rand_vec(n, seed).into_iter().map(|v| ((v as i64) >> 40) as u64).collect()
+    triad_tests::words(n, seed).into_iter().map(|v| ((v as i64) >> 40) as u64).collect()
 }
 
 fn conv_params() -> Conv2dParams {
@@ -163,48 +147,13 @@ fn check_against_sim(parties: &[Vec<Pair>; 3], sim: &[Shared], transport: &str) 
 #[test]
 fn in_process_run_equals_the_simulator_bit_for_bit() {
     let inp = inputs();
-    let link = LinkConfig { timeout: Duration::from_secs(10), ..LinkConfig::default() };
-    let got = run_in_process_with_test_keys(CpuDevice, &link, FixedConfig::default(), SEED, |p| flow(p, &inp)).unwrap();
+    let got = triad_tests::parties::in_process(SEED, |p| flow(p, &inp)).unwrap();
     check_against_sim(&got, &sim_flow(&inp), "in-process");
-}
-
-/// Three parties over TCP with mutual TLS on loopback.
-fn run_tls<R: Send + 'static>(
-    f: impl Fn(&Party<CpuDevice>) -> triad_sharing::Result<R> + Send + Sync + Clone + 'static,
-) -> [R; 3] {
-    let l0 = TcpListener::bind("127.0.0.1:0").unwrap();
-    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (a0, a1) = (l0.local_addr().unwrap(), l1.local_addr().unwrap());
-    let text = format!(
-        "session = \"sharing-spec\"\ntimeout_ms = 20000\nca = \"ca.pem\"\n\
-         [[party]]\nid = 0\naddress = \"{a0}\"\ncert = \"p0.pem\"\nkey = \"p0.key\"\n\
-         [[party]]\nid = 1\naddress = \"{a1}\"\ncert = \"p1.pem\"\nkey = \"p1.key\"\n\
-         [[party]]\nid = 2\naddress = \"127.0.0.1:9\"\ncert = \"p2.pem\"\nkey = \"p2.key\"\n"
-    );
-    let cfg = PartiesConfig::parse(&text).unwrap();
-    let pki = generate_test_pki(["127.0.0.1", "127.0.0.1", "localhost"]).unwrap();
-    let mut listeners = [Some(l0), Some(l1), None];
-    let handles: Vec<_> = PartyId::ALL
-        .into_iter()
-        .map(|id| {
-            let cfg = cfg.clone();
-            let ident = pki.identity(id).unwrap();
-            let listener = listeners[id.index()].take();
-            let f = f.clone();
-            std::thread::spawn(move || {
-                let net = connect_tls_with_listener(&cfg, id, ident, listener)?;
-                let p = Party::with_test_keys(CpuDevice, net, FixedConfig::default(), SEED);
-                f(&p)
-            })
-        })
-        .collect();
-    let out: Vec<R> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
-    out.try_into().ok().unwrap()
 }
 
 #[test]
 fn tls_run_equals_the_simulator_bit_for_bit() {
-    let got = run_tls(|p| flow(p, &inputs()));
+    let got = triad_tests::parties::over_tls(SEED, |p| flow(p, &inputs())).unwrap();
     check_against_sim(&got, &sim_flow(&inputs()), "tcp+tls");
 }
 

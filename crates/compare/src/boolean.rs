@@ -73,7 +73,7 @@ fn component<D: Device>(p: &Party<D>, x: &AShare<D>, j: usize) -> Result<BShare<
     Ok(BShare { own, next })
 }
 
-/// `z ^ (public mask & bits)`: XORs the public constant `c` into component 0.
+/// `x ^ c` for a public word `c` (XORed into component 0).
 pub fn xor_const<D: Device>(p: &Party<D>, x: &BShare<D>, c: u64) -> Result<BShare<D>> {
     let mut out = x.try_clone()?;
     match p.index() {
@@ -111,7 +111,7 @@ fn bit_range(lo: u32, hi: u32) -> u64 {
 ///
 /// Carry-save (1 AND round), generate `G = s & c` (1 round), then a Kogge-Stone prefix
 /// over whole words with distances 1, 2, ..., 32 (6 rounds): 8 rounds; each round sends
-/// only the lanes still needed (about 61 + 62 + 605 = 728 bits, 91 bytes per element).
+/// only the lanes still needed (63 + 62 + 557 = 682 bits, 85.25 bytes per element per party).
 pub fn a2b<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     let _g = p.net.scope("a2b");
     let (s, c) = carry_save(p, x)?;

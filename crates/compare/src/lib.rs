@@ -13,7 +13,7 @@
 //! | [`and_packed`] (mask with `k` lanes) | 1 | `k / 8` |
 //! | [`msb`], [`drelu`], [`lt`], [`gt`], [`ge`], [`gtz`] | 8 | 30.25 |
 //! | [`a2b`] (all 64 bits) | 8 | 85.25 |
-//! | [`inject_bit`] | 1 | 16 (average over parties) |
+//! | [`inject_bit`] | 1 | 16 (roles rotated over thirds: every party) |
 //! | [`b2a`] (all 64 bits) | 1 | 1024 |
 //! | [`relu`] | 10 | 54.25 |
 //! | [`relu_backward`] | 1 | 8 |

@@ -1,7 +1,8 @@
-//! Secure multiplication benchmarks: three parties in one process, and three processes
-//! over mutual TLS on loopback.
+//! Protocol benchmarks: secure matrix product, elementwise product and ReLU, with three
+//! parties in one process and as three processes over mutual TLS on loopback.
 //!
-//! `cargo bench -p triad-sharing --bench secure_ops [-- filter]`
+//! `cargo bench -p triad-tests --bench protocols [-- filter]` (filter: a substring of the
+//! operation name, e.g. `relu`)
 //!
 //! Prints a markdown table: operation, mode, wall time (median of runs, after setup), bytes
 //! sent per party, rounds. In three-process mode the bench re-executes itself as the three
@@ -20,6 +21,7 @@ use triad_transport::{connect_tls, generate_test_pki, LinkConfig, PartiesConfig,
 enum Op {
     Matmul(usize, usize, usize),
     Mul(usize),
+    Relu(usize),
 }
 
 impl Op {
@@ -27,11 +29,18 @@ impl Op {
         match self {
             Op::Matmul(m, k, n) => format!("matmul {m}x{k}x{n}"),
             Op::Mul(n) => format!("elementwise mul 10^{}", (*n as f64).log10().round()),
+            Op::Relu(n) => format!("relu 10^{}", (*n as f64).log10().round()),
         }
     }
 }
 
-const OPS: [Op; 3] = [Op::Matmul(128, 800, 500), Op::Matmul(1024, 1024, 1024), Op::Mul(10_000_000)];
+const OPS: [Op; 5] = [
+    Op::Matmul(128, 800, 500),
+    Op::Matmul(1024, 1024, 1024),
+    Op::Mul(10_000_000),
+    Op::Relu(100_000),
+    Op::Relu(1_000_000),
+];
 const RUNS: usize = 3;
 
 fn random_share(p: &Party<CpuDevice>, shape: &Shape) -> Result<AShare<CpuDevice>> {
@@ -43,7 +52,7 @@ fn random_share(p: &Party<CpuDevice>, shape: &Shape) -> Result<AShare<CpuDevice>
 fn run_op(p: &Party<CpuDevice>, op: Op) -> Result<(f64, u64, u64)> {
     let (xs, ys) = match op {
         Op::Matmul(m, k, n) => (Shape::new([m, k]), Shape::new([k, n])),
-        Op::Mul(n) => (Shape::new([n]), Shape::new([n])),
+        Op::Mul(n) | Op::Relu(n) => (Shape::new([n]), Shape::new([n])),
     };
     let x = random_share(p, &xs)?;
     let y = random_share(p, &ys)?;
@@ -58,6 +67,7 @@ fn run_op(p: &Party<CpuDevice>, op: Op) -> Result<(f64, u64, u64)> {
         let z = match op {
             Op::Matmul(..) => p.matmul(&x, &y)?,
             Op::Mul(_) => p.mul(&x, &y)?,
+            Op::Relu(_) => triad_compare::relu(p, &x)?.out,
         };
         times.push(t.elapsed().as_secs_f64());
         let c = p.net.costs().total();
@@ -165,7 +175,7 @@ fn main() {
         }
         return;
     }
-    println!("| operation | mode | time (ms) | MB sent by party 0 / 1 / 2 | rounds |");
+    println!("| operation | mode | time (ms) | MB sent by party 0 / 1 / 2 | rounds (latency) |");
     println!("|---|---|---:|---|---:|");
     for op in ops_selected() {
         match in_process(op) {
