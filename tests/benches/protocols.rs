@@ -59,9 +59,8 @@ fn run_op(p: &Party<CpuDevice>, op: Op) -> Result<(f64, u64, u64)> {
     let mut times = Vec::new();
     let mut cost = (0, 0);
     for _ in 0..RUNS {
-        // A barrier: one tiny exchange so the parties start together.
-        p.net.send_u64s(triad_transport::Peer::Prev, vec![0])?;
-        p.net.recv_u64s(triad_transport::Peer::Next, 1)?;
+        // Start together, with synchronised depth clocks.
+        p.net.barrier()?;
         p.net.reset_costs();
         let t = Instant::now();
         let z = match op {

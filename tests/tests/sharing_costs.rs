@@ -9,14 +9,13 @@ use std::time::Duration;
 use triad_fixed::FixedConfig;
 use triad_ring::{Conv2dParams, CpuDevice, Shape, Tensor};
 use triad_sharing::{run_in_process_with_test_keys, BShare, Party, Product};
-use triad_transport::{Cost, LinkConfig, PartyId, Peer};
+use triad_transport::{Cost, LinkConfig, PartyId};
 
 const N: usize = 1000;
 
-/// A one-element exchange so the parties' depth clocks line up before a measurement.
+/// Lines the parties' depth clocks up before a measurement.
 fn barrier(p: &Party<CpuDevice>) {
-    p.net.send_u64s(Peer::Prev, vec![0]).unwrap();
-    p.net.recv_u64s(Peer::Next, 1).unwrap();
+    p.net.barrier().unwrap();
 }
 
 type Measure = Box<dyn Fn(&Party<CpuDevice>) -> triad_sharing::Result<()> + Sync>;

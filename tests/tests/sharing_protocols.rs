@@ -290,6 +290,13 @@ fn binary_and_xor_are_exact() {
     }
 }
 
+/// Synchronises the depth clocks, so the maximum of the three round counts of the next
+/// protocol is its latency, then zeroes the counters.
+fn barrier(p: &P) {
+    p.net.barrier().unwrap();
+    p.net.reset_costs();
+}
+
 #[test]
 fn documented_costs_per_protocol() {
     let n = 100usize;
@@ -298,36 +305,44 @@ fn documented_costs_per_protocol() {
     let out = run(|p| {
         let a = share(p, &x, &shape);
         let b = share(p, &x, &shape);
-        p.net.reset_costs();
+        let mut c = Vec::new();
+        barrier(p);
         let _ = p.product(Product::Elementwise, &a, &b)?;
-        let c_mul = p.net.costs().total();
-        p.net.reset_costs();
+        c.push(p.net.costs().total());
+        barrier(p);
         let _ = p.mul(&a, &b)?;
-        let c_fmul = p.net.costs().total();
-        p.net.reset_costs();
+        c.push(p.net.costs().total());
+        barrier(p);
         let _ = p.truncate(&a, 20)?;
-        let c_trunc = p.net.costs().total();
-        p.net.reset_costs();
+        c.push(p.net.costs().total());
+        barrier(p);
         let _ = share(p, &x, &shape);
-        let c_share = p.net.costs().total();
-        p.net.reset_costs();
+        c.push(p.net.costs().total());
+        barrier(p);
         let _ = p.reveal_to(PartyId::ALL[2], &a)?;
-        let c_reveal = p.net.costs().total();
-        Ok([c_mul, c_fmul, c_trunc, c_share, c_reveal])
+        c.push(p.net.costs().total());
+        barrier(p);
+        let _ = p.reveal_all(&a)?;
+        c.push(p.net.costs().total());
+        Ok(c)
     });
     let bytes = (n * 8) as u64;
-    for (i, o) in out.iter().enumerate() {
-        // Ring product: every party sends n elements in one round.
-        assert_eq!(o[0].bytes_sent, bytes, "party {i} mul");
-        assert_eq!(o[0].rounds, 1);
-        // Fixed-point product: n elements per party in total.
-        assert_eq!(o[1].bytes_sent, bytes, "party {i} fixed mul");
-        // Truncation: parties 0 and 1 send n, party 2 nothing.
-        assert_eq!(o[2].bytes_sent, if i == 2 { 0 } else { bytes }, "party {i} truncate");
-        // share_input from party 0: 2n from the owner.
-        assert_eq!(o[3].bytes_sent, if i == 0 { 2 * bytes } else { 0 }, "party {i} share");
-        // reveal to party 2: party 0 (the party after 2) sends n.
-        assert_eq!(o[4].bytes_sent, if i == 0 { bytes } else { 0 }, "party {i} reveal");
+    // (protocol, bytes sent by party 0, 1, 2, latency in rounds) as documented in the
+    // crate docs and the book.
+    let documented: [(&str, [u64; 3], u64); 6] = [
+        ("ring product", [bytes; 3], 1),
+        ("fixed-point mul", [bytes; 3], 2),
+        ("truncate", [bytes, bytes, 0], 1),
+        ("share_input from party 0", [2 * bytes, 0, 0], 1),
+        ("reveal_to party 2", [bytes, 0, 0], 1),
+        ("reveal_all", [bytes; 3], 1),
+    ];
+    for (k, (name, sent, latency)) in documented.iter().enumerate() {
+        for i in 0..3 {
+            assert_eq!(out[i][k].bytes_sent, sent[i], "{name}: bytes sent by party {i}");
+        }
+        let measured = (0..3).map(|i| out[i][k].rounds).max().unwrap();
+        assert_eq!(measured, *latency, "{name}: latency");
     }
 }
 

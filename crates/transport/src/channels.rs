@@ -275,6 +275,24 @@ impl Channels {
         lock(&self.meter).reset();
     }
 
+    /// Synchronise the three parties: two rounds in which every party sends an empty
+    /// message to both neighbours and waits for both. Every party must call it at the same
+    /// point. Afterwards all three depth clocks agree (each party neighbours both others, so
+    /// two exchanges spread the largest clock everywhere), which makes the maximum of the
+    /// parties' round counts of whatever follows its exact latency; and no party starts the
+    /// next step before the others have reached the barrier (for timing). Its own messages
+    /// are counted like any others: call [`reset_costs`](Self::reset_costs) after it to
+    /// measure what follows.
+    pub fn barrier(&self) -> Result<(), TransportError> {
+        for _ in 0..2 {
+            self.send_bytes(Peer::Next, Vec::new())?;
+            self.send_bytes(Peer::Prev, Vec::new())?;
+            self.recv_bytes(Peer::Next, 0)?;
+            self.recv_bytes(Peer::Prev, 0)?;
+        }
+        Ok(())
+    }
+
     /// Give up: shut both links down, telling the neighbours. Later calls fail with
     /// [`TransportError::Aborted`] (or the error that came first).
     pub fn abort(&self) {
