@@ -16,20 +16,22 @@
 //!
 //! Errors are against float64, measured over a dense sweep of the domain through the real
 //! protocol; the tests assert the "bound" column on a fresh random sample every run.
-//! Costs are per element and party (bytes are exact; parties 0 and 1 send slightly more
-//! than party 2 on truncations, the figure is party 0's).
+//! Costs are per element and party (bytes are exact; parties 0 and 1 send more than party
+//! 2 on truncations).
 //!
-//! | function | method | domain | bound (abs / rel) | rounds | bytes |
+//! | function | method | domain | bound (abs + rel·|f|) | rounds | bytes p0 / p2 |
 //! |---|---|---|---|---|---|
-//! | [`exp`] | `(1 + x/2^9)^(2^9)` | `[-512, 0]` | abs `1.5e-3` | 19 | 80 |
-//! | [`softmax_reciprocal`] | Newton ×13 from 1/200 | `[1, 399]` | rel `2e-5` | 50 | 208 |
-//! | [`reciprocal`] | CrypTen guess, Newton ×10 | `[0.05, 600]` | rel `2e-3` | 59 | 240 |
-//! | [`softmax`] (d = 10) | max, exp, sum, reciprocal, product | spread `≤ 512` | abs `1.5e-3` | 111 | |
-//! | [`inv_sqrt`] | CrypTen guess, Newton ×3 | `[0.1, 170]` | rel `1e-2` | 38 | 112 |
-//! | [`sigmoid`] | `exp(-|x|)`, Newton ×3 on `[1, 2]`, select | `[-512, 512]` | abs `1e-3` | 43 | |
-//! | [`tanh`] | `2σ(2x) - 1` | `[-256, 256]` | abs `2e-3` | 43 | |
-//! | [`log`] | Householder (order 8) ×2 on exp (m = 8) | `[0.05, 100]` | abs `5e-2` | 70 | |
+//! | [`exp`] | `(1 + x/2^9)^(2^9)` | `[-512, 0]` | `1.6e-3` | 15 | 80 / 72 |
+//! | [`softmax_reciprocal`] | Newton ×13 from 1/200 | `[1, 399]` | `5 ulp + 1e-5 rel` | 38 | 208 / 192 |
+//! | [`reciprocal`] | CrypTen guess, Newton ×10 | `[0.01, 600]` | `5 ulp + 2e-5 rel` | 45 | 240 / 232 |
+//! | [`softmax`] (rows of 10) | max, exp, sum, reciprocal, product | spread `≤ 512`, `d ≤ 399` | `1.6e-3` | 94 | 158 / 148 |
+//! | [`inv_sqrt`] | CrypTen guess, Newton ×3 | `[0.1, 150]` | `2e-4 + 6e-3 rel` | 29 | 168 / 144 |
+//! | [`sigmoid`] | `exp(-|x|)`, Newton ×3 on `[1, 2]`, select | `[-512, 512]` | `1e-3` | 36 | 198 / 182 |
+//! | [`tanh`] | `2σ(2x) - 1` | `[-256, 256]` | `2e-3` | 36 | 198 / 182 |
+//! | [`log`] | Householder (order 8) ×2 on exp (m = 8) | `[0.05, 100]` | `5e-2` | 50 | 368 / 320 |
 //!
+//! Rounds are the causal depth the transport measures from synchronised parties (a fused
+//! fixed-point product costs less than two full rounds of depth on some parties).
 //! The bytes and rounds are pinned by `tests/tests/approx_costs.rs`; the error figures are
 //! the ones `ACCURACY.md` reports.
 //!
