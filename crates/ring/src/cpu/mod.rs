@@ -8,6 +8,8 @@ pub mod conv;
 pub mod gemm;
 mod pool;
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::device::{BinaryOp, Device, DeviceResult, UnaryOp};
@@ -28,24 +30,32 @@ impl CpuDevice {
     }
 }
 
+/// Builds a vector of `n` elements without zero-filling it first: chunk `i` of `chunk`
+/// elements (the last one shorter) is handed to `f(i, out)`, in parallel, and `f` writes
+/// every element of `out`. (Zero-filling fresh outputs was a sixth of a ReLU's time.)
+fn par_build(n: usize, chunk: usize, f: impl Fn(usize, &mut [MaybeUninit<u64>]) + Sync) -> Vec<u64> {
+    let mut v = Vec::with_capacity(n);
+    v.spare_capacity_mut()[..n].par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, o)| f(i, o));
+    // SAFETY: the first `n` elements are initialised: `par_chunks_mut` hands each of them to
+    // exactly one call of `f`, and every caller below writes its whole chunk.
+    unsafe { v.set_len(n) };
+    v
+}
+
 fn map1(a: &[u64], f: impl Fn(u64) -> u64 + Sync) -> Vec<u64> {
-    let mut out = vec![0u64; a.len()];
-    out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).for_each(|(o, a)| {
-        for (o, &a) in o.iter_mut().zip(a) {
-            *o = f(a);
+    par_build(a.len(), CHUNK, |i, o| {
+        for (o, &a) in o.iter_mut().zip(&a[i * CHUNK..]) {
+            o.write(f(a));
         }
-    });
-    out
+    })
 }
 
 fn map2(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64 + Sync) -> Vec<u64> {
-    let mut out = vec![0u64; a.len()];
-    out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(o, (a, b))| {
-        for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-            *o = f(a, b);
+    par_build(a.len(), CHUNK, |i, o| {
+        for ((o, &a), &b) in o.iter_mut().zip(&a[i * CHUNK..]).zip(&b[i * CHUNK..]) {
+            o.write(f(a, b));
         }
-    });
-    out
+    })
 }
 
 /// Expands `$call` once per op with `$f` bound to that op's closure, so each inner loop
@@ -308,22 +318,16 @@ impl Device for CpuDevice {
 
     fn gather_strided(&self, a: &Vec<u64>, view: &StridedLayout) -> DeviceResult<Vec<u64>> {
         let n = view.numel();
-        let mut out = vec![0u64; n];
         if n == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
         let (_rows, width, stride) = row_bases(view);
-        out.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
+        Ok(par_build(n, width, |r, row| {
             let base = row_base(view, r);
-            if stride == 1 {
-                row.copy_from_slice(&a[base..base + width]);
-            } else {
-                for (j, o) in row.iter_mut().enumerate() {
-                    *o = a[base + j * stride];
-                }
+            for (j, o) in row.iter_mut().enumerate() {
+                o.write(a[base + j * stride]);
             }
-        });
-        Ok(out)
+        }))
     }
 
     fn scatter_strided(&self, dst: &mut Vec<u64>, src: &Vec<u64>, view: &StridedLayout) -> DeviceResult<()> {
@@ -392,12 +396,18 @@ impl Device for CpuDevice {
     }
 
     fn prg_fill(&self, key: &PrgKey, stream: u64, offset: u64, len: usize) -> DeviceResult<Vec<u64>> {
-        let mut out = vec![0u64; len];
-        // Chunks are whole multiples of a block so each chunk starts at a known word.
+        // Each chunk is generated into a small buffer that stays in L1, then copied out.
         const PRG_CHUNK: usize = 8 * 2048;
-        out.par_chunks_mut(PRG_CHUNK).enumerate().for_each(|(i, o)| {
-            prg::fill_words(key, stream, offset.wrapping_add((i * PRG_CHUNK) as u64), o);
-        });
-        Ok(out)
+        const PIECE: usize = 8 * 64;
+        Ok(par_build(len, PRG_CHUNK, |i, o| {
+            let mut buf = [0u64; PIECE];
+            for (j, piece) in o.chunks_mut(PIECE).enumerate() {
+                let at = offset.wrapping_add((i * PRG_CHUNK + j * PIECE) as u64);
+                prg::fill_words(key, stream, at, &mut buf[..piece.len()]);
+                for (d, &s) in piece.iter_mut().zip(&buf) {
+                    d.write(s);
+                }
+            }
+        }))
     }
 }

@@ -1,0 +1,254 @@
+//! The one seam between layers and arithmetic: [`Backend`].
+//!
+//! A layer's forward and backward passes are written once, against this trait, and run
+//! on two backends:
+//!
+//! - [`Party<D>`](triad_sharing::Party): tensors are [`AShare`]s (replicated shares of
+//!   fixed-point values); every operation is the MPC protocol, called by all three
+//!   parties in the same order. Nothing is ever opened except by [`Backend::open`], which
+//!   the training loop uses only to hand a final result to its owner.
+//! - [`Plain`]: tensors are [`PTensor`]s of `f64`; every operation is the exact real
+//!   function (the "plaintext twin").
+//!
+//! Products are *fixed-point* products on shares (the ring product followed by one
+//! truncation by `f` bits); on the twin they are ordinary `f64` products. The gap between
+//! the two is the accumulated truncation and approximation error documented per layer.
+
+use triad_approx::ApproxParams;
+use triad_ring::{Device, Pool2dParams, Shape, Tensor};
+use triad_sharing::{AShare, Error, Party, Product, Result};
+use triad_transport::{PartyId, ScopeGuard};
+
+use crate::plain::{self, PTensor};
+
+/// The operations layers need, on shares or on `f64` tensors.
+pub trait Backend {
+    /// A tensor of this backend: a party's share, or an `f64` tensor.
+    type T: std::fmt::Debug;
+
+    /// The dimensions of `x`.
+    fn dims(&self, x: &Self::T) -> Vec<usize>;
+    /// Brings a plaintext real tensor held by `owner` in: secret-shared on
+    /// [`Party`] (the owner passes `Some`, the others `None`), as is on [`Plain`]
+    /// (which needs `Some`).
+    fn input(&self, owner: PartyId, data: Option<&[f64]>, shape: &[usize]) -> Result<Self::T>;
+    /// A public constant tensor filled with the real `v`.
+    fn constant(&self, shape: &[usize], v: f64) -> Result<Self::T>;
+    /// Opens `x` to party `to` only (`Some` there, `None` elsewhere; always `Some` on
+    /// [`Plain`]). Only for final results to their owner and for tests.
+    fn open(&self, to: PartyId, x: &Self::T) -> Result<Option<Vec<f64>>>;
+    /// Opens a cost scope (a no-op on [`Plain`]).
+    fn scope(&self, name: &str) -> Option<ScopeGuard>;
+    /// A deep copy.
+    fn copy(&self, x: &Self::T) -> Result<Self::T>;
+
+    /// `a + b`.
+    fn add(&self, a: &Self::T, b: &Self::T) -> Result<Self::T>;
+    /// `a - b`.
+    fn sub(&self, a: &Self::T, b: &Self::T) -> Result<Self::T>;
+    /// Fixed-point bilinear product `op(a, b)` (truncated once on shares).
+    fn product(&self, op: Product, a: &Self::T, b: &Self::T) -> Result<Self::T>;
+    /// `c · x` for a public real `c` (encoded, multiplied locally, truncated once).
+    fn scale(&self, x: &Self::T, c: f64) -> Result<Self::T>;
+    /// `x ⊙ m` for a 0/1 mask `m` (an integer product: no truncation).
+    fn mask(&self, x: &Self::T, m: &Self::T) -> Result<Self::T>;
+    /// Sum along `axis`, removing it (local).
+    fn sum_axis(&self, x: &Self::T, axis: usize) -> Result<Self::T>;
+    /// Same elements, new shape (local).
+    fn reshape(&self, x: Self::T, shape: &[usize]) -> Result<Self::T>;
+    /// Broadcast to `shape`, numpy rules (local).
+    fn broadcast(&self, x: &Self::T, shape: &[usize]) -> Result<Self::T>;
+    /// Window sums of a pooling layer (local).
+    fn pool_sum(&self, x: &Self::T, p: &Pool2dParams) -> Result<Self::T>;
+    /// Adjoint of [`pool_sum`](Self::pool_sum) (local).
+    fn pool_sum_backward(&self, g: &Self::T, p: &Pool2dParams) -> Result<Self::T>;
+
+    /// `ReLU(x)` and the 0/1 mask `[x ≥ 0]` kept for the backward pass.
+    fn relu(&self, x: &Self::T) -> Result<(Self::T, Self::T)>;
+    /// Max pooling: the output and the one-hot position of each maximum
+    /// `[N, C, OH, OW, KH·KW]`.
+    fn maxpool(&self, x: &Self::T, p: &Pool2dParams) -> Result<(Self::T, Self::T)>;
+    /// Max pooling backward from the one-hot positions.
+    fn maxpool_backward(&self, g: &Self::T, onehot: &Self::T, p: &Pool2dParams) -> Result<Self::T>;
+    /// `tanh(x)`.
+    fn tanh(&self, x: &Self::T) -> Result<Self::T>;
+    /// Softmax along the last axis of a rank-2 tensor.
+    fn softmax(&self, x: &Self::T) -> Result<Self::T>;
+    /// Natural logarithm (for reporting the loss only).
+    fn ln(&self, x: &Self::T) -> Result<Self::T>;
+    /// `1 / sqrt(x)` (batch norm).
+    fn inv_sqrt(&self, x: &Self::T) -> Result<Self::T>;
+}
+
+/// The plaintext twin: exact `f64` arithmetic.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plain;
+
+impl Backend for Plain {
+    type T = PTensor;
+
+    fn dims(&self, x: &PTensor) -> Vec<usize> {
+        x.shape.clone()
+    }
+    fn input(&self, _owner: PartyId, data: Option<&[f64]>, shape: &[usize]) -> Result<PTensor> {
+        let data = data.ok_or_else(|| Error::Usage("the plaintext twin needs the data".into()))?;
+        PTensor::new(shape.to_vec(), data.to_vec())
+    }
+    fn constant(&self, shape: &[usize], v: f64) -> Result<PTensor> {
+        Ok(PTensor::full(shape.to_vec(), v))
+    }
+    fn open(&self, _to: PartyId, x: &PTensor) -> Result<Option<Vec<f64>>> {
+        Ok(Some(x.data.clone()))
+    }
+    fn scope(&self, _name: &str) -> Option<ScopeGuard> {
+        None
+    }
+    fn copy(&self, x: &PTensor) -> Result<PTensor> {
+        Ok(x.clone())
+    }
+    fn add(&self, a: &PTensor, b: &PTensor) -> Result<PTensor> {
+        a.zip(b, "add", |x, y| x + y)
+    }
+    fn sub(&self, a: &PTensor, b: &PTensor) -> Result<PTensor> {
+        a.zip(b, "sub", |x, y| x - y)
+    }
+    fn product(&self, op: Product, a: &PTensor, b: &PTensor) -> Result<PTensor> {
+        a.product(op, b)
+    }
+    fn scale(&self, x: &PTensor, c: f64) -> Result<PTensor> {
+        Ok(x.map(|v| v * c))
+    }
+    fn mask(&self, x: &PTensor, m: &PTensor) -> Result<PTensor> {
+        x.zip(m, "mask", |a, b| a * b)
+    }
+    fn sum_axis(&self, x: &PTensor, axis: usize) -> Result<PTensor> {
+        x.sum_axis(axis)
+    }
+    fn reshape(&self, x: PTensor, shape: &[usize]) -> Result<PTensor> {
+        x.reshape(shape)
+    }
+    fn broadcast(&self, x: &PTensor, shape: &[usize]) -> Result<PTensor> {
+        x.broadcast_to(shape)
+    }
+    fn pool_sum(&self, x: &PTensor, p: &Pool2dParams) -> Result<PTensor> {
+        plain::pool_sum(x, p)
+    }
+    fn pool_sum_backward(&self, g: &PTensor, p: &Pool2dParams) -> Result<PTensor> {
+        plain::pool_sum_backward(g, p)
+    }
+    fn relu(&self, x: &PTensor) -> Result<(PTensor, PTensor)> {
+        Ok((x.map(|v| if v >= 0.0 { v } else { 0.0 }), x.map(|v| if v >= 0.0 { 1.0 } else { 0.0 })))
+    }
+    fn maxpool(&self, x: &PTensor, p: &Pool2dParams) -> Result<(PTensor, PTensor)> {
+        plain::maxpool(x, p)
+    }
+    fn maxpool_backward(&self, g: &PTensor, onehot: &PTensor, p: &Pool2dParams) -> Result<PTensor> {
+        plain::maxpool_backward(g, onehot, p)
+    }
+    fn tanh(&self, x: &PTensor) -> Result<PTensor> {
+        Ok(x.map(f64::tanh))
+    }
+    fn softmax(&self, x: &PTensor) -> Result<PTensor> {
+        plain::softmax_rows(x)
+    }
+    fn ln(&self, x: &PTensor) -> Result<PTensor> {
+        Ok(x.map(f64::ln))
+    }
+    fn inv_sqrt(&self, x: &PTensor) -> Result<PTensor> {
+        Ok(x.map(|v| 1.0 / v.sqrt()))
+    }
+}
+
+/// The private backend: one party of three, tensors are its replicated shares.
+impl<D: Device> Backend for Party<D> {
+    type T = AShare<D>;
+
+    fn dims(&self, x: &AShare<D>) -> Vec<usize> {
+        x.shape().dims().to_vec()
+    }
+    fn input(&self, owner: PartyId, data: Option<&[f64]>, shape: &[usize]) -> Result<AShare<D>> {
+        let shape = Shape::new(shape.to_vec());
+        let t = match data {
+            Some(d) => Some(Tensor::from_vec(&self.dev, shape.clone(), self.fixed.encode_slice(d)?)?),
+            None => None,
+        };
+        self.share_input(owner, t.as_ref(), &shape)
+    }
+    fn constant(&self, shape: &[usize], v: f64) -> Result<AShare<D>> {
+        let t = Tensor::full(&self.dev, shape.to_vec(), self.fixed.encode(v)?)?;
+        self.public(&t)
+    }
+    fn open(&self, to: PartyId, x: &AShare<D>) -> Result<Option<Vec<f64>>> {
+        Ok(self.reveal_to(to, x)?.map(|t| t.to_vec().map(|v| self.fixed.decode_slice(&v))).transpose()?)
+    }
+    fn scope(&self, name: &str) -> Option<ScopeGuard> {
+        Some(self.net.scope(name))
+    }
+    fn copy(&self, x: &AShare<D>) -> Result<AShare<D>> {
+        x.try_clone()
+    }
+    fn add(&self, a: &AShare<D>, b: &AShare<D>) -> Result<AShare<D>> {
+        a.add(b)
+    }
+    fn sub(&self, a: &AShare<D>, b: &AShare<D>) -> Result<AShare<D>> {
+        a.sub(b)
+    }
+    fn product(&self, op: Product, a: &AShare<D>, b: &AShare<D>) -> Result<AShare<D>> {
+        self.product_trunc(op, a, b)
+    }
+    fn scale(&self, x: &AShare<D>, c: f64) -> Result<AShare<D>> {
+        let _g = self.net.scope("scale");
+        let c = self.fixed.encode(c)?;
+        self.truncate(&x.mul_scalar(c)?, self.fixed.frac_bits)
+    }
+    fn mask(&self, x: &AShare<D>, m: &AShare<D>) -> Result<AShare<D>> {
+        let _g = self.net.scope("mask");
+        self.product(Product::Elementwise, x, m)
+    }
+    fn sum_axis(&self, x: &AShare<D>, axis: usize) -> Result<AShare<D>> {
+        x.sum_axis(axis)
+    }
+    fn reshape(&self, x: AShare<D>, shape: &[usize]) -> Result<AShare<D>> {
+        x.reshape(shape.to_vec())
+    }
+    fn broadcast(&self, x: &AShare<D>, shape: &[usize]) -> Result<AShare<D>> {
+        x.map_layout(|t| t.broadcast_to(shape.to_vec()))
+    }
+    fn pool_sum(&self, x: &AShare<D>, p: &Pool2dParams) -> Result<AShare<D>> {
+        x.map_layout(|t| t.pool_sum(p))
+    }
+    fn pool_sum_backward(&self, g: &AShare<D>, p: &Pool2dParams) -> Result<AShare<D>> {
+        g.map_layout(|t| t.pool_sum_backward(p))
+    }
+    fn relu(&self, x: &AShare<D>) -> Result<(AShare<D>, AShare<D>)> {
+        let r = triad_compare::relu(self, x)?;
+        Ok((r.out, r.mask))
+    }
+    fn maxpool(&self, x: &AShare<D>, p: &Pool2dParams) -> Result<(AShare<D>, AShare<D>)> {
+        let r = triad_compare::maxpool(self, x, p)?;
+        Ok((r.out, r.onehot))
+    }
+    fn maxpool_backward(&self, g: &AShare<D>, onehot: &AShare<D>, p: &Pool2dParams) -> Result<AShare<D>> {
+        // As triad_compare::maxpool_backward, from the one-hot sharing alone.
+        let _g = self.net.scope("maxpool_backward");
+        let mut d = p.output_shape().dims().to_vec();
+        d.push(1);
+        let ws = p.windows_shape();
+        let g = g.try_clone()?.reshape(d)?.map_layout(|t| t.broadcast_to(ws.clone()))?;
+        let gw = self.product(Product::Elementwise, onehot, &g)?;
+        gw.map_layout(|t| t.pool_windows_backward(p))
+    }
+    fn tanh(&self, x: &AShare<D>) -> Result<AShare<D>> {
+        triad_approx::tanh(self, x, &ApproxParams::default())
+    }
+    fn softmax(&self, x: &AShare<D>) -> Result<AShare<D>> {
+        let axis = x.shape().rank().saturating_sub(1);
+        triad_approx::softmax(self, x, axis, &ApproxParams::default())
+    }
+    fn ln(&self, x: &AShare<D>) -> Result<AShare<D>> {
+        triad_approx::log(self, x, &ApproxParams::default())
+    }
+    fn inv_sqrt(&self, x: &AShare<D>) -> Result<AShare<D>> {
+        triad_approx::inv_sqrt(self, x, &ApproxParams::default())
+    }
+}

@@ -1,0 +1,180 @@
+//! Differential tests of the layers: each small network runs forward and backward on
+//! shares (three parties in process, test keys) and on the float64 twin from the same
+//! weights, input and output gradient; the reconstructed outputs and every parameter
+//! gradient must agree within a documented bound.
+//!
+//! The bounds: each fixed-point product is off by at most `2·2^-20 ≈ 1.9e-6` (floor plus
+//! share truncation) and encoding by `2^-21`; a layer of fan-in `K` with weights below
+//! `1/sqrt(K)` carries an input error `ε` to about `sqrt(K)·ε + 2e-6`. With inputs in
+//! `[-1, 1]` and at most three products deep, the linear layers stay below `1e-5`; the
+//! nonlinear approximations dominate where present (tanh: `2e-3` absolute per element,
+//! then multiplied by the next layer's gain; inverse square root in batch norm: `1e-2`
+//! relative). Gradients that sum over positions (biases: `N·OH·OW` terms) add the
+//! per-term error linearly, since truncation errors are one-sided. Each test states its
+//! bound; they hold with a margin of about 3x over the measured error printed by
+//! `--nocapture`.
+#![allow(clippy::unwrap_used)]
+
+use triad_layers::{Backend, LayerSpec, Model, Net, Plain, SplitMix};
+use triad_transport::PartyId;
+
+const P0: PartyId = PartyId::ALL[0];
+
+fn uniform(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut r = SplitMix(seed);
+    (0..n).map(|_| (r.unit() * 2.0 - 1.0) * scale).collect()
+}
+
+/// Output, then every parameter gradient (parameter order).
+type Run = (Vec<f64>, Vec<Vec<f64>>);
+
+fn plain_run(net: &Net, w: &[Vec<f64>], x: &[f64], xs: &[usize], g: &[f64], gs: &[usize]) -> Run {
+    let b = Plain;
+    let mut m = Model::new(&b, net, P0, Some(w)).unwrap();
+    let y = m.forward(&b, b.input(P0, Some(x), xs).unwrap()).unwrap();
+    m.backward(&b, b.input(P0, Some(g), gs).unwrap()).unwrap();
+    let grads = m.params().iter().map(|p| p.grad.as_ref().unwrap().data.clone()).collect();
+    (y.data, grads)
+}
+
+fn private_run(net: &Net, w: &[Vec<f64>], x: &[f64], xs: &[usize], g: &[f64], gs: &[usize]) -> Run {
+    let out = triad_tests::parties::in_process(11, |p| {
+        let owner = p.id == P0;
+        let mut m = Model::new(p, net, P0, owner.then_some(w))?;
+        let xin = p.input(P0, owner.then_some(x), xs)?;
+        let y = m.forward(p, xin)?;
+        m.backward(p, p.input(P0, owner.then_some(g), gs)?)?;
+        let y = p.open(P0, &y)?;
+        let mut grads = Vec::new();
+        for prm in m.params() {
+            grads.push(p.open(P0, prm.grad.as_ref().unwrap())?);
+        }
+        Ok((y, grads))
+    })
+    .unwrap();
+    let [(y, grads), _, _] = out;
+    (y.unwrap(), grads.into_iter().map(Option::unwrap).collect())
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// Runs `net` on a batch both ways; asserts the output within `fwd` and every gradient
+/// within `grad` (absolute).
+fn check(net: &Net, batch: usize, seed: u64, fwd: f64, grad: f64) {
+    let w = net.init_weights(seed);
+    let mut xs = vec![batch];
+    xs.extend(&net.input);
+    let mut gs = vec![batch];
+    gs.extend(net.out_dims().unwrap());
+    let x = uniform(xs.iter().product(), seed + 1, 1.0);
+    let g = uniform(gs.iter().product(), seed + 2, 0.5);
+    let (py, pg) = plain_run(net, &w, &x, &xs, &g, &gs);
+    let (sy, sg) = private_run(net, &w, &x, &xs, &g, &gs);
+    let dy = max_diff(&py, &sy);
+    println!("{}: forward max |private - twin| = {dy:.3e} (bound {fwd:.1e})", net.name);
+    assert!(dy <= fwd, "{}: forward differs by {dy}", net.name);
+    assert_eq!(pg.len(), sg.len());
+    for (i, (a, b)) in pg.iter().zip(&sg).enumerate() {
+        let d = max_diff(a, b);
+        println!("{}: gradient of parameter {i} ({} values): max diff {d:.3e} (bound {grad:.1e})", net.name, a.len());
+        assert!(d <= grad, "{}: gradient {i} differs by {d}", net.name);
+    }
+}
+
+fn net(name: &str, input: &[usize], layers: Vec<LayerSpec>) -> Net {
+    Net { name: name.into(), input: input.to_vec(), layers }
+}
+
+fn conv(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> LayerSpec {
+    LayerSpec::Conv2d { in_c, out_c, k, stride, pad, bias: true }
+}
+
+#[test]
+fn linear_matches_twin() {
+    let n = net("linear", &[3, 2, 2], vec![LayerSpec::Flatten, LayerSpec::Linear { inp: 12, out: 5 }]);
+    // One product forward, two backward (fan-in 12, or batch 4 for dW): ~1e-6 each.
+    check(&n, 4, 1, 1e-5, 1e-5);
+}
+
+#[test]
+fn conv_then_linear_matches_twin() {
+    let n = net(
+        "conv-linear",
+        &[2, 5, 5],
+        vec![conv(2, 3, 3, 2, 1), LayerSpec::Flatten, LayerSpec::Linear { inp: 27, out: 4 }],
+    );
+    // Conv bias gradients sum the upstream gradient over N·OH·OW positions (27 here),
+    // each off by up to ~2e-6 one-sided (truncation errors add, they do not cancel).
+    check(&n, 3, 2, 2e-5, 27.0 * 4e-6);
+}
+
+#[test]
+fn avgpool_matches_twin() {
+    let n = net(
+        "conv-avgpool-linear",
+        &[1, 6, 6],
+        vec![
+            conv(1, 2, 3, 1, 1),
+            LayerSpec::AvgPool { k: 2, stride: 2, pad: 0 },
+            LayerSpec::Flatten,
+            LayerSpec::Linear { inp: 18, out: 3 },
+        ],
+    );
+    // Bias gradient: 2·6·6 = 72 positions, each through the pool's extra truncation.
+    check(&n, 2, 3, 2e-5, 72.0 * 4e-6);
+}
+
+#[test]
+fn relu_and_maxpool_match_twin() {
+    let n = net(
+        "conv-relu-maxpool-linear",
+        &[1, 6, 6],
+        vec![
+            conv(1, 2, 3, 1, 1),
+            LayerSpec::Relu,
+            LayerSpec::MaxPool { k: 2, stride: 2, pad: 0 },
+            LayerSpec::Flatten,
+            LayerSpec::Linear { inp: 18, out: 3 },
+        ],
+    );
+    // Exact comparisons: only the products' truncations remain (a tie or a value within
+    // 1e-6 of zero could flip a bit; with random inputs that does not happen here).
+    check(&n, 2, 4, 2e-5, 72.0 * 4e-6);
+}
+
+#[test]
+fn tanh_matches_twin() {
+    let n = net(
+        "linear-tanh-linear",
+        &[8],
+        vec![LayerSpec::Linear { inp: 8, out: 6 }, LayerSpec::Tanh, LayerSpec::Linear { inp: 6, out: 3 }],
+    );
+    // tanh is within 2e-3 per element; the next layer (fan-in 6, |w| < 0.41) sums six.
+    check(&n, 4, 5, 1e-2, 1e-2);
+}
+
+#[test]
+fn batchnorm_residual_matches_twin() {
+    let body = vec![
+        LayerSpec::Conv2d { in_c: 2, out_c: 2, k: 3, stride: 1, pad: 1, bias: false },
+        LayerSpec::BatchNorm { c: 2 },
+        LayerSpec::Relu,
+        LayerSpec::Conv2d { in_c: 2, out_c: 2, k: 1, stride: 1, pad: 0, bias: false },
+    ];
+    let n = net(
+        "residual-bn",
+        &[2, 4, 4],
+        vec![
+            LayerSpec::Residual { body, shortcut: vec![] },
+            LayerSpec::Relu,
+            LayerSpec::Flatten,
+            LayerSpec::Linear { inp: 32, out: 3 },
+        ],
+    );
+    // Batch norm's inverse square root is within 1e-2 relative of the truth: x̂ (|x̂| ≲ 3)
+    // carries up to ~3e-2, and downstream products scale that by their gains.
+    check(&n, 4, 6, 5e-2, 5e-2);
+}
