@@ -1,0 +1,80 @@
+// Bit packing under a mask, exactly the CPU device's stream layout: with
+// k = popcount(mask), element e's selected bits (lowest first) are stream bits
+// e*k .. e*k+k; stream bit t is bit t % 64 of word t / 64; unused high bits are zero.
+
+typedef unsigned long long u64;
+
+// The bits of v selected by mask, compacted to the low end (software pext).
+__device__ __forceinline__ u64 triad_extract(u64 v, u64 mask, unsigned int lo, unsigned int k, int contiguous) {
+    if (contiguous) {
+        u64 x = v >> lo;
+        return k == 64u ? x : (x & ((1ull << k) - 1ull));
+    }
+    u64 out = 0;
+    unsigned int bit = 0;
+    while (mask != 0) {
+        unsigned int p = (unsigned int)(__ffsll((long long)mask) - 1);
+        out |= ((v >> p) & 1ull) << bit;
+        bit++;
+        mask &= mask - 1ull;
+    }
+    return out;
+}
+
+// Inverse of triad_extract (software pdep).
+__device__ __forceinline__ u64 triad_deposit(u64 v, u64 mask, unsigned int lo, unsigned int k, int contiguous) {
+    if (contiguous) {
+        u64 x = k == 64u ? v : (v & ((1ull << k) - 1ull));
+        return x << lo;
+    }
+    u64 out = 0;
+    unsigned int bit = 0;
+    while (mask != 0) {
+        unsigned int p = (unsigned int)(__ffsll((long long)mask) - 1);
+        out |= ((v >> bit) & 1ull) << p;
+        bit++;
+        mask &= mask - 1ull;
+    }
+    return out;
+}
+
+// One thread per output word w: ORs in every element whose k bits overlap stream bits
+// [64w, 64w + 64).
+extern "C" __global__ void pack_bits_u64(u64* out, const u64* a, u64 len, u64 words, u64 mask,
+                                         unsigned int k, unsigned int lo, int contiguous) {
+    for (u64 w = (u64)blockIdx.x * blockDim.x + threadIdx.x; w < words; w += (u64)gridDim.x * blockDim.x) {
+        u64 first_bit = w * 64ull;
+        u64 e0 = first_bit / k;
+        u64 e1 = (first_bit + 63ull) / k; // last element touching this word
+        if (e1 >= len) e1 = len - 1ull;
+        u64 acc = 0;
+        for (u64 e = e0; e <= e1; e++) {
+            u64 x = triad_extract(a[e], mask, lo, k, contiguous);
+            u64 start = e * k;
+            if (start >= first_bit) {
+                acc |= x << (unsigned int)(start - first_bit);
+            } else {
+                acc |= x >> (unsigned int)(first_bit - start);
+            }
+        }
+        out[w] = acc;
+    }
+}
+
+// One thread per element: reads its k stream bits (from at most two words; a word past
+// the end of the stream reads as zero) and deposits them under the mask.
+extern "C" __global__ void unpack_bits_u64(u64* out, const u64* packed, u64 words, u64 len, u64 mask,
+                                           unsigned int k, unsigned int lo, int contiguous) {
+    for (u64 e = (u64)blockIdx.x * blockDim.x + threadIdx.x; e < len; e += (u64)gridDim.x * blockDim.x) {
+        u64 start = e * k;
+        u64 w0 = start / 64ull;
+        unsigned int off = (unsigned int)(start % 64ull);
+        u64 lo_word = w0 < words ? packed[w0] : 0ull;
+        u64 x = lo_word >> off;
+        if (off != 0u && k > 64u - off) {
+            u64 hi_word = (w0 + 1ull) < words ? packed[w0 + 1ull] : 0ull;
+            x |= hi_word << (64u - off);
+        }
+        out[e] = triad_deposit(x, mask, lo, k, contiguous);
+    }
+}

@@ -1,0 +1,225 @@
+//! The GPU differential suite: the device suite stamped over the CUDA device (with the
+//! GEMM path chosen per shape, and with each path forced), exactness of the limb paths at
+//! their bounds, and protocols run with every party on the GPU giving the same shares as
+//! on the CPU.
+//!
+//! Without a GPU (no CUDA driver library, no device, or no NVRTC) every test prints a
+//! skip line and passes; with `TRIAD_REQUIRE_GPU=1` a missing GPU fails instead.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use triad_cuda::{CudaDevice, GemmPath};
+use triad_fixed::FixedConfig;
+use triad_ring::{Conv2dParams, CpuDevice, Device, MatmulSpec, Shape, Tensor};
+use triad_sharing::{run_in_process_with_test_keys, AShare, Party};
+use triad_transport::{LinkConfig, PartyId};
+
+/// The CUDA device 0, or `None` (after a skip line) when there is none; panics instead
+/// when `TRIAD_REQUIRE_GPU=1`.
+fn cuda() -> Option<CudaDevice> {
+    match CudaDevice::new(0) {
+        Ok(dev) => Some(dev),
+        Err(e) => {
+            if std::env::var("TRIAD_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("TRIAD_REQUIRE_GPU=1 but the CUDA device is unavailable: {e}");
+            }
+            eprintln!("cuda: {e}");
+            None
+        }
+    }
+}
+
+/// The CUDA device with one GEMM path forced (`None` when absent or the path cannot run).
+fn cuda_with(path: GemmPath) -> Option<CudaDevice> {
+    let dev = cuda()?;
+    if !dev.gemm_paths().contains(&path) {
+        if std::env::var("TRIAD_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+            panic!("TRIAD_REQUIRE_GPU=1 but GEMM path {path:?} cannot run on {}", dev.name());
+        }
+        eprintln!("cuda: GEMM path {path:?} unavailable on {}", dev.name());
+        return None;
+    }
+    Some(dev.with_gemm_path(Some(path)))
+}
+
+triad_tests::device_suite!(cuda_auto, optional cuda());
+triad_tests::device_suite!(cuda_u64_gemm, optional cuda_with(GemmPath::U64Tiled));
+triad_tests::device_suite!(cuda_f64_gemm, optional cuda_with(GemmPath::F64Limbs16));
+
+macro_rules! gpu_or_skip {
+    ($e:expr, $test:literal) => {
+        match $e {
+            Some(d) => d,
+            None => {
+                eprintln!("{}: no CUDA device, skipped", $test);
+                return;
+            }
+        }
+    };
+}
+
+fn matmul_both<D: Device>(dev: &D, spec: &MatmulSpec, a: &[u64], b: &[u64]) -> Vec<u64> {
+    let (ab, bb) = (dev.from_host(a).unwrap(), dev.from_host(b).unwrap());
+    dev.to_host(&dev.matmul(&ab, &bb, spec).unwrap()).unwrap()
+}
+
+/// Every path on shapes that cross its tiles and the chosen path's threshold, with all
+/// transposes, against the CPU device; operands of all-ones limbs (`u64::MAX`) are the
+/// worst case for the float64 bound.
+#[test]
+fn gemm_paths_match_cpu() {
+    let base = gpu_or_skip!(cuda(), "gemm_paths_match_cpu");
+    for path in base.gemm_paths() {
+        let dev = base.with_gemm_path(Some(path));
+        for (batch, m, k, n) in [(1, 1, 1, 1), (3, 65, 130, 63), (1, 256, 512, 192), (2, 7, 1000, 9), (1, 5, 0, 4)] {
+            for (a_trans, b_trans) in [(false, false), (true, false), (false, true), (true, true)] {
+                let spec = MatmulSpec { batch, m, k, n, a_trans, b_trans };
+                for fill in [None, Some(u64::MAX)] {
+                    let a = fill.map_or_else(|| triad_tests::words(spec.a_len(), 1), |v| vec![v; spec.a_len()]);
+                    let b = fill.map_or_else(|| triad_tests::words(spec.b_len(), 2), |v| vec![v; spec.b_len()]);
+                    let want = matmul_both(&CpuDevice, &spec, &a, &b);
+                    assert_eq!(matmul_both(&dev, &spec, &a, &b), want, "{path:?} {spec:?} fill {fill:?}");
+                }
+            }
+        }
+    }
+}
+
+/// An inner dimension past 2^21 (the float64 limb bound) with every limb at its maximum:
+/// exact only because the sum is split into chunks.
+#[test]
+fn f64_path_splits_long_sums() {
+    let dev = gpu_or_skip!(cuda_with(GemmPath::F64Limbs16), "f64_path_splits_long_sums");
+    let k = (1 << 21) + 77;
+    let spec = MatmulSpec { batch: 1, m: 2, k, n: 1, a_trans: false, b_trans: false };
+    let a = vec![u64::MAX; spec.a_len()];
+    let mut b = vec![u64::MAX; spec.b_len()];
+    b[5] = 0x0001_0001_0001_0001;
+    assert_eq!(matmul_both(&dev, &spec, &a, &b), matmul_both(&CpuDevice, &spec, &a, &b));
+}
+
+/// Forward, gradient of the input, gradient of the weight.
+fn conv_ops<D: Device>(dev: &D, p: &Conv2dParams, x: &[u64], w: &[u64], g: &[u64]) -> [Vec<u64>; 3] {
+    let (x, w, g) = (dev.from_host(x).unwrap(), dev.from_host(w).unwrap(), dev.from_host(g).unwrap());
+    [
+        dev.to_host(&dev.conv2d(&x, &w, p).unwrap()).unwrap(),
+        dev.to_host(&dev.conv2d_grad_input(&g, &w, p).unwrap()).unwrap(),
+        dev.to_host(&dev.conv2d_grad_weight(&x, &g, p).unwrap()).unwrap(),
+    ]
+}
+
+/// Convolutions large enough to choose the float64 path, against the CPU device.
+#[test]
+fn conv_large_matches_cpu() {
+    let base = gpu_or_skip!(cuda(), "conv_large_matches_cpu");
+    let shapes = [
+        Conv2dParams::square(8, 16, 16, 32, 3, 1, 1),
+        Conv2dParams::square(4, 3, 32, 64, 5, 2, 2),
+        Conv2dParams { groups: 4, ..Conv2dParams::square(2, 16, 9, 8, 3, 1, 1) },
+    ];
+    for path in base.gemm_paths() {
+        let dev = base.with_gemm_path(Some(path));
+        for p in shapes {
+            let x = triad_tests::words(p.input_shape().numel(), 3);
+            let w = triad_tests::words(p.weight_shape().numel(), 4);
+            let g = triad_tests::words(p.output_shape().numel(), 5);
+            assert_eq!(conv_ops(&dev, &p, &x, &w, &g), conv_ops(&CpuDevice, &p, &x, &w, &g), "{path:?} {p:?}");
+        }
+    }
+}
+
+/// A strided view of rank above 8 (split into several launches) and a long PRG fill.
+#[test]
+fn high_rank_views_and_long_prg() {
+    let dev = gpu_or_skip!(cuda(), "high_rank_views_and_long_prg");
+    let dims = vec![2usize, 3, 2, 2, 3, 2, 2, 2, 3, 2];
+    let n: usize = dims.iter().product();
+    // Every other element along each axis of a buffer twice as wide: no merges possible.
+    let mut strides = vec![0usize; dims.len()];
+    let mut s = 2;
+    for d in (0..dims.len()).rev() {
+        strides[d] = s;
+        s *= 2 * dims[d];
+    }
+    let view = triad_ring::StridedLayout { dims, strides, offset: 1 };
+    let len = view.extent().unwrap();
+    let data = triad_tests::words(len, 9);
+    let want = CpuDevice.gather_strided(&data, &view).unwrap();
+    let buf = dev.from_host(&data).unwrap();
+    assert_eq!(dev.to_host(&dev.gather_strided(&buf, &view).unwrap()).unwrap(), want);
+    let src = triad_tests::words(n, 10);
+    let mut cpu_dst = data.clone();
+    CpuDevice.scatter_strided(&mut cpu_dst, &src, &view).unwrap();
+    let mut dst = dev.from_host(&data).unwrap();
+    dev.scatter_strided(&mut dst, &dev.from_host(&src).unwrap(), &view).unwrap();
+    assert_eq!(dev.to_host(&dst).unwrap(), cpu_dst);
+
+    let key = triad_ring::PrgKey::from_bytes([7; 32]);
+    for (offset, len) in [(5u64, 3_000_001usize), (u64::MAX - 12, 100)] {
+        let want = CpuDevice.prg_fill(&key, 9, offset, len).unwrap();
+        assert_eq!(dev.to_host(&dev.prg_fill(&key, 9, offset, len).unwrap()).unwrap(), want, "offset {offset}");
+    }
+}
+
+// ---- protocols -------------------------------------------------------------------------------
+
+fn link() -> LinkConfig {
+    LinkConfig { timeout: Duration::from_secs(30), ..LinkConfig::default() }
+}
+
+/// Party 0 shares x and w, then: elementwise product, matrix product with truncation,
+/// convolution. Each party returns its two share components of every result.
+fn protocol_flow<D: Device>(dev: D) -> [Vec<Vec<u64>>; 3] {
+    let p = Conv2dParams::square(2, 3, 8, 4, 3, 1, 1);
+    let (xs, ws) = (Shape::new([16, 24]), Shape::new([24, 8]));
+    let (cx, cw) = (p.input_shape(), p.weight_shape());
+    run_in_process_with_test_keys(dev, &link(), FixedConfig::default(), 11, |party: &Party<D>| {
+        let owner = PartyId::ALL[0];
+        let mine = party.id == owner;
+        let input = |shape: &Shape, seed: u64| -> triad_sharing::Result<AShare<D>> {
+            let t = if mine {
+                Some(Tensor::from_vec(&party.dev, shape.dims().to_vec(), triad_tests::words(shape.numel(), seed))?)
+            } else {
+                None
+            };
+            party.share_input(owner, t.as_ref(), shape)
+        };
+        let (x, w) = (input(&xs, 1)?, input(&ws, 2)?);
+        let x2 = input(&xs, 3)?;
+        let (ix, iw) = (input(&cx, 4)?, input(&cw, 5)?);
+        let prod = party.mul(&x, &x2)?;
+        let mm = party.matmul(&x, &w)?;
+        let conv = party.conv2d(&ix, &iw, &p)?;
+        let random = party.random(&xs)?;
+        let mut out = Vec::new();
+        for s in [&prod, &mm, &conv, &random] {
+            out.push(s.own.to_vec()?);
+            out.push(s.next.to_vec()?);
+        }
+        Ok(out)
+    })
+    .unwrap()
+}
+
+/// The same protocol run with every party on the GPU gives the same shares, bit for bit,
+/// as on the CPU (the PRG, products, reshares and truncations all agree).
+#[test]
+fn sharing_protocols_match_cpu() {
+    let dev = gpu_or_skip!(cuda(), "sharing_protocols_match_cpu");
+    let want = protocol_flow(CpuDevice);
+    assert_eq!(protocol_flow(dev.clone()), want, "chosen paths");
+    for path in dev.gemm_paths() {
+        assert_eq!(protocol_flow(dev.with_gemm_path(Some(path))), want, "{path:?}");
+    }
+}
+
+#[test]
+fn unavailable_is_an_error_not_a_panic() {
+    // Whatever this machine has, asking for a device far past any real ordinal must
+    // report Unavailable (or, with no GPU at all, the reason there is none).
+    match CudaDevice::new(1000) {
+        Err(triad_ring::DeviceError::Unavailable { reason, .. }) => eprintln!("cuda:1000 unavailable: {reason}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
