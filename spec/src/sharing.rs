@@ -147,12 +147,16 @@ impl Sim {
 
     /// `truncate_parts`: from `a` (party 0) and `b` (party 1) with `a + b = t`:
     /// `s_0 = (a >> bits) + F(k_1)`, `s_1 = (b >> bits) - F(k_1) - F(k_2)`, `s_2 = F(k_2)`.
-    fn truncate_parts(&mut self, a: &[u64], b: &[u64], bits: u32) -> Shared {
+    fn truncate_parts(&mut self, a: &[u64], b: &[u64], bits: u32, unbiased: bool) -> Shared {
         let s = self.next_stream();
         let n = a.len();
         let r01 = self.f(1, s, n);
         let r12 = self.f(2, s, n);
-        let s0 = add(&sar(a, bits), &r01);
+        let mut s0 = add(&sar(a, bits), &r01);
+        if unbiased {
+            // `Rounding::Unbiased`: party 0 adds one unit.
+            s0 = add(&s0, &vec![1; n]);
+        }
         let s1 = sub(&sub(&sar(b, bits), &r01), &r12);
         Shared { comps: [s0, s1, r12] }
     }
@@ -162,15 +166,27 @@ impl Sim {
     /// Ideal: within [`TRUNC_ERROR_UNITS`] of `floor(B(x, y) / 2^f)` (signed), except with
     /// probability at most [`large_error_probability`] of the exact product.
     pub fn product_trunc(&mut self, b: &Bilinear<'_>, x: &Shared, y: &Shared) -> Shared {
+        self.product_trunc_with(b, x, y, false)
+    }
+
+    /// [`product_trunc`](Self::product_trunc) with `Rounding::Unbiased` when `unbiased`:
+    /// party 0 adds one unit, so the result is `floor(B(x, y) / 2^f)` or one more, with
+    /// expectation exactly `B(x, y) / 2^f`.
+    pub fn product_trunc_with(&mut self, b: &Bilinear<'_>, x: &Shared, y: &Shared, unbiased: bool) -> Shared {
         let z = self.product_parts(b, x, y);
         let f = self.frac_bits;
-        self.truncate_parts(&z[0], &add(&z[1], &z[2]), f)
+        self.truncate_parts(&z[0], &add(&z[1], &z[2]), f, unbiased)
     }
 
     /// `truncate`: party 0 holds `x_0`, party 1 holds `x_1 + x_2`.
     /// Ideal: as [`product_trunc`](Self::product_trunc), of `x` itself.
     pub fn truncate(&mut self, x: &Shared, bits: u32) -> Shared {
-        self.truncate_parts(&x.comps[0], &add(&x.comps[1], &x.comps[2]), bits)
+        self.truncate_with(x, bits, false)
+    }
+
+    /// [`truncate`](Self::truncate), unbiased when `unbiased` (see `product_trunc_with`).
+    pub fn truncate_with(&mut self, x: &Shared, bits: u32, unbiased: bool) -> Shared {
+        self.truncate_parts(&x.comps[0], &add(&x.comps[1], &x.comps[2]), bits, unbiased)
     }
 
     /// `and` on XOR sharings: `z_i = x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ β_i`.
@@ -190,7 +206,8 @@ impl Sim {
 }
 
 /// Truncation error in units of the last place when the parts do not wrap: the result is
-/// `floor(t / 2^bits)` or one less.
+/// `floor(t / 2^bits)` or one less (`Floor`), or `floor(t / 2^bits)` or one more
+/// (`Unbiased`).
 pub const TRUNC_ERROR_UNITS: u64 = 1;
 
 /// Probability that share truncation of a value `t` makes a large error (the parts wrap

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use triad_fixed::FixedConfig;
 use triad_ring::{Conv2dParams, CpuDevice, Shape, Tensor};
-use triad_sharing::{run_in_process_with_test_keys, AShare, BShare, Error, Party, Product};
+use triad_sharing::{run_in_process_with_test_keys, AShare, BShare, Error, Party, Product, Rounding};
 use triad_transport::{LinkConfig, PartyId, TransportError};
 
 type P = Party<CpuDevice>;
@@ -223,6 +223,27 @@ fn truncate_within_one_unit_for_negative_and_positive_values() {
         let ideal: Vec<i64> = x.iter().map(|&v| (v as i64) >> bits).collect();
         assert_within_one(&reconstruct(&out), &ideal);
     }
+}
+
+/// `Floor` share truncation is biased by one unit on average; `Unbiased` is not (its
+/// expectation is exactly `t / 2^f`). Mean error over 2*10^4 values, in units.
+#[test]
+fn unbiased_rounding_removes_the_one_unit_bias() {
+    let n = 20_000;
+    let x: Vec<u64> = rand_vec(n, 61).into_iter().map(|r| ((r as i64) >> 24) as u64).collect();
+    let shape = Shape::new([n]);
+    let out = run(|p| {
+        let a = share(p, &x, &shape);
+        Ok((parts(&p.truncate_with(&a, 20, Rounding::Floor)?), parts(&p.truncate_with(&a, 20, Rounding::Unbiased)?)))
+    });
+    let mean_error = |got: Vec<u64>| -> f64 {
+        let exact = x.iter().map(|&v| (v as i64) as f64 / (1u64 << 20) as f64);
+        got.iter().zip(exact).map(|(&g, e)| g as i64 as f64 - e).sum::<f64>() / n as f64
+    };
+    let floor = mean_error(reconstruct(&[out[0].0.clone(), out[1].0.clone(), out[2].0.clone()]));
+    let unbiased = mean_error(reconstruct(&[out[0].1.clone(), out[1].1.clone(), out[2].1.clone()]));
+    assert!((floor + 1.0).abs() < 0.02, "Floor: mean error {floor} units, expected -1");
+    assert!(unbiased.abs() < 0.02, "Unbiased: mean error {unbiased} units, expected 0");
 }
 
 #[test]

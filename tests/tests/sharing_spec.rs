@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use triad_ring::{Conv2dParams, CpuDevice, Shape, Tensor};
-use triad_sharing::{test_keys, AShare, BShare, Party, Product};
+use triad_sharing::{test_keys, AShare, BShare, Party, Product, Rounding};
 use triad_spec::ring as sr;
 use triad_spec::sharing::{ideal_truncate, Shared, Sim};
 use triad_tests::convert;
@@ -96,6 +96,8 @@ fn flow(p: &Party<CpuDevice>, inp: &Inputs) -> triad_sharing::Result<Vec<Pair>> 
     let by = BShare { own: y.own.try_clone()?, next: y.next.try_clone()? };
     let z = p.and(&bx, &by)?;
     out.push((z.own.to_vec()?, z.next.to_vec()?));
+    out.push(pair(&p.product_trunc_with(Product::Elementwise, &x, &y, Rounding::Unbiased)?));
+    out.push(pair(&p.truncate_with(&x, 20, Rounding::Unbiased)?));
     Ok(out)
 }
 
@@ -127,6 +129,8 @@ fn sim_flow(inp: &Inputs) -> Vec<Shared> {
     out.push(s.product(&|u, v| sr::conv2d_grad_weight(u, v, &cp), &ci, &g));
     out.push(s.random(24));
     out.push(s.and(&x, &y));
+    out.push(s.product_trunc_with(&ew, &x, &y, true));
+    out.push(s.truncate_with(&x, 20, true));
     out
 }
 
@@ -187,4 +191,13 @@ fn simulator_meets_the_ideal_functionalities() {
     let xb = sim[0].reconstruct_xor();
     let yb = sim[1].reconstruct_xor();
     assert_eq!(sim[16].reconstruct_xor(), xb.iter().zip(&yb).map(|(a, b)| a & b).collect::<Vec<_>>());
+    // Unbiased rounding: floor or one more.
+    let up = |got: Vec<u64>, exact: &[u64]| {
+        for (g, e) in got.iter().zip(exact) {
+            let d = (*g as i64).wrapping_sub(ideal_truncate(*e, 20) as i64);
+            assert!((0..=1).contains(&d), "unbiased truncation off by {d}");
+        }
+    };
+    up(sim[17].reconstruct(), &prod);
+    up(sim[18].reconstruct(), &inp.x);
 }

@@ -16,7 +16,7 @@
 
 use triad_approx::ApproxParams;
 use triad_ring::{Device, Pool2dParams, Shape, Tensor};
-use triad_sharing::{AShare, Error, Party, Product, Result};
+use triad_sharing::{AShare, Error, Party, Product, Result, Rounding};
 use triad_transport::{PartyId, ScopeGuard};
 
 use crate::plain::{self, PTensor};
@@ -194,12 +194,12 @@ impl<D: Device> Backend for Party<D> {
         a.sub(b)
     }
     fn product(&self, op: Product, a: &AShare<D>, b: &AShare<D>) -> Result<AShare<D>> {
-        self.product_trunc(op, a, b)
+        self.product_trunc_with(op, a, b, Rounding::Unbiased)
     }
     fn scale(&self, x: &AShare<D>, c: f64) -> Result<AShare<D>> {
         let _g = self.net.scope("scale");
         let c = self.fixed.encode(c)?;
-        self.truncate(&x.mul_scalar(c)?, self.fixed.frac_bits)
+        self.truncate_with(&x.mul_scalar(c)?, self.fixed.frac_bits, Rounding::Unbiased)
     }
     fn mask(&self, x: &AShare<D>, m: &AShare<D>) -> Result<AShare<D>> {
         let _g = self.net.scope("mask");

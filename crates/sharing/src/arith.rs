@@ -94,6 +94,23 @@ impl<D: Device> AShare<D> {
     }
 }
 
+/// How a truncation rounds.
+///
+/// Share truncation returns `floor(t / 2^bits)` or one less, each about half the time: on
+/// average `t / 2^bits - 1` unit. `Floor` is that protocol as published (ABY3, CryptGPU);
+/// `Unbiased` adds one unit (party 0 adds 1 to its part, free), so the result is
+/// `floor(t / 2^bits)` or one more and its expectation is exactly `t / 2^bits`: stochastic
+/// rounding. Sums of many truncated values (a bias gradient sums `N·OH·OW` of them) drift
+/// with `Floor` and do not with `Unbiased`; training uses `Unbiased`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Rounding {
+    /// `floor(t / 2^bits)` or one less (ABY3 share truncation as published).
+    #[default]
+    Floor,
+    /// `floor(t / 2^bits)` or one more; exactly unbiased.
+    Unbiased,
+}
+
 /// A bilinear map of the ring, evaluated by the device on local components.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Product {
@@ -290,6 +307,11 @@ impl<D: Device> Party<D> {
     /// fused so each party sends `|B(x, y)|` elements in total (two rounds of latency);
     /// see [`truncate_parts`](Self::truncate_parts).
     pub fn product_trunc(&self, op: Product, x: &AShare<D>, y: &AShare<D>) -> Result<AShare<D>> {
+        self.product_trunc_with(op, x, y, Rounding::Floor)
+    }
+
+    /// [`product_trunc`](Self::product_trunc) with the given [`Rounding`].
+    pub fn product_trunc_with(&self, op: Product, x: &AShare<D>, y: &AShare<D>, r: Rounding) -> Result<AShare<D>> {
         let _g = self.net.scope(op.name());
         let z = self.product_local(op, x, y)?;
         // Party 2 hands z_2 to party 1, which then holds z_1 + z_2: a 2-out-of-2 sharing
@@ -297,16 +319,16 @@ impl<D: Device> Party<D> {
         match self.index() {
             2 => {
                 self.send(Peer::Prev, &z)?;
-                self.truncate_parts(None, self.fixed.frac_bits, z.shape())
+                self.truncate_parts_with(None, self.fixed.frac_bits, z.shape(), r)
             }
             1 => {
                 let z2 = self.recv(Peer::Next, z.shape())?;
                 let shape = z.shape().clone();
-                self.truncate_parts(Some(z.add(&z2)?), self.fixed.frac_bits, &shape)
+                self.truncate_parts_with(Some(z.add(&z2)?), self.fixed.frac_bits, &shape, r)
             }
             _ => {
                 let shape = z.shape().clone();
-                self.truncate_parts(Some(z), self.fixed.frac_bits, &shape)
+                self.truncate_parts_with(Some(z), self.fixed.frac_bits, &shape, r)
             }
         }
     }
@@ -339,11 +361,16 @@ impl<D: Device> Party<D> {
     /// Party 1 already holds `x_1 + x_2`, party 0 holds `x_0`: a 2-out-of-2 sharing that
     /// [`truncate_parts`](Self::truncate_parts) finishes.
     pub fn truncate(&self, x: &AShare<D>, bits: u32) -> Result<AShare<D>> {
+        self.truncate_with(x, bits, Rounding::Floor)
+    }
+
+    /// [`truncate`](Self::truncate) with the given [`Rounding`].
+    pub fn truncate_with(&self, x: &AShare<D>, bits: u32, r: Rounding) -> Result<AShare<D>> {
         let _g = self.net.scope("truncate");
         match self.index() {
-            0 => self.truncate_parts(Some(x.own.try_clone()?), bits, x.shape()),
-            1 => self.truncate_parts(Some(x.own.add(&x.next)?), bits, x.shape()),
-            _ => self.truncate_parts(None, bits, x.shape()),
+            0 => self.truncate_parts_with(Some(x.own.try_clone()?), bits, x.shape(), r),
+            1 => self.truncate_parts_with(Some(x.own.add(&x.next)?), bits, x.shape(), r),
+            _ => self.truncate_parts_with(None, bits, x.shape(), r),
         }
     }
 
@@ -358,11 +385,26 @@ impl<D: Device> Party<D> {
     /// probability about `|t| / 2^64` when the parts wrap (see the book's truncation
     /// chapter for the measured rate).
     pub fn truncate_parts(&self, part: Option<Tensor<D>>, bits: u32, shape: &Shape) -> Result<AShare<D>> {
+        self.truncate_parts_with(part, bits, shape, Rounding::Floor)
+    }
+
+    /// [`truncate_parts`](Self::truncate_parts) with the given [`Rounding`]: `Unbiased`
+    /// makes party 0's part `(a >> bits) + 1 + r01`.
+    pub fn truncate_parts_with(
+        &self,
+        part: Option<Tensor<D>>,
+        bits: u32,
+        shape: &Shape,
+        rounding: Rounding,
+    ) -> Result<AShare<D>> {
         let s = self.next_stream();
         match (self.index(), part) {
             (0, Some(a)) => {
                 let r01 = self.prg_next(shape, s)?;
-                let s0 = a.sar(bits)?.add(&r01)?;
+                let mut s0 = a.sar(bits)?.add(&r01)?;
+                if rounding == Rounding::Unbiased {
+                    s0 = s0.scalar(BinaryOp::Add, 1)?;
+                }
                 self.send(Peer::Prev, &s0)?;
                 let s1 = self.recv(Peer::Next, shape)?;
                 AShare::new(s0, s1)

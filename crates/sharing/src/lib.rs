@@ -31,7 +31,7 @@ mod error;
 mod party;
 mod run;
 
-pub use arith::{AShare, Product};
+pub use arith::{AShare, Product, Rounding};
 pub use binary::BShare;
 pub use error::{Error, Result};
 pub use party::{PairKeys, Party};
