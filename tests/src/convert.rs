@@ -82,3 +82,19 @@ pub fn conv_back(p: &Conv2dParams) -> Conv2d {
         groups: p.groups,
     }
 }
+
+/// The spec's pooling record for the ring's.
+pub fn pool_back(p: &Pool2dParams) -> Pool2d {
+    Pool2d {
+        batch: p.batch,
+        channels: p.channels,
+        in_h: p.in_h,
+        in_w: p.in_w,
+        kh: p.kh,
+        kw: p.kw,
+        stride_h: p.stride_h,
+        stride_w: p.stride_w,
+        pad_h: p.pad_h,
+        pad_w: p.pad_w,
+    }
+}

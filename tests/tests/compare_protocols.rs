@@ -286,23 +286,8 @@ fn pool(
     }
 }
 
-fn spec_pool(p: &Pool2dParams) -> triad_spec::ring::Pool2d {
-    triad_spec::ring::Pool2d {
-        batch: p.batch,
-        channels: p.channels,
-        in_h: p.in_h,
-        in_w: p.in_w,
-        kh: p.kh,
-        kw: p.kw,
-        stride_h: p.stride_h,
-        stride_w: p.stride_w,
-        pad_h: p.pad_h,
-        pad_w: p.pad_w,
-    }
-}
-
 fn maxpool_case(pp: Pool2dParams, seed: u64) {
-    let sp = spec_pool(&pp);
+    let sp = triad_tests::convert::pool_back(&pp);
     let x = fixed_values(pp.input_shape().numel(), seed);
     let g = fixed_values(pp.output_shape().numel(), seed + 1);
     let out = run(10, |p| {
@@ -331,7 +316,7 @@ fn maxpool_forward_and_backward_with_odd_sizes_strides_and_padding() {
 fn maxpool_padding_never_wins_over_very_negative_values() {
     // Every real value is near the bottom of the range: padding (-2^62) must still lose.
     let pp = pool(1, 1, (3, 3), (3, 3), (1, 1), (1, 1));
-    let sp = spec_pool(&pp);
+    let sp = triad_tests::convert::pool_back(&pp);
     let x: Vec<u64> = (0..9u64).map(|k| (1u64 << 62).wrapping_neg() + 1 + (k % 2)).collect();
     let out = run(11, |p| {
         let a = share(p, &x, &pp.input_shape());
