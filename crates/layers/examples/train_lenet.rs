@@ -7,10 +7,10 @@
 //! plaintext there.
 //!
 //! ```text
-//! cargo run --release -p triad-layers --example train_lenet -- [epochs] [batch] [lr] [max_steps] [momentum]
+//! cargo run --release -p triad-layers --example train_lenet -- [epochs] [batch] [lr] [max_steps] [momentum] [frac_bits]
 //! ```
 //! Defaults: 1 epoch, batch 128, lr 0.1, every step (max_steps limits the steps per epoch
-//! for a quick look), momentum 0. `TRIAD_TWIN_ONLY=1` trains only the plaintext twin (to
+//! for a quick look), momentum 0, 20 fractional bits. `TRIAD_TWIN_ONLY=1` trains only the plaintext twin (to
 //! choose hyperparameters quickly).
 
 use std::time::{Duration, Instant};
@@ -54,13 +54,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let w0 = net.init_weights(42);
     let opt = Sgd { momentum: arg(5, 0.0), ..Sgd::new(lr) };
     let twin_only = std::env::var_os("TRIAD_TWIN_ONLY").is_some();
+    let fixed = FixedConfig::new(arg(6, 20.0) as u32)?;
     // A fixed, public batch order (a shuffle by a public seed).
     let mut order: Vec<usize> = (0..mnist.train.len()).collect();
     let mut rng = triad_layers::SplitMix(7);
     for i in (1..order.len()).rev() {
         order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
     }
-    println!("LeNet (ReLU, avg pool), {steps} steps of batch {batch} per epoch, lr {lr}, momentum {}", opt.momentum);
+    println!(
+        "LeNet (ReLU, avg pool), {steps} steps of batch {batch} per epoch, lr {lr}, momentum {}, {} fractional bits",
+        opt.momentum, fixed.frac_bits
+    );
     // The twin first: all epochs, keeping its weights after each.
     let mut twin = Model::new(&Plain, &net, P0, Some(&w0))?;
     let mut twin_acc = Vec::new();
@@ -89,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 0, which evaluates them on the test set in plaintext.
     let link = LinkConfig { timeout: Duration::from_secs(600), ..LinkConfig::default() };
     let t = Instant::now();
-    run_in_process(CpuDevice, &link, FixedConfig::default(), |p| {
+    run_in_process(CpuDevice, &link, fixed, |p| {
         let owner = p.id == P0;
         let mut m = Model::new(p, &net, P0, owner.then_some(&w0[..]))?;
         for epoch in 1..=epochs {
