@@ -67,24 +67,9 @@ pub fn ok<T, E: Display>(r: Result<T, E>) -> Result<T, TestCaseError> {
     r.map_err(|e| TestCaseError::fail(e.to_string()))
 }
 
-/// A small deterministic generator (splitmix64) for data in non-property tests.
-#[derive(Debug, Clone)]
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    /// The next word.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// `n` words.
-    pub fn words(&mut self, n: usize) -> Vec<u64> {
-        (0..n).map(|_| self.next_u64()).collect()
-    }
-}
+/// A small deterministic generator (splitmix64) for data in non-property tests: the one
+/// the layers use for initial weights.
+pub use triad_layers::SplitMix;
 
 /// `n` pseudo-random words from `seed` (shorthand for [`SplitMix::words`]).
 pub fn words(n: usize, seed: u64) -> Vec<u64> {
