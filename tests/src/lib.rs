@@ -76,4 +76,5 @@ pub fn words(n: usize, seed: u64) -> Vec<u64> {
     SplitMix(seed).words(n)
 }
 
+pub mod gpu;
 pub mod parties;

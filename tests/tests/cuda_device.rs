@@ -13,28 +13,14 @@ use triad_cuda::{CudaDevice, GemmPath};
 use triad_fixed::FixedConfig;
 use triad_ring::{Conv2dParams, CpuDevice, Device, MatmulSpec, Shape, Tensor};
 use triad_sharing::{run_in_process_with_test_keys, AShare, Party};
+use triad_tests::gpu::cuda;
 use triad_transport::{LinkConfig, PartyId};
-
-/// The CUDA device 0, or `None` (after a skip line) when there is none; panics instead
-/// when `TRIAD_REQUIRE_GPU=1`.
-fn cuda() -> Option<CudaDevice> {
-    match CudaDevice::new(0) {
-        Ok(dev) => Some(dev),
-        Err(e) => {
-            if std::env::var("TRIAD_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("TRIAD_REQUIRE_GPU=1 but the CUDA device is unavailable: {e}");
-            }
-            eprintln!("cuda: {e}");
-            None
-        }
-    }
-}
 
 /// The CUDA device with one GEMM path forced (`None` when absent or the path cannot run).
 fn cuda_with(path: GemmPath) -> Option<CudaDevice> {
     let dev = cuda()?;
     if !dev.gemm_paths().contains(&path) {
-        if std::env::var("TRIAD_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        if triad_tests::gpu::required() {
             panic!("TRIAD_REQUIRE_GPU=1 but GEMM path {path:?} cannot run on {}", dev.name());
         }
         eprintln!("cuda: GEMM path {path:?} unavailable on {}", dev.name());

@@ -8,27 +8,14 @@
 use std::time::Duration;
 
 use triad_approx::ApproxParams;
-use triad_cuda::CudaDevice;
 use triad_fixed::FixedConfig;
 use triad_layers::data::Mnist;
 use triad_layers::zoo::lenet;
 use triad_layers::{one_hot, Activation, Backend, Model, Pooling, Sgd};
 use triad_ring::{CpuDevice, Device, Pool2dParams, Shape, Tensor};
 use triad_sharing::{run_in_process_with_test_keys, AShare, Party};
+use triad_tests::gpu::cuda;
 use triad_transport::{LinkConfig, PartyId};
-
-fn cuda() -> Option<CudaDevice> {
-    match CudaDevice::new(0) {
-        Ok(dev) => Some(dev),
-        Err(e) => {
-            if std::env::var("TRIAD_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("TRIAD_REQUIRE_GPU=1 but the CUDA device is unavailable: {e}");
-            }
-            eprintln!("skipped: no CUDA device ({e})");
-            None
-        }
-    }
-}
 
 fn link() -> LinkConfig {
     LinkConfig { timeout: Duration::from_secs(120), ..LinkConfig::default() }
