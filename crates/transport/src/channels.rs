@@ -313,10 +313,12 @@ impl Drop for Channels {
             for l in &self.links {
                 l.close();
             }
-            let deadline = Instant::now() + self.timeout;
-            for l in &self.links {
-                l.wait_closed(deadline);
-            }
+        }
+        // After a close: until both byes have crossed. After a failure: until the abort
+        // frames have left (bounded by a short grace, not the timeout).
+        let deadline = Instant::now() + self.timeout;
+        for l in &self.links {
+            l.wait_closed(deadline);
         }
     }
 }

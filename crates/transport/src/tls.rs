@@ -714,6 +714,11 @@ struct LinkShared {
     sock: TcpStream,
     conn: Mutex<Connection>,
     aborting: AtomicBool,
+    /// Set by a graceful close: from then on the peer closing its side is expected, and an
+    /// error on this link (a reset from a peer that already left) must not abort the session.
+    closing: AtomicBool,
+    /// Set when the reader thread has ended.
+    read_ended: AtomicBool,
     reason: Mutex<String>,
     timeout: Duration,
     max_frame_bytes: u64,
@@ -722,6 +727,12 @@ struct LinkShared {
 impl LinkShared {
     fn aborting(&self) -> bool {
         self.aborting.load(Ordering::SeqCst)
+    }
+
+    /// Whether an error on this link should fail the session: not once it is aborting or
+    /// closing gracefully.
+    fn live(&self) -> bool {
+        !self.aborting() && !self.closing.load(Ordering::SeqCst)
     }
 
     fn io_err(&self, e: &io::Error) -> TransportError {
@@ -734,7 +745,12 @@ impl LinkShared {
 struct TlsLink {
     shared: Arc<LinkShared>,
     queue: Mutex<Option<Sender<Cmd>>>,
+    /// Signalled when the writer has sent everything (bye included) or given up.
     done: Mutex<Option<Receiver<()>>>,
+    /// Signalled when the reader has ended (the peer's bye and close_notify, or an error).
+    read_done: Mutex<Option<Receiver<()>>>,
+    /// The thread that cuts the connection after an abort.
+    cut: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 /// What is needed to start a link's threads.
@@ -742,6 +758,7 @@ struct LinkStarter {
     shared: Arc<LinkShared>,
     queue: Receiver<Cmd>,
     done: Sender<()>,
+    read_done: Sender<()>,
     inbound: Sender<Event>,
 }
 
@@ -765,24 +782,29 @@ impl TlsLink {
             sock,
             conn: Mutex::new(conn),
             aborting: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            read_ended: AtomicBool::new(false),
             reason: Mutex::new(String::new()),
             timeout,
             max_frame_bytes: cfg.max_frame_bytes,
         });
         let (qtx, qrx) = channel();
         let (dtx, drx) = channel();
+        let (rtx, rrx) = channel();
         let link = Arc::new(TlsLink {
             shared: Arc::clone(&shared),
             queue: Mutex::new(Some(qtx)),
             done: Mutex::new(Some(drx)),
+            read_done: Mutex::new(Some(rrx)),
+            cut: Mutex::new(None),
         });
-        Ok((link, LinkStarter { shared, queue: qrx, done: dtx, inbound }))
+        Ok((link, LinkStarter { shared, queue: qrx, done: dtx, read_done: rtx, inbound }))
     }
 }
 
 impl LinkStarter {
     fn start(self, core: &Arc<Core>) -> Result<(), TransportError> {
-        let LinkStarter { shared, queue, done, inbound } = self;
+        let LinkStarter { shared, queue, done, read_done, inbound } = self;
         let (me, peer) = (shared.me.as_u8(), shared.peer.as_u8());
         let (s, c) = (Arc::clone(&shared), Arc::downgrade(core));
         spawn(format!("triad-{me}-tx-{peer}"), move || {
@@ -792,12 +814,14 @@ impl LinkStarter {
         let c = Arc::downgrade(core);
         spawn(format!("triad-{me}-rx-{peer}"), move || {
             if let Err(e) = read_loop(&shared, &inbound) {
-                if !shared.aborting() {
+                if shared.live() {
                     if let Some(core) = c.upgrade() {
                         core.fail(e);
                     }
                 }
             }
+            shared.read_ended.store(true, Ordering::SeqCst);
+            let _ = read_done.send(());
         })
     }
 }
@@ -813,13 +837,24 @@ impl Link for TlsLink {
 
     fn close(&self) {
         if let Some(tx) = lock(&self.queue).take() {
+            self.shared.closing.store(true, Ordering::SeqCst);
             let _ = tx.send(Cmd::Bye);
         }
     }
 
+    /// Wait for our bye to leave and then for the peer's: a process that exited while its
+    /// peer still had a bye in flight to it would answer with a reset, and a peer still
+    /// sending to another party must not read that reset as a failure of the session.
     fn wait_closed(&self, deadline: Instant) {
-        if let Some(rx) = lock(&self.done).take() {
-            let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        if let Some(cut) = lock(&self.cut).take() {
+            // Aborted: the cut thread ends within two grace periods.
+            let _ = cut.join();
+            return;
+        }
+        for done in [&self.done, &self.read_done] {
+            if let Some(rx) = lock(done).take() {
+                let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+            }
         }
     }
 
@@ -830,18 +865,24 @@ impl Link for TlsLink {
             let _ = tx.send(Cmd::Abort);
         }
         let done = lock(&self.done).take();
+        let read_done = lock(&self.read_done).take();
         let shared = Arc::clone(&self.shared);
+        // Let the abort frame leave, then keep reading (the reader discards what comes)
+        // until the peer hangs up too: a socket closed with unread data answers with a
+        // reset, which can destroy the abort frame before the peer reads it.
         let cut = move || {
-            if let Some(d) = done {
-                let _ = d.recv_timeout(ABORT_GRACE);
+            for rx in [done, read_done].into_iter().flatten() {
+                let _ = rx.recv_timeout(ABORT_GRACE);
             }
             let _ = shared.sock.shutdown(Shutdown::Both);
         };
         let me = self.shared.me.as_u8();
-        if let Err(e) = thread::Builder::new().name(format!("triad-{me}-abort")).spawn(cut) {
+        match thread::Builder::new().name(format!("triad-{me}-abort")).spawn(cut) {
+            Ok(h) => *lock(&self.cut) = Some(h),
             // Could not start a thread: cut the connection now.
-            drop(e);
-            let _ = self.shared.sock.shutdown(Shutdown::Both);
+            Err(_) => {
+                let _ = self.shared.sock.shutdown(Shutdown::Both);
+            }
         }
         None
     }
@@ -942,7 +983,7 @@ fn writer_main(shared: &LinkShared, queue: Receiver<Cmd>, core: &Weak<Core>) {
             Cmd::Bye => {
                 let r = w.send_bye();
                 if let Err(e) = r {
-                    if !shared.aborting() {
+                    if shared.live() {
                         if let Some(c) = core.upgrade() {
                             c.fail(e);
                         }
@@ -956,7 +997,13 @@ fn writer_main(shared: &LinkShared, queue: Receiver<Cmd>, core: &Weak<Core>) {
             }
         };
         if let Err(e) = r {
-            if !shared.aborting() {
+            if shared.live() {
+                // A write fails when the peer has gone; if it left an abort frame saying
+                // why, let the reader deliver it first so that the error names the cause.
+                let until = Instant::now() + ABORT_GRACE;
+                while !shared.read_ended.load(Ordering::SeqCst) && Instant::now() < until {
+                    thread::sleep(Duration::from_millis(2));
+                }
                 if let Some(c) = core.upgrade() {
                     c.fail(e);
                 }
