@@ -189,6 +189,69 @@ impl Sim {
         self.truncate_parts(&x.comps[0], &add(&x.comps[1], &x.comps[2]), bits, unbiased)
     }
 
+    /// Wrap-free truncation (`Rounding::WrapFree`) of `t = a + b (+ z2)`, `a` at party 0,
+    /// `b` at party 1, `z2` at party 2 when given. Party 2 deals from `r = F(k_0) + F(k_2)`
+    /// (`r'` its low 63 bits, `m` its top bit): `T = m·2^(63-bits) - floor(r' / 2^bits)` and
+    /// `E = (1 - 2m)·2^(63-bits)`, party 0's shares `F(k_0)`, party 1's the rest. Parties 0
+    /// and 1 open `c = t + 2^62 + r`; `u_0 = floor(c' / 2^bits) - 2^(62-bits) + T_0 + c_63·E_0`,
+    /// `u_1 = T_1 + c_63·E_1` (`c'` the low 63 bits of `c`), then the 2-out-of-2 resharing
+    /// of `truncate_parts`.
+    /// Ideal: for `|signed(t)| < 2^62`, `floor(signed(t) / 2^bits)` or one more, always
+    /// (no large error), with expectation exactly `signed(t) / 2^bits` over the dealer's `r`.
+    fn truncate_wrap_free_parts(&mut self, a: &[u64], b: &[u64], z2: Option<&[u64]>, bits: u32) -> Shared {
+        let (s_r, s_t, s_e) = (self.next_stream(), self.next_stream(), self.next_stream());
+        let n = a.len();
+        let (r0, r1) = (self.f(0, s_r, n), self.f(2, s_r, n));
+        let (t0, e0) = (self.f(0, s_t, n), self.f(0, s_e, n));
+        let (top, unit) = (crate::pow2(63), crate::pow2(63 - bits));
+        let mut u0 = Vec::with_capacity(n);
+        let mut u1 = Vec::with_capacity(n);
+        for i in 0..n {
+            // The dealer, party 2.
+            let r = (lift(r0[i]) + lift(r1[i])).mod_floor(&crate::modulus());
+            let (m, low) = r.div_mod_floor(&top);
+            let t = &m * &unit - low.div_floor(&crate::pow2(bits));
+            let e = (num_bigint::BigInt::from(1) - 2 * &m) * &unit;
+            let (t1, e1) = (reduce(&(t - lift(t0[i]))), reduce(&(e - lift(e0[i]))));
+            // The opening between parties 0 and 1.
+            let mut c = lift(a[i]) + crate::pow2(62) + lift(r0[i]) + lift(b[i]) + lift(r1[i]);
+            if let Some(z) = z2 {
+                c += lift(z[i]);
+            }
+            let (c_top, c_low) = c.mod_floor(&crate::modulus()).div_mod_floor(&top);
+            u0.push(reduce(
+                &(c_low.div_floor(&crate::pow2(bits)) - crate::pow2(62 - bits) + lift(t0[i]) + &c_top * lift(e0[i])),
+            ));
+            u1.push(reduce(&(lift(t1) + &c_top * lift(e1))));
+        }
+        self.reshare_2of2(&u0, &u1)
+    }
+
+    /// The 2-out-of-2 resharing: `s_0 = u_0 + F(k_1)`, `s_1 = u_1 - F(k_1) - F(k_2)`,
+    /// `s_2 = F(k_2)`.
+    fn reshare_2of2(&mut self, u0: &[u64], u1: &[u64]) -> Shared {
+        let s = self.next_stream();
+        let n = u0.len();
+        let r01 = self.f(1, s, n);
+        let r12 = self.f(2, s, n);
+        Shared { comps: [add(u0, &r01), sub(&sub(u1, &r01), &r12), r12] }
+    }
+
+    /// [`product_trunc`](Self::product_trunc) with wrap-free truncation: the parts `z`,
+    /// then [`truncate_wrap_free`](Self::truncate_wrap_free) of `z_0 + z_1 + z_2` with party
+    /// 2 sending `z_2` to both others. Ideal: `floor(B(x, y) / 2^f)` or one more whenever
+    /// `|B(x, y)| < 2^62`, with no large error.
+    pub fn product_trunc_wrap_free(&mut self, b: &Bilinear<'_>, x: &Shared, y: &Shared) -> Shared {
+        let z = self.product_parts(b, x, y);
+        let f = self.frac_bits;
+        self.truncate_wrap_free_parts(&z[0], &z[1], Some(&z[2]), f)
+    }
+
+    /// Wrap-free truncation of a sharing: party 0's part `x_0`, party 1's `x_1 + x_2`.
+    pub fn truncate_wrap_free(&mut self, x: &Shared, bits: u32) -> Shared {
+        self.truncate_wrap_free_parts(&x.comps[0], &add(&x.comps[1], &x.comps[2]), None, bits)
+    }
+
     /// `and` on XOR sharings: `z_i = x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ β_i`.
     /// Ideal: reconstructs (XOR) to `x & y` exactly.
     pub fn and(&mut self, x: &Shared, y: &Shared) -> Shared {

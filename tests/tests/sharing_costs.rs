@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use triad_fixed::FixedConfig;
 use triad_ring::{Conv2dParams, CpuDevice, Shape, Tensor};
-use triad_sharing::{run_in_process_with_test_keys, BShare, Party, Product};
+use triad_sharing::{run_in_process_with_test_keys, BShare, Party, Product, Rounding};
 use triad_transport::{Cost, LinkConfig, PartyId};
 
 const N: usize = 1000;
@@ -85,6 +85,24 @@ fn sharing_cost_table() {
         Box::new(move |p| {
             let x = p.random(&sh)?;
             p.truncate(&x, 20).map(drop)
+        }),
+        &mut t,
+    );
+    let sh = shape.clone();
+    measure(
+        "truncate (wrap-free)",
+        Box::new(move |p| {
+            let x = p.random(&sh)?;
+            p.truncate_with(&x, 20, Rounding::WrapFree).map(drop)
+        }),
+        &mut t,
+    );
+    let sh = shape.clone();
+    measure(
+        "mul (fixed point, wrap-free)",
+        Box::new(move |p| {
+            let x = p.random(&sh)?;
+            p.product_trunc_with(Product::Elementwise, &x, &x, Rounding::WrapFree).map(drop)
         }),
         &mut t,
     );

@@ -244,6 +244,56 @@ fn unbiased_rounding_removes_the_one_unit_bias() {
     let unbiased = mean_error(reconstruct(&[out[0].1.clone(), out[1].1.clone(), out[2].1.clone()]));
     assert!((floor + 1.0).abs() < 0.02, "Floor: mean error {floor} units, expected -1");
     assert!(unbiased.abs() < 0.02, "Unbiased: mean error {unbiased} units, expected 0");
+    let out = run(|p| Ok(parts(&p.truncate_with(&share(p, &x, &shape), 20, Rounding::WrapFree)?)));
+    let wrap_free = mean_error(reconstruct(&out));
+    assert!(wrap_free.abs() < 0.02, "WrapFree: mean error {wrap_free} units, expected 0");
+}
+
+/// Values up to `2^62` in magnitude: ABY3 share truncation fails on about an eighth of them
+/// (the parts wrap, an error of `2^(64 - bits)` units), wrap-free truncation on none; its
+/// result is `floor(t / 2^bits)` or one more, for every `bits` from 1 to 62.
+#[test]
+fn wrap_free_truncation_never_wraps_where_share_truncation_does() {
+    let n = 4096;
+    let mut x: Vec<u64> = rand_vec(n, 71).into_iter().map(|r| ((r as i64) >> 1) as u64).collect();
+    // The edges of the domain: ±(2^62 - 1), 0, ±1.
+    x[..5].copy_from_slice(&[(1u64 << 62) - 1, (1u64 << 62).wrapping_neg() + 1, 0, 1, u64::MAX]);
+    let shape = Shape::new([n]);
+    for bits in [1u32, 20, 40, 62] {
+        let out = run(|p| {
+            let a = share(p, &x, &shape);
+            Ok((parts(&p.truncate_with(&a, bits, Rounding::WrapFree)?), parts(&p.truncate(&a, bits)?)))
+        });
+        let floor: Vec<i64> = x.iter().map(|&v| (v as i64) >> bits).collect();
+        let wrap_free = reconstruct(&[out[0].0.clone(), out[1].0.clone(), out[2].0.clone()]);
+        for (i, (&g, &f)) in wrap_free.iter().zip(&floor).enumerate() {
+            let d = (g as i64).wrapping_sub(f);
+            assert!(d == 0 || d == 1, "bits {bits}: value {} gave {} (floor {f})", x[i] as i64, g as i64);
+        }
+        let aby3 = reconstruct(&[out[0].1.clone(), out[1].1.clone(), out[2].1.clone()]);
+        let wraps = aby3.iter().zip(&floor).filter(|(&g, &f)| (g as i64).wrapping_sub(f).unsigned_abs() > 1).count();
+        assert!(wraps > n / 16, "bits {bits}: share truncation wrapped only {wraps} times in {n}");
+    }
+}
+
+/// The fused product with wrap-free truncation: products near `2^61` before truncation
+/// (values near `2^20.5` at f = 20) come out within one unit, with no wrap.
+#[test]
+fn wrap_free_product_is_within_one_unit_for_large_products() {
+    let n = 2048;
+    let f = FixedConfig::default().frac_bits;
+    let x: Vec<u64> = rand_vec(n, 81).into_iter().map(|r| ((r as i64) >> 33) as u64).collect();
+    let y: Vec<u64> = rand_vec(n, 82).into_iter().map(|r| ((r as i64) >> 33) as u64).collect();
+    let shape = Shape::new([n]);
+    let out = run(|p| {
+        let (a, b) = (share(p, &x, &shape), share(p, &y, &shape));
+        Ok(parts(&p.product_trunc_with(Product::Elementwise, &a, &b, Rounding::WrapFree)?))
+    });
+    let ideal: Vec<i64> = x.iter().zip(&y).map(|(&a, &b)| (a as i64).wrapping_mul(b as i64) >> f).collect();
+    for (i, (&g, &e)) in reconstruct(&out).iter().zip(&ideal).enumerate() {
+        let d = (g as i64).wrapping_sub(e);
+        assert!(d == 0 || d == 1, "element {i}: got {} expected {e} or one more", g as i64);
+    }
 }
 
 #[test]
@@ -345,18 +395,26 @@ fn documented_costs_per_protocol() {
         barrier(p);
         let _ = p.reveal_all(&a)?;
         c.push(p.net.costs().total());
+        barrier(p);
+        let _ = p.truncate_with(&a, 20, Rounding::WrapFree)?;
+        c.push(p.net.costs().total());
+        barrier(p);
+        let _ = p.product_trunc_with(Product::Elementwise, &a, &b, Rounding::WrapFree)?;
+        c.push(p.net.costs().total());
         Ok(c)
     });
     let bytes = (n * 8) as u64;
     // (protocol, bytes sent by party 0, 1, 2, latency in rounds) as documented in the
     // crate docs and the book.
-    let documented: [(&str, [u64; 3], u64); 6] = [
+    let documented: [(&str, [u64; 3], u64); 8] = [
         ("ring product", [bytes; 3], 1),
         ("fixed-point mul", [bytes; 3], 2),
         ("truncate", [bytes, bytes, 0], 1),
         ("share_input from party 0", [2 * bytes, 0, 0], 1),
         ("reveal_to party 2", [bytes, 0, 0], 1),
         ("reveal_all", [bytes; 3], 1),
+        ("truncate (wrap-free)", [2 * bytes; 3], 2),
+        ("fixed-point mul (wrap-free)", [2 * bytes, 2 * bytes, 4 * bytes], 2),
     ];
     for (k, (name, sent, latency)) in documented.iter().enumerate() {
         for i in 0..3 {

@@ -194,12 +194,12 @@ impl<D: Device> Backend for Party<D> {
         a.sub(b)
     }
     fn product(&self, op: Product, a: &AShare<D>, b: &AShare<D>) -> Result<AShare<D>> {
-        self.product_trunc_with(op, a, b, Rounding::Unbiased)
+        self.product_trunc_with(op, a, b, Rounding::WrapFree)
     }
     fn scale(&self, x: &AShare<D>, c: f64) -> Result<AShare<D>> {
         let _g = self.net.scope("scale");
         let c = self.fixed.encode(c)?;
-        self.truncate_with(&x.mul_scalar(c)?, self.fixed.frac_bits, Rounding::Unbiased)
+        self.truncate_with(&x.mul_scalar(c)?, self.fixed.frac_bits, Rounding::WrapFree)
     }
     fn mask(&self, x: &AShare<D>, m: &AShare<D>) -> Result<AShare<D>> {
         let _g = self.net.scope("mask");

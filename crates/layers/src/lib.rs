@@ -64,17 +64,20 @@
 //!
 //! ## Error against the twin
 //!
-//! Every fixed-point product truncates: the result is the floor of the exact product
-//! minus at most one more unit (share truncation), i.e. in `[exact - 2·2^-f, exact]`
-//! (`2^-f ≈ 9.5e-7`), and input encoding adds `2^-(f+1)`. A layer with inner dimension
+//! Every fixed-point product truncates with [`Rounding::WrapFree`](triad_sharing::Rounding):
+//! the result is the floor of the exact product or one unit more, i.e. within `2^-f`
+//! (`≈ 9.5e-7`) of it, with expectation exactly the product, and input encoding adds
+//! `2^-(f+1)`. A layer with inner dimension
 //! `K` (fan-in) and operands bounded by `|x| ≤ X`, `|w| ≤ Wmax` turns input errors `ε` into
 //! at most `K·Wmax·ε + 2·2^-f`: errors grow by the layer's gain, not by depth alone.
 //! The differential tests (`tests/tests/layers_*.rs`) assert absolute bounds derived this
 //! way (with margin) for each layer, and document them next to the assertions. ReLU and
 //! max pooling are exact given their inputs (except where an input within the error of 0,
 //! or of a tie, flips the comparison — the twin then differs by at most that error times
-//! the downstream gain). Share truncation also fails with probability about `|t|/2^64`
-//! per element; over a LeNet training run that is far below one event.
+//! the downstream gain). ABY3 share truncation would also fail outright with probability
+//! about `|t|/2^64` per element, several times per LeNet training epoch (millions of
+//! truncations per step at `|t| ≈ 2^40`); wrap-free truncation has no such failure for any
+//! `|t| < 2^62`, at the price of more bytes (see the book's truncation chapter).
 //!
 //! ## Costs
 //!

@@ -101,14 +101,27 @@ impl<D: Device> AShare<D> {
 /// `Unbiased` adds one unit (party 0 adds 1 to its part, free), so the result is
 /// `floor(t / 2^bits)` or one more and its expectation is exactly `t / 2^bits`: stochastic
 /// rounding. Sums of many truncated values (a bias gradient sums `N·OH·OW` of them) drift
-/// with `Floor` and do not with `Unbiased`; training uses `Unbiased`.
+/// with `Floor` and do not with `Unbiased`.
+///
+/// Both fail outright with probability about `|t| / 2^64` (the parts wrap: an error of
+/// `2^(64 - bits)` units). A product of two values near 1 at `f = 20` has `|t| ≈ 2^40`, so
+/// about one truncation in 10^7 fails; a LeNet training step truncates millions of values,
+/// and one failure in a weight gradient ruins the model. `WrapFree` is a different protocol
+/// without that failure: party 2 deals a masked truncation pair whose top bit is shared,
+/// parties 0 and 1 open `t + 2^62 + r` to each other only, and the carry into the top bit
+/// is corrected linearly (see [`Party::truncate_wrap_free`]). It needs `|t| < 2^62` (a
+/// precondition, not a probability), gives `floor(t / 2^bits)` or one more with expectation
+/// exactly `t / 2^bits`, and costs one more round and more bytes; training uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Rounding {
     /// `floor(t / 2^bits)` or one less (ABY3 share truncation as published).
     #[default]
     Floor,
-    /// `floor(t / 2^bits)` or one more; exactly unbiased.
+    /// `floor(t / 2^bits)` or one more; exactly unbiased (ABY3 share truncation).
     Unbiased,
+    /// `floor(t / 2^bits)` or one more, exactly unbiased, and no large error for any
+    /// `|t| < 2^62` (dealer-assisted truncation with the top bit corrected).
+    WrapFree,
 }
 
 /// A bilinear map of the ring, evaluated by the device on local components.
@@ -314,6 +327,10 @@ impl<D: Device> Party<D> {
     pub fn product_trunc_with(&self, op: Product, x: &AShare<D>, y: &AShare<D>, r: Rounding) -> Result<AShare<D>> {
         let _g = self.net.scope(op.name());
         let z = self.product_local(op, x, y)?;
+        if r == Rounding::WrapFree {
+            let shape = z.shape().clone();
+            return self.truncate_wrap_free(z, true, self.fixed.frac_bits, &shape);
+        }
         // Party 2 hands z_2 to party 1, which then holds z_1 + z_2: a 2-out-of-2 sharing
         // (z_0 at party 0, z_1 + z_2 at party 1) that truncate_parts finishes.
         match self.index() {
@@ -367,6 +384,14 @@ impl<D: Device> Party<D> {
     /// [`truncate`](Self::truncate) with the given [`Rounding`].
     pub fn truncate_with(&self, x: &AShare<D>, bits: u32, r: Rounding) -> Result<AShare<D>> {
         let _g = self.net.scope("truncate");
+        if r == Rounding::WrapFree {
+            let part = match self.index() {
+                0 => x.own.try_clone()?,
+                1 => x.own.add(&x.next)?,
+                _ => Tensor::zeros(&self.dev, x.shape().clone())?,
+            };
+            return self.truncate_wrap_free(part, false, bits, x.shape());
+        }
         match self.index() {
             0 => self.truncate_parts_with(Some(x.own.try_clone()?), bits, x.shape(), r),
             1 => self.truncate_parts_with(Some(x.own.add(&x.next)?), bits, x.shape(), r),
@@ -397,22 +422,44 @@ impl<D: Device> Party<D> {
         shape: &Shape,
         rounding: Rounding,
     ) -> Result<AShare<D>> {
+        if rounding == Rounding::WrapFree {
+            return Err(Error::Usage("truncate_parts: WrapFree goes through truncate_wrap_free".into()));
+        }
+        let shifted = match (self.index(), part) {
+            (0, Some(a)) => {
+                let s0 = a.sar(bits)?;
+                Some(if rounding == Rounding::Unbiased { s0.scalar(BinaryOp::Add, 1)? } else { s0 })
+            }
+            (1, Some(b)) => Some(b.sar(bits)?),
+            (2, None) => None,
+            (i, p) => {
+                return Err(Error::Usage(format!(
+                    "truncate_parts: party {i} {} a part",
+                    if p.is_some() { "passed" } else { "did not pass" }
+                )))
+            }
+        };
+        self.reshare_2of2(shifted, shape)
+    }
+
+    /// Turns a 2-out-of-2 sharing `u = u_0 + u_1` (`u_0` at party 0, `u_1` at party 1,
+    /// `None` at party 2) into a replicated one with masks `r01 = F(k_1)` (parties 0, 1) and
+    /// `r12 = F(k_2)` (parties 1, 2): `s_0 = u_0 + r01`, `s_1 = u_1 - r01 - r12`,
+    /// `s_2 = r12`. Party 0 sends `s_0` to party 2, party 1 sends `s_1` to party 0: one
+    /// round, `n` elements from each of parties 0 and 1.
+    fn reshare_2of2(&self, part: Option<Tensor<D>>, shape: &Shape) -> Result<AShare<D>> {
         let s = self.next_stream();
         match (self.index(), part) {
-            (0, Some(a)) => {
-                let r01 = self.prg_next(shape, s)?;
-                let mut s0 = a.sar(bits)?.add(&r01)?;
-                if rounding == Rounding::Unbiased {
-                    s0 = s0.scalar(BinaryOp::Add, 1)?;
-                }
+            (0, Some(u0)) => {
+                let s0 = u0.add(&self.prg_next(shape, s)?)?;
                 self.send(Peer::Prev, &s0)?;
                 let s1 = self.recv(Peer::Next, shape)?;
                 AShare::new(s0, s1)
             }
-            (1, Some(b)) => {
+            (1, Some(u1)) => {
                 let r01 = self.prg_prev(shape, s)?;
                 let r12 = self.prg_next(shape, s)?;
-                let s1 = b.sar(bits)?.sub(&r01)?.sub(&r12)?;
+                let s1 = u1.sub(&r01)?.sub(&r12)?;
                 self.send(Peer::Prev, &s1)?;
                 AShare::new(s1, r12)
             }
@@ -422,9 +469,88 @@ impl<D: Device> Party<D> {
                 AShare::new(r12, s0)
             }
             (i, p) => Err(Error::Usage(format!(
-                "truncate_parts: party {i} {} a part",
+                "reshare_2of2: party {i} {} a part",
                 if p.is_some() { "passed" } else { "did not pass" }
             ))),
         }
+    }
+
+    /// Wrap-free truncation ([`Rounding::WrapFree`]): `t / 2^bits` of a value `t` given as
+    /// this party's additive `part` (`t = part_0 + part_1`, plus `part_2` when
+    /// `three_parts`; party 2's `part` is ignored otherwise), for any `|t| < 2^62`.
+    ///
+    /// Party 2 deals: `r = R_0 + R_1` with `R_0 = F(k_0)` (known to parties 2, 0) and
+    /// `R_1 = F(k_2)` (parties 1, 2); with `r'` its low 63 bits and `m` its top bit, it
+    /// shares `T = m·2^(63-bits) - (r' >> bits)` and `E = (1 - 2m)·2^(63-bits)` between
+    /// party 0 (`T_0`, `E_0` from `F(k_0)`) and party 1 (`T_1`, `E_1`, sent by party 2).
+    /// Parties 0 and 1 open `c = t + 2^62 + r` to each other (party 0 sends
+    /// `part_0 + 2^62 + R_0`, party 1 sends `part_1 + R_1`, party 2 sends `part_2` to both):
+    /// each sees `t` under a mask it does not know, and party 2 never sees `c`. With
+    /// `x = t + 2^62 ∈ [0, 2^63)`, the carry of `x + r'` into bit 63 is `c_63 ⊕ m`, so
+    /// `u = (c' >> bits) - 2^(62-bits) + T + c_63·E` with `c'` the low 63 bits of `c` is
+    /// `floor(t / 2^bits)` plus `[c' mod 2^bits < r' mod 2^bits]`, a carry that is 1 with
+    /// probability `(t mod 2^bits) / 2^bits`: exact stochastic rounding, never a wrap.
+    /// Party 0 holds `u_0 = (c' >> bits) - 2^(62-bits) + T_0 + c_63·E_0`, party 1
+    /// `u_1 = T_1 + c_63·E_1`, and the 2-out-of-2 resharing of [`truncate_parts`](Self::truncate_parts) finishes.
+    ///
+    /// Cost: two rounds (the dealer's message travels beside the opening). Elements sent:
+    /// party 0 `2n`, party 1 `2n`, party 2 `2n` (`4n` when `three_parts`).
+    /// `bits` must be in `1..=62`.
+    pub fn truncate_wrap_free(
+        &self,
+        part: Tensor<D>,
+        three_parts: bool,
+        bits: u32,
+        shape: &Shape,
+    ) -> Result<AShare<D>> {
+        if !(1..=62).contains(&bits) {
+            return Err(Error::Usage(format!("truncate_wrap_free: bits {bits} outside 1..=62")));
+        }
+        let (s_r, s_t, s_e) = (self.next_stream(), self.next_stream(), self.next_stream());
+        let offset = 1u64 << 62;
+        let u = match self.index() {
+            0 => {
+                let c0 = part.add(&self.prg_prev(shape, s_r)?)?.scalar(BinaryOp::Add, offset)?;
+                self.send(Peer::Next, &c0)?;
+                let mut c = c0.add(&self.recv(Peer::Next, shape)?)?;
+                if three_parts {
+                    c.add_assign(&self.recv(Peer::Prev, shape)?)?;
+                }
+                let (high, low) = (c.shr(63)?, c.shl(1)?.shr(bits + 1)?);
+                let t0 = self.prg_prev(shape, s_t)?;
+                let e0 = self.prg_prev(shape, s_e)?;
+                let mut u0 = low.scalar(BinaryOp::Sub, offset >> bits)?.add(&t0)?;
+                u0.add_assign(&high.binary(BinaryOp::Mul, &e0)?)?;
+                Some(u0)
+            }
+            1 => {
+                let c1 = part.add(&self.prg_next(shape, s_r)?)?;
+                self.send(Peer::Prev, &c1)?;
+                let mut c = c1.add(&self.recv(Peer::Prev, shape)?)?;
+                if three_parts {
+                    c.add_assign(&self.recv(Peer::Next, shape)?)?;
+                }
+                let t1 = self.recv(Peer::Next, shape)?;
+                let e1 = self.recv(Peer::Next, shape)?;
+                let high = c.shr(63)?;
+                Some(t1.add(&high.binary(BinaryOp::Mul, &e1)?)?)
+            }
+            _ => {
+                if three_parts {
+                    self.send(Peer::Next, &part)?;
+                    self.send(Peer::Prev, &part)?;
+                }
+                let r0 = self.prg_next(shape, s_r)?;
+                let r = r0.add(&self.prg_prev(shape, s_r)?)?;
+                let (m, low) = (r.shr(63)?, r.shl(1)?.shr(bits + 1)?);
+                let t = m.shl(63 - bits)?.sub(&low)?;
+                // E = 2^(63-bits) - m·2^(64-bits)
+                let e = m.shl(64 - bits)?.neg()?.scalar(BinaryOp::Add, 1u64 << (63 - bits))?;
+                self.send(Peer::Prev, &t.sub(&self.prg_next(shape, s_t)?)?)?;
+                self.send(Peer::Prev, &e.sub(&self.prg_next(shape, s_e)?)?)?;
+                None
+            }
+        };
+        self.reshare_2of2(u, shape)
     }
 }
