@@ -23,7 +23,7 @@
 //!   predicates say which those are) and may panic outside it.
 //!
 //! Modules follow the crates: [`ring`], [`fixed`], then [`sharing`], [`compare`],
-//! [`approx`] and [`layers`] (filled as those crates land).
+//! [`approx`] and [`layers`].
 
 pub mod approx;
 pub mod compare;

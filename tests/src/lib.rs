@@ -18,12 +18,15 @@
 //!   with degenerate (0 and 1) dimensions, bit masks, and convolution / pooling
 //!   parameters.
 //! - [`convert`]: the spec's plain records to and from `triad-ring`'s.
+//! - [`enclosure`]: the layers' specification as a backend of intervals, built from
+//!   `triad_spec::layers`; `tests/layers_spec.rs` checks private runs lie inside.
 //!
 //! Case counts default to 256 per property (the whole bottom-layer suite still runs in about
 //! a second); set `PROPTEST_CASES` to run more.
 
 pub mod convert;
 pub mod device_suite;
+pub mod enclosure;
 pub mod strategies;
 
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
