@@ -179,3 +179,57 @@ fn batchnorm_residual_matches_twin() {
     // carries up to ~3e-2, and downstream products scale that by their gains.
     check(&n, 4, 6, 5e-2, 5e-2);
 }
+
+/// Batch norm at inference: after a training pass has set the running statistics, two
+/// inference passes (the first folds `γ / sqrt(var + eps)` and `β - μ·a` into a per-channel
+/// affine map, the second reuses it) match the twin, and the second pass costs fewer
+/// rounds than the first (no inverse square root).
+#[test]
+fn batchnorm_inference_folds_once_and_matches_twin() {
+    let n = net(
+        "conv-bn-relu-linear",
+        &[2, 4, 4],
+        vec![
+            LayerSpec::Conv2d { in_c: 2, out_c: 3, k: 3, stride: 1, pad: 1, bias: false },
+            LayerSpec::BatchNorm { c: 3 },
+            LayerSpec::Relu,
+            LayerSpec::Flatten,
+            LayerSpec::Linear { inp: 48, out: 3 },
+        ],
+    );
+    let w = n.init_weights(8);
+    let xs = [4usize, 2, 4, 4];
+    let x = uniform(xs.iter().product(), 9, 1.0);
+    let b = Plain;
+    let mut t = Model::new(&b, &n, P0, Some(&w)).unwrap();
+    t.forward(&b, b.input(P0, Some(&x), &xs).unwrap()).unwrap();
+    t.train = false;
+    let want = t.forward(&b, b.input(P0, Some(&x), &xs).unwrap()).unwrap().data;
+    let [(first, second, rounds), _, _] = triad_tests::parties::in_process(12, |p| {
+        let owner = p.id == P0;
+        let mut m = Model::new(p, &n, P0, owner.then_some(&w[..]))?;
+        m.forward(p, p.input(P0, owner.then_some(&x[..]), &xs)?)?;
+        m.train = false;
+        let mut rounds = Vec::new();
+        let mut outs = Vec::new();
+        for _ in 0..2 {
+            let xin = p.input(P0, owner.then_some(&x[..]), &xs)?;
+            p.net.barrier()?;
+            p.net.reset_costs();
+            let y = m.forward(p, xin)?;
+            rounds.push(p.net.costs().total().rounds);
+            outs.push(p.open(P0, &y)?);
+        }
+        let second = outs.pop().flatten();
+        Ok((outs.pop().flatten(), second, rounds))
+    })
+    .unwrap();
+    // As the training-mode test: the inverse square root's 1e-2 relative error dominates.
+    for got in [first.unwrap(), second.unwrap()] {
+        let d = max_diff(&want, &got);
+        println!("inference with folded batch norm: max |private - twin| = {d:.3e}");
+        assert!(d <= 5e-2, "differs by {d}");
+    }
+    println!("rounds: first inference pass {}, second {}", rounds[0], rounds[1]);
+    assert!(rounds[1] + 20 < rounds[0], "rounds {rounds:?}: the second pass should skip the inverse square root");
+}

@@ -74,6 +74,10 @@ pub struct Layer<B: Backend> {
     /// Residual: the shortcut branch (empty: identity).
     pub shortcut: Vec<Layer<B>>,
     cache: Cache<B>,
+    /// Batch norm at inference: the per-channel affine map `(a, c)` with
+    /// `a = γ / sqrt(running var + eps)`, `c = β - running mean · a`, computed on the
+    /// first inference pass and kept until the next training pass.
+    folded: Option<(B::T, B::T)>,
 }
 
 fn take<T>(c: &mut T, empty: T) -> T {
@@ -125,7 +129,7 @@ impl<B: Backend> Layer<B> {
                 shortcut.push(Layer::build(b, l, format!("shortcut/{}", layer_name(i, l)), next_param)?);
             }
         }
-        Ok(Layer { spec: spec.clone(), name, params, buffers, body, shortcut, cache: Cache::Empty })
+        Ok(Layer { spec: spec.clone(), name, params, buffers, body, shortcut, cache: Cache::Empty, folded: None })
     }
 
     /// Every parameter, children included, depth first (the order of
@@ -288,7 +292,11 @@ impl<B: Backend> Layer<B> {
 
     /// Batch norm forward. Training: batch statistics over `N, H, W` per channel,
     /// `x̂ = (x - μ) / sqrt(σ² + eps)`, `y = γ x̂ + β`, running averages updated with
-    /// [`BN_MOMENTUM`]. Inference: the running statistics instead.
+    /// [`BN_MOMENTUM`]. Inference: the running statistics, folded once into a per-channel
+    /// affine map `y = a x + c` (one inverse square root and two products per channel, on
+    /// the first inference pass after training; then one product per pass instead of an
+    /// inverse square root and two products). An inference pass keeps nothing for a
+    /// backward pass.
     /// On shares `1/sqrt` is `triad-approx`'s inverse square root, whose domain is about
     /// `[0.1, 170]`: the per-channel variance must be at least about 0.1.
     fn batchnorm_forward(&mut self, b: &B, x: B::T, train: bool) -> Result<B::T> {
@@ -296,7 +304,20 @@ impl<B: Backend> Layer<B> {
         let c = d[1];
         let m = (d.iter().product::<usize>() / c) as f64;
         let eps = b.constant(&[c], BN_EPS)?;
-        let (xc, inv) = if train {
+        if !train {
+            if self.folded.is_none() {
+                let inv = b.inv_sqrt(&b.add(&self.buffers[1], &eps)?)?;
+                let a = b.product(Product::Elementwise, &self.params[0].value, &inv)?;
+                let ma = b.product(Product::Elementwise, &self.buffers[0], &a)?;
+                self.folded = Some((a, b.sub(&self.params[1].value, &ma)?));
+            }
+            let (a, c) = self.folded.as_ref().ok_or_else(|| missing(&self.name))?;
+            let y = b.product(Product::Elementwise, &x, &channel_bcast(b, a, &d)?)?;
+            self.cache = Cache::Empty;
+            return b.add(&y, &channel_bcast(b, c, &d)?);
+        }
+        self.folded = None;
+        let (xc, inv) = {
             let mean = b.scale(&channel_sum(b, &x)?, 1.0 / m)?;
             let xc = b.sub(&x, &channel_bcast(b, &mean, &d)?)?;
             let sq = b.product(Product::Elementwise, &xc, &xc)?;
@@ -307,10 +328,6 @@ impl<B: Backend> Layer<B> {
             let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
             let rv = b.add(&b.scale(&self.buffers[1], 1.0 - BN_MOMENTUM)?, &b.scale(&var, BN_MOMENTUM * unbias)?)?;
             self.buffers = vec![rm, rv];
-            (xc, inv)
-        } else {
-            let xc = b.sub(&x, &channel_bcast(b, &self.buffers[0], &d)?)?;
-            let inv = b.inv_sqrt(&b.add(&self.buffers[1], &eps)?)?;
             (xc, inv)
         };
         let xhat = b.product(Product::Elementwise, &xc, &channel_bcast(b, &inv, &d)?)?;
