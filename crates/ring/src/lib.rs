@@ -23,12 +23,14 @@
 
 pub mod cpu;
 pub mod device;
+pub mod dry;
 pub mod prg;
 pub mod shape;
 pub mod tensor;
 
 pub use cpu::CpuDevice;
 pub use device::{BinaryOp, Device, DeviceError, DeviceResult, UnaryOp};
+pub use dry::{DryBuffer, DryRunDevice};
 pub use prg::PrgKey;
 pub use shape::{Conv2dParams, MatmulSpec, Pool2dParams, Shape, StridedLayout};
 pub use tensor::Tensor;
