@@ -1,0 +1,492 @@
+//! The command line: arguments (clap) and what each subcommand does.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::bench::{self, paper_train_batch, PAPER_MODELS};
+use crate::error::{Error, Result};
+use crate::job::JobSpec;
+use crate::models::{ModelName, Shape};
+use crate::progress::Progress;
+use crate::report;
+use crate::run::{run_local, run_party_process, BackendKind, Report};
+
+/// triad: private machine learning on three servers (2-out-of-3 replicated secret
+/// sharing, the CryptGPU protocols).
+#[derive(Debug, Parser)]
+#[command(name = "triad", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Three parties on this machine train LeNet privately on the bundled MNIST digits,
+    /// classify the 2,000 test digits privately, and compare with the plaintext twin.
+    Demo(DemoArgs),
+    /// Private training (then private inference on the test split), three parties in
+    /// this process.
+    Train(JobArgs),
+    /// Private inference, three parties in this process.
+    Infer(JobArgs),
+    /// The paper's timing tables: private inference at batch 1 and training per iteration.
+    Bench(BenchArgs),
+    /// Write a CA, the three parties' certificates and keys, and a parties file.
+    Keygen(KeygenArgs),
+    /// Run one party of three processes over mutual TLS.
+    Party(PartyArgs),
+}
+
+/// Dataset choices of the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatasetArg {
+    /// MNIST (bundled, or IDX files with --data).
+    Mnist,
+    /// CIFAR-10 (binary files with --data, or --random).
+    Cifar10,
+    /// Tiny ImageNet shape (random inputs).
+    TinyImagenet,
+    /// ImageNet shape (random inputs).
+    Imagenet,
+    /// Random inputs of the model's default dataset shape.
+    Random,
+}
+
+/// Options of `train`, `infer` and `party ... train|infer`.
+#[derive(Clone, Debug, Args)]
+pub struct JobArgs {
+    /// The model.
+    #[arg(long, value_enum, default_value = "lenet")]
+    pub model: ModelName,
+    /// The dataset (default: mnist for LeNet, cifar10 for AlexNet and VGG-16, imagenet for ResNets).
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetArg>,
+    /// Random inputs of the dataset's shape instead of real data.
+    #[arg(long)]
+    pub random: bool,
+    /// Dataset directory of the owner: MNIST IDX files, or CIFAR-10 data_batch_*.bin and test_batch.bin.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Batch size (train: 128; infer: 250, or 1 with random inputs).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Batch size of the private evaluation after training.
+    #[arg(long, default_value_t = 250)]
+    pub eval_batch: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Stop training after this many steps in total.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Fractional bits of the fixed-point encoding.
+    #[arg(long, default_value_t = 20)]
+    pub frac_bits: u32,
+    /// Public seed: initial weights (without --weights), batch order, random inputs.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Test samples to classify privately (default: the whole test split; train with random inputs: none).
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// The owner's plaintext initial weights (safetensors, F32 or F64, named <layer>.<param>).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// The owner writes the opened final weights here (safetensors, F64).
+    #[arg(long, value_name = "FILE")]
+    pub save_weights: Option<PathBuf>,
+    /// Each party writes its own shares to DIR/party-N.safetensors at the end of training.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Also checkpoint every N training steps.
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Each party resumes from its shares in DIR/party-N.safetensors.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Also train the plaintext twin (owner only) and report its accuracy.
+    #[arg(long)]
+    pub twin: bool,
+    /// Where the shares live and the arithmetic runs.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendKind,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl JobArgs {
+    /// The job these options describe.
+    pub fn spec(&self, train: bool) -> Result<JobSpec> {
+        let (dataset, random) = match self.dataset {
+            None | Some(DatasetArg::Random) => (self.model.default_dataset(), self.random || self.dataset.is_some()),
+            Some(DatasetArg::Mnist) => (Shape::Mnist, self.random),
+            Some(DatasetArg::Cifar10) => (Shape::Cifar10, self.random),
+            Some(DatasetArg::TinyImagenet) => (Shape::TinyImagenet, true),
+            Some(DatasetArg::Imagenet) => (Shape::Imagenet, true),
+        };
+        if random && self.data.is_some() {
+            return Err(Error::Usage("--data and random inputs exclude each other".into()));
+        }
+        if self.twin && self.resume.is_some() {
+            return Err(Error::Usage("--twin needs the initial weights, which --resume does not have".into()));
+        }
+        let batch = self.batch.unwrap_or(if train {
+            128
+        } else if random {
+            1
+        } else {
+            250
+        });
+        if batch == 0 || self.eval_batch == 0 {
+            return Err(Error::Usage("batch sizes must be positive".into()));
+        }
+        let spec = JobSpec {
+            train,
+            model: self.model,
+            dataset,
+            random,
+            data: self.data.clone(),
+            batch,
+            epochs: self.epochs,
+            steps: self.steps,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            frac_bits: self.frac_bits,
+            seed: self.seed,
+            samples: self.samples,
+            eval_batch: if train { self.eval_batch } else { batch },
+            weights: self.weights.clone(),
+            save_weights: self.save_weights.clone(),
+            checkpoint: self.checkpoint.clone(),
+            checkpoint_every: self.checkpoint_every,
+            resume: self.resume.clone(),
+            twin: self.twin && train,
+        };
+        spec.net()?;
+        Ok(spec)
+    }
+}
+
+/// Options of `demo`.
+#[derive(Clone, Debug, Args)]
+pub struct DemoArgs {
+    /// Private training steps.
+    #[arg(long, default_value_t = 25)]
+    pub steps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Test digits to classify privately (at most 2,000).
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// Public seed of the initial weights and the batch order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where the shares live and the arithmetic runs.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendKind,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Options of `bench`.
+#[derive(Clone, Debug, Args)]
+#[command(after_help = "The paper's models (CryptGPU, Tan et al., IEEE S&P 2021):\n  \
+    lenet      LeNet on MNIST                         (training batch 128)\n  \
+    alexnet    AlexNet on CIFAR-10 (batch 128), Tiny ImageNet and ImageNet\n  \
+    vgg16      VGG-16 on CIFAR-10 (batch 32), Tiny ImageNet (batch 8) and ImageNet\n  \
+    resnet50   ResNet-50 on ImageNet\n  \
+    resnet101  ResNet-101 on ImageNet\n  \
+    resnet152  ResNet-152 on ImageNet\n\
+    Inference runs at batch 1; training one iteration at the paper's batch size.\n\
+    Large models take long on a CPU: pick them with --models.")]
+pub struct BenchArgs {
+    /// Models to run (comma separated): lenet, alexnet, vgg16, resnet50, resnet101, resnet152
+    /// (also lenet-tanh, lenet-maxpool), or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "lenet")]
+    pub models: Vec<String>,
+    /// Only these dataset shapes (comma separated: mnist, cifar10, tiny-imagenet, imagenet).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub datasets: Vec<Shape>,
+    /// Private inference at batch 1 (the default when neither mode is given).
+    #[arg(long)]
+    pub inference: bool,
+    /// One private training iteration at the paper's batch size.
+    #[arg(long)]
+    pub training: bool,
+    /// Training batch for models the paper gives none for (else they are skipped).
+    #[arg(long)]
+    pub train_batch: Option<usize>,
+    /// Where the shares live and the arithmetic runs.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendKind,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `keygen`.
+#[derive(Clone, Debug, Args)]
+pub struct KeygenArgs {
+    /// The three parties' host names or IP addresses, comma separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub hosts: Vec<String>,
+    /// Their ports, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "7000,7001,7002")]
+    pub ports: Vec<u16>,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Session id written to the parties file.
+    #[arg(long, default_value = "triad")]
+    pub session: String,
+    /// Setup and receive timeout written to the parties file.
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+    /// Overwrite an existing parties file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `party`.
+#[derive(Clone, Debug, Args)]
+pub struct PartyArgs {
+    /// This party's id: 0 (the model and data owner), 1 or 2.
+    #[arg(long)]
+    pub id: u8,
+    /// The parties file (from `triad keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Override the file's timeout (setup and every receive).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// The job; all three parties must be given the same one.
+    #[command(subcommand)]
+    pub job: PartyJob,
+}
+
+/// The job of a party process.
+#[derive(Clone, Debug, Subcommand)]
+pub enum PartyJob {
+    /// Private training, then private inference on the test split.
+    Train(JobArgs),
+    /// Private inference.
+    Infer(JobArgs),
+}
+
+/// The command line as typed, with the program shown as `triad`.
+pub fn command_line() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(a) = args.first_mut() {
+        *a = "triad".to_string();
+    }
+    args.iter()
+        .map(|a| if a.is_empty() || a.contains(char::is_whitespace) { format!("{a:?}") } else { a.clone() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn emit(r: &Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", to_json(r)?);
+    } else {
+        print!("{}", report::render(r));
+    }
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string_pretty(v).map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let command = command_line();
+    match cli.command {
+        Command::Demo(a) => {
+            let job = JobSpec {
+                train: true,
+                model: ModelName::Lenet,
+                dataset: Shape::Mnist,
+                random: false,
+                data: None,
+                batch: a.batch,
+                epochs: a.steps.div_ceil((8000 / a.batch.max(1)).max(1)).max(1),
+                steps: Some(a.steps),
+                lr: a.lr,
+                momentum: a.momentum,
+                weight_decay: 0.0,
+                frac_bits: 20,
+                seed: a.seed,
+                samples: Some(a.samples),
+                eval_batch: 250,
+                weights: None,
+                save_weights: None,
+                checkpoint: None,
+                checkpoint_every: None,
+                resume: None,
+                twin: true,
+            };
+            if !a.json {
+                println!(
+                    "{}",
+                    report::header(
+                        &command,
+                        &format!(
+                            "demo: three parties on this machine train LeNet privately on secret-shared MNIST digits \
+                             ({} steps of batch {}), then classify {} test digits privately",
+                            a.steps, a.batch, a.samples
+                        )
+                    )
+                );
+            }
+            let r = run_local(&command, &job, a.backend, Progress::stderr(a.quiet || a.json))?;
+            emit(&r, a.json)
+        }
+        Command::Train(a) => job_local(&command, &a, true),
+        Command::Infer(a) => job_local(&command, &a, false),
+        Command::Party(pa) => {
+            let (a, train) = match &pa.job {
+                PartyJob::Train(a) => (a, true),
+                PartyJob::Infer(a) => (a, false),
+            };
+            let job = a.spec(train)?;
+            if !a.json {
+                println!("{}", report::header(&command, &format!("party {}: {}", pa.id, what(&job))));
+            }
+            let r = run_party_process(
+                &command,
+                &job,
+                a.backend,
+                pa.id,
+                &pa.config,
+                pa.timeout_ms,
+                Progress::stderr(a.quiet || a.json),
+            )?;
+            emit(&r, a.json)
+        }
+        Command::Keygen(k) => {
+            let w = crate::keygen::keygen(&k.out, &k.hosts, &k.ports, &k.session, k.timeout_ms, k.force)?;
+            for f in &w.files {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "run each party on its host with: triad party --id N --config {} <train|infer> [options]",
+                w.config.display()
+            );
+            Ok(())
+        }
+        Command::Bench(b) => run_bench(&command, &b),
+    }
+}
+
+fn what(job: &JobSpec) -> String {
+    format!(
+        "private {} of {} on {}{}",
+        if job.train { "training" } else { "inference" },
+        job.model.as_str(),
+        job.dataset.as_str(),
+        if job.random { " (random inputs)" } else { "" }
+    )
+}
+
+fn job_local(command: &str, a: &JobArgs, train: bool) -> Result<()> {
+    let job = a.spec(train)?;
+    if !a.json {
+        println!("{}", report::header(command, &format!("{}, three parties in this process", what(&job))));
+    }
+    let r = run_local(command, &job, a.backend, Progress::stderr(a.quiet || a.json))?;
+    emit(&r, a.json)
+}
+
+fn run_bench(command: &str, b: &BenchArgs) -> Result<()> {
+    let mut wanted: Vec<ModelName> = Vec::new();
+    for m in &b.models {
+        if m == "all" {
+            wanted.extend(PAPER_MODELS.iter().map(|(m, _)| *m));
+            continue;
+        }
+        let name = ModelName::from_str(m, true).map_err(|_| {
+            Error::Usage(format!(
+                "--models: unknown model {m:?} (lenet, lenet-tanh, lenet-maxpool, alexnet, vgg16, resnet50, resnet101, resnet152, all)"
+            ))
+        })?;
+        wanted.push(name);
+    }
+    let mut list: Vec<(ModelName, Shape)> = Vec::new();
+    for m in wanted {
+        let shapes: Vec<Shape> =
+            match PAPER_MODELS.iter().filter(|(pm, _)| *pm == m).map(|(_, d)| *d).collect::<Vec<_>>() {
+                v if v.is_empty() => vec![m.default_dataset()],
+                v => v,
+            };
+        for d in shapes {
+            if (b.datasets.is_empty() || b.datasets.contains(&d)) && !list.contains(&(m, d)) {
+                list.push((m, d));
+            }
+        }
+    }
+    let inference = b.inference || !b.training;
+    if !b.json {
+        println!("{}", report::header(command, "bench: the paper's models, three parties in this process"));
+    }
+    let mut results = Vec::new();
+    for (m, d) in list {
+        if inference {
+            let r = bench::bench(m, d, false, 1, b.backend)?;
+            if !b.json {
+                println!("{}", bench::render(&r));
+            }
+            results.push(r);
+        }
+        if b.training {
+            let batch = paper_train_batch(m, d).or(b.train_batch);
+            match batch {
+                Some(n) => {
+                    let r = bench::bench(m, d, true, n, b.backend)?;
+                    if !b.json {
+                        println!("{}", bench::render(&r));
+                    }
+                    results.push(r);
+                }
+                None if !b.json => println!(
+                    "{} on {}: the paper times no training; pass --train-batch N to run it\n",
+                    m.as_str(),
+                    d.as_str()
+                ),
+                None => {}
+            }
+        }
+    }
+    if b.json {
+        println!("{}", to_json(&results)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The one error type of the `triad` command: every failure a user can meet, each with a
+//! one-line message that names the file, party or tensor at fault.
+
+use std::path::PathBuf;
+
+/// Why a `triad` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A protocol call failed (a peer aborted, timed out, or an operation was invalid).
+    #[error(transparent)]
+    Protocol(#[from] triad_sharing::Error),
+    /// Setting up the links failed (a port in use, an unreachable peer, a bad certificate).
+    #[error(transparent)]
+    Transport(#[from] triad_transport::TransportError),
+    /// The parties file is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] triad_transport::ConfigError),
+    /// A dataset file is missing or malformed.
+    #[error(transparent)]
+    Data(#[from] triad_layers::data::DataError),
+    /// A file could not be read.
+    #[error("cannot read {}: {detail}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's description.
+        detail: String,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}: {detail}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's description.
+        detail: String,
+    },
+    /// A weights or checkpoint file is malformed or does not fit the model.
+    #[error("{}: {detail}", path.display())]
+    Weights {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        detail: String,
+    },
+    /// A dataset file of the CIFAR-10 binary format is malformed.
+    #[error("{}: {detail}", path.display())]
+    Dataset {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The CUDA backend cannot be used.
+    #[error("cuda backend: {0}")]
+    Cuda(String),
+    /// The three parties were started with different jobs.
+    #[error("{0}")]
+    Mismatch(String),
+    /// Invalid arguments.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// The message as one line (newlines of nested causes joined by `; `).
+    pub fn one_line(&self) -> String {
+        let s = self.to_string();
+        s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// Shorthand.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// `Error::Read` for `path`.
+pub(crate) fn read_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    Error::Read { path: path.to_path_buf(), detail: e.to_string() }
+}
+
+/// `Error::Write` for `path`.
+pub(crate) fn write_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    Error::Write { path: path.to_path_buf(), detail: e.to_string() }
+}

@@ -1,0 +1,50 @@
+//! # triad: the command line of three-party private machine learning
+//!
+//! `triad` runs the CryptGPU protocols of the workspace (2-out-of-3 replicated secret
+//! sharing over Z_{2^64}, fixed point) as a tool:
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `triad demo` | three parties in this process secret-share the bundled MNIST digits and a LeNet, train privately for a short schedule next to the plaintext twin (same initial weights, same batches), classify the 2,000 test digits privately (logits opened to party 0 only) and print both accuracies, the time, and the bytes and rounds per party |
+//! | `triad train`, `triad infer` | a zoo model (`--model`) on MNIST, CIFAR-10 (`--data DIR`) or random inputs of any paper dataset shape; batch, epochs, learning rate, momentum, fractional bits, backend (`cpu` or `cuda`); `--json`; safetensors weights in (`--weights`) and out (`--save-weights`); per-party share checkpoints (`--checkpoint`, `--resume`) |
+//! | `triad bench` | the paper's tables: inference at batch 1 and a training iteration at the paper's batch sizes, time, bytes per party and rounds per layer and in total |
+//! | `triad keygen` | a CA, three party certificates and keys, and `parties.toml` |
+//! | `triad party --id N --config parties.toml train\|infer ...` | one party as its own process over mutual TLS |
+//!
+//! ## Roles
+//!
+//! Party 0 is the model and data owner: it loads the data and the initial weights and
+//! secret-shares them; parties 1 and 2 hold shares only. At the start of a job party 0
+//! sends the others a digest of the public job parameters (model, dataset, batch, steps,
+//! learning rate, seed, ...) and the public sizes of the data splits, so three processes
+//! started with different jobs stop with an error instead of computing garbage. Nothing
+//! is opened during training; private inference opens the logits to party 0 only
+//! (`Backend::open`, i.e. `Party::reveal_to`), and `--save-weights` opens the final
+//! weights to party 0 only.
+//!
+//! ## Files
+//!
+//! Weights are safetensors files ([`weights`]): plaintext `F64`/`F32` tensors named
+//! `<layer>.<param>` for the owner, and one share file per party
+//! (`DIR/party-N.safetensors`, both replicated components as `U64` tensors plus metadata)
+//! for checkpoints. A weights file that does not fit the model is refused with the name
+//! of the first tensor at fault.
+//!
+//! ## Errors
+//!
+//! Every failure is an [`Error`]; the binary prints it as one line `error: ...` and exits
+//! with status 1 (argument errors from clap exit with status 2).
+
+pub mod bench;
+pub mod cli;
+pub mod data;
+pub mod error;
+pub mod job;
+pub mod keygen;
+pub mod models;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod weights;
+
+pub use error::{Error, Result};

@@ -1,0 +1,16 @@
+//! The `triad` command. See the library's documentation (`triad::cli`) for the commands.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = triad::cli::Cli::parse();
+    match triad::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.one_line());
+            ExitCode::FAILURE
+        }
+    }
+}

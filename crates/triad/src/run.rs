@@ -1,0 +1,170 @@
+//! Running a job: three parties in this process, or one party of three processes over
+//! mutual TLS.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use serde::Serialize;
+use triad_fixed::FixedConfig;
+use triad_layers::Net;
+use triad_sharing::{run_in_process, Party};
+use triad_transport::{connect_tls, LinkConfig, PartiesConfig, PartyId, TlsIdentity};
+
+use crate::error::{Error, Result};
+use crate::job::{run_party, JobSpec, PartyResult, OWNER};
+use crate::progress::Progress;
+
+/// Where the parties' shares live and their arithmetic runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The CPU device.
+    Cpu,
+    /// The CUDA device 0 (needs an NVIDIA driver at run time).
+    Cuda,
+}
+
+impl BackendKind {
+    /// `cpu` or `cuda`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+}
+
+/// Calls `$body` with `$dev` bound to the device of `$kind`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_device {
+    ($kind:expr, $dev:ident => $body:expr) => {
+        match $kind {
+            $crate::run::BackendKind::Cpu => {
+                let $dev = triad_ring::CpuDevice;
+                $body
+            }
+            $crate::run::BackendKind::Cuda => {
+                let $dev = triad_cuda::CudaDevice::new(0).map_err(|e| $crate::error::Error::Cuda(e.to_string()))?;
+                $body
+            }
+        }
+    };
+}
+
+/// A finished job: the command, the job, and what each party reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The command line.
+    pub command: String,
+    /// The network's name.
+    pub model: String,
+    /// Its trainable parameters.
+    pub params: usize,
+    /// The backend.
+    pub backend: BackendKind,
+    /// The job.
+    pub job: JobSpec,
+    /// Three parties in one process, or this party of three processes.
+    pub mode: String,
+    /// Wall time of the whole run in seconds (data loading and setup included).
+    pub wall_secs: f64,
+    /// Each party's result (one entry when run as one party of three processes).
+    pub parties: Vec<PartyResult>,
+}
+
+fn fixed(job: &JobSpec) -> Result<FixedConfig> {
+    FixedConfig::new(job.frac_bits).map_err(|e| Error::Usage(format!("--frac-bits {}: {e}", job.frac_bits)))
+}
+
+/// Runs `job` with three parties in this process.
+pub fn run_local(command: &str, job: &JobSpec, backend: BackendKind, progress: Progress) -> Result<Report> {
+    let t = Instant::now();
+    let net = job.net()?;
+    let fixed = fixed(job)?;
+    let owner = job.owner_inputs(&net)?;
+    let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
+    let results = with_device!(backend, dev => run_in_process(dev, &link, fixed, |p| {
+        let is_owner = p.id == OWNER;
+        let prog = if is_owner { progress } else { Progress::hidden() };
+        run_party(p, job, &net, is_owner.then_some(&owner), prog).map_err(into_protocol)
+    }).map_err(from_protocol)?);
+    Ok(report(command, job, &net, backend, "three parties in one process".into(), t, results.into_iter().collect()))
+}
+
+/// Runs `job` as party `id` of three processes, connected as `config` describes.
+pub fn run_party_process(
+    command: &str,
+    job: &JobSpec,
+    backend: BackendKind,
+    id: u8,
+    config: &Path,
+    timeout_ms: Option<u64>,
+    progress: Progress,
+) -> Result<Report> {
+    let t = Instant::now();
+    let me = PartyId::new(id).ok_or_else(|| Error::Usage(format!("--id {id}: a party id is 0, 1 or 2")))?;
+    let mut cfg = PartiesConfig::load(config)?;
+    if let Some(ms) = timeout_ms {
+        if ms == 0 {
+            return Err(Error::Usage("--timeout-ms must be positive".into()));
+        }
+        cfg.timeout = Duration::from_millis(ms);
+    }
+    let net = job.net()?;
+    let fixed = fixed(job)?;
+    // The owner loads its data and weights before connecting, so a bad file fails fast.
+    let owner = if me == OWNER { Some(job.owner_inputs(&net)?) } else { None };
+    let ident = TlsIdentity::load(&cfg, me)?;
+    let result = with_device!(backend, dev => {
+        let links = connect_tls(&cfg, me, ident)?;
+        let p = Party::setup(dev, links, fixed)?;
+        let prog = if me == OWNER { progress } else { Progress::hidden() };
+        let r = run_party(&p, job, &net, owner.as_ref(), prog);
+        if let Err(e) = &r {
+            p.net.abort_with(&e.one_line());
+        }
+        r?
+    });
+    let mode = format!("party {id} of three processes (mutual TLS, session {})", cfg.session);
+    Ok(report(command, job, &net, backend, mode, t, vec![result]))
+}
+
+/// The report of a finished job.
+fn report(
+    command: &str,
+    job: &JobSpec,
+    net: &Net,
+    backend: BackendKind,
+    mode: String,
+    start: Instant,
+    parties: Vec<PartyResult>,
+) -> Report {
+    Report {
+        command: command.to_string(),
+        model: net.name.clone(),
+        params: net.num_params(),
+        backend,
+        job: job.clone(),
+        mode,
+        wall_secs: start.elapsed().as_secs_f64(),
+        parties,
+    }
+}
+
+/// Errors of the in-process closure must be protocol errors; ours travel as `Usage`
+/// with a marker and come back unchanged in text.
+fn into_protocol(e: Error) -> triad_sharing::Error {
+    match e {
+        Error::Protocol(p) => p,
+        other => triad_sharing::Error::Usage(other.one_line()),
+    }
+}
+
+fn from_protocol(e: triad_sharing::Error) -> Error {
+    match e {
+        triad_sharing::Error::Usage(s) => Error::Usage(s),
+        other => Error::Protocol(other),
+    }
+}

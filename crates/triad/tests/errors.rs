@@ -1,0 +1,98 @@
+//! Errors a user meets are one line `error: ...` on stderr and a non-zero exit code.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+#[test]
+fn missing_weights_file() {
+    let out = triad(&["infer", "--weights", "/nonexistent/w.safetensors", "--samples", "1"]);
+    assert_one_error_line(&out, "cannot read /nonexistent/w.safetensors");
+}
+
+#[test]
+fn missing_config_file() {
+    let out = triad(&["party", "--id", "0", "--config", "/nonexistent/parties.toml", "infer"]);
+    assert_one_error_line(&out, "/nonexistent/parties.toml");
+}
+
+#[test]
+fn missing_checkpoint() {
+    let out = triad(&["infer", "--resume", "/nonexistent/ck", "--samples", "1"]);
+    assert_one_error_line(&out, "party-0.safetensors");
+}
+
+#[test]
+fn missing_cifar_directory() {
+    let out = triad(&["infer", "--model", "alexnet", "--data", "/nonexistent/cifar"]);
+    assert_one_error_line(&out, "/nonexistent/cifar");
+}
+
+#[test]
+fn bad_config_toml() {
+    let dir = tempdir("badcfg");
+    let cfg = dir.join("parties.toml");
+    std::fs::write(&cfg, "session = \"x\"\nca = \"ca.pem\"\n[[party]]\nid = 0\naddress = 7000\n").unwrap();
+    let out = triad(&["party", "--id", "0", "--config", cfg.to_str().unwrap(), "infer"]);
+    assert_one_error_line(&out, "invalid config (line");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn weights_that_do_not_fit_the_model() {
+    let dir = tempdir("badweights");
+    let w = dir.join("lenet.safetensors");
+    let net = triad::models::ModelName::Lenet.net(triad::models::Shape::Mnist).unwrap();
+    triad::weights::save_plain(&w, &net, &net.init_weights(1)).unwrap();
+    // LeNet's weights for AlexNet: the first tensor already has the wrong shape.
+    let out = triad(&["infer", "--model", "alexnet", "--random", "--weights", w.to_str().unwrap()]);
+    assert_one_error_line(
+        &out,
+        "does not fit model alexnet-cifar10-avg: tensor 00_conv2d.weight has shape [20, 1, 5, 5]",
+    );
+    // Not a safetensors file at all.
+    std::fs::write(&w, b"garbage").unwrap();
+    let out = triad(&["infer", "--weights", w.to_str().unwrap()]);
+    assert_one_error_line(&out, "not a safetensors file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn port_in_use() {
+    let dir = tempdir("port");
+    let cfg = keygen(&dir, 2_000);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    // Party 0's address becomes the port held above.
+    let addr0 = text.lines().find(|l| l.starts_with("address")).unwrap().to_string();
+    std::fs::write(&cfg, text.replacen(&addr0, &format!("address = \"127.0.0.1:{port}\""), 1)).unwrap();
+    let out = triad(&["party", "--id", "0", "--config", cfg.to_str().unwrap(), "infer", "--samples", "1"]);
+    assert_one_error_line(&out, &format!("cannot listen on 127.0.0.1:{port}"));
+    drop(taken);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unreachable_peer() {
+    let dir = tempdir("unreach");
+    let cfg = keygen(&dir, 30_000);
+    let out = triad(&["party", "--id", "2", "--config", cfg.to_str().unwrap(), "--timeout-ms", "400", "infer"]);
+    assert_one_error_line(&out, "cannot connect to party");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_bench_model() {
+    let out = triad(&["bench", "--models", "lenet,gpt"]);
+    assert_one_error_line(&out, "unknown model \"gpt\"");
+}
+
+#[test]
+fn cuda_without_a_gpu_is_one_line() {
+    let out = triad(&["infer", "--samples", "1", "--backend", "cuda"]);
+    if !out.status.success() {
+        assert_one_error_line(&out, "cuda backend: ");
+    }
+}

@@ -1,0 +1,131 @@
+//! In-process jobs of the `triad` binary: inference, training with checkpoints and
+//! resume, safetensors weights in and out, and `bench`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+#[test]
+fn bench_help_lists_the_papers_models() {
+    let out = triad(&["bench", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for m in
+        ["LeNet", "AlexNet", "VGG-16", "ResNet-50", "ResNet-101", "ResNet-152", "CIFAR-10", "Tiny ImageNet", "ImageNet"]
+    {
+        assert!(help.contains(m), "bench --help does not list {m}:\n{help}");
+    }
+}
+
+#[test]
+fn infer_reports_accuracy_and_costs_as_json() {
+    let v = json(&triad(&["infer", "--model", "lenet", "--samples", "5", "--json", "-q"]));
+    let o = &v["parties"][0]["owner"];
+    assert_eq!(o["predictions"].as_array().unwrap().len(), 5);
+    assert!(o["accuracy"].as_f64().is_some());
+    for i in 0..3 {
+        assert!(v["parties"][i]["infer"]["cost"]["bytes_sent"].as_u64().unwrap() > 0);
+        assert!(v["parties"][i]["owner"].is_null() == (i != 0));
+    }
+}
+
+#[test]
+fn infer_on_random_inputs_of_a_paper_shape() {
+    let v = json(&triad(&["infer", "--model", "alexnet", "--dataset", "cifar10", "--random", "--json", "-q"]));
+    let o = &v["parties"][0]["owner"];
+    assert_eq!(o["predictions"].as_array().unwrap().len(), 1);
+    assert!(o["accuracy"].is_null(), "no accuracy on random inputs");
+}
+
+#[test]
+fn human_table_has_accuracy_time_and_communication() {
+    let out = triad(&["train", "--steps", "1", "--batch", "4", "--samples", "4", "--twin", "-q"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout);
+    for needle in ["command: triad train", "accuracy", "plaintext twin", "party 0", "rounds", "wall time"] {
+        assert!(s.contains(needle), "missing {needle:?} in:\n{s}");
+    }
+}
+
+#[test]
+fn checkpoint_then_resume_and_infer_from_shares() {
+    let dir = tempdir("ckpt");
+    let ck = dir.join("ck");
+    let ck_s = ck.to_str().unwrap();
+    let v = json(&triad(&[
+        "train",
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+        "--samples",
+        "0",
+        "--checkpoint",
+        ck_s,
+        "--json",
+        "-q",
+    ]));
+    assert_eq!(v["parties"][0]["train"]["count"], 1);
+    for i in 0..3 {
+        assert!(ck.join(format!("party-{i}.safetensors")).exists());
+    }
+    // Each party's file holds only its own two components.
+    let bytes = std::fs::read(ck.join("party-1.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let m = meta.metadata().clone().unwrap();
+    assert_eq!(m["party"], "1");
+    assert_eq!(m["step"], "1");
+    assert_eq!(m["frac_bits"], "20");
+    // Resume: one more step (2 in total), from step 1.
+    let v = json(&triad(&[
+        "train",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--samples",
+        "0",
+        "--resume",
+        ck_s,
+        "--checkpoint",
+        ck_s,
+        "--json",
+        "-q",
+    ]));
+    assert_eq!(v["parties"][0]["train"]["count"], 1);
+    let meta = triad::weights::read_share_meta(&ck, 2).unwrap();
+    assert_eq!(meta.step, 2);
+    // Private inference from the shares.
+    let v = json(&triad(&["infer", "--resume", ck_s, "--samples", "3", "--json", "-q"]));
+    assert_eq!(v["parties"][0]["owner"]["predictions"].as_array().unwrap().len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn weights_out_and_back_in_give_the_same_predictions() {
+    let dir = tempdir("weights");
+    let w = dir.join("w.safetensors");
+    let w_s = w.to_str().unwrap();
+    let v = json(&triad(&[
+        "train",
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+        "--samples",
+        "4",
+        "--save-weights",
+        w_s,
+        "--json",
+        "-q",
+    ]));
+    let trained = &v["parties"][0]["owner"];
+    let net = triad::models::ModelName::Lenet.net(triad::models::Shape::Mnist).unwrap();
+    let loaded = triad::weights::load_plain(&w, &net).unwrap();
+    assert_eq!(loaded.len(), 4 * 2);
+    let v = json(&triad(&["infer", "--weights", w_s, "--samples", "4", "--json", "-q"]));
+    let inferred = &v["parties"][0]["owner"];
+    assert_eq!(trained["predictions"], inferred["predictions"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
