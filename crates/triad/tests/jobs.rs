@@ -129,3 +129,49 @@ fn weights_out_and_back_in_give_the_same_predictions() {
     assert_eq!(trained["predictions"], inferred["predictions"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// CIFAR-10 from its binary files: a small directory in the standard format (one label
+/// byte and 3072 pixel bytes per record) is read, trained on and classified; a file that
+/// is not a whole number of records is refused with one line.
+#[test]
+fn cifar10_binary_files_are_read_trained_on_and_classified() {
+    let dir = tempdir("cifar");
+    let record = |label: u8, seed: u8| {
+        let mut r = vec![label];
+        r.extend((0..3072u32).map(|i| (i as u8).wrapping_mul(seed)));
+        r
+    };
+    let train: Vec<u8> = (0..4u8).flat_map(|i| record(i, 3 + i)).collect();
+    let test: Vec<u8> = [7u8, 2, 9].iter().flat_map(|&l| record(l, l + 1)).collect();
+    std::fs::write(dir.join("data_batch_1.bin"), &train).unwrap();
+    std::fs::write(dir.join("test_batch.bin"), &test).unwrap();
+    let d = dir.to_str().unwrap();
+    let v = json(&triad(&[
+        "train",
+        "--model",
+        "alexnet",
+        "--dataset",
+        "cifar10",
+        "--data",
+        d,
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--samples",
+        "3",
+        "--json",
+        "-q",
+    ]));
+    let o = &v["parties"][0]["owner"];
+    assert_eq!(o["predictions"].as_array().unwrap().len(), 3);
+    assert!(o["accuracy"].as_f64().is_some(), "real labels give an accuracy: {o}");
+    // A truncated file: one clear line, non-zero exit.
+    std::fs::write(dir.join("test_batch.bin"), &test[..5000]).unwrap();
+    let out = triad(&["infer", "--model", "alexnet", "--dataset", "cifar10", "--data", d, "-q"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("test_batch.bin") && err.contains("not a whole number"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
