@@ -190,10 +190,11 @@ impl Sim {
     }
 
     /// Wrap-free truncation (`Rounding::WrapFree`) of `t = a + b (+ z2)`, `a` at party 0,
-    /// `b` at party 1, `z2` at party 2 when given. Party 2 deals from `r = F(k_0) + F(k_2)`
-    /// (`r'` its low 63 bits, `m` its top bit): `T = m·2^(63-bits) - floor(r' / 2^bits)` and
+    /// `b` at party 1, `z2` at party 2 when given. Party 2 deals from
+    /// `r = F(k_0) + F(k_2) - z2` (its part folded into the mask; `r'` the low 63 bits of
+    /// `r`, `m` its top bit): `T = m·2^(63-bits) - floor(r' / 2^bits)` and
     /// `E = (1 - 2m)·2^(63-bits)`, party 0's shares `F(k_0)`, party 1's the rest. Parties 0
-    /// and 1 open `c = t + 2^62 + r`; `u_0 = floor(c' / 2^bits) - 2^(62-bits) + T_0 + c_63·E_0`,
+    /// and 1 open `c = a + b + 2^62 + F(k_0) + F(k_2) = t + 2^62 + r`; `u_0 = floor(c' / 2^bits) - 2^(62-bits) + T_0 + c_63·E_0`,
     /// `u_1 = T_1 + c_63·E_1` (`c'` the low 63 bits of `c`), then the 2-out-of-2 resharing
     /// of `truncate_parts`.
     /// Ideal: for `|signed(t)| < 2^62`, `floor(signed(t) / 2^bits)` or one more, always
@@ -208,16 +209,14 @@ impl Sim {
         let mut u1 = Vec::with_capacity(n);
         for i in 0..n {
             // The dealer, party 2.
-            let r = (lift(r0[i]) + lift(r1[i])).mod_floor(&crate::modulus());
+            let z = z2.map_or(0, |z| z[i]);
+            let r = (lift(r0[i]) + lift(r1[i]) - lift(z)).mod_floor(&crate::modulus());
             let (m, low) = r.div_mod_floor(&top);
             let t = &m * &unit - low.div_floor(&crate::pow2(bits));
             let e = (num_bigint::BigInt::from(1) - 2 * &m) * &unit;
             let (t1, e1) = (reduce(&(t - lift(t0[i]))), reduce(&(e - lift(e0[i]))));
             // The opening between parties 0 and 1.
-            let mut c = lift(a[i]) + crate::pow2(62) + lift(r0[i]) + lift(b[i]) + lift(r1[i]);
-            if let Some(z) = z2 {
-                c += lift(z[i]);
-            }
+            let c = lift(a[i]) + crate::pow2(62) + lift(r0[i]) + lift(b[i]) + lift(r1[i]);
             let (c_top, c_low) = c.mod_floor(&crate::modulus()).div_mod_floor(&top);
             u0.push(reduce(
                 &(c_low.div_floor(&crate::pow2(bits)) - crate::pow2(62 - bits) + lift(t0[i]) + &c_top * lift(e0[i])),
@@ -238,8 +237,8 @@ impl Sim {
     }
 
     /// [`product_trunc`](Self::product_trunc) with wrap-free truncation: the parts `z`,
-    /// then [`truncate_wrap_free`](Self::truncate_wrap_free) of `z_0 + z_1 + z_2` with party
-    /// 2 sending `z_2` to both others. Ideal: `floor(B(x, y) / 2^f)` or one more whenever
+    /// then [`truncate_wrap_free`](Self::truncate_wrap_free) of `z_0 + z_1 + z_2`, party 2's
+    /// part folded into the dealt mask. Ideal: `floor(B(x, y) / 2^f)` or one more whenever
     /// `|B(x, y)| < 2^62`, with no large error.
     pub fn product_trunc_wrap_free(&mut self, b: &Bilinear<'_>, x: &Shared, y: &Shared) -> Shared {
         let z = self.product_parts(b, x, y);

@@ -414,7 +414,7 @@ fn documented_costs_per_protocol() {
         ("reveal_to party 2", [bytes, 0, 0], 1),
         ("reveal_all", [bytes; 3], 1),
         ("truncate (wrap-free)", [2 * bytes; 3], 2),
-        ("fixed-point mul (wrap-free)", [2 * bytes, 2 * bytes, 4 * bytes], 2),
+        ("fixed-point mul (wrap-free)", [2 * bytes; 3], 2),
     ];
     for (k, (name, sent, latency)) in documented.iter().enumerate() {
         for i in 0..3 {

@@ -111,7 +111,8 @@ impl<D: Device> AShare<D> {
 /// parties 0 and 1 open `t + 2^62 + r` to each other only, and the carry into the top bit
 /// is corrected linearly (see [`Party::truncate_wrap_free`]). It needs `|t| < 2^62` (a
 /// precondition, not a probability), gives `floor(t / 2^bits)` or one more with expectation
-/// exactly `t / 2^bits`, and costs one more round and more bytes; training uses it.
+/// exactly `t / 2^bits`, and costs twice the bytes (and, standalone, one more round);
+/// training uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Rounding {
     /// `floor(t / 2^bits)` or one less (ABY3 share truncation as published).
@@ -329,7 +330,7 @@ impl<D: Device> Party<D> {
         let z = self.product_local(op, x, y)?;
         if r == Rounding::WrapFree {
             let shape = z.shape().clone();
-            return self.truncate_wrap_free(z, true, self.fixed.frac_bits, &shape);
+            return self.truncate_wrap_free(z, self.fixed.frac_bits, &shape);
         }
         // Party 2 hands z_2 to party 1, which then holds z_1 + z_2: a 2-out-of-2 sharing
         // (z_0 at party 0, z_1 + z_2 at party 1) that truncate_parts finishes.
@@ -390,7 +391,7 @@ impl<D: Device> Party<D> {
                 1 => x.own.add(&x.next)?,
                 _ => Tensor::zeros(&self.dev, x.shape().clone())?,
             };
-            return self.truncate_wrap_free(part, false, bits, x.shape());
+            return self.truncate_wrap_free(part, bits, x.shape());
         }
         match self.index() {
             0 => self.truncate_parts_with(Some(x.own.try_clone()?), bits, x.shape(), r),
@@ -476,16 +477,17 @@ impl<D: Device> Party<D> {
     }
 
     /// Wrap-free truncation ([`Rounding::WrapFree`]): `t / 2^bits` of a value `t` given as
-    /// this party's additive `part` (`t = part_0 + part_1`, plus `part_2` when
-    /// `three_parts`; party 2's `part` is ignored otherwise), for any `|t| < 2^62`.
+    /// the parties' additive `part`s (`t = part_0 + part_1 + part_2`; party 2 passes zeros
+    /// when it has no part), for any `|t| < 2^62`.
     ///
-    /// Party 2 deals: `r = R_0 + R_1` with `R_0 = F(k_0)` (known to parties 2, 0) and
-    /// `R_1 = F(k_2)` (parties 1, 2); with `r'` its low 63 bits and `m` its top bit, it
-    /// shares `T = m·2^(63-bits) - (r' >> bits)` and `E = (1 - 2m)·2^(63-bits)` between
-    /// party 0 (`T_0`, `E_0` from `F(k_0)`) and party 1 (`T_1`, `E_1`, sent by party 2).
-    /// Parties 0 and 1 open `c = t + 2^62 + r` to each other (party 0 sends
-    /// `part_0 + 2^62 + R_0`, party 1 sends `part_1 + R_1`, party 2 sends `part_2` to both):
-    /// each sees `t` under a mask it does not know, and party 2 never sees `c`. With
+    /// Party 2 deals: `r = R_0 + R_1 - part_2` with `R_0 = F(k_0)` (known to parties 2, 0)
+    /// and `R_1 = F(k_2)` (parties 1, 2), so its own part is folded into the mask and never
+    /// travels; with `r'` the low 63 bits of `r` and `m` its top bit, it shares
+    /// `T = m·2^(63-bits) - (r' >> bits)` and `E = (1 - 2m)·2^(63-bits)` between party 0
+    /// (`T_0`, `E_0` from `F(k_0)`) and party 1 (`T_1`, `E_1`, sent by party 2). Parties 0
+    /// and 1 open `c = part_0 + part_1 + 2^62 + R_0 + R_1 = t + 2^62 + r` to each other
+    /// (party 0 sends `part_0 + 2^62 + R_0`, party 1 sends `part_1 + R_1`): each sees `t`
+    /// under a mask it does not know (`R_1`, resp. `R_0`), and party 2 never sees `c`. With
     /// `x = t + 2^62 ∈ [0, 2^63)`, the carry of `x + r'` into bit 63 is `c_63 ⊕ m`, so
     /// `u = (c' >> bits) - 2^(62-bits) + T + c_63·E` with `c'` the low 63 bits of `c` is
     /// `floor(t / 2^bits)` plus `[c' mod 2^bits < r' mod 2^bits]`, a carry that is 1 with
@@ -494,15 +496,8 @@ impl<D: Device> Party<D> {
     /// `u_1 = T_1 + c_63·E_1`, and the 2-out-of-2 resharing of [`truncate_parts`](Self::truncate_parts) finishes.
     ///
     /// Cost: two rounds (the dealer's message travels beside the opening). Elements sent:
-    /// party 0 `2n`, party 1 `2n`, party 2 `2n` (`4n` when `three_parts`).
-    /// `bits` must be in `1..=62`.
-    pub fn truncate_wrap_free(
-        &self,
-        part: Tensor<D>,
-        three_parts: bool,
-        bits: u32,
-        shape: &Shape,
-    ) -> Result<AShare<D>> {
+    /// `2n` by each party. `bits` must be in `1..=62`.
+    pub fn truncate_wrap_free(&self, part: Tensor<D>, bits: u32, shape: &Shape) -> Result<AShare<D>> {
         if !(1..=62).contains(&bits) {
             return Err(Error::Usage(format!("truncate_wrap_free: bits {bits} outside 1..=62")));
         }
@@ -512,10 +507,7 @@ impl<D: Device> Party<D> {
             0 => {
                 let c0 = part.add(&self.prg_prev(shape, s_r)?)?.scalar(BinaryOp::Add, offset)?;
                 self.send(Peer::Next, &c0)?;
-                let mut c = c0.add(&self.recv(Peer::Next, shape)?)?;
-                if three_parts {
-                    c.add_assign(&self.recv(Peer::Prev, shape)?)?;
-                }
+                let c = c0.add(&self.recv(Peer::Next, shape)?)?;
                 let (high, low) = (c.shr(63)?, c.shl(1)?.shr(bits + 1)?);
                 let t0 = self.prg_prev(shape, s_t)?;
                 let e0 = self.prg_prev(shape, s_e)?;
@@ -526,22 +518,15 @@ impl<D: Device> Party<D> {
             1 => {
                 let c1 = part.add(&self.prg_next(shape, s_r)?)?;
                 self.send(Peer::Prev, &c1)?;
-                let mut c = c1.add(&self.recv(Peer::Prev, shape)?)?;
-                if three_parts {
-                    c.add_assign(&self.recv(Peer::Next, shape)?)?;
-                }
+                let c = c1.add(&self.recv(Peer::Prev, shape)?)?;
                 let t1 = self.recv(Peer::Next, shape)?;
                 let e1 = self.recv(Peer::Next, shape)?;
                 let high = c.shr(63)?;
                 Some(t1.add(&high.binary(BinaryOp::Mul, &e1)?)?)
             }
             _ => {
-                if three_parts {
-                    self.send(Peer::Next, &part)?;
-                    self.send(Peer::Prev, &part)?;
-                }
                 let r0 = self.prg_next(shape, s_r)?;
-                let r = r0.add(&self.prg_prev(shape, s_r)?)?;
+                let r = r0.add(&self.prg_prev(shape, s_r)?)?.sub(&part)?;
                 let (m, low) = (r.shr(63)?, r.shl(1)?.shr(bits + 1)?);
                 let t = m.shl(63 - bits)?.sub(&low)?;
                 // E = 2^(63-bits) - m·2^(64-bits)

@@ -18,7 +18,7 @@
 //! | [`Party::product`] (ring product: mul, matmul, conv, conv gradients) | 1 | `|out|` |
 //! | [`Party::product_trunc`] (fixed-point product) | 2 | `|out|` |
 //! | [`Party::truncate`] | 1 | parties 0, 1: `n`; party 2: 0 |
-//! | [`Party::product_trunc_with`] with [`Rounding::WrapFree`] | 2 | `2n / 2n / 4n` |
+//! | [`Party::product_trunc_with`] with [`Rounding::WrapFree`] | 2 | `2n` |
 //! | [`Party::truncate_with`] with [`Rounding::WrapFree`] | 2 | `2n` |
 //! | [`Party::and`] (binary) | 1 | `n` words |
 //!
