@@ -74,6 +74,8 @@ pub struct BenchResult {
     pub batch: usize,
     /// The backend.
     pub backend: BackendKind,
+    /// Counted on the dry-run device: bytes and rounds are exact, times are not measured.
+    pub dry_run: bool,
     /// Per layer, then the total (last row).
     pub rows: Vec<Row>,
 }
@@ -158,10 +160,26 @@ fn bench_one<D: Device>(dev: D, net: &Net, batch: usize, train: bool) -> Result<
     Ok(rows)
 }
 
-/// Runs one benchmark on the chosen backend.
-pub fn bench(m: ModelName, d: Shape, train: bool, batch: usize, backend: BackendKind) -> Result<BenchResult> {
+/// Runs one benchmark on the chosen backend, or with `dry_run` on
+/// [`DryRunDevice`](triad_ring::DryRunDevice) (exact bytes and rounds, no times).
+pub fn bench(
+    m: ModelName,
+    d: Shape,
+    train: bool,
+    batch: usize,
+    backend: BackendKind,
+    dry_run: bool,
+) -> Result<BenchResult> {
     let net = m.net(d).map_err(Error::Usage)?;
-    let rows = crate::with_device!(backend, dev => bench_one(dev, &net, batch, train)?);
+    let rows = if dry_run {
+        let mut rows = bench_one(triad_ring::DryRunDevice, &net, batch, train)?;
+        for r in &mut rows {
+            r.secs = f64::NAN;
+        }
+        rows
+    } else {
+        crate::with_device!(backend, dev => bench_one(dev, &net, batch, train)?)
+    };
     Ok(BenchResult {
         model: m.as_str().to_string(),
         net: net.name.clone(),
@@ -169,6 +187,7 @@ pub fn bench(m: ModelName, d: Shape, train: bool, batch: usize, backend: Backend
         mode: if train { "training" } else { "inference" }.to_string(),
         batch,
         backend,
+        dry_run,
         rows,
     })
 }
@@ -176,8 +195,8 @@ pub fn bench(m: ModelName, d: Shape, train: bool, batch: usize, backend: Backend
 /// A benchmark as a table.
 pub fn render(b: &BenchResult) -> String {
     let mut s = String::new();
-    let _ =
-        writeln!(s, "{} on {}: private {} at batch {} ({})", b.model, b.dataset, b.mode, b.batch, b.backend.as_str());
+    let on = if b.dry_run { "dry run: bytes and rounds only" } else { b.backend.as_str() };
+    let _ = writeln!(s, "{} on {}: private {} at batch {} ({on})", b.model, b.dataset, b.mode, b.batch);
     let w = b.rows.iter().map(|r| r.layer.len()).max().unwrap_or(5).max(5);
     let _ = writeln!(
         s,
@@ -187,10 +206,10 @@ pub fn render(b: &BenchResult) -> String {
     for r in &b.rows {
         let _ = writeln!(
             s,
-            "  {:<8}  {:<w$}  {:>10.1}  {:>7}  {:>12}  {:>12}  {:>12}",
+            "  {:<8}  {:<w$}  {:>10}  {:>7}  {:>12}  {:>12}  {:>12}",
             r.phase,
             r.layer,
-            r.secs * 1e3,
+            if r.secs.is_nan() { "-".to_string() } else { format!("{:.1}", r.secs * 1e3) },
             r.rounds,
             bytes(r.bytes[0]),
             bytes(r.bytes[1]),

@@ -244,6 +244,10 @@ pub struct BenchArgs {
     /// Training batch for models the paper gives none for (else they are skipped).
     #[arg(long)]
     pub train_batch: Option<usize>,
+    /// Count bytes and rounds only: the protocols run on a device that computes nothing
+    /// (they are data-oblivious, so the counts are exact); no times. Seconds for any model.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Where the shares live and the arithmetic runs.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendKind,
@@ -460,7 +464,7 @@ fn run_bench(command: &str, b: &BenchArgs) -> Result<()> {
     let mut results = Vec::new();
     for (m, d) in list {
         if inference {
-            let r = bench::bench(m, d, false, 1, b.backend)?;
+            let r = bench::bench(m, d, false, 1, b.backend, b.dry_run)?;
             if !b.json {
                 println!("{}", bench::render(&r));
             }
@@ -470,7 +474,7 @@ fn run_bench(command: &str, b: &BenchArgs) -> Result<()> {
             let batch = paper_train_batch(m, d).or(b.train_batch);
             match batch {
                 Some(n) => {
-                    let r = bench::bench(m, d, true, n, b.backend)?;
+                    let r = bench::bench(m, d, true, n, b.backend, b.dry_run)?;
                     if !b.json {
                         println!("{}", bench::render(&r));
                     }

@@ -175,3 +175,19 @@ fn cifar10_binary_files_are_read_trained_on_and_classified() {
     assert!(err.contains("test_batch.bin") && err.contains("not a whole number"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `bench --dry-run` counts bytes and rounds on the dry-run device, and they equal a real
+/// run's (protocols are data-oblivious); it reports no times.
+#[test]
+fn bench_dry_run_counts_what_a_real_run_sends() {
+    let real = json(&triad(&["bench", "--models", "lenet", "--json"]));
+    let dry = json(&triad(&["bench", "--models", "lenet", "--dry-run", "--json"]));
+    let (r, d) = (&real[0]["rows"], &dry[0]["rows"]);
+    assert_eq!(r.as_array().unwrap().len(), d.as_array().unwrap().len());
+    for (a, b) in r.as_array().unwrap().iter().zip(d.as_array().unwrap()) {
+        assert_eq!(a["bytes"], b["bytes"], "{}", a["layer"]);
+        assert_eq!(a["rounds"], b["rounds"], "{}", a["layer"]);
+        assert!(b["secs"].is_null());
+    }
+    assert_eq!(dry[0]["dry_run"], true);
+}
