@@ -82,6 +82,14 @@ pub struct Params {
     pub log_order: u32,
 }
 
+impl Params {
+    /// Mirrors `triad_approx::ApproxParams::for_softmax_rows(d)`: the softmax reciprocal's
+    /// guess `1.9 / (d + 1)` and its step count for rows of length `d`.
+    pub fn for_softmax_rows(d: usize, steps: u32) -> Self {
+        Params { softmax_recip_guess: 1.9 / (d.max(1) as f64 + 1.0), softmax_recip_iters: steps, ..Params::default() }
+    }
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {

@@ -289,7 +289,18 @@ fn log_matches_spec_and_float() {
 }
 
 fn check_softmax(name: &str, seed: u64, xs: &[f64], d: usize, use_compare_max: bool) {
-    let (pr, sp) = (ApproxParams::default(), spec::Params::default());
+    check_softmax_with(name, seed, xs, d, use_compare_max, ApproxParams::default(), spec::Params::default());
+}
+
+fn check_softmax_with(
+    name: &str,
+    seed: u64,
+    xs: &[f64],
+    d: usize,
+    use_compare_max: bool,
+    pr: ApproxParams,
+    sp: spec::Params,
+) {
     let raw: Vec<u64> = xs.iter().map(|&x| enc(x)).collect();
     let run = |rows: &[u64], key_seed: u64| {
         if use_compare_max {
@@ -357,4 +368,19 @@ fn softmax_matches_spec_and_float() {
     check_softmax("softmax d=200 (given max)", seed, &wide, 200, false);
     // Equal logits: the denominator is d, every entry 1/d.
     check_softmax("softmax equal", seed, &[2.5; 10], 10, true);
+    // The reciprocal fitted to the row length (what the layers use): 8 Newton steps for
+    // rows of 10 and 12 for rows of 200, against the same bound; equal logits put the
+    // denominator at the far end, d.
+    let fitted = |d: usize| {
+        let pr = ApproxParams::for_softmax_rows(d);
+        let sp = spec::Params::for_softmax_rows(d, pr.softmax_recip_iters);
+        (pr, sp)
+    };
+    assert_eq!(fitted(10).0.softmax_recip_iters, 8);
+    let (pr, sp) = fitted(10);
+    check_softmax_with("softmax d=10, fitted reciprocal", seed, &xs, 10, true, pr, sp);
+    let (pr, sp) = fitted(10);
+    check_softmax_with("softmax equal, fitted reciprocal", seed, &[2.5; 10], 10, true, pr, sp);
+    let (pr, sp) = fitted(200);
+    check_softmax_with("softmax d=200 (given max), fitted reciprocal", seed, &wide, 200, false, pr, sp);
 }

@@ -243,7 +243,10 @@ impl<D: Device> Backend for Party<D> {
     }
     fn softmax(&self, x: &AShare<D>) -> Result<AShare<D>> {
         let axis = x.shape().rank().saturating_sub(1);
-        triad_approx::softmax(self, x, axis, &ApproxParams::default())
+        // The reciprocal's guess and step count fitted to the row length (8 steps for 10
+        // classes instead of CryptGPU's 13, which are sized for rows up to 399).
+        let d = x.shape().dims().get(axis).copied().unwrap_or(1);
+        triad_approx::softmax(self, x, axis, &ApproxParams::for_softmax_rows(d))
     }
     fn ln(&self, x: &AShare<D>) -> Result<AShare<D>> {
         triad_approx::log(self, x, &ApproxParams::default())
