@@ -12,8 +12,9 @@
 //!    `trunc(a, k) = floor(a / 2^k)`). This is what the protocol computes when no share
 //!    truncation carries.
 //! 2. **The enclosure** (`*_enclosure`): share truncation returns `floor` *or `floor - 1`*
-//!    (the two parts are shifted separately; see [`sharing`](crate::sharing)), independently
-//!    per element and per truncation. An [`Encl`] `[lo, hi]` contains every value the
+//!    (the two parts are shifted separately; see [`sharing`](crate::sharing)), unbiased and
+//!    wrap-free truncation `floor` *or `floor + 1`* ([`Rounding`], chosen by
+//!    [`Params::rounding`]), independently per element and per truncation. An [`Encl`] `[lo, hi]` contains every value the
 //!    protocol can output for any pattern of those ±1-unit carries. Each step is enclosed
 //!    as a whole (not operation by operation), so Newton's self-correction is kept: the
 //!    step map's exact range over the input interval is computed (the maps are concave
@@ -27,6 +28,8 @@
 //!
 //! Out of scope, as everywhere in the protocol stack: the rare large error of share
 //! truncation (probability about `|t| / 2^64` per truncated value `t`, below `2^-20` here).
+//! Wrap-free truncation has none, so under [`Rounding::WrapFree`] the enclosures hold
+//! without exception.
 //!
 //! | function | enclosure width (ulp, worst measured over the test domains) |
 //! |---|---|
@@ -43,6 +46,29 @@ use num_integer::Integer;
 use num_traits::{Signed, Zero};
 
 use crate::{pow2, BigInt};
+
+/// How the protocol's truncations round (`triad_sharing::Rounding`, re-declared): which
+/// integers around `floor(v / 2^k)` one truncation of `v` may return.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rounding {
+    /// ABY3 share truncation: `floor` or `floor - 1`.
+    #[default]
+    Floor,
+    /// Share truncation with party 0's unit added: `floor` or `floor + 1`.
+    Unbiased,
+    /// Wrap-free truncation: `floor` or `floor + 1`, and never a large error.
+    WrapFree,
+}
+
+impl Rounding {
+    /// `(down, up)`: one truncation returns an integer in `[floor - down, floor + up]`.
+    pub fn slack(self) -> (u32, u32) {
+        match self {
+            Rounding::Floor => (1, 0),
+            Rounding::Unbiased | Rounding::WrapFree => (0, 1),
+        }
+    }
+}
 
 /// The iteration counts and guesses of `triad_approx::ApproxParams` (re-declared: the spec
 /// depends on no protocol crate). Defaults are the same.
@@ -80,9 +106,16 @@ pub struct Params {
     pub log_exp_iters: u32,
     /// Order of the Householder step.
     pub log_order: u32,
+    /// How every truncation rounds.
+    pub rounding: Rounding,
 }
 
 impl Params {
+    /// These parameters with every truncation rounding as `rounding`.
+    pub fn with_rounding(self, rounding: Rounding) -> Self {
+        Params { rounding, ..self }
+    }
+
     /// Mirrors `triad_approx::ApproxParams::for_softmax_rows(d)`: the softmax reciprocal's
     /// guess `1.9 / (d + 1)` and its step count for rows of length `d`.
     pub fn for_softmax_rows(d: usize, steps: u32) -> Self {
@@ -109,6 +142,7 @@ impl Default for Params {
             log_iters: 2,
             log_exp_iters: 8,
             log_order: 8,
+            rounding: Rounding::Floor,
         }
     }
 }
@@ -156,8 +190,15 @@ pub const TANH_BOUND: ErrorBound = ErrorBound { lo: -256.0, hi: 256.0, abs: 2e-3
 /// iteration converges to the inverse of the approximate exp, off by about
 /// `(ln x)² / 2^9` (0.04 at `x = 100`, 0.018 at `x = 0.05`).
 pub const LOG_BOUND: ErrorBound = ErrorBound { lo: 0.05, hi: 100.0, abs: 5e-2, rel: 0.0 };
-/// Softmax (rows of `d ≤ 399`, spread `max x - x ≤ 512`), per output entry.
-pub const SOFTMAX_BOUND: ErrorBound = ErrorBound { lo: -512.0, hi: 0.0, abs: 1.6e-3, rel: 0.0 };
+/// Softmax of rows of at most 10 entries (spread `max x - x ≤ 512`), per output entry.
+///
+/// Two sources. exp's limit `(1 + z/2^9)^(2^9)` is low by about `z²/2^10` relative, so
+/// the other entries' share of the sum is too small: with `p` the output and the other
+/// entries at `-δ`, the error is about `p (1 - p) δ²/2^10`, at most `2.0e-3` for rows of
+/// 10 (nine entries at `δ ≈ 3.5`, computed in float64 without rounding); the truncations
+/// add at most `5e-4`. The sweep measures `1.85e-3` at spread 8. Longer rows weigh the
+/// limit's error more: up to about `7.8e-3` for 200 entries and `1.3e-2` for 1,000.
+pub const SOFTMAX_BOUND: ErrorBound = ErrorBound { lo: -512.0, hi: 0.0, abs: 2.5e-3, rel: 0.0 };
 
 // ---- ideals ------------------------------------------------------------------------------------
 
@@ -276,21 +317,27 @@ impl Encl {
         assert!(!c.is_negative(), "scale by a negative constant");
         Encl { lo: &self.lo * c, hi: &self.hi * c }
     }
-    /// Share truncation by `k` bits of any value in the interval: `floor(v / 2^k)` or one
-    /// less.
-    pub fn trunc(&self, k: u32) -> Self {
-        Encl { lo: trunc(&self.lo, k) - 1, hi: trunc(&self.hi, k) }
+    /// `[floor(lo / 2^k) - down, floor(hi / 2^k) + up]` for the rounding's slack.
+    fn trunc_span(lo: &BigInt, hi: &BigInt, k: u32, r: Rounding) -> Self {
+        let (down, up) = r.slack();
+        Encl { lo: trunc(lo, k) - down, hi: trunc(hi, k) + up }
+    }
+    /// Truncation by `k` bits of any value in the interval, rounding as `r` (share
+    /// truncation: `floor(v / 2^k)` or one less).
+    pub fn trunc(&self, k: u32, r: Rounding) -> Self {
+        Self::trunc_span(&self.lo, &self.hi, k, r)
     }
     /// The fixed-point product of any two values of the intervals (interval arithmetic:
-    /// the extreme products are at the corners).
-    pub fn mul(&self, o: &Encl, f: u32) -> Self {
+    /// the extreme products are at the corners), rounding as `r`.
+    pub fn mul(&self, o: &Encl, f: u32, r: Rounding) -> Self {
         let c = [&self.lo * &o.lo, &self.lo * &o.hi, &self.hi * &o.lo, &self.hi * &o.hi];
         let min = c.iter().min().cloned().unwrap_or_default();
         let max = c.iter().max().cloned().unwrap_or_default();
-        Encl { lo: trunc(&min, f) - 1, hi: trunc(&max, f) }
+        Self::trunc_span(&min, &max, f, r)
     }
-    /// The fixed-point square of any value of the interval (one sharing times itself).
-    pub fn square(&self, f: u32) -> Self {
+    /// The fixed-point square of any value of the interval (one sharing times itself),
+    /// rounding as `r`.
+    pub fn square(&self, f: u32, r: Rounding) -> Self {
         let (a, b) = (&self.lo * &self.lo, &self.hi * &self.hi);
         let (min, max) = if !self.lo.is_negative() {
             (a, b)
@@ -299,7 +346,7 @@ impl Encl {
         } else {
             (BigInt::zero(), a.max(b))
         };
-        Encl { lo: trunc(&min, f) - 1, hi: trunc(&max, f) }
+        Self::trunc_span(&min, &max, f, r)
     }
 }
 
@@ -318,14 +365,15 @@ pub fn exp_fixed(x: &BigInt, m: u32, f: u32) -> BigInt {
     y
 }
 
-/// Everything `exp` can output for an input in `x`: the first truncation gives
-/// `[S + floor(lo/2^m) - 1, S + floor(hi/2^m)]`, each squaring [`Encl::square`] (monotone
-/// for `y ≥ 0`, so the endpoints iterate as points and the width only grows by the
-/// squarings' amplification `2y` plus one unit per step).
-pub fn exp_enclosure(x: &Encl, m: u32, f: u32) -> Encl {
-    let mut y = x.trunc(m).add_const(&one(f));
+/// Everything `exp` can output for an input in `x` with truncations rounding as `r`: the
+/// first truncation gives `[S + floor(lo/2^m) - 1, S + floor(hi/2^m)]` (share truncation;
+/// `+ 1` at the top instead for wrap-free), each squaring [`Encl::square`] (monotone for
+/// `y ≥ 0`, so the endpoints iterate as points and the width only grows by the squarings'
+/// amplification `2y` plus one unit per step).
+pub fn exp_enclosure(x: &Encl, m: u32, f: u32, r: Rounding) -> Encl {
+    let mut y = x.trunc(m, r).add_const(&one(f));
     for _ in 0..m {
-        y = y.square(f);
+        y = y.square(f, r);
     }
     y
 }
@@ -345,14 +393,17 @@ pub fn newton_reciprocal_fixed(x: &BigInt, y0: &BigInt, iters: u32, f: u32) -> B
 }
 
 /// One Newton reciprocal step over intervals `x = [X_a, X_b]` (`X_a > 0`) and
-/// `y = [Y_a, Y_b]` (`Y_a ≥ 0`).
+/// `y = [Y_a, Y_b]` (`Y_a ≥ 0`), truncations rounding as `r`.
 ///
-/// For one `(X, Y)` the protocol gives `T = floor(XY/S) - c1 ∈ (XY/S - 2, XY/S]`, then
-/// `Y' = floor(Y (2S - T) / S) - c2`, so with `q(X, Y) = Y (2S² - XY) / S²` (the exact real
-/// step) and `Y ≥ 0`: `q - 2 < Y' < q + 2Y/S`. `q` decreases in `X` and is a concave
-/// parabola in `Y` with its top `S²/X` at `Y = S²/X`; its range over the box is exact:
-/// minimum at `X_b` and an endpoint of `y`, maximum at `X_a` and the vertex or an endpoint.
-pub fn newton_reciprocal_step_enclosure(x: &Encl, y: &Encl, f: u32) -> Encl {
+/// A truncation of a real `z` returns an integer in `(z - 1 - d, z + u]` with
+/// `(d, u) = r.slack()` (`(1, 0)` for share truncation, `(0, 1)` for wrap-free). For one
+/// `(X, Y)` the protocol gives `T ∈ (XY/S - 1 - d, XY/S + u]`, then
+/// `Y' = trunc(Y (2S - T) / S)`, so with `q(X, Y) = Y (2S² - XY) / S²` (the exact real
+/// step) and `Y ≥ 0`: `q - uY/S - 1 - d < Y' ≤ q + (1 + d)Y/S + u` (share truncation:
+/// `q - 2 < Y' < q + 2Y/S`). `q` decreases in `X` and is a concave parabola in `Y` with
+/// its top `S²/X` at `Y = S²/X`; its range over the box is exact: minimum at `X_b` and an
+/// endpoint of `y`, maximum at `X_a` and the vertex or an endpoint.
+pub fn newton_reciprocal_step_enclosure(x: &Encl, y: &Encl, f: u32, r: Rounding) -> Encl {
     assert!(x.lo.is_positive(), "reciprocal of a non-positive value");
     assert!(!y.lo.is_negative(), "Newton reciprocal from a negative iterate");
     let s2 = one(2 * f);
@@ -365,15 +416,19 @@ pub fn newton_reciprocal_step_enclosure(x: &Encl, y: &Encl, f: u32) -> Encl {
     } else {
         q(&x.lo, &y.lo).max(q(&x.lo, &y.hi))
     };
-    Encl { lo: qmin - 1, hi: qmax + trunc(&(&y.hi * 2u8), f) + 1 }
+    // Below: Y' > floor(q) - uY_b/S - 1 - d, and uY_b/S < floor(uY_b/S) + 1 when u > 0.
+    // Above: Y' < (floor(q) + 1) + (floor((1 + d)Y_b/S) + 1) + u.
+    let (d, u) = r.slack();
+    let down = if u > 0 { trunc(&(&y.hi * u), f) + 1u8 } else { BigInt::zero() };
+    Encl { lo: qmin - d - down, hi: qmax + trunc(&(&y.hi * (1 + d)), f) + 1u8 + u }
 }
 
 /// [`newton_reciprocal_fixed`] over intervals: `iters` steps of
 /// [`newton_reciprocal_step_enclosure`].
-pub fn newton_reciprocal_enclosure(x: &Encl, y0: &Encl, iters: u32, f: u32) -> Encl {
+pub fn newton_reciprocal_enclosure(x: &Encl, y0: &Encl, iters: u32, f: u32, r: Rounding) -> Encl {
     let mut y = y0.clone();
     for _ in 0..iters {
-        y = newton_reciprocal_step_enclosure(x, &y, f);
+        y = newton_reciprocal_step_enclosure(x, &y, f, r);
     }
     y
 }
@@ -386,7 +441,7 @@ pub fn softmax_reciprocal_fixed(x: &BigInt, p: &Params, f: u32) -> BigInt {
 /// Its enclosure (for an input interval: the softmax denominator is itself uncertain).
 pub fn softmax_reciprocal_enclosure(x: &Encl, p: &Params, f: u32) -> Encl {
     let c = Encl::point(constant(p.softmax_recip_guess, f));
-    newton_reciprocal_enclosure(x, &c, p.softmax_recip_iters, f)
+    newton_reciprocal_enclosure(x, &c, p.softmax_recip_iters, f, p.rounding)
 }
 
 /// The general reciprocal's iteration: `y0 = exp(c - x) + offset` with
@@ -401,9 +456,9 @@ pub fn reciprocal_fixed(x: &BigInt, p: &Params, f: u32) -> BigInt {
 /// Its enclosure.
 pub fn reciprocal_enclosure(x: &BigInt, p: &Params, f: u32) -> Encl {
     let c = constant(p.recip_guess_shift + p.recip_guess_scale.ln(), f);
-    let e = exp_enclosure(&Encl::point(c - x), p.exp_iters, f);
+    let e = exp_enclosure(&Encl::point(c - x), p.exp_iters, f, p.rounding);
     let y0 = e.add_const(&constant(p.recip_guess_offset, f));
-    newton_reciprocal_enclosure(&Encl::point(x.clone()), &y0, p.recip_iters, f)
+    newton_reciprocal_enclosure(&Encl::point(x.clone()), &y0, p.recip_iters, f, p.rounding)
 }
 
 // ---- softmax -------------------------------------------------------------------------------------
@@ -422,10 +477,10 @@ pub fn softmax_fixed(row: &[BigInt], p: &Params, f: u32) -> Vec<BigInt> {
 /// entry: sound, slightly wide).
 pub fn softmax_enclosure(row: &[BigInt], p: &Params, f: u32) -> Vec<Encl> {
     let m = row.iter().max().cloned().unwrap_or_default();
-    let e: Vec<Encl> = row.iter().map(|x| exp_enclosure(&Encl::point(x - &m), p.exp_iters, f)).collect();
+    let e: Vec<Encl> = row.iter().map(|x| exp_enclosure(&Encl::point(x - &m), p.exp_iters, f, p.rounding)).collect();
     let s = e.iter().skip(1).fold(e[0].clone(), |a, b| a.add(b));
     let r = softmax_reciprocal_enclosure(&s, p, f);
-    e.iter().map(|ei| ei.mul(&r, f)).collect()
+    e.iter().map(|ei| ei.mul(&r, f, p.rounding)).collect()
 }
 
 // ---- inverse square root -----------------------------------------------------------------------
@@ -450,14 +505,17 @@ pub fn inv_sqrt_fixed(x: &BigInt, p: &Params, f: u32) -> BigInt {
 }
 
 /// One inverse-square-root step over intervals `xh = [H_a, H_b]` (`H_a ≥ 0`) and
-/// `y = [Y_a, Y_b]` (`Y_a ≥ 0`).
+/// `y = [Y_a, Y_b]` (`Y_a ≥ 0`), truncations rounding as `r` (`(d, u) = r.slack()`, as in
+/// [`newton_reciprocal_step_enclosure`]).
 ///
-/// For one `(H, Y)`: `Y2 ∈ (Y²/S - 2, Y²/S]`, `T ∈ (H Y²/S² - 2H/S - 2, H Y²/S²]`,
-/// `Y' ∈ (h - 2, h + Y (2H/S + 2)/S)` with the exact step `h(H, Y) = Y (3S/2 - H Y²/S²)/S`.
+/// For one `(H, Y)`: `Y2 ∈ (Y²/S - 1 - d, Y²/S + u]`,
+/// `T ∈ (H Y²/S² - (1 + d)H/S - 1 - d, H Y²/S² + uH/S + u]`,
+/// `Y' ∈ (h - uY(H/S + 1)/S - 1 - d, h + (1 + d)Y(H/S + 1)/S + u]` with the exact step
+/// `h(H, Y) = Y (3S/2 - H Y²/S²)/S` (share truncation: `Y' ∈ (h - 2, h + Y (2H/S + 2)/S)`).
 /// `h` decreases in `H` and is concave in `Y ≥ 0` with its top `Y_v = sqrt(S³/(2H))`
 /// (where `h(Y_v) = Y_v`): minimum at `H_b` and an endpoint, maximum at `H_a` and the
 /// vertex or an endpoint.
-pub fn inv_sqrt_step_enclosure(xh: &Encl, y: &Encl, f: u32) -> Encl {
+pub fn inv_sqrt_step_enclosure(xh: &Encl, y: &Encl, f: u32, r: Rounding) -> Encl {
     assert!(!xh.lo.is_negative(), "inverse square root of a negative value");
     assert!(!y.lo.is_negative(), "inverse square root iterate went negative");
     let s = one(f);
@@ -477,20 +535,23 @@ pub fn inv_sqrt_step_enclosure(xh: &Encl, y: &Encl, f: u32) -> Encl {
             ends
         }
     };
-    let slack = trunc(&(&y.hi * (&xh.hi * 2u8 + &s * 2u8)), 2 * f) + 1u8;
-    Encl { lo: hmin - 1, hi: hmax + slack + 1 }
+    let (d, u) = r.slack();
+    let slack = trunc(&(&y.hi * (&xh.hi + &s) * (1 + d)), 2 * f) + 1u8;
+    let down = if u > 0 { trunc(&(&y.hi * (&xh.hi + &s) * u), 2 * f) + 1u8 } else { BigInt::zero() };
+    Encl { lo: hmin - d - down, hi: hmax + slack + 1u8 + u }
 }
 
 /// Enclosure of [`inv_sqrt_fixed`].
 pub fn inv_sqrt_enclosure(x: &BigInt, p: &Params, f: u32) -> Encl {
     let k = p.invsqrt_guess_slope_bits;
-    let xh = Encl::point(x * pow2(k - 1)).trunc(k);
-    let xs = Encl::point(x.clone()).trunc(k);
+    let r = p.rounding;
+    let xh = Encl::point(x * pow2(k - 1)).trunc(k, r);
+    let xs = Encl::point(x.clone()).trunc(k, r);
     let c = constant(p.invsqrt_guess_scale.ln() - p.invsqrt_guess_shift, f);
-    let e = exp_enclosure(&xh.neg().add_const(&c), p.exp_iters, f);
+    let e = exp_enclosure(&xh.neg().add_const(&c), p.exp_iters, f, r);
     let mut y = e.add_const(&constant(p.invsqrt_guess_offset, f)).sub(&xs);
     for _ in 0..p.invsqrt_iters {
-        y = inv_sqrt_step_enclosure(&xh, &y, f);
+        y = inv_sqrt_step_enclosure(&xh, &y, f, r);
     }
     y
 }
@@ -516,10 +577,10 @@ pub fn sigmoid_fixed(x: &BigInt, p: &Params, f: u32) -> BigInt {
 /// `[S - hi, S - lo]` for negative `x`).
 pub fn sigmoid_enclosure(x: &BigInt, p: &Params, f: u32) -> Encl {
     let s1 = one(f);
-    let e = exp_enclosure(&Encl::point(-x.abs()), p.exp_iters, f);
+    let e = exp_enclosure(&Encl::point(-x.abs()), p.exp_iters, f, p.rounding);
     let d = e.add_const(&s1);
-    let y0 = d.trunc(1).neg().add_const(&(&s1 * 3u8 / 2u8));
-    let s = newton_reciprocal_enclosure(&d, &y0, p.sigmoid_recip_iters, f);
+    let y0 = d.trunc(1, p.rounding).neg().add_const(&(&s1 * 3u8 / 2u8));
+    let s = newton_reciprocal_enclosure(&d, &y0, p.sigmoid_recip_iters, f, p.rounding);
     if x.is_negative() {
         s.neg().add_const(&s1)
     } else {
@@ -589,23 +650,24 @@ pub fn log_fixed(x: &BigInt, p: &Params, f: u32) -> BigInt {
 /// still a sound enclosure.
 pub fn log_enclosure(x: &BigInt, p: &Params, f: u32) -> Encl {
     let m = p.log_exp_iters;
+    let r = p.rounding;
     let s1 = one(f);
     let xe = Encl::point(x.clone());
-    let t1 = Encl::point(x * constant(1.0 / 120.0, f)).trunc(f);
-    let e0 = exp_enclosure(&Encl::point(-(x * 2u8) - &s1), m, f);
+    let t1 = Encl::point(x * constant(1.0 / 120.0, f)).trunc(f, r);
+    let e0 = exp_enclosure(&Encl::point(-(x * 2u8) - &s1), m, f, r);
     let mut y = t1.sub(&e0.scale(&BigInt::from(20u8))).add_const(&(&s1 * 3u8));
     let order = p.log_order.max(1) as usize;
     let coeffs = log_coeffs(order, f);
     for _ in 0..p.log_iters {
-        let e = exp_enclosure(&y.neg(), m, f);
-        let h = xe.mul(&e, f).neg().add_const(&s1);
+        let e = exp_enclosure(&y.neg(), m, f, r);
+        let h = xe.mul(&e, f, r).neg().add_const(&s1);
         let mut pw = vec![h];
         for (a, b) in power_plan(order) {
-            let v = if a == b { pw[a].square(f) } else { pw[a].mul(&pw[b], f) };
+            let v = if a == b { pw[a].square(f, r) } else { pw[a].mul(&pw[b], f, r) };
             pw.push(v);
         }
         let acc = pw.iter().zip(&coeffs).map(|(hk, c)| hk.scale(c)).fold(Encl::point(BigInt::zero()), |a, b| a.add(&b));
-        y = y.sub(&acc.trunc(f));
+        y = y.sub(&acc.trunc(f, r));
     }
     y
 }
@@ -661,7 +723,7 @@ mod tests {
     fn enclosures_contain_the_iteration() {
         let p = Params::default();
         for x in [-500.0, -3.0, 0.0] {
-            assert!(exp_enclosure(&Encl::point(r(x)), 9, F).contains(&exp_fixed(&r(x), 9, F)));
+            assert!(exp_enclosure(&Encl::point(r(x)), 9, F, Rounding::Floor).contains(&exp_fixed(&r(x), 9, F)));
         }
         for x in [1.0, 250.0] {
             assert!(softmax_reciprocal_enclosure(&Encl::point(r(x)), &p, F).contains(&softmax_reciprocal_fixed(

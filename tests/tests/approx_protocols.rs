@@ -2,16 +2,20 @@
 //! real in-process links, each output checked against
 //!
 //! 1. the spec's enclosure (`triad_spec::approx::*_enclosure`): every value the protocol can
-//!    produce when each share truncation gives `floor` or `floor - 1`; the spec's exact
-//!    floor iteration must lie in it too, so `|protocol - iteration| <= width`;
+//!    produce when each share truncation gives `floor` or `floor - 1` (wrap-free truncation:
+//!    `floor` or `floor + 1`); the spec's exact floor iteration must lie in it too, so
+//!    `|protocol - iteration| <= width`;
 //! 2. float64 at the input the protocol sees, within the documented `ErrorBound`.
+//!
+//! Every function runs twice: with the default `Rounding::Floor` (CryptGPU's share
+//! truncation) and with `Rounding::WrapFree` (what the layers use).
 //!
 //! Inputs are a fresh random sample every run (the seed is printed on failure). Share
 //! truncation's rare large error (about `|t|/2^64` per truncation) is outside every bound,
 //! and a run hits one about once in a thousand. It depends on the random share components,
-//! that is on the keys, while a bug depends on the input: so a point (or softmax row) that
-//! misses is re-run alone under other keys, where it must pass, and a run may see at most
-//! two such points (one row).
+//! that is on the keys, while a bug depends on the input: so under `Floor` a point (or
+//! softmax row) that misses is re-run alone under other keys, where it must pass, and a run
+//! may see at most two such points (one row). Under `WrapFree` nothing may miss.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,7 +25,7 @@ use triad_approx::{
 };
 use triad_fixed::FixedConfig;
 use triad_ring::{CpuDevice, Shape, Tensor};
-use triad_sharing::{run_in_process_with_test_keys, AShare, Party, Result};
+use triad_sharing::{run_in_process_with_test_keys, AShare, Party, Result, Rounding};
 use triad_spec::approx::{self as spec, Encl, ErrorBound};
 use triad_spec::BigInt;
 use triad_transport::{LinkConfig, PartyId};
@@ -30,6 +34,19 @@ type P = Party<CpuDevice>;
 type S = AShare<CpuDevice>;
 
 const F: u32 = 20;
+
+/// The protocol's and the spec's parameters: defaults with every truncation rounding as `r`.
+fn params(r: Rounding) -> (ApproxParams, spec::Params) {
+    (ApproxParams::default().with_rounding(r), spec::Params::default().with_rounding(spec_rounding(r)))
+}
+
+fn spec_rounding(r: Rounding) -> spec::Rounding {
+    match r {
+        Rounding::Floor => spec::Rounding::Floor,
+        Rounding::Unbiased => spec::Rounding::Unbiased,
+        Rounding::WrapFree => spec::Rounding::WrapFree,
+    }
+}
 
 fn link() -> LinkConfig {
     LinkConfig { timeout: Duration::from_secs(20), ..LinkConfig::default() }
@@ -87,8 +104,10 @@ fn run_protocol_keys(xs: &[u64], cols: usize, key_seed: u64, f: impl Fn(&P, &S) 
 
 /// Checks one elementwise function on `xs` (reals, encoded here). Returns the largest
 /// enclosure width seen (ulp), for the report.
+#[allow(clippy::too_many_arguments)]
 fn check(
     name: &str,
+    r: Rounding,
     seed: u64,
     xs: &[f64],
     bound: ErrorBound,
@@ -118,7 +137,8 @@ fn check(
             missed.push(xr);
         }
     }
-    assert!(missed.len() <= 2, "{name} (seed {seed}): {} points missed their bounds", missed.len());
+    let allowed = if r == Rounding::WrapFree { 0 } else { 2 };
+    assert!(missed.len() <= allowed, "{name} {r:?} (seed {seed}): {} points missed their bounds", missed.len());
     let again = if missed.is_empty() { Vec::new() } else { run_protocol_keys(&missed, 1, 12, &f) };
     for (&xr, &g) in missed.iter().zip(&again) {
         let x = spec::raw(xr);
@@ -136,7 +156,7 @@ fn check(
         );
         eprintln!("{name}: x = {xv} missed once and passed under other keys (a truncation wrap)");
     }
-    eprintln!("{name}: {} points, widest enclosure {widest} ulp", xs.len());
+    eprintln!("{name} {r:?}: {} points, widest enclosure {widest} ulp", xs.len());
     widest
 }
 
@@ -153,8 +173,17 @@ const N: usize = 300;
 
 #[test]
 fn exp_matches_spec_and_float() {
+    exp_case(Rounding::Floor);
+}
+
+#[test]
+fn exp_wrap_free_matches_spec_and_float() {
+    exp_case(Rounding::WrapFree);
+}
+
+fn exp_case(r: Rounding) {
     let seed = fresh_seed();
-    let pr = ApproxParams::default();
+    let (pr, sp) = params(r);
     let b = spec::EXP_BOUND;
     // Half near 0 (largest errors), half over the whole domain.
     let mut k = 0;
@@ -168,24 +197,35 @@ fn exp_matches_spec_and_float() {
     });
     check(
         "exp",
+        r,
         seed,
         &xs,
         b,
         spec::exp_ideal,
         |x| spec::exp_fixed(x, 9, F),
-        |x| spec::exp_enclosure(&Encl::point(x.clone()), 9, F),
+        |x| spec::exp_enclosure(&Encl::point(x.clone()), 9, F, sp.rounding),
         |p, x| exp(p, x, &pr),
     );
 }
 
 #[test]
 fn softmax_reciprocal_matches_spec_and_float() {
+    softmax_reciprocal_case(Rounding::Floor);
+}
+
+#[test]
+fn softmax_reciprocal_wrap_free_matches_spec_and_float() {
+    softmax_reciprocal_case(Rounding::WrapFree);
+}
+
+fn softmax_reciprocal_case(r: Rounding) {
     let seed = fresh_seed();
-    let (pr, sp) = (ApproxParams::default(), spec::Params::default());
+    let (pr, sp) = params(r);
     let b = spec::SOFTMAX_RECIP_BOUND;
     let xs = sample(seed, N, &[1.0, 399.0, 200.0], |r| r.log_uniform(b.lo, b.hi));
     let w = check(
         "softmax_reciprocal",
+        r,
         seed,
         &xs,
         b,
@@ -199,12 +239,22 @@ fn softmax_reciprocal_matches_spec_and_float() {
 
 #[test]
 fn reciprocal_matches_spec_and_float() {
+    reciprocal_case(Rounding::Floor);
+}
+
+#[test]
+fn reciprocal_wrap_free_matches_spec_and_float() {
+    reciprocal_case(Rounding::WrapFree);
+}
+
+fn reciprocal_case(r: Rounding) {
     let seed = fresh_seed();
-    let (pr, sp) = (ApproxParams::default(), spec::Params::default());
+    let (pr, sp) = params(r);
     let b = spec::RECIP_BOUND;
     let xs = sample(seed, N, &[0.01, 1.0, 600.0], |r| r.log_uniform(b.lo, b.hi));
     check(
         "reciprocal",
+        r,
         seed,
         &xs,
         b,
@@ -217,12 +267,22 @@ fn reciprocal_matches_spec_and_float() {
 
 #[test]
 fn inv_sqrt_matches_spec_and_float() {
+    inv_sqrt_case(Rounding::Floor);
+}
+
+#[test]
+fn inv_sqrt_wrap_free_matches_spec_and_float() {
+    inv_sqrt_case(Rounding::WrapFree);
+}
+
+fn inv_sqrt_case(r: Rounding) {
     let seed = fresh_seed();
-    let (pr, sp) = (ApproxParams::default(), spec::Params::default());
+    let (pr, sp) = params(r);
     let b = spec::INV_SQRT_BOUND;
     let xs = sample(seed, N, &[0.1, 1.0, 150.0], |r| r.log_uniform(b.lo, b.hi));
     check(
         "inv_sqrt",
+        r,
         seed,
         &xs,
         b,
@@ -235,8 +295,17 @@ fn inv_sqrt_matches_spec_and_float() {
 
 #[test]
 fn sigmoid_and_tanh_match_spec_and_float() {
+    sigmoid_and_tanh_case(Rounding::Floor);
+}
+
+#[test]
+fn sigmoid_and_tanh_wrap_free_match_spec_and_float() {
+    sigmoid_and_tanh_case(Rounding::WrapFree);
+}
+
+fn sigmoid_and_tanh_case(r: Rounding) {
     let seed = fresh_seed();
-    let (pr, sp) = (ApproxParams::default(), spec::Params::default());
+    let (pr, sp) = params(r);
     let b = spec::SIGMOID_BOUND;
     let mut k = 0;
     let xs = sample(seed, N, &[0.0, -1e-6, 1e-6, 512.0, -512.0], |r| {
@@ -249,6 +318,7 @@ fn sigmoid_and_tanh_match_spec_and_float() {
     });
     check(
         "sigmoid",
+        r,
         seed,
         &xs,
         b,
@@ -260,6 +330,7 @@ fn sigmoid_and_tanh_match_spec_and_float() {
     let xs: Vec<f64> = xs.iter().map(|x| x / 2.0).collect();
     check(
         "tanh",
+        r,
         seed,
         &xs,
         spec::TANH_BOUND,
@@ -272,12 +343,22 @@ fn sigmoid_and_tanh_match_spec_and_float() {
 
 #[test]
 fn log_matches_spec_and_float() {
+    log_case(Rounding::Floor);
+}
+
+#[test]
+fn log_wrap_free_matches_spec_and_float() {
+    log_case(Rounding::WrapFree);
+}
+
+fn log_case(r: Rounding) {
     let seed = fresh_seed();
-    let (pr, sp) = (ApproxParams::default(), spec::Params::default());
+    let (pr, sp) = params(r);
     let b = spec::LOG_BOUND;
     let xs = sample(seed, N, &[0.05, 1.0, 100.0], |r| r.log_uniform(b.lo, b.hi));
     check(
         "log",
+        r,
         seed,
         &xs,
         b,
@@ -288,8 +369,9 @@ fn log_matches_spec_and_float() {
     );
 }
 
-fn check_softmax(name: &str, seed: u64, xs: &[f64], d: usize, use_compare_max: bool) {
-    check_softmax_with(name, seed, xs, d, use_compare_max, ApproxParams::default(), spec::Params::default());
+fn check_softmax(name: &str, r: Rounding, seed: u64, xs: &[f64], d: usize, use_compare_max: bool) {
+    let (pr, sp) = params(r);
+    check_softmax_with(name, seed, xs, d, use_compare_max, pr, sp);
 }
 
 fn check_softmax_with(
@@ -338,9 +420,17 @@ fn check_softmax_with(
     // As for the elementwise functions: a row that misses is re-run under other keys (a
     // truncation wrap depends on the keys, a bug on the input), and at most one may miss.
     let got = run(&raw, 11);
-    let missed: Vec<&[u64]> =
-        raw.chunks(d).zip(got.chunks(d)).filter(|(row, out)| miss(row, out).is_some()).map(|(row, _)| row).collect();
-    assert!(missed.len() <= 1, "{name} (seed {seed}): {} rows missed their bounds", missed.len());
+    let why: Vec<(&[u64], String)> =
+        raw.chunks(d).zip(got.chunks(d)).filter_map(|(row, out)| miss(row, out).map(|w| (row, w))).collect();
+    let allowed = if pr.rounding == Rounding::WrapFree { 0 } else { 1 };
+    assert!(
+        why.len() <= allowed,
+        "{name} {:?} (seed {seed}): {} rows missed their bounds, the first: {:?}",
+        pr.rounding,
+        why.len(),
+        why.first().map(|(row, w)| (row.iter().map(|&v| dec(v)).collect::<Vec<_>>(), w))
+    );
+    let missed: Vec<&[u64]> = why.iter().map(|(row, _)| *row).collect();
     for row in missed {
         let again = run(row, 12);
         if let Some(why) = miss(row, &again) {
@@ -352,6 +442,15 @@ fn check_softmax_with(
 
 #[test]
 fn softmax_matches_spec_and_float() {
+    softmax_case(Rounding::Floor);
+}
+
+#[test]
+fn softmax_wrap_free_matches_spec_and_float() {
+    softmax_case(Rounding::WrapFree);
+}
+
+fn softmax_case(r: Rounding) {
     let seed = fresh_seed();
     let mut rng = Rng(seed);
     // 20 rows of 10 classes, spreads from 1 to 500; one row of 200 classes (Tiny ImageNet).
@@ -363,17 +462,17 @@ fn softmax_matches_spec_and_float() {
             xs.push(off + rng.uniform(-spread / 2.0, spread / 2.0));
         }
     }
-    check_softmax("softmax d=10", seed, &xs, 10, true);
+    check_softmax("softmax d=10", r, seed, &xs, 10, true);
     let wide: Vec<f64> = (0..200).map(|_| rng.uniform(-3.0, 3.0)).collect();
-    check_softmax("softmax d=200 (given max)", seed, &wide, 200, false);
+    check_softmax("softmax d=200 (given max)", r, seed, &wide, 200, false);
     // Equal logits: the denominator is d, every entry 1/d.
-    check_softmax("softmax equal", seed, &[2.5; 10], 10, true);
+    check_softmax("softmax equal", r, seed, &[2.5; 10], 10, true);
     // The reciprocal fitted to the row length (what the layers use): 8 Newton steps for
     // rows of 10 and 12 for rows of 200, against the same bound; equal logits put the
     // denominator at the far end, d.
     let fitted = |d: usize| {
-        let pr = ApproxParams::for_softmax_rows(d);
-        let sp = spec::Params::for_softmax_rows(d, pr.softmax_recip_iters);
+        let pr = ApproxParams::for_softmax_rows(d).with_rounding(r);
+        let sp = spec::Params::for_softmax_rows(d, pr.softmax_recip_iters).with_rounding(spec_rounding(r));
         (pr, sp)
     };
     assert_eq!(fitted(10).0.softmax_recip_iters, 8);

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use triad_approx::{exp, inv_sqrt, log, reciprocal, sigmoid, softmax, softmax_reciprocal, tanh, ApproxParams};
+use triad_approx::{
+    exp, inv_sqrt, log, reciprocal, sigmoid, softmax, softmax_reciprocal, tanh, ApproxParams, Rounding,
+};
 use triad_fixed::FixedConfig;
 use triad_ring::{CpuDevice, Shape, Tensor};
 use triad_sharing::{run_in_process, AShare, Party, Result};
@@ -17,6 +19,12 @@ use triad_transport::{LinkConfig, PartyId};
 
 type P = Party<CpuDevice>;
 
+/// An approximation as a plain function of the party, the input and the parameters.
+type Func = fn(&P, &AShare<CpuDevice>, &ApproxParams) -> Result<AShare<CpuDevice>>;
+
+/// A function on a positive domain: name, domain ends, bound, float64 ideal, protocol.
+type Positive = (&'static str, f64, f64, ErrorBound, fn(f64) -> f64, Func);
+
 /// An error above this (in value) is a share-truncation wrap (the rare large error of
 /// ABY3 truncation, about `2^44 / 2^20` in size): counted apart, not in the maxima.
 const WRAP: f64 = 1000.0;
@@ -25,7 +33,8 @@ const WRAP: f64 = 1000.0;
 const REL_FLOOR: f64 = 1.0 / 1024.0;
 
 struct Row {
-    name: &'static str,
+    name: String,
+    rounding: &'static str,
     domain: String,
     points: usize,
     max_abs: f64,
@@ -65,10 +74,11 @@ fn run(xs: &[f64], cols: usize, f: impl Fn(&P, &AShare<CpuDevice>) -> Result<ASh
     fx.decode_slice(&out[0])
 }
 
-fn row(name: &'static str, bound: ErrorBound, xs: &[f64], got: &[f64], ideal: &[f64]) -> Row {
+fn row(name: String, bound: ErrorBound, xs: &[f64], got: &[f64], ideal: &[f64]) -> Row {
     let domain = format!("[{}, {}]", bound.lo, bound.hi);
     let mut r = Row {
         name,
+        rounding: "",
         domain,
         points: xs.len(),
         max_abs: 0.0,
@@ -112,7 +122,7 @@ fn geo(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 }
 
 fn elementwise(
-    name: &'static str,
+    name: String,
     xs: Vec<f64>,
     bound: ErrorBound,
     ideal: impl Fn(f64) -> f64,
@@ -135,85 +145,32 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1usize << 17);
     let write = !args.iter().any(|a| a == "--no-write");
-    let pr = ApproxParams::default();
     let mut rows = Vec::new();
-
-    // exp on [-512, 0] (uniform) and the part near 0 where the error is largest.
-    let mut xs = grid(-512.0, 0.0, n / 2);
-    xs.extend(grid(-16.0, 0.0, n / 2));
-    rows.push(elementwise("exp", xs, spec::EXP_BOUND, f64::exp, |p, x| exp(p, x, &pr)));
-    rows.push(elementwise(
-        "softmax_reciprocal",
-        geo(1.0, 399.0, n),
-        spec::SOFTMAX_RECIP_BOUND,
-        |x| 1.0 / x,
-        |p, x| softmax_reciprocal(p, x, &pr),
-    ));
-    rows.push(elementwise(
-        "reciprocal",
-        geo(0.01, 600.0, n),
-        spec::RECIP_BOUND,
-        |x| 1.0 / x,
-        |p, x| reciprocal(p, x, &pr),
-    ));
-    rows.push(elementwise(
-        "inv_sqrt",
-        geo(0.1, 150.0, n),
-        spec::INV_SQRT_BOUND,
-        |x| 1.0 / x.sqrt(),
-        |p, x| inv_sqrt(p, x, &pr),
-    ));
-    let mut xs = grid(-512.0, 512.0, n / 2);
-    xs.extend(grid(-16.0, 16.0, n / 2));
-    rows.push(elementwise("sigmoid", xs, spec::SIGMOID_BOUND, |x| 1.0 / (1.0 + (-x).exp()), |p, x| sigmoid(p, x, &pr)));
-    let mut xs = grid(-256.0, 256.0, n / 2);
-    xs.extend(grid(-8.0, 8.0, n / 2));
-    rows.push(elementwise("tanh", xs, spec::TANH_BOUND, f64::tanh, |p, x| tanh(p, x, &pr)));
-    rows.push(elementwise("log", geo(0.05, 100.0, n), spec::LOG_BOUND, f64::ln, |p, x| log(p, x, &pr)));
-
-    // softmax over rows of 10 logits with spread up to 30 (typical classifier outputs) and
-    // rows of 10 with spread up to 512.
-    for (name, spread) in [("softmax (d = 10, spread 30)", 30.0), ("softmax (d = 10, spread 512)", 512.0)] {
-        let d = 10;
-        let rows_n = n / d;
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
-        let xs: Vec<f64> = (0..rows_n * d)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 11) as f64 / (1u64 << 53) as f64 * spread - spread / 2.0
-            })
-            .collect();
-        let fx = FixedConfig::default();
-        let xs: Vec<f64> = xs.iter().map(|&x| fx.decode(fx.encode(x).expect("in range"))).collect();
-        let got = run(&xs, d, |p, x| softmax(p, x, 1, &pr));
-        let mut want = Vec::with_capacity(xs.len());
-        for r in xs.chunks(d) {
-            let m = r.iter().cloned().fold(f64::MIN, f64::max);
-            let z: f64 = r.iter().map(|v| (v - m).exp()).sum();
-            want.extend(r.iter().map(|v| (v - m).exp() / z));
-        }
-        let mut r = row(name, spec::SOFTMAX_BOUND, &xs, &got, &want);
-        r.domain = format!("rows of {d}, spread {spread}");
-        rows.push(r);
+    for rounding in [Rounding::Floor, Rounding::WrapFree] {
+        rows.extend(sweep(n, rounding));
     }
+    // Softmax as the layers call it: the reciprocal fitted to rows of 10, wrap-free.
+    let fitted = ApproxParams::for_softmax_rows(10).with_rounding(Rounding::WrapFree);
+    rows.push(softmax_rows("softmax, layers' parameters (d = 10, spread 8)", n, 8.0, &fitted));
+    rows.push(softmax_rows("softmax, layers' parameters (d = 10, spread 30)", n, 30.0, &fitted));
 
     let mut table = String::new();
     table.push_str(&format!(
         "Measured by `cargo run --release -p triad-approx --example error_table` (f = 20, default \
-         parameters, {n} points per function; relative errors where |f(x)| ≥ 2^-10; outputs hit by \
-         share truncation's rare large error (an error above {WRAP}) are counted in the last \
-         column and left out of the maxima).\n\n"
+         parameters with each rounding, {n} points per function; relative errors where \
+         |f(x)| ≥ 2^-10; outputs hit by share truncation's rare large error (an error above \
+         {WRAP}) are counted in the last column and left out of the maxima; the layers' \
+         softmax uses `ApproxParams::for_softmax_rows(10)` with wrap-free truncation).\n\n"
     ));
     table.push_str(
-        "| function | domain | points | max abs error | at x | max rel error | at x | bound (abs + rel·|f|) | worst error / bound | truncation wraps |\n",
+        "| function | rounding | domain | points | max abs error | at x | max rel error | at x | bound (abs + rel·|f|) | worst error / bound | truncation wraps |\n",
     );
-    table.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    table.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &rows {
         table.push_str(&format!(
-            "| {} | {} | {} | {:.3e} | {:.4} | {:.3e} | {:.4} | {:.1e} + {:.1e}·|f| | {:.2} | {} |\n",
+            "| {} | {} | {} | {} | {:.3e} | {:.4} | {:.3e} | {:.4} | {:.1e} + {:.1e}·|f| | {:.2} | {} |\n",
             r.name,
+            r.rounding,
             r.domain,
             r.points,
             r.max_abs,
@@ -245,6 +202,94 @@ fn main() {
                 Err(e) => eprintln!("cannot read {path}: {e}"),
             }
         }
+    }
+}
+
+/// Every function over its domain with default parameters and the given rounding.
+fn sweep(n: usize, rounding: Rounding) -> Vec<Row> {
+    let pr = ApproxParams::default().with_rounding(rounding);
+    let mut rows = Vec::new();
+    // exp on [-512, 0] (uniform) and the part near 0 where the error is largest.
+    let mut xs = grid(-512.0, 0.0, n / 2);
+    xs.extend(grid(-16.0, 0.0, n / 2));
+    rows.push(elementwise("exp".into(), xs, spec::EXP_BOUND, f64::exp, |p, x| exp(p, x, &pr)));
+    // The functions on positive domains spanning decades (geometric grids).
+    let positive: [Positive; 3] = [
+        (
+            "softmax_reciprocal",
+            1.0,
+            399.0,
+            spec::SOFTMAX_RECIP_BOUND,
+            |x| 1.0 / x,
+            |p, x, pr| softmax_reciprocal(p, x, pr),
+        ),
+        ("reciprocal", 0.01, 600.0, spec::RECIP_BOUND, |x| 1.0 / x, |p, x, pr| reciprocal(p, x, pr)),
+        ("inv_sqrt", 0.1, 150.0, spec::INV_SQRT_BOUND, |x| 1.0 / x.sqrt(), |p, x, pr| inv_sqrt(p, x, pr)),
+    ];
+    for (name, lo, hi, bound, ideal, f) in positive {
+        rows.push(elementwise(name.into(), geo(lo, hi, n), bound, ideal, |p, x| f(p, x, &pr)));
+    }
+    let mut xs = grid(-512.0, 512.0, n / 2);
+    xs.extend(grid(-16.0, 16.0, n / 2));
+    rows.push(elementwise(
+        "sigmoid".into(),
+        xs,
+        spec::SIGMOID_BOUND,
+        |x| 1.0 / (1.0 + (-x).exp()),
+        |p, x| sigmoid(p, x, &pr),
+    ));
+    let mut xs = grid(-256.0, 256.0, n / 2);
+    xs.extend(grid(-8.0, 8.0, n / 2));
+    rows.push(elementwise("tanh".into(), xs, spec::TANH_BOUND, f64::tanh, |p, x| tanh(p, x, &pr)));
+    rows.push(elementwise("log".into(), geo(0.05, 100.0, n), spec::LOG_BOUND, f64::ln, |p, x| log(p, x, &pr)));
+    // softmax over rows of 10 logits with spread up to 8 (where exp's limit error
+    // `x²/2^(m+1)` weighs most), up to 30 (typical classifier outputs) and up to 512.
+    for (name, spread) in [
+        ("softmax (d = 10, spread 8)", 8.0),
+        ("softmax (d = 10, spread 30)", 30.0),
+        ("softmax (d = 10, spread 512)", 512.0),
+    ] {
+        rows.push(softmax_rows(name, n, spread, &pr));
+    }
+    for r in &mut rows {
+        r.rounding = rounding_name(rounding);
+    }
+    rows
+}
+
+/// Softmax over `n / 10` rows of 10 logits spread uniformly over `spread`.
+fn softmax_rows(name: &str, n: usize, spread: f64, pr: &ApproxParams) -> Row {
+    let d = 10;
+    let rows_n = n / d;
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let xs: Vec<f64> = (0..rows_n * d)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 * spread - spread / 2.0
+        })
+        .collect();
+    let fx = FixedConfig::default();
+    let xs: Vec<f64> = xs.iter().map(|&x| fx.decode(fx.encode(x).expect("in range"))).collect();
+    let got = run(&xs, d, |p, x| softmax(p, x, 1, pr));
+    let mut want = Vec::with_capacity(xs.len());
+    for r in xs.chunks(d) {
+        let m = r.iter().cloned().fold(f64::MIN, f64::max);
+        let z: f64 = r.iter().map(|v| (v - m).exp()).sum();
+        want.extend(r.iter().map(|v| (v - m).exp() / z));
+    }
+    let mut r = row(name.into(), spec::SOFTMAX_BOUND, &xs, &got, &want);
+    r.domain = format!("rows of {d}, spread {spread}");
+    r.rounding = rounding_name(pr.rounding);
+    r
+}
+
+fn rounding_name(r: Rounding) -> &'static str {
+    match r {
+        Rounding::Floor => "floor",
+        Rounding::Unbiased => "unbiased",
+        Rounding::WrapFree => "wrap-free",
     }
 }
 

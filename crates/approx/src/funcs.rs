@@ -3,9 +3,11 @@
 
 use triad_compare::{drelu_arith, max_axis};
 use triad_ring::Device;
-use triad_sharing::{AShare, Party, Product, Result};
+use triad_sharing::{AShare, Party, Product, Result, Rounding};
 
-use crate::util::{add_const, broadcast_axis, concat, const_sub, enc, mul_many, mul_public_raw, one, split};
+use crate::util::{
+    add_const, broadcast_axis, concat, const_sub, enc, mul, mul_many, mul_public_raw, one, split, square, trunc,
+};
 use crate::ApproxParams;
 
 /// The starting point of a Newton iteration.
@@ -30,15 +32,15 @@ pub enum Guess<D: Device> {
 /// Cost: `m + 1` truncations (15 rounds of depth, 80 bytes per element for `m = 9`).
 pub fn exp<D: Device>(p: &Party<D>, x: &AShare<D>, params: &ApproxParams) -> Result<AShare<D>> {
     let _g = p.net.scope("exp");
-    exp_inner(p, x, params.exp_iters)
+    exp_inner(p, x, params.exp_iters, params.rounding)
 }
 
-/// [`exp`] with an explicit `m` and no cost scope.
-pub fn exp_inner<D: Device>(p: &Party<D>, x: &AShare<D>, m: u32) -> Result<AShare<D>> {
-    let t = p.truncate(x, m)?;
+/// [`exp`] with an explicit `m` and rounding, and no cost scope.
+pub fn exp_inner<D: Device>(p: &Party<D>, x: &AShare<D>, m: u32, r: Rounding) -> Result<AShare<D>> {
+    let t = trunc(p, x, m, r)?;
     let mut y = p.add_scalar(&t, one(p))?;
     for _ in 0..m {
-        y = p.square(&y)?;
+        y = square(p, &y, r)?;
     }
     Ok(y)
 }
@@ -50,7 +52,13 @@ pub fn exp_inner<D: Device>(p: &Party<D>, x: &AShare<D>, m: u32) -> Result<AShar
 /// Each step is two sequential fixed-point products (4 rounds, 16 bytes per element per
 /// party); a [`Guess::Public`] start makes the first step two public products (2 rounds).
 /// Converges when `0 < x y0 < 2`; the relative error `e = 1 - x y` squares at each step.
-pub fn newton_reciprocal<D: Device>(p: &Party<D>, x: &AShare<D>, y0: Guess<D>, iters: u32) -> Result<AShare<D>> {
+pub fn newton_reciprocal<D: Device>(
+    p: &Party<D>,
+    x: &AShare<D>,
+    y0: Guess<D>,
+    iters: u32,
+    r: Rounding,
+) -> Result<AShare<D>> {
     let two = 2 * one(p);
     let (mut y, rest) = match y0 {
         Guess::Shared(y) => (y, iters),
@@ -58,15 +66,15 @@ pub fn newton_reciprocal<D: Device>(p: &Party<D>, x: &AShare<D>, y0: Guess<D>, i
             if iters == 0 {
                 return crate::util::public_full(p, x.shape(), c);
             }
-            let t = mul_public_raw(p, x, c)?;
+            let t = mul_public_raw(p, x, c, r)?;
             let u = p.add_scalar(&t.neg()?, two)?;
-            (mul_public_raw(p, &u, c)?, iters - 1)
+            (mul_public_raw(p, &u, c, r)?, iters - 1)
         }
     };
     for _ in 0..rest {
-        let t = p.mul(x, &y)?;
+        let t = mul(p, x, &y, r)?;
         let u = p.add_scalar(&t.neg()?, two)?;
-        y = p.mul(&y, &u)?;
+        y = mul(p, &y, &u, r)?;
     }
     Ok(y)
 }
@@ -77,7 +85,7 @@ pub fn newton_reciprocal<D: Device>(p: &Party<D>, x: &AShare<D>, y0: Guess<D>, i
 pub fn softmax_reciprocal<D: Device>(p: &Party<D>, x: &AShare<D>, params: &ApproxParams) -> Result<AShare<D>> {
     let _g = p.net.scope("softmax_reciprocal");
     let c = enc(p, params.softmax_recip_guess)?;
-    newton_reciprocal(p, x, Guess::Public(c), params.softmax_recip_iters)
+    newton_reciprocal(p, x, Guess::Public(c), params.softmax_recip_iters, params.rounding)
 }
 
 /// The general positive reciprocal (CrypTen's): `y0 = 3 exp(0.5 - x) + 0.003`, evaluated
@@ -87,9 +95,9 @@ pub fn softmax_reciprocal<D: Device>(p: &Party<D>, x: &AShare<D>, params: &Appro
 pub fn reciprocal<D: Device>(p: &Party<D>, x: &AShare<D>, params: &ApproxParams) -> Result<AShare<D>> {
     let _g = p.net.scope("reciprocal");
     let arg = const_sub(p, params.recip_guess_shift + params.recip_guess_scale.ln(), x)?;
-    let e = exp_inner(p, &arg, params.exp_iters)?;
+    let e = exp_inner(p, &arg, params.exp_iters, params.rounding)?;
     let y0 = add_const(p, &e, params.recip_guess_offset)?;
-    newton_reciprocal(p, x, Guess::Shared(y0), params.recip_iters)
+    newton_reciprocal(p, x, Guess::Shared(y0), params.recip_iters, params.rounding)
 }
 
 // ---- softmax ------------------------------------------------------------------------------------
@@ -118,11 +126,11 @@ pub fn softmax_from_max<D: Device>(
     let z = x.sub(&broadcast_axis(m, x.shape(), axis)?)?;
     let e = {
         let _g = p.net.scope("exp");
-        exp_inner(p, &z, params.exp_iters)?
+        exp_inner(p, &z, params.exp_iters, params.rounding)?
     };
     let s = e.sum_axis(axis)?;
     let r = softmax_reciprocal(p, &s, params)?;
-    p.mul(&e, &broadcast_axis(&r, x.shape(), axis)?)
+    mul(p, &e, &broadcast_axis(&r, x.shape(), axis)?, params.rounding)
 }
 
 // ---- inverse square root ----------------------------------------------------------------------
@@ -136,21 +144,22 @@ pub fn softmax_from_max<D: Device>(
 pub fn inv_sqrt<D: Device>(p: &Party<D>, x: &AShare<D>, params: &ApproxParams) -> Result<AShare<D>> {
     let _g = p.net.scope("inv_sqrt");
     let k = params.invsqrt_guess_slope_bits;
-    let both = p.truncate(&concat(&[&x.shl(k - 1)?, x])?, k)?;
+    let r = params.rounding;
+    let both = trunc(p, &concat(&[&x.shl(k - 1)?, x])?, k, r)?;
     let mut parts = split(&both, &[x.shape().clone(), x.shape().clone()])?.into_iter();
     let (xh, xs) = match (parts.next(), parts.next()) {
         (Some(a), Some(b)) => (a, b),
         _ => return Err(triad_sharing::Error::Usage("inv_sqrt: split".into())),
     };
     let arg = const_sub(p, params.invsqrt_guess_scale.ln() - params.invsqrt_guess_shift, &xh)?;
-    let e = exp_inner(p, &arg, params.exp_iters)?;
+    let e = exp_inner(p, &arg, params.exp_iters, r)?;
     let mut y = add_const(p, &e, params.invsqrt_guess_offset)?.sub(&xs)?;
     let three_halves = enc(p, 1.5)?;
     for _ in 0..params.invsqrt_iters {
-        let y2 = p.square(&y)?;
-        let t = p.mul(&xh, &y2)?;
+        let y2 = square(p, &y, r)?;
+        let t = mul(p, &xh, &y2, r)?;
         let u = p.add_scalar(&t.neg()?, three_halves)?;
-        y = p.mul(&y, &u)?;
+        y = mul(p, &y, &u, r)?;
     }
     Ok(y)
 }
@@ -174,11 +183,11 @@ fn sigmoid_inner<D: Device>(p: &Party<D>, x: &AShare<D>, params: &ApproxParams) 
     let abs = p.product(Product::Elementwise, x, &sign)?;
     let e = {
         let _g = p.net.scope("exp");
-        exp_inner(p, &abs.neg()?, params.exp_iters)?
+        exp_inner(p, &abs.neg()?, params.exp_iters, params.rounding)?
     };
     let d = p.add_scalar(&e, s1)?;
-    let y0 = p.add_scalar(&p.truncate(&d, 1)?.neg()?, s1 + s1 / 2)?;
-    let s = newton_reciprocal(p, &d, Guess::Shared(y0), params.sigmoid_recip_iters)?;
+    let y0 = p.add_scalar(&trunc(p, &d, 1, params.rounding)?.neg()?, s1 + s1 / 2)?;
+    let s = newton_reciprocal(p, &d, Guess::Shared(y0), params.sigmoid_recip_iters, params.rounding)?;
     let two_s_minus_1 = p.add_scalar(&s.shl(1)?, s1.wrapping_neg())?;
     let sel = p.product(Product::Elementwise, &b, &two_s_minus_1)?;
     p.add_scalar(&sel.sub(&s)?, s1)
@@ -203,33 +212,34 @@ pub fn log<D: Device>(p: &Party<D>, x: &AShare<D>, params: &ApproxParams) -> Res
     let _g = p.net.scope("log");
     let m = params.log_exp_iters;
     let f = p.fixed.frac_bits;
-    let t1 = mul_public_raw(p, x, enc(p, 1.0 / 120.0)?)?;
-    let e0 = exp_inner(p, &const_sub(p, -1.0, &x.shl(1)?)?, m)?;
+    let r = params.rounding;
+    let t1 = mul_public_raw(p, x, enc(p, 1.0 / 120.0)?, r)?;
+    let e0 = exp_inner(p, &const_sub(p, -1.0, &x.shl(1)?)?, m, r)?;
     let mut y = add_const(p, &t1.sub(&e0.mul_scalar(20)?)?, 3.0)?;
     let order = params.log_order.max(1) as usize;
     for _ in 0..params.log_iters {
-        let e = exp_inner(p, &y.neg()?, m)?;
-        let h = p.add_scalar(&p.mul(x, &e)?.neg()?, one(p))?;
-        let pw = powers(p, h, order)?;
+        let e = exp_inner(p, &y.neg()?, m, r)?;
+        let h = p.add_scalar(&mul(p, x, &e, r)?.neg()?, one(p))?;
+        let pw = powers(p, h, order, r)?;
         let mut acc = pw[0].mul_scalar(one(p))?;
         for (k, hk) in pw.iter().enumerate().skip(1) {
             acc.add_assign(&hk.mul_scalar(enc(p, 1.0 / (k + 1) as f64)?)?)?;
         }
-        y = y.sub(&p.truncate(&acc, f)?)?;
+        y = y.sub(&trunc(p, &acc, f, r)?)?;
     }
     Ok(y)
 }
 
 /// `[h, h², ..., h^order]` by doubling: with `h^1..h^k` known, `h^(k+j) = h^k · h^j` for
 /// `j = 1..=k` in one batched product (`ceil(log2 order)` products).
-fn powers<D: Device>(p: &Party<D>, h: AShare<D>, order: usize) -> Result<Vec<AShare<D>>> {
+fn powers<D: Device>(p: &Party<D>, h: AShare<D>, order: usize, r: Rounding) -> Result<Vec<AShare<D>>> {
     let mut pw = vec![h];
     while pw.len() < order {
         let k = pw.len();
         let top = &pw[k - 1];
         let want = (order - k).min(k);
         let pairs: Vec<(&AShare<D>, &AShare<D>)> = (0..want).map(|j| (top, &pw[j])).collect();
-        let new = mul_many(p, &pairs)?;
+        let new = mul_many(p, &pairs, r)?;
         pw.extend(new);
     }
     Ok(pw)

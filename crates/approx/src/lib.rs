@@ -24,7 +24,7 @@
 //! | [`exp`] | `(1 + x/2^9)^(2^9)` | `[-512, 0]` | `1.6e-3` | 15 | 80 / 72 |
 //! | [`softmax_reciprocal`] | Newton ×13 from 1/200 | `[1, 399]` | `5 ulp + 1e-5 rel` | 38 | 208 / 192 |
 //! | [`reciprocal`] | CrypTen guess, Newton ×10 | `[0.01, 600]` | `5 ulp + 2e-5 rel` | 45 | 240 / 232 |
-//! | [`softmax`] (rows of 10) | max, exp, sum, reciprocal, product | spread `≤ 512`, `d ≤ 399` | `1.6e-3` | 94 | 158 / 148 |
+//! | [`softmax`] (rows of 10) | max, exp, sum, reciprocal, product | spread `≤ 512`, `d ≤ 10` | `2.5e-3` | 94 | 158 / 148 |
 //! | [`inv_sqrt`] | CrypTen guess, Newton ×3 | `[0.1, 150]` | `2e-4 + 6e-3 rel` | 29 | 168 / 144 |
 //! | [`sigmoid`] | `exp(-|x|)`, Newton ×3 on `[1, 2]`, select | `[-512, 512]` | `1e-3` | 36 | 198 / 182 |
 //! | [`tanh`] | `2σ(2x) - 1` | `[-256, 256]` | `2e-3` | 36 | 198 / 182 |
@@ -48,10 +48,15 @@
 //!   only the last step's truncations and the convergence remainder remain.
 //!
 //! Share truncation fails with probability about `|t|/2^64` per element (`t` the value
-//! truncated, below `2^44` here): a rare large error the bounds do not cover.
+//! truncated, below `2^44` here): a rare large error the bounds do not cover. With
+//! [`ApproxParams::rounding`] set to [`Rounding::WrapFree`] (the layers' choice) there is
+//! no such error: every truncation is `floor` or `floor + 1`, and the spec's enclosures
+//! (`triad_spec::approx`, given the same rounding) hold without exception.
 
 mod funcs;
 pub mod util;
+
+pub use triad_sharing::Rounding;
 
 pub use funcs::{
     exp, exp_inner, inv_sqrt, log, newton_reciprocal, reciprocal, sigmoid, softmax, softmax_from_max,
@@ -98,9 +103,19 @@ pub struct ApproxParams {
     pub log_exp_iters: u32,
     /// Order of the Householder step (terms of `-ln(1 - h)`): 8 (CrypTen).
     pub log_order: u32,
+    /// How every truncation of the function rounds: [`Rounding::Floor`] (ABY3 share
+    /// truncation, CryptGPU's protocol) by default. [`Rounding::WrapFree`] sends one more
+    /// element per truncation and adds a round to the bare truncations (not to the fused
+    /// products), and never makes share truncation's rare large error: what the layers use.
+    pub rounding: Rounding,
 }
 
 impl ApproxParams {
+    /// These parameters with every truncation rounding as `rounding`.
+    pub fn with_rounding(self, rounding: Rounding) -> Self {
+        ApproxParams { rounding, ..self }
+    }
+
     /// The defaults with the softmax reciprocal fitted to rows of length `d`: the row sum
     /// after max-normalisation lies in `[1, d]`, so the public guess `1.9 / (d + 1)` starts
     /// Newton with relative error at most `e = 1 - 1.9 / (d + 1)`, and
@@ -152,6 +167,7 @@ impl Default for ApproxParams {
             log_iters: 2,
             log_exp_iters: 8,
             log_order: 8,
+            rounding: Rounding::Floor,
         }
     }
 }

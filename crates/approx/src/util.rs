@@ -2,7 +2,7 @@
 //! public reals, batched products.
 
 use triad_ring::{Device, Shape, Tensor};
-use triad_sharing::{AShare, Error, Party, Result};
+use triad_sharing::{AShare, Error, Party, Product, Result, Rounding};
 
 /// The fixed-point encoding of the real `v` under the party's configuration.
 pub fn enc<D: Device>(p: &Party<D>, v: f64) -> Result<u64> {
@@ -24,11 +24,27 @@ pub fn const_sub<D: Device>(p: &Party<D>, v: f64, x: &AShare<D>) -> Result<AShar
     p.add_scalar(&x.neg()?, enc(p, v)?)
 }
 
+/// `x / 2^bits` with rounding `r` ([`Party::truncate_with`]).
+pub fn trunc<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32, r: Rounding) -> Result<AShare<D>> {
+    p.truncate_with(x, bits, r)
+}
+
+/// The fixed-point product `a ⊙ b / 2^f` with rounding `r`.
+pub fn mul<D: Device>(p: &Party<D>, a: &AShare<D>, b: &AShare<D>, r: Rounding) -> Result<AShare<D>> {
+    p.product_trunc_with(Product::Elementwise, a, b, r)
+}
+
+/// The fixed-point square `a ⊙ a / 2^f` with rounding `r`.
+pub fn square<D: Device>(p: &Party<D>, a: &AShare<D>, r: Rounding) -> Result<AShare<D>> {
+    p.product_trunc_with(Product::Elementwise, a, a, r)
+}
+
 /// `x · c / 2^f` for a public ring element `c` (the encoding of a real): a local product
-/// by the public constant, then one truncation (1 round; parties 0 and 1 send 8 bytes per
-/// element, party 2 nothing). The result is `floor(x̃ c / 2^f)` or one less.
-pub fn mul_public_raw<D: Device>(p: &Party<D>, x: &AShare<D>, c: u64) -> Result<AShare<D>> {
-    p.truncate(&x.mul_scalar(c)?, p.fixed.frac_bits)
+/// by the public constant, then one truncation (with `Floor`: 1 round, parties 0 and 1
+/// send 8 bytes per element, party 2 nothing; with `WrapFree`: 2 rounds, 16 bytes each).
+/// The result is `floor(x̃ c / 2^f)` or one less (`Floor`), or one more (`WrapFree`).
+pub fn mul_public_raw<D: Device>(p: &Party<D>, x: &AShare<D>, c: u64, r: Rounding) -> Result<AShare<D>> {
+    p.truncate_with(&x.mul_scalar(c)?, p.fixed.frac_bits, r)
 }
 
 /// A sharing of the public tensor filled with the ring element `v`.
@@ -64,15 +80,15 @@ pub fn split<D: Device>(x: &AShare<D>, shapes: &[Shape]) -> Result<Vec<AShare<D>
 }
 
 /// Several fixed-point products `a ⊙ b / 2^f` in one protocol call (one round trip of
-/// [`Party::mul`] on the concatenation): the latency of one product, the bytes of all.
-pub fn mul_many<D: Device>(p: &Party<D>, pairs: &[(&AShare<D>, &AShare<D>)]) -> Result<Vec<AShare<D>>> {
+/// [`mul`] on the concatenation): the latency of one product, the bytes of all.
+pub fn mul_many<D: Device>(p: &Party<D>, pairs: &[(&AShare<D>, &AShare<D>)], r: Rounding) -> Result<Vec<AShare<D>>> {
     if pairs.len() == 1 {
-        return Ok(vec![p.mul(pairs[0].0, pairs[0].1)?]);
+        return Ok(vec![mul(p, pairs[0].0, pairs[0].1, r)?]);
     }
     let left: Vec<&AShare<D>> = pairs.iter().map(|(a, _)| *a).collect();
     let right: Vec<&AShare<D>> = pairs.iter().map(|(_, b)| *b).collect();
     let shapes: Vec<Shape> = left.iter().map(|a| a.shape().clone()).collect();
-    let z = p.mul(&concat(&left)?, &concat(&right)?)?;
+    let z = mul(p, &concat(&left)?, &concat(&right)?, r)?;
     split(&z, &shapes)
 }
 

@@ -239,19 +239,25 @@ impl<D: Device> Backend for Party<D> {
         gw.map_layout(|t| t.pool_windows_backward(p))
     }
     fn tanh(&self, x: &AShare<D>) -> Result<AShare<D>> {
-        triad_approx::tanh(self, x, &ApproxParams::default())
+        triad_approx::tanh(self, x, &approx_params())
     }
     fn softmax(&self, x: &AShare<D>) -> Result<AShare<D>> {
         let axis = x.shape().rank().saturating_sub(1);
         // The reciprocal's guess and step count fitted to the row length (8 steps for 10
         // classes instead of CryptGPU's 13, which are sized for rows up to 399).
         let d = x.shape().dims().get(axis).copied().unwrap_or(1);
-        triad_approx::softmax(self, x, axis, &ApproxParams::for_softmax_rows(d))
+        triad_approx::softmax(self, x, axis, &ApproxParams::for_softmax_rows(d).with_rounding(Rounding::WrapFree))
     }
     fn ln(&self, x: &AShare<D>) -> Result<AShare<D>> {
-        triad_approx::log(self, x, &ApproxParams::default())
+        triad_approx::log(self, x, &approx_params())
     }
     fn inv_sqrt(&self, x: &AShare<D>) -> Result<AShare<D>> {
-        triad_approx::inv_sqrt(self, x, &ApproxParams::default())
+        triad_approx::inv_sqrt(self, x, &approx_params())
     }
+}
+
+/// The approximations' parameters in the layers: the defaults with wrap-free truncation,
+/// so no layer ever meets share truncation's rare large error.
+fn approx_params() -> ApproxParams {
+    ApproxParams::default().with_rounding(Rounding::WrapFree)
 }

@@ -64,7 +64,9 @@
 //!
 //! ## Error against the twin
 //!
-//! Every fixed-point product truncates with [`Rounding::WrapFree`](triad_sharing::Rounding):
+//! Every fixed-point product truncates with [`Rounding::WrapFree`](triad_sharing::Rounding),
+//! and so does every truncation inside the approximations (softmax, tanh, inverse square
+//! root, log: `ApproxParams::with_rounding`):
 //! the result is the floor of the exact product or one unit more, i.e. within `2^-f`
 //! (`≈ 9.5e-7`) of it, with expectation exactly the product, and input encoding adds
 //! `2^-(f+1)`. A layer with inner dimension
