@@ -57,27 +57,25 @@ fn measure(
     .unwrap();
 }
 
-/// The elementwise functions, one line each.
-fn elementwise_rows(pr: &ApproxParams, t: &mut String) {
-    measure("exp (m = 9)", &[N], -1.0, |p, x| exp(p, x, pr), t);
-    measure("softmax_reciprocal (13)", &[N], 7.0, |p, x| softmax_reciprocal(p, x, pr), t);
-    measure("reciprocal (10)", &[N], 7.0, |p, x| reciprocal(p, x, pr), t);
-    measure("inv_sqrt (3)", &[N], 2.0, |p, x| inv_sqrt(p, x, pr), t);
-    measure("sigmoid", &[N], -1.5, |p, x| sigmoid(p, x, pr), t);
-    measure("tanh", &[N], 0.5, |p, x| tanh(p, x, pr), t);
-    measure("log", &[N], 0.3, |p, x| log(p, x, pr), t);
+/// The table's header (`title` names the first column) and the elementwise functions, one
+/// line each.
+fn elementwise_rows(title: &str, pr: &ApproxParams) -> String {
+    let mut t = String::new();
+    writeln!(t, "{title:<29} | bytes sent p0 / p1 / p2 | per element p0/p1/p2    | rounds   | latency").unwrap();
+    measure("exp (m = 9)", &[N], -1.0, |p, x| exp(p, x, pr), &mut t);
+    measure("softmax_reciprocal (13)", &[N], 7.0, |p, x| softmax_reciprocal(p, x, pr), &mut t);
+    measure("reciprocal (10)", &[N], 7.0, |p, x| reciprocal(p, x, pr), &mut t);
+    measure("inv_sqrt (3)", &[N], 2.0, |p, x| inv_sqrt(p, x, pr), &mut t);
+    measure("sigmoid", &[N], -1.5, |p, x| sigmoid(p, x, pr), &mut t);
+    measure("tanh", &[N], 0.5, |p, x| tanh(p, x, pr), &mut t);
+    measure("log", &[N], 0.3, |p, x| log(p, x, pr), &mut t);
+    t
 }
 
 #[test]
 fn approx_cost_table() {
     let pr = ApproxParams::default();
-    let mut t = String::new();
-    writeln!(
-        t,
-        "function (n = {N})            | bytes sent p0 / p1 / p2 | per element p0/p1/p2    | rounds   | latency"
-    )
-    .unwrap();
-    elementwise_rows(&pr, &mut t);
+    let mut t = elementwise_rows(&format!("function (n = {N})"), &pr);
     measure("softmax 111 x 9 (axis 1)", &[111, 9], 0.3, |p, x| softmax(p, x, 1, &pr), &mut t);
     measure("softmax 99 x 10 (axis 1)", &[99, 10], 0.3, |p, x| softmax(p, x, 1, &pr), &mut t);
     insta::assert_snapshot!(t);
@@ -87,13 +85,7 @@ fn approx_cost_table() {
 #[test]
 fn approx_cost_table_wrap_free() {
     let pr = ApproxParams::default().with_rounding(Rounding::WrapFree);
-    let mut t = String::new();
-    writeln!(
-        t,
-        "function (n = {N}), wrap-free | bytes sent p0 / p1 / p2 | per element p0/p1/p2    | rounds   | latency"
-    )
-    .unwrap();
-    elementwise_rows(&pr, &mut t);
+    let mut t = elementwise_rows(&format!("function (n = {N}), wrap-free"), &pr);
     measure("softmax 99 x 10 (axis 1)", &[99, 10], 0.3, |p, x| softmax(p, x, 1, &pr), &mut t);
     let fitted = ApproxParams::for_softmax_rows(10).with_rounding(Rounding::WrapFree);
     measure("softmax 99 x 10, fitted (8)", &[99, 10], 0.3, |p, x| softmax(p, x, 1, &fitted), &mut t);

@@ -105,8 +105,9 @@ pub struct ApproxParams {
     pub log_order: u32,
     /// How every truncation of the function rounds: [`Rounding::Floor`] (ABY3 share
     /// truncation, CryptGPU's protocol) by default. [`Rounding::WrapFree`] sends one more
-    /// element per truncation and adds a round to the bare truncations (not to the fused
-    /// products), and never makes share truncation's rare large error: what the layers use.
+    /// element per truncation per party, takes two rounds per truncation (share truncation:
+    /// one bare, about one and a half fused with a product), and never makes share
+    /// truncation's rare large error: what the layers use.
     pub rounding: Rounding,
 }
 
@@ -121,7 +122,7 @@ impl ApproxParams {
     /// Newton with relative error at most `e = 1 - 1.9 / (d + 1)`, and
     /// [`softmax_recip_steps`] steps (the fewest with `e^(2^k) ≤ 2^-24`, plus one, as the
     /// default's 13 are for CryptGPU's `1/200`) reach full precision. Rows of 10 take 8 steps
-    /// instead of 13 (about 20 rounds fewer per softmax); rows longer than 399 get more
+    /// instead of 13 (15 rounds fewer per softmax with share truncation, 20 wrap-free); rows longer than 399 get more
     /// steps and a guess inside the convergence region, which the default lacks.
     pub fn for_softmax_rows(d: usize) -> Self {
         let d = d.max(1);

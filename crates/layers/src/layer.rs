@@ -76,7 +76,9 @@ pub struct Layer<B: Backend> {
     cache: Cache<B>,
     /// Batch norm at inference: the per-channel affine map `(a, c)` with
     /// `a = γ / sqrt(running var + eps)`, `c = β - running mean · a`, computed on the
-    /// first inference pass and kept until the next training pass.
+    /// first inference pass and kept until the next training pass or
+    /// [`params_mut`](Self::params_mut). Code that writes `params` or `buffers` directly
+    /// must call `params_mut` (or run a training pass) before the next inference.
     folded: Option<(B::T, B::T)>,
 }
 
@@ -134,7 +136,10 @@ impl<B: Backend> Layer<B> {
 
     /// Every parameter, children included, depth first (the order of
     /// [`Net::init_weights`](crate::Net::init_weights)).
+    /// Handing them out drops a folded batch norm (its map is recomputed from the new
+    /// parameters on the next inference pass).
     pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        self.folded = None;
         let mut v: Vec<&mut Param<B>> = self.params.iter_mut().collect();
         for l in self.body.iter_mut().chain(self.shortcut.iter_mut()) {
             v.extend(l.params_mut());
