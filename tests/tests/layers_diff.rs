@@ -108,7 +108,8 @@ fn conv_then_linear_matches_twin() {
         vec![conv(2, 3, 3, 2, 1), LayerSpec::Flatten, LayerSpec::Linear { inp: 27, out: 4 }],
     );
     // Conv bias gradients sum the upstream gradient over N·OH·OW positions (27 here),
-    // each off by up to ~2e-6 one-sided (truncation errors add, they do not cancel).
+    // each off by up to ~2e-6; the bound assumes the worst case, all errors of one sign
+    // (wrap-free rounding is zero-mean, so they usually cancel in part).
     check(&n, 3, 2, 2e-5, 27.0 * 4e-6);
 }
 

@@ -307,10 +307,9 @@ impl<B: Backend> Layer<B> {
     fn batchnorm_forward(&mut self, b: &B, x: B::T, train: bool) -> Result<B::T> {
         let d = b.dims(&x);
         let c = d[1];
-        let m = (d.iter().product::<usize>() / c) as f64;
-        let eps = b.constant(&[c], BN_EPS)?;
         if !train {
             if self.folded.is_none() {
+                let eps = b.constant(&[c], BN_EPS)?;
                 let inv = b.inv_sqrt(&b.add(&self.buffers[1], &eps)?)?;
                 let a = b.product(Product::Elementwise, &self.params[0].value, &inv)?;
                 let ma = b.product(Product::Elementwise, &self.buffers[0], &a)?;
@@ -322,6 +321,8 @@ impl<B: Backend> Layer<B> {
             return b.add(&y, &channel_bcast(b, c, &d)?);
         }
         self.folded = None;
+        let m = (d.iter().product::<usize>() / c) as f64;
+        let eps = b.constant(&[c], BN_EPS)?;
         let (xc, inv) = {
             let mean = b.scale(&channel_sum(b, &x)?, 1.0 / m)?;
             let xc = b.sub(&x, &channel_bcast(b, &mean, &d)?)?;

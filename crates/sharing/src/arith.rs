@@ -111,8 +111,9 @@ impl<D: Device> AShare<D> {
 /// parties 0 and 1 open `t + 2^62 + r` to each other only, and the carry into the top bit
 /// is corrected linearly (see [`Party::truncate_wrap_free`]). It needs `|t| < 2^62` (a
 /// precondition, not a probability), gives `floor(t / 2^bits)` or one more with expectation
-/// exactly `t / 2^bits`, and costs twice the bytes (and, standalone, one more round);
-/// training uses it.
+/// exactly `t / 2^bits`, and sends two elements per output from every party: twice the
+/// bytes of a fused share-truncated product, three times those of a standalone share
+/// truncation (where party 2 sends nothing), whose one round becomes two; training uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Rounding {
     /// `floor(t / 2^bits)` or one less (ABY3 share truncation as published).

@@ -31,7 +31,9 @@ pub(crate) trait Link: Send + Sync + fmt::Debug {
     fn send(&self, depth: u64, payload: Payload) -> Result<(), TransportError>;
     /// Start a graceful close: bye follows the queued messages.
     fn close(&self);
-    /// Wait until the queued messages have left, or `deadline`.
+    /// Wait until the queued messages have left, or `deadline`. Over TLS it also waits for
+    /// the peer's bye (its own graceful close), so dropping a party's channels waits, up
+    /// to the link timeout, until its peers have finished too.
     fn wait_closed(&self, deadline: Instant);
     /// Tell the peer we gave up (best effort) and shut the link down; must not block long.
     ///
