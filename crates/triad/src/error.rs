@@ -67,6 +67,18 @@ impl Error {
         let s = self.to_string();
         s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
     }
+
+    /// The reason sent to the other parties when this one gives up: the message, except
+    /// for a plaintext input outside the fixed-point range, whose message names the value
+    /// (a secret of the data or model owner); that stays in the local report.
+    pub fn for_peers(&self) -> String {
+        match self {
+            Error::Protocol(triad_sharing::Error::Fixed(_)) => {
+                "an input of party 0 is outside the fixed-point range (party 0's report names it)".into()
+            }
+            _ => self.one_line(),
+        }
+    }
 }
 
 /// Shorthand.
@@ -80,4 +92,19 @@ pub(crate) fn read_err(path: &std::path::Path, e: impl std::fmt::Display) -> Err
 /// `Error::Write` for `path`.
 pub(crate) fn write_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
     Error::Write { path: path.to_path_buf(), detail: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn peers_do_not_hear_a_secret_input() {
+        let secret = 123_456_789_012_345.0;
+        let e = Error::Protocol(triad_sharing::Error::Fixed(
+            triad_fixed::FixedConfig::default().encode(secret).expect_err("out of range"),
+        ));
+        assert!(e.one_line().contains("123456789012"), "the local report names the value: {}", e.one_line());
+        assert!(!e.for_peers().contains("123456789012"), "peers must not see it: {}", e.for_peers());
+    }
 }

@@ -22,6 +22,9 @@ use crate::models::{ModelName, Shape};
 use crate::progress::Progress;
 use crate::weights;
 
+/// The most samples a split may have (parties 1 and 2 check party 0's counts against it).
+const MAX_SAMPLES: u64 = 1 << 32;
+
 /// Party 0: the model and data owner.
 pub const OWNER: PartyId = PartyId::ALL[0];
 
@@ -209,6 +212,13 @@ fn agree<D: Device>(p: &Party<D>, job: &JobSpec, owner: Option<&OwnerInputs>, re
     } else {
         let from = p.id.link_to(OWNER).ok_or_else(|| Error::Usage("no link to party 0".into()))?;
         let msg = p.net.recv_u64s(from, 4)?;
+        // Party 0's sample counts size every party's batch plan: refuse absurd ones.
+        if msg[1] > MAX_SAMPLES || msg[2] > MAX_SAMPLES {
+            let reason =
+                format!("party 0 announced {} training and {} test samples (at most {MAX_SAMPLES})", msg[1], msg[2]);
+            p.net.abort_with(&reason);
+            return Err(Error::Mismatch(reason));
+        }
         if msg[0] != digest {
             let reason = format!(
                 "{} was started with a different job than party 0 (model, dataset, batch, epochs, steps, lr, momentum, frac bits, seed, samples and checkpoint step must agree)",
@@ -235,7 +245,9 @@ pub fn run_party<D: Device>(
         None => None,
     };
     let [n_train, n_test, save] = agree(p, job, owner, resume_step)?;
-    let (n_train, n_test) = (n_train as usize, n_test as usize);
+    let count =
+        |n: u64| usize::try_from(n).map_err(|_| Error::Mismatch(format!("{n} samples do not fit this machine")));
+    let (n_train, n_test) = (count(n_train)?, count(n_test)?);
     let w0 = owner.map(|o| &o.weights[..]);
     let mut model = Model::new(p, net, OWNER, w0)?;
     let mut step0 = 0usize;
@@ -362,7 +374,7 @@ impl TrainPlan {
             return Err(Error::Usage(format!("batch {} does not fit a training split of {n_train}", job.batch)));
         }
         let per_epoch = n_train / job.batch;
-        let total = (per_epoch * job.epochs).min(job.steps.unwrap_or(usize::MAX));
+        let total = per_epoch.saturating_mul(job.epochs).min(job.steps.unwrap_or(usize::MAX));
         Ok(TrainPlan { batch: job.batch, per_epoch, total, seed: job.seed, n: n_train })
     }
     /// The sample indices of step `k`.

@@ -47,14 +47,23 @@ pub fn keygen(
     let mut files = Vec::new();
     let mut put = |name: &str, text: &str, secret: bool| -> Result<()> {
         let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| write_err(&path, e))?;
+        // A private key is created owner-only (never readable by others, not even briefly).
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
         #[cfg(unix)]
         if secret {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| write_err(&path, e))?;
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            opts.mode(0o600);
+            // An existing file (--force) keeps its mode on open: narrow it first.
+            if path.exists() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| write_err(&path, e))?;
+            }
         }
         #[cfg(not(unix))]
         let _ = secret;
+        let mut f = opts.open(&path).map_err(|e| write_err(&path, e))?;
+        std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| write_err(&path, e))?;
         files.push(path);
         Ok(())
     };

@@ -123,7 +123,7 @@ pub fn run_party_process(
         let prog = if me == OWNER { progress } else { Progress::hidden() };
         let r = run_party(&p, job, &net, owner.as_ref(), prog);
         if let Err(e) = &r {
-            p.net.abort_with(&e.one_line());
+            p.net.abort_with(&e.for_peers());
         }
         r?
     });

@@ -229,11 +229,12 @@ pub fn read_share_meta(dir: &Path, party: usize) -> Result<CheckpointMeta> {
     }
     let num =
         |k: &str| -> Result<u64> { get(k)?.parse().map_err(|_| bad(&path, format!("metadata {k} is not a number"))) };
+    let too_big = |k: &str| bad(&path, format!("metadata {k} is out of range"));
     let meta = CheckpointMeta {
         model: get("model")?,
-        party: num("party")? as usize,
+        party: usize::try_from(num("party")?).map_err(|_| too_big("party"))?,
         step: num("step")?,
-        frac_bits: num("frac_bits")? as u32,
+        frac_bits: u32::try_from(num("frac_bits")?).map_err(|_| too_big("frac_bits"))?,
     };
     if meta.party != party {
         return Err(bad(&path, format!("holds the shares of party {}, not of party {party}", meta.party)));
