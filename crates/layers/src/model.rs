@@ -157,11 +157,14 @@ pub fn xent_loss<B: Backend>(b: &B, probs: &B::T, y: &B::T) -> Result<B::T> {
     b.scale(&s, -1.0 / n as f64)
 }
 
-/// One-hot rows for labels in `0..classes`.
+/// One-hot rows for labels in `0..classes` (a label outside gives a row of zeros; loaders
+/// reject such labels before they get here).
 pub fn one_hot(labels: &[u8], classes: usize) -> Vec<f64> {
     let mut v = vec![0.0; labels.len() * classes];
-    for (i, &l) in labels.iter().enumerate() {
-        v[i * classes + l as usize] = 1.0;
+    for (row, &l) in v.chunks_exact_mut(classes.max(1)).zip(labels) {
+        if let Some(x) = row.get_mut(usize::from(l)) {
+            *x = 1.0;
+        }
     }
     v
 }

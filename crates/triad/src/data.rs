@@ -102,6 +102,14 @@ impl Data {
             Some(d) => (Mnist::load(d)?, format!("mnist ({})", d.display())),
             None => (Mnist::bundled()?, "mnist (bundled, 8000 train / 2000 test)".to_string()),
         };
+        // The models take 1x28x28 digits (the loader has checked that the labels are
+        // digits and that both splits have one size): say so before any party connects.
+        if (m.train.rows, m.train.cols) != (28, 28) {
+            return Err(Error::Dataset {
+                path: PathBuf::from(dir.unwrap_or(Path::new("(bundled)"))),
+                detail: format!("images are {}x{}, MNIST's are 28x28", m.train.rows, m.train.cols),
+            });
+        }
         let split = |s: triad_layers::data::ImageSet| Split {
             sample_len: s.rows * s.cols,
             classes: 10,

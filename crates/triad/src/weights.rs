@@ -74,7 +74,13 @@ fn write(path: &Path, tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, meta: 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
     }
-    std::fs::write(path, bytes).map_err(|e| write_err(path, e))
+    // Written beside the target, then renamed over it: an interrupted write never leaves a
+    // half file where a checkpoint was (`--resume ck --checkpoint ck`).
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| write_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| write_err(path, e))
 }
 
 /// Reads plaintext weights for `net` from a safetensors file, checking that every
@@ -151,8 +157,8 @@ pub fn share_path(dir: &Path, party: usize) -> PathBuf {
 enum Slot<'a, D: Device> {
     /// A required tensor (parameter value, batch-norm statistic).
     Req(&'a mut AShare<D>),
-    /// An optional tensor (momentum buffer).
-    Opt(&'a mut Option<AShare<D>>),
+    /// An optional tensor (momentum buffer) with the shape it must have.
+    Opt(&'a mut Option<AShare<D>>, Vec<usize>),
 }
 
 fn slots<'a, D: Device>(prefix: &str, layers: &'a mut [Layer<Party<D>>], out: &mut Vec<(String, Slot<'a, D>)>) {
@@ -160,8 +166,9 @@ fn slots<'a, D: Device>(prefix: &str, layers: &'a mut [Layer<Party<D>>], out: &m
         let name = format!("{prefix}{}", l.name);
         let (pnames, bnames) = own_names(&l.spec);
         for (p, n) in l.params.iter_mut().zip(pnames) {
+            let dims = p.value.shape().dims().to_vec();
             out.push((format!("{name}.{n}"), Slot::Req(&mut p.value)));
-            out.push((format!("{name}.{n}.velocity"), Slot::Opt(&mut p.velocity)));
+            out.push((format!("{name}.{n}.velocity"), Slot::Opt(&mut p.velocity, dims)));
         }
         for (b, n) in l.buffers.iter_mut().zip(bnames) {
             out.push((format!("{name}.{n}"), Slot::Req(b)));
@@ -194,7 +201,7 @@ pub fn save_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<
     for (name, slot) in list {
         let s = match slot {
             Slot::Req(s) => Some(&*s),
-            Slot::Opt(o) => o.as_ref(),
+            Slot::Opt(o, _) => o.as_ref(),
         };
         let Some(s) = s else { continue };
         for (part, t) in [("own", &s.own), ("next", &s.next)] {
@@ -261,7 +268,7 @@ pub fn load_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<
     for (name, slot) in list {
         let want: Vec<usize> = match &slot {
             Slot::Req(s) => s.shape().dims().to_vec(),
-            Slot::Opt(_) => Vec::new(),
+            Slot::Opt(_, dims) => dims.clone(),
         };
         let mut parts = Vec::new();
         for part in ["own", "next"] {
@@ -269,14 +276,14 @@ pub fn load_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<
             let t = match st.tensor(&tname) {
                 Ok(t) => t,
                 Err(_) => match slot {
-                    Slot::Opt(_) => break,
+                    Slot::Opt(..) => break,
                     Slot::Req(_) => return Err(bad(&path, format!("tensor {tname} is missing"))),
                 },
             };
             if t.dtype() != Dtype::U64 {
                 return Err(bad(&path, format!("tensor {tname} is {:?}, shares are U64", t.dtype())));
             }
-            if matches!(slot, Slot::Req(_)) && t.shape() != want.as_slice() {
+            if t.shape() != want.as_slice() {
                 return Err(bad(&path, format!("tensor {tname} has shape {:?}, the model needs {want:?}", t.shape())));
             }
             let v: Vec<u64> =
@@ -292,7 +299,7 @@ pub fn load_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<
                 let share = AShare::new(own, next)?;
                 match slot {
                     Slot::Req(s) => *s = share,
-                    Slot::Opt(o) => *o = Some(share),
+                    Slot::Opt(o, _) => *o = Some(share),
                 }
             }
         } else if !parts.is_empty() {

@@ -6,27 +6,38 @@ mod common;
 use common::*;
 
 #[test]
-fn missing_weights_file() {
-    let out = triad(&["infer", "--weights", "/nonexistent/w.safetensors", "--samples", "1"]);
-    assert_one_error_line(&out, "cannot read /nonexistent/w.safetensors");
+fn missing_files() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["infer", "--weights", "/nonexistent/w.safetensors", "--samples", "1"],
+            "cannot read /nonexistent/w.safetensors",
+        ),
+        (&["party", "--id", "0", "--config", "/nonexistent/parties.toml", "infer"], "/nonexistent/parties.toml"),
+        (&["infer", "--resume", "/nonexistent/ck", "--samples", "1"], "party-0.safetensors"),
+        (&["infer", "--model", "alexnet", "--data", "/nonexistent/cifar"], "/nonexistent/cifar"),
+    ];
+    for (args, needle) in cases {
+        assert_one_error_line(&triad(args), needle);
+    }
 }
 
 #[test]
-fn missing_config_file() {
-    let out = triad(&["party", "--id", "0", "--config", "/nonexistent/parties.toml", "infer"]);
-    assert_one_error_line(&out, "/nonexistent/parties.toml");
-}
-
-#[test]
-fn missing_checkpoint() {
-    let out = triad(&["infer", "--resume", "/nonexistent/ck", "--samples", "1"]);
-    assert_one_error_line(&out, "party-0.safetensors");
-}
-
-#[test]
-fn missing_cifar_directory() {
-    let out = triad(&["infer", "--model", "alexnet", "--data", "/nonexistent/cifar"]);
-    assert_one_error_line(&out, "/nonexistent/cifar");
+fn mnist_images_of_the_wrong_size() {
+    let dir = tempdir("mnist27");
+    // Two 27x27 images and their labels, uncompressed IDX, for both splits.
+    let idx = |dims: &[u32], data: &[u8]| -> Vec<u8> {
+        let mut v = vec![0, 0, 0x08, dims.len() as u8];
+        dims.iter().for_each(|d| v.extend(d.to_be_bytes()));
+        v.extend(data);
+        v
+    };
+    for split in ["train", "t10k"] {
+        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), idx(&[2, 27, 27], &[7; 2 * 27 * 27])).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), idx(&[2], &[3, 4])).unwrap();
+    }
+    let out = triad(&["infer", "--data", dir.to_str().unwrap(), "--samples", "1"]);
+    assert_one_error_line(&out, "images are 27x27, MNIST's are 28x28");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
