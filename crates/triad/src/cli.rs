@@ -119,15 +119,9 @@ pub struct JobArgs {
     /// Also train the plaintext twin (owner only) and report its accuracy.
     #[arg(long)]
     pub twin: bool,
-    /// Where the shares live and the arithmetic runs.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: BackendKind,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bars.
-    #[arg(long, short)]
-    pub quiet: bool,
+    /// Backend and output.
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 impl JobArgs {
@@ -205,6 +199,14 @@ pub struct DemoArgs {
     /// Public seed of the initial weights and the batch order.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Backend and output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// Backend and output options shared by the jobs and the demo.
+#[derive(Clone, Debug, Args)]
+pub struct OutputArgs {
     /// Where the shares live and the arithmetic runs.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendKind,
@@ -214,6 +216,13 @@ pub struct DemoArgs {
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+impl OutputArgs {
+    /// Progress bars on stderr, unless quiet or printing JSON.
+    fn progress(&self) -> Progress {
+        Progress::stderr(self.quiet || self.json)
+    }
 }
 
 /// Options of `bench`.
@@ -358,7 +367,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 resume: None,
                 twin: true,
             };
-            if !a.json {
+            if !a.out.json {
                 println!(
                     "{}",
                     report::header(
@@ -371,8 +380,8 @@ pub fn run(cli: Cli) -> Result<()> {
                     )
                 );
             }
-            let r = run_local(&command, &job, a.backend, Progress::stderr(a.quiet || a.json))?;
-            emit(&r, a.json)
+            let r = run_local(&command, &job, a.out.backend, a.out.progress())?;
+            emit(&r, a.out.json)
         }
         Command::Train(a) => job_local(&command, &a, true),
         Command::Infer(a) => job_local(&command, &a, false),
@@ -382,19 +391,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 PartyJob::Infer(a) => (a, false),
             };
             let job = a.spec(train)?;
-            if !a.json {
+            if !a.out.json {
                 println!("{}", report::header(&command, &format!("party {}: {}", pa.id, what(&job))));
             }
-            let r = run_party_process(
-                &command,
-                &job,
-                a.backend,
-                pa.id,
-                &pa.config,
-                pa.timeout_ms,
-                Progress::stderr(a.quiet || a.json),
-            )?;
-            emit(&r, a.json)
+            let r =
+                run_party_process(&command, &job, a.out.backend, pa.id, &pa.config, pa.timeout_ms, a.out.progress())?;
+            emit(&r, a.out.json)
         }
         Command::Keygen(k) => {
             let w = crate::keygen::keygen(&k.out, &k.hosts, &k.ports, &k.session, k.timeout_ms, k.force)?;
@@ -423,11 +425,11 @@ fn what(job: &JobSpec) -> String {
 
 fn job_local(command: &str, a: &JobArgs, train: bool) -> Result<()> {
     let job = a.spec(train)?;
-    if !a.json {
+    if !a.out.json {
         println!("{}", report::header(command, &format!("{}, three parties in this process", what(&job))));
     }
-    let r = run_local(command, &job, a.backend, Progress::stderr(a.quiet || a.json))?;
-    emit(&r, a.json)
+    let r = run_local(command, &job, a.out.backend, a.out.progress())?;
+    emit(&r, a.out.json)
 }
 
 fn run_bench(command: &str, b: &BenchArgs) -> Result<()> {

@@ -6,6 +6,14 @@ mod common;
 
 use common::*;
 
+/// `triad train --steps S --batch B --samples N <extra> --json -q`, parsed.
+fn train_json(steps: &str, batch: &str, samples: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["train", "--steps", steps, "--batch", batch, "--samples", samples];
+    args.extend_from_slice(extra);
+    args.extend(["--json", "-q"]);
+    json(&triad(&args))
+}
+
 #[test]
 fn bench_help_lists_the_papers_models() {
     let out = triad(&["bench", "--help"]);
@@ -53,19 +61,7 @@ fn checkpoint_then_resume_and_infer_from_shares() {
     let dir = tempdir("ckpt");
     let ck = dir.join("ck");
     let ck_s = ck.to_str().unwrap();
-    let v = json(&triad(&[
-        "train",
-        "--steps",
-        "1",
-        "--batch",
-        "4",
-        "--samples",
-        "0",
-        "--checkpoint",
-        ck_s,
-        "--json",
-        "-q",
-    ]));
+    let v = train_json("1", "4", "0", &["--checkpoint", ck_s]);
     assert_eq!(v["parties"][0]["train"]["count"], 1);
     for i in 0..3 {
         assert!(ck.join(format!("party-{i}.safetensors")).exists());
@@ -78,21 +74,7 @@ fn checkpoint_then_resume_and_infer_from_shares() {
     assert_eq!(m["step"], "1");
     assert_eq!(m["frac_bits"], "20");
     // Resume: one more step (2 in total), from step 1.
-    let v = json(&triad(&[
-        "train",
-        "--steps",
-        "2",
-        "--batch",
-        "4",
-        "--samples",
-        "0",
-        "--resume",
-        ck_s,
-        "--checkpoint",
-        ck_s,
-        "--json",
-        "-q",
-    ]));
+    let v = train_json("2", "4", "0", &["--resume", ck_s, "--checkpoint", ck_s]);
     assert_eq!(v["parties"][0]["train"]["count"], 1);
     let meta = triad::weights::read_share_meta(&ck, 2).unwrap();
     assert_eq!(meta.step, 2);
@@ -107,19 +89,7 @@ fn weights_out_and_back_in_give_the_same_predictions() {
     let dir = tempdir("weights");
     let w = dir.join("w.safetensors");
     let w_s = w.to_str().unwrap();
-    let v = json(&triad(&[
-        "train",
-        "--steps",
-        "1",
-        "--batch",
-        "4",
-        "--samples",
-        "4",
-        "--save-weights",
-        w_s,
-        "--json",
-        "-q",
-    ]));
+    let v = train_json("1", "4", "4", &["--save-weights", w_s]);
     let trained = &v["parties"][0]["owner"];
     let net = triad::models::ModelName::Lenet.net(triad::models::Shape::Mnist).unwrap();
     let loaded = triad::weights::load_plain(&w, &net).unwrap();
@@ -146,23 +116,7 @@ fn cifar10_binary_files_are_read_trained_on_and_classified() {
     std::fs::write(dir.join("data_batch_1.bin"), &train).unwrap();
     std::fs::write(dir.join("test_batch.bin"), &test).unwrap();
     let d = dir.to_str().unwrap();
-    let v = json(&triad(&[
-        "train",
-        "--model",
-        "alexnet",
-        "--dataset",
-        "cifar10",
-        "--data",
-        d,
-        "--steps",
-        "1",
-        "--batch",
-        "2",
-        "--samples",
-        "3",
-        "--json",
-        "-q",
-    ]));
+    let v = train_json("1", "2", "3", &["--model", "alexnet", "--dataset", "cifar10", "--data", d]);
     let o = &v["parties"][0]["owner"];
     assert_eq!(o["predictions"].as_array().unwrap().len(), 3);
     assert!(o["accuracy"].as_f64().is_some(), "real labels give an accuracy: {o}");
