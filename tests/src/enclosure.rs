@@ -182,6 +182,24 @@ impl Backend for Enclosure {
     fn tanh(&self, _x: &ETensor) -> Result<ETensor> {
         Err(unsupported("tanh"))
     }
+    fn sigmoid(&self, _x: &ETensor) -> Result<ETensor> {
+        Err(unsupported("sigmoid"))
+    }
+    fn concat(&self, parts: &[&ETensor], axis: usize) -> Result<ETensor> {
+        let lo: Vec<&PTensor> = parts.iter().map(|p| &p.lo).collect();
+        let hi: Vec<&PTensor> = parts.iter().map(|p| &p.hi).collect();
+        Ok(ETensor { lo: Plain.concat(&lo, axis)?, hi: Plain.concat(&hi, axis)? })
+    }
+    fn slice(&self, x: &ETensor, axis: usize, start: usize, len: usize) -> Result<ETensor> {
+        both(x, |t| Plain.slice(t, axis, start, len))
+    }
+    fn add_public(&self, x: &ETensor, c: &[f64], c_dims: &[usize]) -> Result<ETensor> {
+        let enc: Vec<f64> = c.iter().map(|&v| self.encode(v)).collect::<Result<_>>()?;
+        both(x, |t| Plain.add_public(t, &enc, c_dims))
+    }
+    fn mul_public(&self, _x: &ETensor, _c: &[f64], _c_dims: &[usize]) -> Result<ETensor> {
+        Err(unsupported("products by public tensors"))
+    }
     fn softmax(&self, _x: &ETensor) -> Result<ETensor> {
         Err(unsupported("softmax"))
     }

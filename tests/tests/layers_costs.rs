@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use triad_fixed::FixedConfig;
 use triad_layers::zoo::{alexnet, lenet, lenet5, resnet, vgg16, Dataset};
-use triad_layers::{layer_cost_table, Activation, Backend, LayerSpec, Model, Net, Pooling, Sgd};
+use triad_layers::{layer_cost_table, Activation, Backend, Chain, ConvSpec, Graph, Model, Op, PoolSpec, Pooling, Sgd};
 use triad_ring::{CpuDevice, Device, DryRunDevice};
 use triad_sharing::run_in_process_with_test_keys;
 use triad_transport::{CostTable, LinkConfig, PartyId};
@@ -38,8 +38,8 @@ fn costs(batch: usize, train: bool) -> [CostTable; 3] {
 
 /// Each party's cost table of a forward pass (or a training step) of `net` on the CPU,
 /// with the initial weights of seed 1.
-fn model_costs(net: &Net, batch: usize, train: bool) -> [CostTable; 3] {
-    let dims: Vec<usize> = std::iter::once(batch).chain(net.input.iter().copied()).collect();
+fn model_costs(net: &Graph, batch: usize, train: bool) -> [CostTable; 3] {
+    let dims: Vec<usize> = std::iter::once(batch).chain(net.input().iter().copied()).collect();
     let x: Vec<f64> = (0..dims.iter().product::<usize>()).map(|i| (i % 17) as f64 / 17.0).collect();
     costs_on(CpuDevice, net, batch, train, &net.init_weights(1), &x)
 }
@@ -48,11 +48,11 @@ fn model_costs(net: &Net, batch: usize, train: bool) -> [CostTable; 3] {
 /// on `dev`, measured from synchronised clocks so the maximum of the parties' rounds is the
 /// latency. A forward pass of a model with batch norm is measured in the steady state: after
 /// a first pass, which folds the running statistics once.
-fn costs_on<D: Device>(dev: D, net: &Net, batch: usize, train: bool, w: &[Vec<f64>], x: &[f64]) -> [CostTable; 3] {
-    let dims: Vec<usize> = std::iter::once(batch).chain(net.input.iter().copied()).collect();
+fn costs_on<D: Device>(dev: D, net: &Graph, batch: usize, train: bool, w: &[Vec<f64>], x: &[f64]) -> [CostTable; 3] {
+    let dims: Vec<usize> = std::iter::once(batch).chain(net.input().iter().copied()).collect();
     let classes = net.out_dims().unwrap()[0];
     let y = triad_layers::one_hot(&vec![3u8; batch], classes);
-    let warm_up = !train && has_batchnorm(&net.layers);
+    let warm_up = !train && net.has_batchnorm();
     let link = LinkConfig { timeout: Duration::from_secs(60), ..LinkConfig::default() };
     run_in_process_with_test_keys(dev, &link, FixedConfig::default(), 9, |p| {
         let owner = p.id == P0;
@@ -76,42 +76,23 @@ fn costs_on<D: Device>(dev: D, net: &Net, batch: usize, train: bool, w: &[Vec<f6
     .unwrap()
 }
 
-fn has_batchnorm(layers: &[LayerSpec]) -> bool {
-    layers.iter().any(|l| match l {
-        LayerSpec::BatchNorm { .. } => true,
-        LayerSpec::Residual { body, shortcut } => has_batchnorm(body) || has_batchnorm(shortcut),
-        _ => false,
-    })
-}
-
-/// Zero weights in the order of [`Net::init_weights`] (`vec![0.0; n]` costs no page until
+/// Zero weights in the order of [`Graph::init_weights`] (`vec![0.0; n]` costs no page until
 /// read): the dry run needs the owner to pass weights of the right sizes, never their values.
-fn zero_weights(net: &Net) -> Vec<Vec<f64>> {
-    fn walk(layers: &[LayerSpec], out: &mut Vec<Vec<f64>>) {
-        for l in layers {
-            out.extend(l.param_shapes().iter().map(|s| vec![0.0; s.iter().product()]));
-            if let LayerSpec::Residual { body, shortcut } = l {
-                walk(body, out);
-                walk(shortcut, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&net.layers, &mut out);
-    out
+fn zero_weights(net: &Graph) -> Vec<Vec<f64>> {
+    net.tensors().iter().map(|t| vec![0.0; t.shape.iter().product()]).collect()
 }
 
 /// [`costs_on`] on the dry-run device, zero weights and inputs.
-fn dry_costs(net: &Net, batch: usize, train: bool) -> [CostTable; 3] {
-    let x = vec![0.0; batch * net.input.iter().product::<usize>()];
+fn dry_costs(net: &Graph, batch: usize, train: bool) -> [CostTable; 3] {
+    let x = vec![0.0; batch * net.input().iter().product::<usize>()];
     costs_on(DryRunDevice, net, batch, train, &zero_weights(net), &x)
 }
 
-fn forward_table(net: &Net, c: &[CostTable; 3]) -> String {
+fn forward_table(net: &Graph, c: &[CostTable; 3]) -> String {
     layer_cost_table(net, c, "forward", &[])
 }
 
-fn training_table(net: &Net, c: &[CostTable; 3]) -> String {
+fn training_table(net: &Graph, c: &[CostTable; 3]) -> String {
     format!("{}\n{}", layer_cost_table(net, c, "forward", &["loss", "sgd"]), layer_cost_table(net, c, "backward", &[]))
 }
 
@@ -127,7 +108,7 @@ const CPU_SNAPSHOTS: [(&str, &str); 3] = [
 ];
 
 /// Every model of the zoo with its training batch (the paper's where it has one, else 1).
-fn zoo() -> Vec<(Net, usize)> {
+fn zoo() -> Vec<(Graph, usize)> {
     let mut v = Vec::new();
     for a in [Activation::Relu, Activation::Tanh] {
         let p = if a == Activation::Relu { Pooling::Avg } else { Pooling::Max };
@@ -179,25 +160,21 @@ fn alexnet_and_vgg16_cifar10_forward_cost_tables() {
 
 /// A small network with every kind of layer the zoo's ResNets add: batch norm and residual
 /// blocks (identity and projection shortcuts).
-fn tiny_resnet() -> Net {
-    let conv = |in_c, out_c, k, stride, pad| LayerSpec::Conv2d { in_c, out_c, k, stride, pad, bias: false };
-    let bn = |c| LayerSpec::BatchNorm { c };
-    let layers = vec![
-        conv(3, 4, 3, 1, 1),
-        bn(4),
-        LayerSpec::Relu,
-        LayerSpec::Residual {
-            body: vec![conv(4, 4, 3, 1, 1), bn(4), LayerSpec::Relu, conv(4, 4, 3, 1, 1), bn(4)],
-            shortcut: vec![],
-        },
-        LayerSpec::Relu,
-        LayerSpec::Residual { body: vec![conv(4, 8, 3, 2, 1), bn(8)], shortcut: vec![conv(4, 8, 1, 2, 0), bn(8)] },
-        LayerSpec::Relu,
-        LayerSpec::AvgPool { k: 4, stride: 4, pad: 0 },
-        LayerSpec::Flatten,
-        LayerSpec::Linear { inp: 8, out: 10 },
-    ];
-    Net { name: "tiny-resnet".into(), input: vec![3, 8, 8], layers }
+fn tiny_resnet() -> Graph {
+    let conv = |in_c, out_c, k, stride, pad| Op::Conv(ConvSpec::square(in_c, out_c, k, stride, pad, false));
+    let bn = |c| Op::BatchNorm { c };
+    let mut c = Chain::new("tiny-resnet", &[3, 8, 8]);
+    c.extend([conv(3, 4, 3, 1, 1), bn(4), Op::Relu]);
+    c.residual(vec![conv(4, 4, 3, 1, 1), bn(4), Op::Relu, conv(4, 4, 3, 1, 1), bn(4)], vec![]);
+    c.push(Op::Relu);
+    c.residual(vec![conv(4, 8, 3, 2, 1), bn(8)], vec![conv(4, 8, 1, 2, 0), bn(8)]);
+    c.extend([
+        Op::Relu,
+        Op::AvgPool(PoolSpec::square(4, 4, 0)),
+        Op::Flatten,
+        Op::Linear { inp: 8, out: 10, bias: true },
+    ]);
+    c.finish().unwrap()
 }
 
 #[test]
@@ -227,7 +204,9 @@ fn dry_run_is_faithful() {
 #[test]
 fn dry_zoo_forward_cost_tables() {
     for (net, _) in zoo() {
-        assert_eq!(zero_weights(&net).iter().map(Vec::len).sum::<usize>(), net.num_params(), "{}", net.name);
+        let trainable = net.tensors().iter().filter(|t| t.trainable).map(|t| t.shape.iter().product::<usize>()).sum();
+        assert_eq!(net.num_params(), trainable, "{}", net.name);
+        assert_eq!(zero_weights(&net).len(), net.tensors().len(), "{}", net.name);
         let t = forward_table(&net, &dry_costs(&net, 1, false));
         println!("{t}");
         match CPU_SNAPSHOTS.iter().find(|(name, _)| *name == net.name) {

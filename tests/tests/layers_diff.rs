@@ -16,7 +16,7 @@
 //! are printed by `--nocapture`. `tests/layers_spec.rs` checks exact enclosures instead.
 #![allow(clippy::unwrap_used)]
 
-use triad_layers::{Backend, LayerSpec, Model, Net, Plain, SplitMix};
+use triad_layers::{Backend, Chain, ConvSpec, Graph, Model, Op, Plain, PoolSpec, SplitMix};
 use triad_transport::PartyId;
 
 const P0: PartyId = PartyId::ALL[0];
@@ -29,7 +29,7 @@ fn uniform(n: usize, seed: u64, scale: f64) -> Vec<f64> {
 /// Output, then every parameter gradient (parameter order).
 type Run = (Vec<f64>, Vec<Vec<f64>>);
 
-fn plain_run(net: &Net, w: &[Vec<f64>], x: &[f64], xs: &[usize], g: &[f64], gs: &[usize]) -> Run {
+fn plain_run(net: &Graph, w: &[Vec<f64>], x: &[f64], xs: &[usize], g: &[f64], gs: &[usize]) -> Run {
     let b = Plain;
     let mut m = Model::new(&b, net, P0, Some(w)).unwrap();
     let y = m.forward(&b, b.input(P0, Some(x), xs).unwrap()).unwrap();
@@ -38,7 +38,7 @@ fn plain_run(net: &Net, w: &[Vec<f64>], x: &[f64], xs: &[usize], g: &[f64], gs: 
     (y.data, grads)
 }
 
-fn private_run(net: &Net, w: &[Vec<f64>], x: &[f64], xs: &[usize], g: &[f64], gs: &[usize]) -> Run {
+fn private_run(net: &Graph, w: &[Vec<f64>], x: &[f64], xs: &[usize], g: &[f64], gs: &[usize]) -> Run {
     let out = triad_tests::parties::in_process(11, |p| {
         let owner = p.id == P0;
         let mut m = Model::new(p, net, P0, owner.then_some(w))?;
@@ -64,10 +64,10 @@ fn max_diff(a: &[f64], b: &[f64]) -> f64 {
 
 /// Runs `net` on a batch both ways; asserts the output within `fwd` and every gradient
 /// within `grad` (absolute).
-fn check(net: &Net, batch: usize, seed: u64, fwd: f64, grad: f64) {
+fn check(net: &Graph, batch: usize, seed: u64, fwd: f64, grad: f64) {
     let w = net.init_weights(seed);
     let mut xs = vec![batch];
-    xs.extend(&net.input);
+    xs.extend(net.input());
     let mut gs = vec![batch];
     gs.extend(net.out_dims().unwrap());
     let x = uniform(xs.iter().product(), seed + 1, 1.0);
@@ -85,17 +85,17 @@ fn check(net: &Net, batch: usize, seed: u64, fwd: f64, grad: f64) {
     }
 }
 
-fn net(name: &str, input: &[usize], layers: Vec<LayerSpec>) -> Net {
-    Net { name: name.into(), input: input.to_vec(), layers }
+fn net(name: &str, input: &[usize], layers: Vec<Op>) -> Graph {
+    Graph::chain(name, input, layers).unwrap()
 }
 
-fn conv(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> LayerSpec {
-    LayerSpec::Conv2d { in_c, out_c, k, stride, pad, bias: true }
+fn conv(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> Op {
+    Op::Conv(ConvSpec::square(in_c, out_c, k, stride, pad, true))
 }
 
 #[test]
 fn linear_matches_twin() {
-    let n = net("linear", &[3, 2, 2], vec![LayerSpec::Flatten, LayerSpec::Linear { inp: 12, out: 5 }]);
+    let n = net("linear", &[3, 2, 2], vec![Op::Flatten, Op::Linear { inp: 12, out: 5, bias: true }]);
     // One product forward, two backward (fan-in 12, or batch 4 for dW): ~1e-6 each.
     check(&n, 4, 1, 1e-5, 1e-5);
 }
@@ -105,7 +105,7 @@ fn conv_then_linear_matches_twin() {
     let n = net(
         "conv-linear",
         &[2, 5, 5],
-        vec![conv(2, 3, 3, 2, 1), LayerSpec::Flatten, LayerSpec::Linear { inp: 27, out: 4 }],
+        vec![conv(2, 3, 3, 2, 1), Op::Flatten, Op::Linear { inp: 27, out: 4, bias: true }],
     );
     // Conv bias gradients sum the upstream gradient over N·OH·OW positions (27 here),
     // each off by up to ~2e-6; the bound assumes the worst case, all errors of one sign
@@ -120,9 +120,9 @@ fn avgpool_matches_twin() {
         &[1, 6, 6],
         vec![
             conv(1, 2, 3, 1, 1),
-            LayerSpec::AvgPool { k: 2, stride: 2, pad: 0 },
-            LayerSpec::Flatten,
-            LayerSpec::Linear { inp: 18, out: 3 },
+            Op::AvgPool(PoolSpec::square(2, 2, 0)),
+            Op::Flatten,
+            Op::Linear { inp: 18, out: 3, bias: true },
         ],
     );
     // Bias gradient: 2·6·6 = 72 positions, each through the pool's extra truncation.
@@ -136,10 +136,10 @@ fn relu_and_maxpool_match_twin() {
         &[1, 6, 6],
         vec![
             conv(1, 2, 3, 1, 1),
-            LayerSpec::Relu,
-            LayerSpec::MaxPool { k: 2, stride: 2, pad: 0 },
-            LayerSpec::Flatten,
-            LayerSpec::Linear { inp: 18, out: 3 },
+            Op::Relu,
+            Op::MaxPool(PoolSpec::square(2, 2, 0)),
+            Op::Flatten,
+            Op::Linear { inp: 18, out: 3, bias: true },
         ],
     );
     // Exact comparisons: only the products' truncations remain (a tie or a value within
@@ -152,7 +152,7 @@ fn tanh_matches_twin() {
     let n = net(
         "linear-tanh-linear",
         &[8],
-        vec![LayerSpec::Linear { inp: 8, out: 6 }, LayerSpec::Tanh, LayerSpec::Linear { inp: 6, out: 3 }],
+        vec![Op::Linear { inp: 8, out: 6, bias: true }, Op::Tanh, Op::Linear { inp: 6, out: 3, bias: true }],
     );
     // tanh is within 2e-3 per element; the next layer (fan-in 6, |w| < 0.41) sums six.
     check(&n, 4, 5, 1e-2, 1e-2);
@@ -161,21 +161,15 @@ fn tanh_matches_twin() {
 #[test]
 fn batchnorm_residual_matches_twin() {
     let body = vec![
-        LayerSpec::Conv2d { in_c: 2, out_c: 2, k: 3, stride: 1, pad: 1, bias: false },
-        LayerSpec::BatchNorm { c: 2 },
-        LayerSpec::Relu,
-        LayerSpec::Conv2d { in_c: 2, out_c: 2, k: 1, stride: 1, pad: 0, bias: false },
+        Op::Conv(ConvSpec::square(2, 2, 3, 1, 1, false)),
+        Op::BatchNorm { c: 2 },
+        Op::Relu,
+        Op::Conv(ConvSpec::square(2, 2, 1, 1, 0, false)),
     ];
-    let n = net(
-        "residual-bn",
-        &[2, 4, 4],
-        vec![
-            LayerSpec::Residual { body, shortcut: vec![] },
-            LayerSpec::Relu,
-            LayerSpec::Flatten,
-            LayerSpec::Linear { inp: 32, out: 3 },
-        ],
-    );
+    let mut c = Chain::new("residual-bn", &[2, 4, 4]);
+    c.residual(body, vec![]);
+    c.extend([Op::Relu, Op::Flatten, Op::Linear { inp: 32, out: 3, bias: true }]);
+    let n = c.finish().unwrap();
     // Batch norm's inverse square root is within 1e-2 relative of the truth: x̂ (|x̂| ≲ 3)
     // carries up to ~3e-2, and downstream products scale that by their gains.
     check(&n, 4, 6, 5e-2, 5e-2);
@@ -191,11 +185,11 @@ fn batchnorm_inference_folds_once_and_matches_twin() {
         "conv-bn-relu-linear",
         &[2, 4, 4],
         vec![
-            LayerSpec::Conv2d { in_c: 2, out_c: 3, k: 3, stride: 1, pad: 1, bias: false },
-            LayerSpec::BatchNorm { c: 3 },
-            LayerSpec::Relu,
-            LayerSpec::Flatten,
-            LayerSpec::Linear { inp: 48, out: 3 },
+            Op::Conv(ConvSpec::square(2, 3, 3, 1, 1, false)),
+            Op::BatchNorm { c: 3 },
+            Op::Relu,
+            Op::Flatten,
+            Op::Linear { inp: 48, out: 3, bias: true },
         ],
     );
     let w = n.init_weights(8);

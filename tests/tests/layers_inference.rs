@@ -5,14 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 use triad_layers::zoo::{alexnet, lenet, Dataset};
-use triad_layers::{Activation, Backend, Model, Net, Plain, Pooling, SplitMix};
+use triad_layers::{Activation, Backend, Graph, Model, Plain, Pooling, SplitMix};
 use triad_transport::PartyId;
 
 const P0: PartyId = PartyId::ALL[0];
 
 /// Largest |private - twin| logit over one random input.
-fn logit_gap(net: &Net, seed: u64) -> f64 {
-    let dims: Vec<usize> = std::iter::once(1).chain(net.input.iter().copied()).collect();
+fn logit_gap(net: &Graph, seed: u64) -> f64 {
+    let dims: Vec<usize> = std::iter::once(1).chain(net.input().iter().copied()).collect();
     let mut rng = SplitMix(seed);
     let x: Vec<f64> = (0..dims.iter().product::<usize>()).map(|_| rng.unit()).collect();
     let w = net.init_weights(seed);

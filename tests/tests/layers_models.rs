@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use triad_layers::zoo::{alexnet, lenet, lenet5, resnet, vgg16};
-use triad_layers::{Activation, Dataset, Net, Pooling};
+use triad_layers::{Activation, Dataset, Graph, Pooling};
 
-fn all_models() -> Vec<Net> {
+fn all_models() -> Vec<Graph> {
     let mut v = vec![
         lenet(Activation::Relu, Pooling::Avg),
         lenet(Activation::Tanh, Pooling::Max),
@@ -25,7 +25,7 @@ fn all_models() -> Vec<Net> {
 
 #[test]
 fn parameter_counts_match_the_published_models() {
-    let count = |n: Net| n.num_params();
+    let count = |n: Graph| n.num_params();
     assert_eq!(count(lenet(Activation::Relu, Pooling::Avg)), 431_080); // Caffe / CryptGPU LeNet
     assert_eq!(count(lenet5(Activation::Tanh, Pooling::Avg)), 61_706); // LeNet-5
     assert_eq!(count(alexnet(Dataset::ImageNet, Pooling::Max)), 61_100_840); // torchvision

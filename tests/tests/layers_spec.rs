@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 use triad_fixed::FixedConfig;
-use triad_layers::{Backend, LayerSpec, Model, Net, Sgd, SplitMix};
+use triad_layers::{Backend, ConvSpec, Graph, Model, Op, PoolSpec, Sgd, SplitMix};
 use triad_tests::enclosure::{ETensor, Enclosure};
 use triad_transport::PartyId;
 
@@ -20,27 +20,28 @@ fn uniform(n: usize, seed: u64, scale: f64) -> Vec<f64> {
     (0..n).map(|_| (r.unit() * 2.0 - 1.0) * scale).collect()
 }
 
-fn small_net() -> Net {
-    Net {
-        name: "conv-relu-avgpool-linear-relu-linear".into(),
-        input: vec![1, 6, 6],
-        layers: vec![
-            LayerSpec::Conv2d { in_c: 1, out_c: 2, k: 3, stride: 1, pad: 1, bias: true },
-            LayerSpec::Relu,
-            LayerSpec::AvgPool { k: 2, stride: 2, pad: 0 },
-            LayerSpec::Flatten,
-            LayerSpec::Linear { inp: 18, out: 5 },
-            LayerSpec::Relu,
-            LayerSpec::Linear { inp: 5, out: 3 },
+fn small_net() -> Graph {
+    Graph::chain(
+        "conv-relu-avgpool-linear-relu-linear",
+        &[1, 6, 6],
+        vec![
+            Op::Conv(ConvSpec::square(1, 2, 3, 1, 1, true)),
+            Op::Relu,
+            Op::AvgPool(PoolSpec::square(2, 2, 0)),
+            Op::Flatten,
+            Op::Linear { inp: 18, out: 5, bias: true },
+            Op::Relu,
+            Op::Linear { inp: 5, out: 3, bias: true },
         ],
-    }
+    )
+    .unwrap()
 }
 
 /// Output, gradients, parameters and momentum buffers after the step, in that order.
-fn collect<B: Backend>(b: &B, net: &Net, w: &[Vec<f64>], x: &[f64], g: &[f64], batch: usize) -> Vec<B::T> {
+fn collect<B: Backend>(b: &B, net: &Graph, w: &[Vec<f64>], x: &[f64], g: &[f64], batch: usize) -> Vec<B::T> {
     let opt = Sgd { lr: 0.1, momentum: 0.9, weight_decay: 0.01 };
     let mut m = Model::new(b, net, P0, Some(w)).unwrap();
-    let xs: Vec<usize> = std::iter::once(batch).chain(net.input.iter().copied()).collect();
+    let xs: Vec<usize> = std::iter::once(batch).chain(net.input().iter().copied()).collect();
     let y = m.forward(b, b.input(P0, Some(x), &xs).unwrap()).unwrap();
     m.backward(b, b.input(P0, Some(g), &[batch, 3]).unwrap()).unwrap();
     let mut out = vec![y];

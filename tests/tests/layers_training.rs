@@ -20,7 +20,7 @@
 
 use triad_layers::data::Mnist;
 use triad_layers::zoo::lenet;
-use triad_layers::{one_hot, Activation, Backend, Model, Net, Plain, Pooling, Sgd};
+use triad_layers::{one_hot, Activation, Backend, Graph, Model, Plain, Pooling, Sgd};
 use triad_transport::PartyId;
 
 const P0: PartyId = PartyId::ALL[0];
@@ -38,7 +38,7 @@ fn batch(m: &Mnist, start: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// The twin's loss with weights `w` on `n` digits from `start`.
-fn twin_loss(net: &Net, w: &[Vec<f64>], m: &Mnist, start: usize, n: usize) -> f64 {
+fn twin_loss(net: &Graph, w: &[Vec<f64>], m: &Mnist, start: usize, n: usize) -> f64 {
     let b = Plain;
     let mut model = Model::new(&b, net, P0, Some(w)).unwrap();
     let (x, y) = batch(m, start, n);

@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use triad_fixed::FixedConfig;
 use triad_layers::zoo::{alexnet, lenet, resnet, vgg16, Dataset};
-use triad_layers::{Activation, Backend, Model, Net, Plain, Pooling, SplitMix};
+use triad_layers::{Activation, Backend, Graph, Model, Plain, Pooling, SplitMix};
 use triad_ring::CpuDevice;
 use triad_sharing::run_in_process;
 use triad_transport::{LinkConfig, PartyId};
 
 const P0: PartyId = PartyId::ALL[0];
 
-fn models() -> Vec<(Net, Dataset)> {
+fn models() -> Vec<(Graph, Dataset)> {
     let mut v = vec![(lenet(Activation::Relu, Pooling::Avg), Dataset::Mnist)];
     for d in [Dataset::Cifar10, Dataset::TinyImageNet, Dataset::ImageNet] {
         v.push((alexnet(d, Pooling::Avg), d));
@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !net.name.contains(&filter) {
             continue;
         }
-        let dims: Vec<usize> = std::iter::once(1).chain(net.input.iter().copied()).collect();
+        let dims: Vec<usize> = std::iter::once(1).chain(net.input().iter().copied()).collect();
         let numel: usize = dims.iter().product();
         let mut rng = SplitMix(9);
         let x: Vec<f64> = (0..numel).map(|_| rng.unit()).collect();
@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "| {} | {} | {secs:.2} | {} | {rounds} | {diff} |",
             net.name,
-            net.input.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("x"),
+            net.input().iter().map(|v| v.to_string()).collect::<Vec<_>>().join("x"),
             mb.join(" / ")
         );
     }

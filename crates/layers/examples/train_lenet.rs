@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use triad_fixed::FixedConfig;
 use triad_layers::data::Mnist;
 use triad_layers::zoo::lenet;
-use triad_layers::{argmax_rows, one_hot, Activation, Backend, Model, Net, Plain, Pooling, Sgd};
+use triad_layers::{argmax_rows, one_hot, Activation, Backend, Graph, Model, Plain, Pooling, Sgd};
 use triad_ring::CpuDevice;
 use triad_sharing::run_in_process;
 use triad_transport::{LinkConfig, PartyId};
@@ -29,7 +29,7 @@ fn images(set: &triad_layers::data::ImageSet, idx: &[usize]) -> Vec<f64> {
     idx.iter().flat_map(|&i| set.image_f64(i)).collect()
 }
 
-fn accuracy(net: &Net, w: &[Vec<f64>], m: &Mnist) -> Result<f64, triad_sharing::Error> {
+fn accuracy(net: &Graph, w: &[Vec<f64>], m: &Mnist) -> Result<f64, triad_sharing::Error> {
     let b = Plain;
     let mut model = Model::new(&b, net, P0, Some(w))?;
     model.train = false;

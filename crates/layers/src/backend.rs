@@ -72,6 +72,19 @@ pub trait Backend {
     fn maxpool_backward(&self, g: &Self::T, onehot: &Self::T, p: &Pool2dParams) -> Result<Self::T>;
     /// `tanh(x)`.
     fn tanh(&self, x: &Self::T) -> Result<Self::T>;
+    /// `1 / (1 + e^-x)`.
+    fn sigmoid(&self, x: &Self::T) -> Result<Self::T>;
+    /// The tensors joined along `axis` (local).
+    fn concat(&self, parts: &[&Self::T], axis: usize) -> Result<Self::T>;
+    /// Elements `start..start + len` along `axis` (local).
+    fn slice(&self, x: &Self::T, axis: usize, start: usize, len: usize) -> Result<Self::T>;
+    /// `x + c` for a public real tensor `c` of shape `c_dims`, broadcast to `x` (NumPy
+    /// rules; local).
+    fn add_public(&self, x: &Self::T, c: &[f64], c_dims: &[usize]) -> Result<Self::T>;
+    /// `x ⊙ c` for a public real tensor `c` of shape `c_dims`, broadcast to `x` (encoded
+    /// with as many fractional bits as its largest entry allows, multiplied locally,
+    /// truncated once).
+    fn mul_public(&self, x: &Self::T, c: &[f64], c_dims: &[usize]) -> Result<Self::T>;
     /// Softmax along the last axis of a rank-2 tensor.
     fn softmax(&self, x: &Self::T) -> Result<Self::T>;
     /// Natural logarithm (for reporting the loss only).
@@ -147,6 +160,21 @@ impl Backend for Plain {
     }
     fn tanh(&self, x: &PTensor) -> Result<PTensor> {
         Ok(x.map(f64::tanh))
+    }
+    fn sigmoid(&self, x: &PTensor) -> Result<PTensor> {
+        Ok(x.map(|v| 1.0 / (1.0 + (-v).exp())))
+    }
+    fn concat(&self, parts: &[&PTensor], axis: usize) -> Result<PTensor> {
+        plain::concat(parts, axis)
+    }
+    fn slice(&self, x: &PTensor, axis: usize, start: usize, len: usize) -> Result<PTensor> {
+        plain::slice(x, axis, start, len)
+    }
+    fn add_public(&self, x: &PTensor, c: &[f64], c_dims: &[usize]) -> Result<PTensor> {
+        x.zip(&public_like(x.shape.as_slice(), c, c_dims)?, "add_public", |a, b| a + b)
+    }
+    fn mul_public(&self, x: &PTensor, c: &[f64], c_dims: &[usize]) -> Result<PTensor> {
+        x.zip(&public_like(x.shape.as_slice(), c, c_dims)?, "mul_public", |a, b| a * b)
     }
     fn softmax(&self, x: &PTensor) -> Result<PTensor> {
         plain::softmax_rows(x)
@@ -241,6 +269,30 @@ impl<D: Device> Backend for Party<D> {
     fn tanh(&self, x: &AShare<D>) -> Result<AShare<D>> {
         triad_approx::tanh(self, x, &approx_params())
     }
+    fn sigmoid(&self, x: &AShare<D>) -> Result<AShare<D>> {
+        triad_approx::sigmoid(self, x, &approx_params())
+    }
+    fn concat(&self, parts: &[&AShare<D>], axis: usize) -> Result<AShare<D>> {
+        let own: Vec<&Tensor<D>> = parts.iter().map(|p| &p.own).collect();
+        let next: Vec<&Tensor<D>> = parts.iter().map(|p| &p.next).collect();
+        AShare::new(Tensor::concat(&own, axis)?, Tensor::concat(&next, axis)?)
+    }
+    fn slice(&self, x: &AShare<D>, axis: usize, start: usize, len: usize) -> Result<AShare<D>> {
+        x.map_layout(|t| t.slice(axis, start..start + len))
+    }
+    fn add_public(&self, x: &AShare<D>, c: &[f64], c_dims: &[usize]) -> Result<AShare<D>> {
+        let full = public_like(x.shape().dims(), c, c_dims)?;
+        let t = Tensor::from_vec(&self.dev, full.shape.clone(), self.fixed.encode_slice(&full.data)?)?;
+        Party::add_public(self, x, &t)
+    }
+    fn mul_public(&self, x: &AShare<D>, c: &[f64], c_dims: &[usize]) -> Result<AShare<D>> {
+        let _g = self.net.scope("mul_public");
+        let full = public_like(x.shape().dims(), c, c_dims)?;
+        let bits = public_bits(self.fixed.frac_bits, &full.data);
+        let enc = triad_fixed::FixedConfig { frac_bits: bits };
+        let t = Tensor::from_vec(&self.dev, full.shape.clone(), enc.encode_slice(&full.data)?)?;
+        self.truncate_with(&x.mul_public(&t)?, bits, Rounding::WrapFree)
+    }
     fn softmax(&self, x: &AShare<D>) -> Result<AShare<D>> {
         let axis = x.shape().rank().saturating_sub(1);
         // The reciprocal's guess and step count fitted to the row length (8 steps for 10
@@ -260,4 +312,28 @@ impl<D: Device> Backend for Party<D> {
 /// so no layer ever meets share truncation's rare large error.
 fn approx_params() -> ApproxParams {
     ApproxParams::default().with_rounding(Rounding::WrapFree)
+}
+
+/// The public tensor `c` (shape `c_dims`) broadcast to `dims` (NumPy rules).
+fn public_like(dims: &[usize], c: &[f64], c_dims: &[usize]) -> Result<PTensor> {
+    let c = PTensor::new(c_dims.to_vec(), c.to_vec())?;
+    if c_dims.len() > dims.len() {
+        return Err(Error::Usage(format!("constant {c_dims:?} does not broadcast to {dims:?}")));
+    }
+    let mut lifted = vec![1; dims.len() - c_dims.len()];
+    lifted.extend_from_slice(c_dims);
+    c.reshape(&lifted)?.broadcast_to(dims)
+}
+
+/// Fractional bits for encoding a public multiplier: `f` plus as many more (up to `f`
+/// more) as keep the largest entry's encoding at most `2^(f+1)`, so a product by a small
+/// constant (`1/255`, `1/std`) keeps `f + 1` significant bits, and the product of a value
+/// below `2^(62-2f-1)` stays in wrap-free truncation's range as with a plain `scale`.
+fn public_bits(f: u32, c: &[f64]) -> u32 {
+    let max = c.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if !(max > 0.0 && max.is_finite()) {
+        return f;
+    }
+    let extra = (1.0 / max).log2().floor();
+    f + (extra.max(0.0) as u32).min(f)
 }

@@ -1,4 +1,4 @@
-//! Layers at run time: an architecture's [`LayerSpec`] plus its parameters (on some
+//! Layers at run time: a graph node's [`Op`] plus its parameters (on some
 //! [`Backend`]) and what the forward pass keeps for the backward pass.
 //!
 //! Every layer's forward and backward are written once, below, against [`Backend`]; the
@@ -9,7 +9,7 @@ use triad_sharing::{Error, Product, Result};
 use triad_transport::PartyId;
 
 use crate::backend::Backend;
-use crate::net::{layer_name, LayerSpec};
+use crate::graph::{ConvSpec, Op, PoolSpec};
 
 /// Batch-norm constants.
 pub const BN_EPS: f64 = 1e-5;
@@ -47,10 +47,12 @@ enum Cache<B: Backend> {
     MaxPool(B::T, Pool2dParams),
     /// ReLU: the DReLU bit as 0/1.
     Mask(B::T),
-    /// Tanh: its output.
+    /// Tanh, sigmoid, softmax: the output.
     Output(B::T),
-    /// Flatten: the input dimensions.
+    /// Flatten, reshape, global average pooling: the input dimensions.
     Dims(Vec<usize>),
+    /// Concat: the sizes of the parts along the axis.
+    Parts(Vec<usize>),
     /// BatchNorm (training): normalised input `x̂` and `1/sqrt(var + eps)` per channel.
     Norm {
         xhat: B::T,
@@ -58,28 +60,25 @@ enum Cache<B: Backend> {
     },
 }
 
-/// One layer of a model on backend `B`.
+/// One node of a model on backend `B`: its op, its tensors, what the forward pass kept.
 #[derive(Debug)]
 pub struct Layer<B: Backend> {
-    /// What the layer is.
-    pub spec: LayerSpec,
-    /// Its scope name (`03_relu`).
+    /// What the node computes.
+    pub op: Op,
+    /// Its scope name (`03_relu`, `04_residual/body/00_conv2d`).
     pub name: String,
     /// Trainable parameters: conv / linear weight then bias; batch norm `γ`, `β`.
     pub params: Vec<Param<B>>,
     /// Batch norm's running mean and variance (not trained by SGD).
     pub buffers: Vec<B::T>,
-    /// Residual: the main branch.
-    pub body: Vec<Layer<B>>,
-    /// Residual: the shortcut branch (empty: identity).
-    pub shortcut: Vec<Layer<B>>,
     cache: Cache<B>,
     /// Batch norm at inference: the per-channel affine map `(a, c)` with
-    /// `a = γ / sqrt(running var + eps)`, `c = β - running mean · a`, computed on the
-    /// first inference pass and kept until the next training pass or
+    /// `a = γ / sqrt(running var + eps)`, `c = β - running mean · a`: computed in float64
+    /// by the owner of plaintext weights when the model is built, or on shares on the
+    /// first inference pass after training, and kept until the next training pass or
     /// [`params_mut`](Self::params_mut). Code that writes `params` or `buffers` directly
     /// must call `params_mut` (or run a training pass) before the next inference.
-    folded: Option<(B::T, B::T)>,
+    pub(crate) folded: Option<(B::T, B::T)>,
 }
 
 fn take<T>(c: &mut T, empty: T) -> T {
@@ -105,78 +104,90 @@ fn channel_bcast<B: Backend>(b: &B, v: &B::T, dims: &[usize]) -> Result<B::T> {
     b.broadcast(&b.reshape(b.copy(v)?, &s)?, dims)
 }
 
+/// The ring's convolution parameters for a batch of dimensions `d` (`[N, C, H, W]`).
+fn conv_params(c: &ConvSpec, d: &[usize]) -> Conv2dParams {
+    Conv2dParams {
+        batch: d[0],
+        in_c: d[1],
+        in_h: d[2],
+        in_w: d[3],
+        out_c: c.out_c,
+        kh: c.kh,
+        kw: c.kw,
+        stride_h: c.stride_h,
+        stride_w: c.stride_w,
+        pad_h: c.pad_h,
+        pad_w: c.pad_w,
+        groups: c.groups,
+    }
+}
+
+/// The ring's pooling parameters for a batch of dimensions `d` (`[N, C, H, W]`).
+fn pool_params(p: &PoolSpec, d: &[usize]) -> Pool2dParams {
+    Pool2dParams {
+        batch: d[0],
+        channels: d[1],
+        in_h: d[2],
+        in_w: d[3],
+        kh: p.kh,
+        kw: p.kw,
+        stride_h: p.stride_h,
+        stride_w: p.stride_w,
+        pad_h: p.pad_h,
+        pad_w: p.pad_w,
+    }
+}
+
+/// `[N] ++ per-sample dims`.
+fn batched(n: usize, dims: &[usize]) -> Vec<usize> {
+    std::iter::once(n).chain(dims.iter().copied()).collect()
+}
+
+/// The single input of a one-input op.
+fn one<T>(mut xs: Vec<T>, name: &str) -> Result<T> {
+    match (xs.pop(), xs.is_empty()) {
+        (Some(x), true) => Ok(x),
+        _ => Err(Error::Usage(format!("{name}: expected one input"))),
+    }
+}
+
 impl<B: Backend> Layer<B> {
-    /// Builds a layer from its spec, taking its parameters in order from `next_param`
-    /// (which brings each tensor in on the backend, e.g. secret-shares it).
-    pub fn build(
-        b: &B,
-        spec: &LayerSpec,
-        name: String,
-        next_param: &mut dyn FnMut(&[usize]) -> Result<B::T>,
-    ) -> Result<Self> {
+    /// Builds a node's layer, taking its parameters then its buffers in order from
+    /// `next_tensor` (which brings each tensor in on the backend, e.g. secret-shares it).
+    pub fn build(op: &Op, name: &str, next_tensor: &mut dyn FnMut(&[usize]) -> Result<B::T>) -> Result<Self> {
         let mut params = Vec::new();
-        for s in spec.param_shapes() {
-            params.push(Param::new(next_param(&s)?));
+        for s in op.param_shapes() {
+            params.push(Param::new(next_tensor(&s)?));
         }
-        let buffers = match spec {
-            LayerSpec::BatchNorm { c } => vec![b.constant(&[*c], 0.0)?, b.constant(&[*c], 1.0)?],
-            _ => vec![],
-        };
-        let (mut body, mut shortcut) = (Vec::new(), Vec::new());
-        if let LayerSpec::Residual { body: bs, shortcut: ss } = spec {
-            for (i, l) in bs.iter().enumerate() {
-                body.push(Layer::build(b, l, format!("body/{}", layer_name(i, l)), next_param)?);
-            }
-            for (i, l) in ss.iter().enumerate() {
-                shortcut.push(Layer::build(b, l, format!("shortcut/{}", layer_name(i, l)), next_param)?);
-            }
+        let mut buffers = Vec::new();
+        for s in op.buffer_shapes() {
+            buffers.push(next_tensor(&s)?);
         }
-        Ok(Layer { spec: spec.clone(), name, params, buffers, body, shortcut, cache: Cache::Empty, folded: None })
+        Ok(Layer { op: op.clone(), name: name.to_string(), params, buffers, cache: Cache::Empty, folded: None })
     }
 
-    /// Every parameter, children included, depth first (the order of
-    /// [`Net::init_weights`](crate::Net::init_weights)).
-    /// Handing them out drops a folded batch norm (its map is recomputed from the new
-    /// parameters on the next inference pass).
+    /// Every parameter. Handing them out drops a folded batch norm (its map is recomputed
+    /// from the new parameters on the next inference pass).
     pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
         self.folded = None;
-        let mut v: Vec<&mut Param<B>> = self.params.iter_mut().collect();
-        for l in self.body.iter_mut().chain(self.shortcut.iter_mut()) {
-            v.extend(l.params_mut());
-        }
-        v
+        self.params.iter_mut().collect()
     }
 
-    /// Every parameter, read only, in the same order.
+    /// Every parameter, read only.
     pub fn params(&self) -> Vec<&Param<B>> {
-        let mut v: Vec<&Param<B>> = self.params.iter().collect();
-        for l in self.body.iter().chain(self.shortcut.iter()) {
-            v.extend(l.params());
-        }
-        v
+        self.params.iter().collect()
     }
 
-    /// The forward pass on a batch `x` (`[N, ...]`). `train` selects batch statistics in
-    /// batch norm. The input and whatever the backward pass needs are cached.
-    pub fn forward(&mut self, b: &B, x: B::T, train: bool) -> Result<B::T> {
+    /// The forward pass on the node's inputs (batches `[N, ...]`). `train` selects batch
+    /// statistics in batch norm. Whatever the backward pass needs is cached.
+    pub fn forward(&mut self, b: &B, xs: Vec<B::T>, train: bool) -> Result<B::T> {
         let _s = b.scope(&self.name);
-        let d = b.dims(&x);
-        match &self.spec {
-            LayerSpec::Conv2d { out_c, k, stride, pad, .. } => {
-                let p = Conv2dParams {
-                    batch: d[0],
-                    in_c: d[1],
-                    in_h: d[2],
-                    in_w: d[3],
-                    out_c: *out_c,
-                    kh: *k,
-                    kw: *k,
-                    stride_h: *stride,
-                    stride_w: *stride,
-                    pad_h: *pad,
-                    pad_w: *pad,
-                    groups: 1,
-                };
+        let name = self.name.clone();
+        match self.op.clone() {
+            Op::Input { .. } => one(xs, &name),
+            Op::Conv(c) => {
+                let x = one(xs, &name)?;
+                let p = conv_params(&c, &b.dims(&x));
                 let mut y = b.product(Product::Conv2d(p), &x, &self.params[0].value)?;
                 if let Some(bias) = self.params.get(1) {
                     y = b.add(&y, &channel_bcast(b, &bias.value, &b.dims(&y))?)?;
@@ -184,112 +195,214 @@ impl<B: Backend> Layer<B> {
                 self.cache = Cache::Conv(x, p);
                 Ok(y)
             }
-            LayerSpec::Linear { .. } => {
+            Op::Linear { .. } => {
+                let x = one(xs, &name)?;
                 let mut y = b.product(Product::Matmul { a_trans: false, b_trans: true }, &x, &self.params[0].value)?;
-                y = b.add(&y, &b.broadcast(&self.params[1].value, &b.dims(&y))?)?;
+                if let Some(bias) = self.params.get(1) {
+                    y = b.add(&y, &b.broadcast(&bias.value, &b.dims(&y))?)?;
+                }
                 self.cache = Cache::Input(x);
                 Ok(y)
             }
-            LayerSpec::AvgPool { k, stride, pad } => {
-                let p = Pool2dParams::square(d[0], d[1], d[2], *k, *stride, *pad);
-                let p = Pool2dParams { in_w: d[3], ..p };
-                let y = b.scale(&b.pool_sum(&x, &p)?, 1.0 / (k * k) as f64)?;
+            Op::AvgPool(ps) => {
+                let x = one(xs, &name)?;
+                let p = pool_params(&ps, &b.dims(&x));
+                let y = b.scale(&b.pool_sum(&x, &p)?, 1.0 / (ps.kh * ps.kw) as f64)?;
                 self.cache = Cache::Pool(p);
                 Ok(y)
             }
-            LayerSpec::MaxPool { k, stride, pad } => {
-                let p = Pool2dParams::square(d[0], d[1], d[2], *k, *stride, *pad);
-                let p = Pool2dParams { in_w: d[3], ..p };
+            Op::MaxPool(ps) => {
+                let x = one(xs, &name)?;
+                let p = pool_params(&ps, &b.dims(&x));
                 let (y, onehot) = b.maxpool(&x, &p)?;
                 self.cache = Cache::MaxPool(onehot, p);
                 Ok(y)
             }
-            LayerSpec::Relu => {
-                let (y, m) = b.relu(&x)?;
+            Op::GlobalAvgPool { keep_dims } => {
+                let x = one(xs, &name)?;
+                let d = b.dims(&x);
+                let hw = d[2] * d[3];
+                let s = b.sum_axis(&b.reshape(x, &[d[0], d[1], hw])?, 2)?;
+                let y = b.scale(&s, 1.0 / hw as f64)?;
+                self.cache = Cache::Dims(d.clone());
+                if keep_dims {
+                    b.reshape(y, &[d[0], d[1], 1, 1])
+                } else {
+                    Ok(y)
+                }
+            }
+            Op::Relu => {
+                let (y, m) = b.relu(&one(xs, &name)?)?;
                 self.cache = Cache::Mask(m);
                 Ok(y)
             }
-            LayerSpec::Tanh => {
-                let y = b.tanh(&x)?;
+            Op::Tanh | Op::Sigmoid | Op::Softmax => {
+                let x = one(xs, &name)?;
+                let y = match self.op {
+                    Op::Tanh => b.tanh(&x)?,
+                    Op::Sigmoid => b.sigmoid(&x)?,
+                    _ => b.softmax(&x)?,
+                };
                 self.cache = Cache::Output(b.copy(&y)?);
                 Ok(y)
             }
-            LayerSpec::Flatten => {
-                let rest: usize = d[1..].iter().product();
-                self.cache = Cache::Dims(d.clone());
-                b.reshape(x, &[d[0], rest])
+            Op::Flatten | Op::Reshape { .. } => {
+                let x = one(xs, &name)?;
+                let d = b.dims(&x);
+                let to = match &self.op {
+                    Op::Reshape { dims } => batched(d[0], dims),
+                    _ => vec![d[0], d[1..].iter().product()],
+                };
+                self.cache = Cache::Dims(d);
+                b.reshape(x, &to)
             }
-            LayerSpec::BatchNorm { .. } => self.batchnorm_forward(b, x, train),
-            LayerSpec::Residual { .. } => {
-                let mut y = b.copy(&x)?;
-                for l in &mut self.body {
-                    y = l.forward(b, y, train)?;
+            Op::BatchNorm { .. } => self.batchnorm_forward(b, one(xs, &name)?, train),
+            Op::Add | Op::Sub => match xs.as_slice() {
+                [x, y] if matches!(self.op, Op::Add) => b.add(x, y),
+                [x, y] => b.sub(x, y),
+                _ => Err(Error::Usage(format!("{name}: expected two inputs"))),
+            },
+            Op::AddConst(c) => b.add_public(&one(xs, &name)?, &c.values, &c.dims),
+            Op::MulConst(c) => b.mul_public(&one(xs, &name)?, &c.values, &c.dims),
+            Op::Concat { axis } => {
+                let parts: Vec<&B::T> = xs.iter().collect();
+                self.cache = Cache::Parts(parts.iter().map(|p| b.dims(p)[axis + 1]).collect());
+                b.concat(&parts, axis + 1)
+            }
+            Op::Pad { top, left, bottom, right } => {
+                let x = one(xs, &name)?;
+                let d = b.dims(&x);
+                let mut rows = Vec::new();
+                let zeros = |shape: &[usize]| b.constant(shape, 0.0);
+                let (t, bt) = (zeros(&[d[0], d[1], top, d[3]])?, zeros(&[d[0], d[1], bottom, d[3]])?);
+                for (part, n) in [(&t, top), (&x, d[2]), (&bt, bottom)] {
+                    if n > 0 {
+                        rows.push(part);
+                    }
                 }
-                let mut s = x;
-                for l in &mut self.shortcut {
-                    s = l.forward(b, s, train)?;
+                let y = b.concat(&rows, 2)?;
+                let h = d[2] + top + bottom;
+                let (l, r) = (zeros(&[d[0], d[1], h, left])?, zeros(&[d[0], d[1], h, right])?);
+                let mut cols = Vec::new();
+                for (part, n) in [(&l, left), (&y, d[3]), (&r, right)] {
+                    if n > 0 {
+                        cols.push(part);
+                    }
                 }
-                b.add(&y, &s)
+                b.concat(&cols, 3)
             }
         }
     }
 
     /// The backward pass: takes `∂loss/∂output`, stores the parameter gradients in
-    /// [`Param::grad`], and returns `∂loss/∂input` when `need_input_grad` (the first layer
-    /// of a model skips that product).
-    pub fn backward(&mut self, b: &B, g: B::T, need_input_grad: bool) -> Result<Option<B::T>> {
+    /// [`Param::grad`], and returns `∂loss/∂input` for each input whose `need` is true
+    /// (`None` for the others: a model's first layers skip that product).
+    pub fn backward(&mut self, b: &B, g: B::T, need: &[bool]) -> Result<Vec<Option<B::T>>> {
         let _s = b.scope(&self.name);
-        match (&self.spec, take(&mut self.cache, Cache::Empty)) {
-            (LayerSpec::Conv2d { .. }, Cache::Conv(x, p)) => {
+        let first = need.first().copied().unwrap_or(false);
+        let only = |x: Result<B::T>| -> Result<Vec<Option<B::T>>> { Ok(vec![if first { Some(x?) } else { None }]) };
+        match (&self.op, take(&mut self.cache, Cache::Empty)) {
+            (Op::Conv(_), Cache::Conv(x, p)) => {
                 self.params[0].grad = Some(b.product(Product::Conv2dGradWeight(p), &x, &g)?);
                 if self.params.len() > 1 {
                     self.params[1].grad = Some(channel_sum(b, &g)?);
                 }
-                if need_input_grad {
-                    Ok(Some(b.product(Product::Conv2dGradInput(p), &g, &self.params[0].value)?))
+                if first {
+                    only(b.product(Product::Conv2dGradInput(p), &g, &self.params[0].value))
                 } else {
-                    Ok(None)
+                    Ok(vec![None])
                 }
             }
-            (LayerSpec::Linear { .. }, Cache::Input(x)) => {
+            (Op::Linear { .. }, Cache::Input(x)) => {
                 self.params[0].grad = Some(b.product(Product::Matmul { a_trans: true, b_trans: false }, &g, &x)?);
-                self.params[1].grad = Some(b.sum_axis(&g, 0)?);
-                if need_input_grad {
-                    Ok(Some(b.product(
-                        Product::Matmul { a_trans: false, b_trans: false },
-                        &g,
-                        &self.params[0].value,
-                    )?))
+                if self.params.len() > 1 {
+                    self.params[1].grad = Some(b.sum_axis(&g, 0)?);
+                }
+                if first {
+                    only(b.product(Product::Matmul { a_trans: false, b_trans: false }, &g, &self.params[0].value))
                 } else {
-                    Ok(None)
+                    Ok(vec![None])
                 }
             }
-            (LayerSpec::AvgPool { k, .. }, Cache::Pool(p)) => {
-                let gs = b.scale(&g, 1.0 / (k * k) as f64)?;
-                Ok(Some(b.pool_sum_backward(&gs, &p)?))
+            (Op::AvgPool(ps), Cache::Pool(p)) => {
+                if !first {
+                    return Ok(vec![None]);
+                }
+                let gs = b.scale(&g, 1.0 / (ps.kh * ps.kw) as f64)?;
+                only(b.pool_sum_backward(&gs, &p))
             }
-            (LayerSpec::MaxPool { .. }, Cache::MaxPool(onehot, p)) => Ok(Some(b.maxpool_backward(&g, &onehot, &p)?)),
-            (LayerSpec::Relu, Cache::Mask(m)) => Ok(Some(b.mask(&g, &m)?)),
-            (LayerSpec::Tanh, Cache::Output(y)) => {
+            (Op::MaxPool(_), Cache::MaxPool(onehot, p)) => {
+                if !first {
+                    return Ok(vec![None]);
+                }
+                only(b.maxpool_backward(&g, &onehot, &p))
+            }
+            (Op::GlobalAvgPool { .. }, Cache::Dims(d)) => {
+                if !first {
+                    return Ok(vec![None]);
+                }
+                let hw = d[2] * d[3];
+                let gs = b.scale(&b.reshape(g, &[d[0], d[1], 1])?, 1.0 / hw as f64)?;
+                only(b.reshape(b.broadcast(&gs, &[d[0], d[1], hw])?, &d))
+            }
+            (Op::Relu, Cache::Mask(m)) => only(b.mask(&g, &m)),
+            (Op::Tanh, Cache::Output(y)) => {
                 // d tanh = 1 - y².
                 let y2 = b.product(Product::Elementwise, &y, &y)?;
                 let one = b.constant(&b.dims(&y), 1.0)?;
-                Ok(Some(b.product(Product::Elementwise, &g, &b.sub(&one, &y2)?)?))
+                only(b.product(Product::Elementwise, &g, &b.sub(&one, &y2)?))
             }
-            (LayerSpec::Flatten, Cache::Dims(d)) => Ok(Some(b.reshape(g, &d)?)),
-            (LayerSpec::BatchNorm { .. }, Cache::Norm { xhat, inv }) => {
-                self.batchnorm_backward(b, g, xhat, inv).map(Some)
+            (Op::Sigmoid, Cache::Output(y)) => {
+                // d sigmoid = y (1 - y).
+                let one = b.constant(&b.dims(&y), 1.0)?;
+                let dy = b.product(Product::Elementwise, &y, &b.sub(&one, &y)?)?;
+                only(b.product(Product::Elementwise, &g, &dy))
             }
-            (LayerSpec::Residual { .. }, _) => {
-                let mut gb = b.copy(&g)?;
-                for l in self.body.iter_mut().rev() {
-                    gb = l.backward(b, gb, true)?.ok_or_else(|| missing(&l.name))?;
+            (Op::Softmax, Cache::Output(y)) => {
+                // dx = y ⊙ (g - Σ_j g_j y_j), per row.
+                let d = b.dims(&y);
+                let gy = b.product(Product::Elementwise, &g, &y)?;
+                let s = b.reshape(b.sum_axis(&gy, 1)?, &[d[0], 1])?;
+                let t = b.sub(&g, &b.broadcast(&s, &d)?)?;
+                only(b.product(Product::Elementwise, &y, &t))
+            }
+            (Op::Flatten | Op::Reshape { .. }, Cache::Dims(d)) => only(b.reshape(g, &d)),
+            (Op::BatchNorm { .. }, Cache::Norm { xhat, inv }) => {
+                let dx = self.batchnorm_backward(b, g, xhat, inv)?;
+                Ok(vec![first.then_some(dx)])
+            }
+            (Op::Add, _) => {
+                let g2 = if need.get(1).copied().unwrap_or(false) { Some(b.copy(&g)?) } else { None };
+                Ok(vec![first.then_some(g), g2])
+            }
+            (Op::Sub, _) => {
+                let g2 = if need.get(1).copied().unwrap_or(false) {
+                    Some(b.sub(&b.constant(&b.dims(&g), 0.0)?, &g)?)
+                } else {
+                    None
+                };
+                Ok(vec![first.then_some(g), g2])
+            }
+            (Op::AddConst(_), _) => Ok(vec![first.then_some(g)]),
+            (Op::MulConst(c), _) => only(b.mul_public(&g, &c.values, &c.dims)),
+            (Op::Concat { axis }, Cache::Parts(sizes)) => {
+                let mut out = Vec::with_capacity(sizes.len());
+                let mut start = 0;
+                for (i, n) in sizes.iter().enumerate() {
+                    out.push(if need.get(i).copied().unwrap_or(false) {
+                        Some(b.slice(&g, axis + 1, start, *n)?)
+                    } else {
+                        None
+                    });
+                    start += n;
                 }
-                let mut gs = g;
-                for l in self.shortcut.iter_mut().rev() {
-                    gs = l.backward(b, gs, true)?.ok_or_else(|| missing(&l.name))?;
-                }
-                Ok(Some(b.add(&gb, &gs)?))
+                Ok(out)
+            }
+            (Op::Pad { top, left, bottom, right }, _) => {
+                let d = b.dims(&g);
+                let (h, w) = (d[2], d[3]);
+                let rows = b.slice(&g, 2, *top, h - top - bottom)?;
+                only(b.slice(&rows, 3, *left, w - left - right))
             }
             _ => Err(missing(&self.name)),
         }

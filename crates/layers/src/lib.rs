@@ -88,9 +88,9 @@
 //! [`layer_cost_table`] gives rounds and bytes per party per layer.
 
 mod backend;
+mod graph;
 mod layer;
 mod model;
-mod net;
 pub mod plain;
 pub mod zoo;
 
@@ -98,8 +98,10 @@ pub mod zoo;
 pub use triad_data as data;
 
 pub use backend::{Backend, Plain};
+pub use graph::{
+    layer_name, Chain, Constant, ConvSpec, Graph, GraphBuilder, Node, Op, PoolSpec, SplitMix, SummaryRow, TensorInfo,
+};
 pub use layer::{Layer, Param, BN_EPS, BN_MOMENTUM};
 pub use model::{argmax_rows, layer_cost_table, one_hot, softmax_xent_grad, xent_loss, Model, Sgd};
-pub use net::{chain_dims, layer_name, LayerSpec, Net, SplitMix, SummaryRow};
 pub use plain::PTensor;
 pub use zoo::{Activation, Dataset, Pooling};

@@ -1,11 +1,11 @@
-//! A model: layers in order, the loss, SGD, and per-layer cost tables.
+//! A model: a graph's layers, the loss, SGD, and per-block cost tables.
 
 use triad_sharing::{Error, Product, Result};
 use triad_transport::{CostTable, PartyId};
 
 use crate::backend::Backend;
-use crate::layer::{weight_source, Layer, Param};
-use crate::net::{layer_name, Net};
+use crate::graph::{Graph, Op};
+use crate::layer::{weight_source, Layer, Param, BN_EPS};
 
 /// Minibatch SGD settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,59 +26,117 @@ impl Sgd {
 }
 
 /// A model on backend `B`: the private model (`B = Party<D>`) or its plaintext twin
-/// (`B = Plain`), built from the same [`Net`] and the same initial weights.
+/// (`B = Plain`), built from the same [`Graph`] and the same initial weights.
 #[derive(Debug)]
 pub struct Model<B: Backend> {
     /// The architecture.
-    pub net: Net,
-    /// The layers, in order.
+    pub graph: Graph,
+    /// One layer per graph node (node 0, the input, has none of its own state).
     pub layers: Vec<Layer<B>>,
     /// Training mode (batch statistics in batch norm); on by default.
     pub train: bool,
 }
 
 impl<B: Backend> Model<B> {
-    /// Builds the model with the given initial weights (in the order of
-    /// [`Net::init_weights`]): on shares, `owner` passes `Some(weights)` and secret-shares
-    /// them, the other parties pass `None`; the plaintext twin needs `Some`.
-    pub fn new(b: &B, net: &Net, owner: PartyId, weights: Option<&[Vec<f64>]>) -> Result<Self> {
-        net.out_dims()?;
-        let mut src = weight_source(b, owner, weights);
-        let mut layers = Vec::with_capacity(net.layers.len());
-        for (i, spec) in net.layers.iter().enumerate() {
-            layers.push(Layer::build(b, spec, layer_name(i, spec), &mut src)?);
+    /// Builds the model with the given initial weights in state order
+    /// ([`Graph::tensors`], [`Graph::init_weights`]: each node's parameters, then its
+    /// buffers): on shares, `owner` passes `Some(weights)` and secret-shares them, the
+    /// other parties pass `None`; the plaintext twin needs `Some`. The owner also folds
+    /// every batch norm's running statistics into its inference map in float64 and shares
+    /// that (two tensors of `c` values per batch norm), so inference on imported weights
+    /// needs no inverse square root on shares.
+    pub fn new(b: &B, graph: &Graph, owner: PartyId, weights: Option<&[Vec<f64>]>) -> Result<Self> {
+        graph.node_dims()?;
+        if let Some(w) = weights {
+            let want = graph.tensors().len();
+            if w.len() != want {
+                return Err(Error::Usage(format!(
+                    "model {}: {} weight tensors for {want} parameters and buffers",
+                    graph.name,
+                    w.len()
+                )));
+            }
         }
-        Ok(Model { net: net.clone(), layers, train: true })
+        let mut src = weight_source(b, owner, weights);
+        let mut layers = Vec::with_capacity(graph.nodes.len());
+        for n in &graph.nodes {
+            layers.push(Layer::build(&n.op, &n.name, &mut src)?);
+        }
+        let mut at = 0;
+        for (n, l) in graph.nodes.iter().zip(&mut layers) {
+            let count = n.op.param_shapes().len() + n.op.buffer_shapes().len();
+            if let Op::BatchNorm { c } = n.op {
+                let folded = weights.map(|w| fold_batchnorm(&w[at..at + 4]));
+                let (a, sh) = match &folded {
+                    Some((a, sh)) => (Some(a.as_slice()), Some(sh.as_slice())),
+                    None => (None, None),
+                };
+                l.folded = Some((b.input(owner, a, &[c])?, b.input(owner, sh, &[c])?));
+            }
+            at += count;
+        }
+        Ok(Model { graph: graph.clone(), layers, train: true })
     }
 
-    /// Every parameter, depth first (the order of [`Net::init_weights`]).
+    /// Every parameter, node by node (the order of [`Graph::tensors`] without buffers).
     pub fn params(&self) -> Vec<&Param<B>> {
         self.layers.iter().flat_map(|l| l.params()).collect()
     }
 
-    /// Forward pass on a batch `[N, C, H, W]`; returns the logits `[N, classes]`. Costs go
-    /// to the scopes `forward/<layer>`.
+    /// Forward pass on a batch `[N, ...]`; returns the last node's output (the logits,
+    /// `[N, classes]`). Costs go to the scopes `forward/<node>`. A value read by several
+    /// nodes is copied for all but its last reader.
     pub fn forward(&mut self, b: &B, x: B::T) -> Result<B::T> {
-        let _s = b.scope("forward");
-        let mut x = x;
-        for l in &mut self.layers {
-            x = l.forward(b, x, self.train)?;
-        }
-        Ok(x)
+        self.forward_observed(b, x, &mut |_| {})
     }
 
-    /// Backward pass from `∂loss/∂logits`; leaves every parameter's gradient in
-    /// [`Param::grad`]. Costs go to `backward/<layer>`.
-    pub fn backward(&mut self, b: &B, g: B::T) -> Result<()> {
-        let _s = b.scope("backward");
-        let mut g = g;
-        let n = self.layers.len();
-        for (i, l) in self.layers.iter_mut().enumerate().rev() {
-            match l.backward(b, g, i > 0)? {
-                Some(next) => g = next,
-                None if i == 0 => return Ok(()),
-                None => return Err(Error::Usage(format!("layer {i} of {n} gave no input gradient"))),
+    /// [`forward`](Self::forward), calling `done(i)` as node `i` finishes (the bench's
+    /// per-node timings).
+    pub fn forward_observed(&mut self, b: &B, x: B::T, done: &mut dyn FnMut(usize)) -> Result<B::T> {
+        let _s = b.scope("forward");
+        let mut left = self.graph.consumers();
+        let mut values: Vec<Option<B::T>> = Vec::with_capacity(self.layers.len());
+        values.push(Some(x));
+        for (i, node) in self.graph.nodes.iter().enumerate().skip(1) {
+            let mut ins = Vec::with_capacity(node.inputs.len());
+            for &j in &node.inputs {
+                left[j] -= 1;
+                let v =
+                    if left[j] == 0 { values[j].take() } else { values[j].as_ref().map(|v| b.copy(v)).transpose()? };
+                ins.push(v.ok_or_else(|| Error::Usage(format!("node {}: input {j} is gone", node.name)))?);
             }
+            values.push(Some(self.layers[i].forward(b, ins, self.train)?));
+            done(i);
+        }
+        values.pop().flatten().ok_or_else(|| Error::Usage(format!("model {} has no output", self.graph.name)))
+    }
+
+    /// Backward pass from `∂loss/∂output`; leaves every parameter's gradient in
+    /// [`Param::grad`]. Gradients of a value read by several nodes are summed. No
+    /// gradient is computed for the graph's input. Costs go to `backward/<node>`.
+    pub fn backward(&mut self, b: &B, g: B::T) -> Result<()> {
+        self.backward_observed(b, g, &mut |_| {})
+    }
+
+    /// [`backward`](Self::backward), calling `done(i)` as node `i` finishes.
+    pub fn backward_observed(&mut self, b: &B, g: B::T, done: &mut dyn FnMut(usize)) -> Result<()> {
+        let _s = b.scope("backward");
+        let n = self.layers.len();
+        let mut grads: Vec<Option<B::T>> = (0..n).map(|_| None).collect();
+        grads[n - 1] = Some(g);
+        for i in (1..n).rev() {
+            let Some(g) = grads[i].take() else { continue };
+            let node = &self.graph.nodes[i];
+            let need: Vec<bool> = node.inputs.iter().map(|&j| j != 0).collect();
+            let outs = self.layers[i].backward(b, g, &need)?;
+            for (&j, gj) in node.inputs.iter().zip(outs) {
+                let Some(gj) = gj else { continue };
+                grads[j] = Some(match grads[j].take() {
+                    Some(acc) => b.add(&acc, &gj)?,
+                    None => gj,
+                });
+            }
+            done(i);
         }
         Ok(())
     }
@@ -120,14 +178,16 @@ impl<B: Backend> Model<B> {
         Ok(probs)
     }
 
-    /// Opens every parameter to party `to` (`Some` there; always `Some` on the twin), in
-    /// parameter order: the model owner's copy of the trained weights, and the tests'
-    /// comparison with the twin.
+    /// Opens every parameter and buffer to party `to` (`Some` there; always `Some` on the
+    /// twin), in state order ([`Graph::tensors`]): the model owner's copy of the trained
+    /// weights, and the tests' comparison with the twin.
     pub fn open_weights(&self, b: &B, to: PartyId) -> Result<Option<Vec<Vec<f64>>>> {
         let _s = b.scope("open_weights");
         let mut out = Vec::new();
-        for p in self.params() {
-            out.push(b.open(to, &p.value)?);
+        for l in &self.layers {
+            for t in l.params.iter().map(|p| &p.value).chain(&l.buffers) {
+                out.push(b.open(to, t)?);
+            }
         }
         Ok(out.into_iter().collect())
     }
@@ -181,11 +241,12 @@ pub fn argmax_rows(data: &[f64], classes: usize) -> Vec<usize> {
         .collect()
 }
 
-/// A per-layer cost table from the three parties' cost tables: one row per top-level
-/// layer of `net` under `phase` (`"forward"` or `"backward"`), then `other` scopes
+/// A per-block cost table from the three parties' cost tables: one row per block of
+/// `graph` ([`Graph::blocks`]: a node, or the nodes sharing a first name component such
+/// as a residual block) under `phase` (`"forward"` or `"backward"`), then `other` scopes
 /// (`"loss"`, `"sgd"`) and the total. Columns: rounds (the most any party counted) and
 /// bytes sent by each party.
-pub fn layer_cost_table(net: &Net, costs: &[CostTable; 3], phase: &str, other: &[&str]) -> String {
+pub fn layer_cost_table(graph: &Graph, costs: &[CostTable; 3], phase: &str, other: &[&str]) -> String {
     let mut rows: Vec<(String, [u64; 3], u64)> = Vec::new();
     let mut add = |label: String, path: String| {
         let c: Vec<_> = costs.iter().map(|t| t.subtree(&path)).collect();
@@ -195,9 +256,8 @@ pub fn layer_cost_table(net: &Net, costs: &[CostTable; 3], phase: &str, other: &
             c.iter().map(|c| c.rounds).max().unwrap_or(0),
         ));
     };
-    for (i, l) in net.layers.iter().enumerate() {
-        let name = layer_name(i, l);
-        add(format!("{name}  {}", l.describe()), format!("{phase}/{name}"));
+    for (name, what) in graph.blocks() {
+        add(format!("{name}  {what}"), format!("{phase}/{name}"));
     }
     for o in other {
         add((*o).to_string(), (*o).to_string());
@@ -215,4 +275,12 @@ pub fn layer_cost_table(net: &Net, costs: &[CostTable; 3], phase: &str, other: &
         s.push_str(&format!("{label:<w$}  {rounds:>7}  {:>14}  {:>14}  {:>14}\n", bytes[0], bytes[1], bytes[2]));
     }
     s
+}
+
+/// A batch norm's inference map from its plaintext `[γ, β, running mean, running var]`:
+/// `a = γ / sqrt(var + eps)`, `c = β - mean · a` (float64, by the weights' owner).
+fn fold_batchnorm(t: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
+    let a: Vec<f64> = t[0].iter().zip(&t[3]).map(|(g, v)| g / (v + BN_EPS).sqrt()).collect();
+    let c = t[1].iter().zip(&t[2]).zip(&a).map(|((be, m), a)| be - m * a).collect();
+    (a, c)
 }

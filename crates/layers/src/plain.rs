@@ -343,3 +343,51 @@ pub fn softmax_rows(x: &PTensor) -> Result<PTensor> {
     }
     Ok(out)
 }
+
+/// `(outer, inner)` sizes around `axis` of `shape`.
+fn around(shape: &[usize], axis: usize) -> (usize, usize) {
+    (shape[..axis].iter().product(), shape[axis + 1..].iter().product())
+}
+
+/// The tensors joined along `axis` (every other dimension equal).
+pub fn concat(parts: &[&PTensor], axis: usize) -> Result<PTensor> {
+    let first = parts.first().ok_or_else(|| usage("concat of no tensors".into()))?;
+    if axis >= first.shape.len() {
+        return Err(usage(format!("concat axis {axis} of shape {:?}", first.shape)));
+    }
+    let mut shape = first.shape.clone();
+    shape[axis] = 0;
+    for p in parts {
+        let same = p.shape.len() == first.shape.len()
+            && p.shape.iter().zip(&first.shape).enumerate().all(|(i, (a, b))| i == axis || a == b);
+        if !same {
+            return Err(usage(format!("concat of shapes {:?} and {:?} on axis {axis}", first.shape, p.shape)));
+        }
+        shape[axis] += p.shape[axis];
+    }
+    let (outer, inner) = around(&shape, axis);
+    let mut data = Vec::with_capacity(numel(&shape));
+    for o in 0..outer {
+        for p in parts {
+            let run = p.shape[axis] * inner;
+            data.extend_from_slice(&p.data[o * run..(o + 1) * run]);
+        }
+    }
+    PTensor::new(shape, data)
+}
+
+/// Elements `start..start + len` along `axis`.
+pub fn slice(x: &PTensor, axis: usize, start: usize, len: usize) -> Result<PTensor> {
+    if axis >= x.shape.len() || start + len > x.shape[axis] {
+        return Err(usage(format!("slice {start}..{} of axis {axis} of shape {:?}", start + len, x.shape)));
+    }
+    let (outer, inner) = around(&x.shape, axis);
+    let mut shape = x.shape.clone();
+    shape[axis] = len;
+    let mut data = Vec::with_capacity(numel(&shape));
+    for o in 0..outer {
+        let base = (o * x.shape[axis] + start) * inner;
+        data.extend_from_slice(&x.data[base..base + len * inner]);
+    }
+    PTensor::new(shape, data)
+}

@@ -1,7 +1,7 @@
 //! The model zoo: LeNet, AlexNet, VGG-16 and ResNet-50/101/152 with the paper's
 //! adjustments (see `DESIGN.md`, "The paper's parameters and models").
 
-use crate::net::{chain_dims, LayerSpec, Net};
+use crate::graph::{Chain, ConvSpec, Graph, Op, PoolSpec};
 
 /// The datasets of the paper, by input shape and class count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,29 +63,29 @@ pub enum Pooling {
     Max,
 }
 
-fn conv(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> LayerSpec {
-    LayerSpec::Conv2d { in_c, out_c, k, stride, pad, bias: true }
+fn conv(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> Op {
+    Op::Conv(ConvSpec::square(in_c, out_c, k, stride, pad, true))
 }
 
-fn conv_nb(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> LayerSpec {
-    LayerSpec::Conv2d { in_c, out_c, k, stride, pad, bias: false }
+fn conv_nb(in_c: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> Op {
+    Op::Conv(ConvSpec::square(in_c, out_c, k, stride, pad, false))
 }
 
-fn fc(inp: usize, out: usize) -> LayerSpec {
-    LayerSpec::Linear { inp, out }
+fn fc(inp: usize, out: usize) -> Op {
+    Op::Linear { inp, out, bias: true }
 }
 
-fn pool(p: Pooling, k: usize, stride: usize, pad: usize) -> LayerSpec {
+fn pool(p: Pooling, k: usize, stride: usize, pad: usize) -> Op {
     match p {
-        Pooling::Avg => LayerSpec::AvgPool { k, stride, pad },
-        Pooling::Max => LayerSpec::MaxPool { k, stride, pad },
+        Pooling::Avg => Op::AvgPool(PoolSpec::square(k, stride, pad)),
+        Pooling::Max => Op::MaxPool(PoolSpec::square(k, stride, pad)),
     }
 }
 
-fn act(a: Activation) -> LayerSpec {
+fn act(a: Activation) -> Op {
     match a {
-        Activation::Relu => LayerSpec::Relu,
-        Activation::Tanh => LayerSpec::Tanh,
+        Activation::Relu => Op::Relu,
+        Activation::Tanh => Op::Tanh,
     }
 }
 
@@ -103,49 +103,52 @@ fn act_name(a: Activation) -> &'static str {
     }
 }
 
-/// The size of the flattened features after `layers` on `input`.
-fn flat(layers: &[LayerSpec], input: &[usize]) -> usize {
-    // The zoo's own layer lists always fit their inputs.
-    chain_dims(layers, input).map(|d| d.iter().product()).unwrap_or(0)
+/// The zoo's graphs always fit their inputs (the tests build every one); one that did
+/// not would come back without nodes, named with the error, so that building a model of
+/// it fails with that line.
+fn done(c: Chain) -> Graph {
+    c.finish().unwrap_or_else(|e| Graph { name: format!("invalid zoo graph: {e}"), nodes: vec![] })
 }
 
 /// LeNet as CryptGPU (and Caffe) train it on MNIST: conv 1→20 (5x5), pool, conv 20→50
 /// (5x5), pool, fc 800→500, fc 500→10; the activation after each conv and the first fc.
 /// 431,080 parameters.
-pub fn lenet(a: Activation, p: Pooling) -> Net {
-    let layers = vec![
+pub fn lenet(a: Activation, p: Pooling) -> Graph {
+    let mut s = Chain::new(&format!("lenet-{}-{}", act_name(a), pool_name(p)), &Dataset::Mnist.input());
+    s.extend([
         conv(1, 20, 5, 1, 0),
         act(a),
         pool(p, 2, 2, 0),
         conv(20, 50, 5, 1, 0),
         act(a),
         pool(p, 2, 2, 0),
-        LayerSpec::Flatten,
+        Op::Flatten,
         fc(800, 500),
         act(a),
         fc(500, 10),
-    ];
-    Net { name: format!("lenet-{}-{}", act_name(a), pool_name(p)), input: Dataset::Mnist.input(), layers }
+    ]);
+    done(s)
 }
 
 /// The classic LeNet-5 on 28x28 digits (padding 2 in the first conv stands for the 32x32
 /// input): conv 1→6, pool, conv 6→16, pool, fc 400→120→84→10. 61,706 parameters.
-pub fn lenet5(a: Activation, p: Pooling) -> Net {
-    let layers = vec![
+pub fn lenet5(a: Activation, p: Pooling) -> Graph {
+    let mut s = Chain::new(&format!("lenet5-{}-{}", act_name(a), pool_name(p)), &Dataset::Mnist.input());
+    s.extend([
         conv(1, 6, 5, 1, 2),
         act(a),
         pool(p, 2, 2, 0),
         conv(6, 16, 5, 1, 0),
         act(a),
         pool(p, 2, 2, 0),
-        LayerSpec::Flatten,
+        Op::Flatten,
         fc(400, 120),
         act(a),
         fc(120, 84),
         act(a),
         fc(84, 10),
-    ];
-    Net { name: format!("lenet5-{}-{}", act_name(a), pool_name(p)), input: Dataset::Mnist.input(), layers }
+    ]);
+    done(s)
 }
 
 /// AlexNet. ImageNet: the original (torchvision's channel counts: 64, 192, 384, 256,
@@ -153,99 +156,93 @@ pub fn lenet5(a: Activation, p: Pooling) -> Net {
 /// the small-image AlexNet (conv 11x11 stride 4 padding 5, 2x2 pools) without its last
 /// pool, with fc 256-256-10 (CIFAR-10) or 1024-1024-200 (Tiny ImageNet), as the paper.
 /// `p` picks the pooling (the paper: average).
-pub fn alexnet(d: Dataset, p: Pooling) -> Net {
-    let mut layers = if d == Dataset::ImageNet {
-        vec![
-            conv(3, 64, 11, 4, 2),
-            LayerSpec::Relu,
-            pool(p, 3, 2, 0),
-            conv(64, 192, 5, 1, 2),
-            LayerSpec::Relu,
-            pool(p, 3, 2, 0),
-        ]
-    } else {
-        vec![
-            conv(3, 64, 11, 4, 5),
-            LayerSpec::Relu,
-            pool(p, 2, 2, 0),
-            conv(64, 192, 5, 1, 2),
-            LayerSpec::Relu,
-            pool(p, 2, 2, 0),
-        ]
-    };
-    layers.extend([
-        conv(192, 384, 3, 1, 1),
-        LayerSpec::Relu,
-        conv(384, 256, 3, 1, 1),
-        LayerSpec::Relu,
-        conv(256, 256, 3, 1, 1),
-        LayerSpec::Relu,
-    ]);
+pub fn alexnet(d: Dataset, p: Pooling) -> Graph {
+    let mut s = Chain::new(&format!("alexnet-{}-{}", d.name(), pool_name(p)), &d.input());
     if d == Dataset::ImageNet {
-        layers.push(pool(p, 3, 2, 0));
+        s.extend([
+            conv(3, 64, 11, 4, 2),
+            Op::Relu,
+            pool(p, 3, 2, 0),
+            conv(64, 192, 5, 1, 2),
+            Op::Relu,
+            pool(p, 3, 2, 0),
+        ]);
+    } else {
+        s.extend([
+            conv(3, 64, 11, 4, 5),
+            Op::Relu,
+            pool(p, 2, 2, 0),
+            conv(64, 192, 5, 1, 2),
+            Op::Relu,
+            pool(p, 2, 2, 0),
+        ]);
     }
-    layers.push(LayerSpec::Flatten);
+    s.extend([conv(192, 384, 3, 1, 1), Op::Relu, conv(384, 256, 3, 1, 1), Op::Relu, conv(256, 256, 3, 1, 1), Op::Relu]);
+    if d == Dataset::ImageNet {
+        s.push(pool(p, 3, 2, 0));
+    }
+    s.push(Op::Flatten);
     let hidden = match d {
         Dataset::ImageNet => 4096,
         Dataset::TinyImageNet => 1024,
         _ => 256,
     };
-    let f = flat(&layers, &d.input());
-    layers.extend([fc(f, hidden), LayerSpec::Relu, fc(hidden, hidden), LayerSpec::Relu, fc(hidden, d.classes())]);
-    Net { name: format!("alexnet-{}-{}", d.name(), pool_name(p)), input: d.input(), layers }
+    let f = s.flat();
+    s.extend([fc(f, hidden), Op::Relu, fc(hidden, hidden), Op::Relu, fc(hidden, d.classes())]);
+    done(s)
 }
 
 /// VGG-16: 13 3x3 convolutions (64, 64, M, 128, 128, M, 256 x3, M, 512 x3, M, 512 x3, M)
 /// with ReLU, then 3 fc. CIFAR-10: fc 512→256→256→10; Tiny ImageNet: 2048→512→512→200;
 /// ImageNet: a 2x2 average pool before the first fc (7x7 → 3x3 maps, 25088 → 4608
 /// features), fc 4608→4096→4096→1000. `p` picks the pooling inside the feature stack.
-pub fn vgg16(d: Dataset, p: Pooling) -> Net {
+pub fn vgg16(d: Dataset, p: Pooling) -> Graph {
     let cfg: [usize; 18] = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
-    let mut layers = Vec::new();
+    let mut s = Chain::new(&format!("vgg16-{}-{}", d.name(), pool_name(p)), &d.input());
     let mut c = 3;
     for v in cfg {
         if v == 0 {
-            layers.push(pool(p, 2, 2, 0));
+            s.push(pool(p, 2, 2, 0));
         } else {
-            layers.push(conv(c, v, 3, 1, 1));
-            layers.push(LayerSpec::Relu);
+            s.extend([conv(c, v, 3, 1, 1), Op::Relu]);
             c = v;
         }
     }
     if d == Dataset::ImageNet {
-        layers.push(LayerSpec::AvgPool { k: 2, stride: 2, pad: 0 });
+        s.push(Op::AvgPool(PoolSpec::square(2, 2, 0)));
     }
-    layers.push(LayerSpec::Flatten);
+    s.push(Op::Flatten);
     let hidden = match d {
         Dataset::ImageNet => 4096,
         Dataset::TinyImageNet => 512,
         _ => 256,
     };
-    let f = flat(&layers, &d.input());
-    layers.extend([fc(f, hidden), LayerSpec::Relu, fc(hidden, hidden), LayerSpec::Relu, fc(hidden, d.classes())]);
-    Net { name: format!("vgg16-{}-{}", d.name(), pool_name(p)), input: d.input(), layers }
+    let f = s.flat();
+    s.extend([fc(f, hidden), Op::Relu, fc(hidden, hidden), Op::Relu, fc(hidden, d.classes())]);
+    done(s)
 }
 
 /// A bottleneck block (torchvision's v1.5: the stride sits on the 3x3 conv), followed
 /// by the block's ReLU (a separate layer after the residual add).
-fn bottleneck(in_c: usize, width: usize, stride: usize) -> [LayerSpec; 2] {
+fn bottleneck(s: &mut Chain, in_c: usize, width: usize, stride: usize) {
     let out = 4 * width;
     let body = vec![
         conv_nb(in_c, width, 1, 1, 0),
-        LayerSpec::BatchNorm { c: width },
-        LayerSpec::Relu,
+        Op::BatchNorm { c: width },
+        Op::Relu,
         conv_nb(width, width, 3, stride, 1),
-        LayerSpec::BatchNorm { c: width },
-        LayerSpec::Relu,
+        Op::BatchNorm { c: width },
+        Op::Relu,
         conv_nb(width, out, 1, 1, 0),
-        LayerSpec::BatchNorm { c: out },
+        Op::BatchNorm { c: out },
     ];
     let shortcut = if stride != 1 || in_c != out {
-        vec![conv_nb(in_c, out, 1, stride, 0), LayerSpec::BatchNorm { c: out }]
+        vec![conv_nb(in_c, out, 1, stride, 0), Op::BatchNorm { c: out }]
     } else {
         vec![]
     };
-    [LayerSpec::Residual { body, shortcut }, LayerSpec::Relu]
+    s.residual(body, shortcut);
+    s.push(Op::Relu);
 }
 
 /// ResNet-50, -101 or -152 (`depth`; other depths give blocks [3, 4, 6, 3]): stem conv
@@ -253,23 +250,24 @@ fn bottleneck(in_c: usize, width: usize, stride: usize) -> [LayerSpec; 2] {
 /// blocks (`[3, 4, 6, 3]`, `[3, 4, 23, 3]`, `[3, 8, 36, 3]`; widths 64, 128, 256, 512, expansion 4),
 /// a global average pool and fc 2048→classes. ResNet-50 on ImageNet: 25,557,032
 /// parameters (batch norm `γ`, `β` included).
-pub fn resnet(depth: usize, d: Dataset, p: Pooling) -> Net {
+pub fn resnet(depth: usize, d: Dataset, p: Pooling) -> Graph {
     let blocks = match depth {
         101 => [3, 4, 23, 3],
         152 => [3, 8, 36, 3],
         _ => [3, 4, 6, 3],
     };
-    let mut layers = vec![conv_nb(3, 64, 7, 2, 3), LayerSpec::BatchNorm { c: 64 }, LayerSpec::Relu, pool(p, 3, 2, 1)];
+    let mut s = Chain::new(&format!("resnet{}-{}-{}", depth, d.name(), pool_name(p)), &d.input());
+    s.extend([conv_nb(3, 64, 7, 2, 3), Op::BatchNorm { c: 64 }, Op::Relu, pool(p, 3, 2, 1)]);
     let mut in_c = 64;
     for (stage, &n) in blocks.iter().enumerate() {
         let width = 64 << stage;
         for i in 0..n {
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-            layers.extend(bottleneck(in_c, width, stride));
+            bottleneck(&mut s, in_c, width, stride);
             in_c = 4 * width;
         }
     }
-    let hw = chain_dims(&layers, &d.input()).map(|v| v[1]).unwrap_or(1);
-    layers.extend([LayerSpec::AvgPool { k: hw, stride: hw, pad: 0 }, LayerSpec::Flatten, fc(in_c, d.classes())]);
-    Net { name: format!("resnet{}-{}-{}", depth, d.name(), pool_name(p)), input: d.input(), layers }
+    let hw = s.dims().get(1).copied().unwrap_or(1);
+    s.extend([Op::AvgPool(PoolSpec::square(hw, hw, 0)), Op::Flatten, fc(in_c, d.classes())]);
+    done(s)
 }

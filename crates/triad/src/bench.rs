@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use triad_fixed::FixedConfig;
-use triad_layers::{one_hot, softmax_xent_grad, Backend, Model, Net, Sgd, SplitMix};
+use triad_layers::{one_hot, softmax_xent_grad, Backend, Graph, Model, Sgd, SplitMix};
 use triad_ring::Device;
 use triad_sharing::{run_in_process, Party};
 use triad_transport::{Cost, CostTable, LinkConfig};
@@ -90,10 +90,24 @@ fn row(phase: &str, layer: String, secs: f64, costs: &[Cost; 3]) -> Row {
     }
 }
 
+/// Records each node's time (from the previous node's end to its own) as
+/// `(phase, label, seconds)`.
+fn timer<'a>(
+    phase: &'static str,
+    labels: &'a [String],
+    times: &'a mut Vec<(String, String, f64)>,
+) -> impl FnMut(usize) + 'a {
+    let mut t = Instant::now();
+    move |i| {
+        times.push((phase.into(), labels.get(i).cloned().unwrap_or_default(), t.elapsed().as_secs_f64()));
+        t = Instant::now();
+    }
+}
+
 /// Times one forward pass (and with `train`, backward pass and SGD step) on random
 /// inputs; per-layer times are party 0's.
-fn bench_one<D: Device>(dev: D, net: &Net, batch: usize, train: bool) -> Result<Vec<Row>> {
-    let dims: Vec<usize> = std::iter::once(batch).chain(net.input.iter().copied()).collect();
+fn bench_one<D: Device>(dev: D, net: &Graph, batch: usize, train: bool) -> Result<Vec<Row>> {
+    let dims: Vec<usize> = std::iter::once(batch).chain(net.input().iter().copied()).collect();
     let classes: usize = net.out_dims()?.iter().product();
     let numel: usize = dims.iter().product();
     let mut rng = SplitMix(9);
@@ -112,33 +126,14 @@ fn bench_one<D: Device>(dev: D, net: &Net, batch: usize, train: bool) -> Result<
         p.net.reset_costs();
         let mut times: Vec<(String, String, f64)> = Vec::new();
         let t_all = Instant::now();
-        let mut h = xs;
-        {
-            let _s = p.net.scope("forward");
-            for l in &mut model.layers {
-                let t = Instant::now();
-                h = l.forward(p, h, train)?;
-                times.push(("forward".into(), format!("{}  {}", l.name, l.spec.describe()), t.elapsed().as_secs_f64()));
-            }
-        }
+        let labels: Vec<String> =
+            model.graph.nodes.iter().map(|n| format!("{}  {}", n.name, n.op.describe())).collect();
+        let h = model.forward_observed(p, xs, &mut timer("forward", &labels, &mut times))?;
         if train {
             let t = Instant::now();
             let (_, g) = softmax_xent_grad(p, &h, &ys)?;
             times.push(("loss".into(), "loss".into(), t.elapsed().as_secs_f64()));
-            {
-                let _s = p.net.scope("backward");
-                let mut g = Some(g);
-                for (i, l) in model.layers.iter_mut().enumerate().rev() {
-                    let t = Instant::now();
-                    let Some(gi) = g.take() else { break };
-                    g = l.backward(p, gi, i > 0)?;
-                    times.push((
-                        "backward".into(),
-                        format!("{}  {}", l.name, l.spec.describe()),
-                        t.elapsed().as_secs_f64(),
-                    ));
-                }
-            }
+            model.backward_observed(p, g, &mut timer("backward", &labels, &mut times))?;
             let t = Instant::now();
             model.sgd_step(p, &Sgd::new(0.01))?;
             times.push(("sgd".into(), "sgd".into(), t.elapsed().as_secs_f64()));

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
-use triad_layers::{argmax_rows, one_hot, Backend, Model, Net, Plain, Sgd};
+use triad_layers::{argmax_rows, one_hot, Backend, Graph, Model, Plain, Sgd};
 use triad_ring::Device;
 use triad_sharing::Party;
 use triad_transport::{Cost, PartyId};
@@ -77,7 +77,7 @@ pub struct JobSpec {
 
 impl JobSpec {
     /// The network.
-    pub fn net(&self) -> Result<Net> {
+    pub fn net(&self) -> Result<Graph> {
         self.model.net(self.dataset).map_err(Error::Usage)
     }
 
@@ -104,7 +104,7 @@ impl JobSpec {
     }
 
     /// Loads what the owner brings: the data and the initial plaintext weights.
-    pub fn owner_inputs(&self, net: &Net) -> Result<OwnerInputs> {
+    pub fn owner_inputs(&self, net: &Graph) -> Result<OwnerInputs> {
         let test_random = self.samples.unwrap_or(if self.train { 0 } else { self.eval_batch });
         let data = if self.random {
             Data::random(self.dataset, self.seed, test_random)
@@ -235,7 +235,7 @@ fn agree<D: Device>(p: &Party<D>, job: &JobSpec, owner: Option<&OwnerInputs>, re
 pub fn run_party<D: Device>(
     p: &Party<D>,
     job: &JobSpec,
-    net: &Net,
+    net: &Graph,
     owner: Option<&OwnerInputs>,
     progress: Progress,
 ) -> Result<PartyResult> {
@@ -254,7 +254,7 @@ pub fn run_party<D: Device>(
     if let Some(dir) = &job.resume {
         step0 = weights::load_shares(dir, p, &mut model)? as usize;
     }
-    let dims = |n: usize| -> Vec<usize> { std::iter::once(n).chain(net.input.iter().copied()).collect() };
+    let dims = |n: usize| -> Vec<usize> { std::iter::once(n).chain(net.input().iter().copied()).collect() };
     let classes: usize = net.out_dims()?.iter().product();
     let opt = Sgd { lr: job.lr, momentum: job.momentum, weight_decay: job.weight_decay };
     let mut result = PartyResult { party: p.index(), train: None, infer: None, checkpoint: None, owner: None };
@@ -388,7 +388,7 @@ impl TrainPlan {
 
 fn run_twin(
     job: &JobSpec,
-    net: &Net,
+    net: &Graph,
     o: &OwnerInputs,
     plan: &TrainPlan,
     opt: &Sgd,
@@ -398,7 +398,7 @@ fn run_twin(
 ) -> Result<Twin> {
     let b = Plain;
     let mut twin = Model::new(&b, net, OWNER, Some(&o.weights))?;
-    let dims = |n: usize| -> Vec<usize> { std::iter::once(n).chain(net.input.iter().copied()).collect() };
+    let dims = |n: usize| -> Vec<usize> { std::iter::once(n).chain(net.input().iter().copied()).collect() };
     let t = Instant::now();
     let bar = progress.bar(plan.total as u64, "plaintext twin");
     for k in 0..plan.total {

@@ -3,7 +3,7 @@
 use clap::ValueEnum;
 use serde::Serialize;
 use triad_layers::zoo::{self, Dataset};
-use triad_layers::{Activation, Net, Pooling};
+use triad_layers::{Activation, Graph, Pooling};
 
 /// A model of the zoo, by its command-line name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -62,7 +62,7 @@ impl ModelName {
     }
 
     /// The network for dataset `d`, or a usage message when the model is not defined for it.
-    pub fn net(self, d: Shape) -> Result<Net, String> {
+    pub fn net(self, d: Shape) -> Result<Graph, String> {
         if !self.datasets().contains(&d) {
             let ok: Vec<_> = self.datasets().iter().map(|d| d.as_str()).collect();
             return Err(format!(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 use serde::Serialize;
 use triad_fixed::FixedConfig;
-use triad_layers::Net;
+use triad_layers::Graph;
 use triad_sharing::{run_in_process, Party};
 use triad_transport::{connect_tls, LinkConfig, PartiesConfig, PartyId, TlsIdentity};
 
@@ -135,7 +135,7 @@ pub fn run_party_process(
 fn report(
     command: &str,
     job: &JobSpec,
-    net: &Net,
+    net: &Graph,
     backend: BackendKind,
     mode: String,
     start: Instant,

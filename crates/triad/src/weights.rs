@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use triad_layers::{layer_name, Layer, LayerSpec, Model, Net};
+use triad_layers::{Graph, Layer, Model};
 use triad_ring::{Device, Tensor};
 use triad_sharing::{AShare, Party};
 
@@ -23,33 +23,10 @@ use crate::error::{read_err, write_err, Error, Result};
 /// The checkpoint format tag.
 pub const SHARES_FORMAT: &str = "triad-shares-v1";
 
-fn own_names(spec: &LayerSpec) -> (&'static [&'static str], &'static [&'static str]) {
-    match spec {
-        LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. } => (&["weight", "bias"], &[]),
-        LayerSpec::BatchNorm { .. } => (&["gamma", "beta"], &["running_mean", "running_var"]),
-        _ => (&[], &[]),
-    }
-}
-
-/// Every parameter's name and shape in parameter order (the order of
-/// [`Net::init_weights`] and [`Model::params`]).
-pub fn param_names(net: &Net) -> Vec<(String, Vec<usize>)> {
-    fn walk(prefix: &str, layers: &[LayerSpec], out: &mut Vec<(String, Vec<usize>)>) {
-        for (i, l) in layers.iter().enumerate() {
-            let name = format!("{prefix}{}", layer_name(i, l));
-            let (names, _) = own_names(l);
-            for (s, n) in l.param_shapes().into_iter().zip(names) {
-                out.push((format!("{name}.{n}"), s));
-            }
-            if let LayerSpec::Residual { body, shortcut } = l {
-                walk(&format!("{name}/body/"), body, out);
-                walk(&format!("{name}/shortcut/"), shortcut, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk("", &net.layers, &mut out);
-    out
+/// Every parameter's and buffer's name and shape in state order (the order of
+/// [`Graph::init_weights`] and [`Graph::tensors`]).
+pub fn param_names(net: &Graph) -> Vec<(String, Vec<usize>)> {
+    net.tensors().into_iter().map(|t| (t.name, t.shape)).collect()
 }
 
 fn bad(path: &Path, detail: impl Into<String>) -> Error {
@@ -84,56 +61,52 @@ fn write(path: &Path, tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, meta: 
 }
 
 /// Reads plaintext weights for `net` from a safetensors file, checking that every
-/// parameter is there with its shape and nothing else is. The error names the first
-/// tensor that does not fit.
-pub fn load_plain(path: &Path, net: &Net) -> Result<Vec<Vec<f64>>> {
+/// parameter and buffer is there with its shape and nothing else is. A mismatch lists
+/// every missing, misshapen and unexpected tensor at once.
+pub fn load_plain(path: &Path, net: &Graph) -> Result<Vec<Vec<f64>>> {
     let bytes = read(path)?;
     let st = parse(path, &bytes)?;
     let expected = param_names(net);
     let mut out = Vec::with_capacity(expected.len());
+    let mut problems = Vec::new();
     for (name, shape) in &expected {
-        let t = st.tensor(name).map_err(|_| {
-            bad(path, format!("does not fit model {}: tensor {name} (shape {shape:?}) is missing", net.name))
-        })?;
-        if t.shape() != shape.as_slice() {
-            return Err(bad(
-                path,
-                format!(
-                    "does not fit model {}: tensor {name} has shape {:?}, the model needs {shape:?}",
-                    net.name,
-                    t.shape()
-                ),
-            ));
-        }
-        let v: Vec<f64> = match t.dtype() {
-            Dtype::F64 => {
-                t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()
-            }
-            Dtype::F32 => t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap_or([0; 4]))))
-                .collect(),
-            other => {
-                return Err(bad(path, format!("tensor {name} is {other:?}; plaintext weights must be F32 or F64")))
-            }
+        let Ok(t) = st.tensor(name) else {
+            problems.push(format!("missing {name} {shape:?}"));
+            continue;
         };
-        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            return Err(bad(path, format!("tensor {name} has a non-finite value at element {i}")));
+        if t.shape() != shape.as_slice() {
+            problems.push(format!("{name} has shape {:?}, the model needs {shape:?}", t.shape()));
+            continue;
         }
-        out.push(v);
+        out.push(floats(path, name, &t)?);
     }
     let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
     let mut extra: Vec<&str> = st.names().into_iter().filter(|n| !known.contains(n)).collect();
     extra.sort_unstable();
-    if let Some(n) = extra.first() {
-        return Err(bad(path, format!("does not fit model {}: it has no parameter {n}", net.name)));
+    problems.extend(extra.iter().map(|n| format!("unexpected {n}")));
+    if !problems.is_empty() {
+        return Err(bad(path, format!("does not fit model {}: {}", net.name, problems.join("; "))));
     }
     Ok(out)
 }
 
+/// A plaintext tensor's values as `f64` (from `F64` or `F32`), all finite.
+fn floats(path: &Path, name: &str, t: &TensorView<'_>) -> Result<Vec<f64>> {
+    let v: Vec<f64> = match t.dtype() {
+        Dtype::F64 => t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
+        Dtype::F32 => {
+            t.data().chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))).collect()
+        }
+        other => return Err(bad(path, format!("tensor {name} is {other:?}; plaintext weights must be F32 or F64"))),
+    };
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(bad(path, format!("tensor {name} has a non-finite value at element {i}")));
+    }
+    Ok(v)
+}
+
 /// Writes plaintext weights (in parameter order) as `F64` tensors.
-pub fn save_plain(path: &Path, net: &Net, weights: &[Vec<f64>]) -> Result<()> {
+pub fn save_plain(path: &Path, net: &Graph, weights: &[Vec<f64>]) -> Result<()> {
     let names = param_names(net);
     if names.len() != weights.len() {
         return Err(Error::Usage(format!("{} weights for {} parameters", weights.len(), names.len())));
@@ -161,21 +134,17 @@ enum Slot<'a, D: Device> {
     Opt(&'a mut Option<AShare<D>>, Vec<usize>),
 }
 
-fn slots<'a, D: Device>(prefix: &str, layers: &'a mut [Layer<Party<D>>], out: &mut Vec<(String, Slot<'a, D>)>) {
-    for l in layers.iter_mut() {
-        let name = format!("{prefix}{}", l.name);
-        let (pnames, bnames) = own_names(&l.spec);
-        for (p, n) in l.params.iter_mut().zip(pnames) {
+fn slots<'a, D: Device>(net: &Graph, layers: &'a mut [Layer<Party<D>>], out: &mut Vec<(String, Slot<'a, D>)>) {
+    for (n, l) in net.nodes.iter().zip(layers.iter_mut()) {
+        let mut names = n.tensors.iter();
+        for (p, name) in l.params.iter_mut().zip(names.by_ref()) {
             let dims = p.value.shape().dims().to_vec();
-            out.push((format!("{name}.{n}"), Slot::Req(&mut p.value)));
-            out.push((format!("{name}.{n}.velocity"), Slot::Opt(&mut p.velocity, dims)));
+            out.push((name.clone(), Slot::Req(&mut p.value)));
+            out.push((format!("{name}.velocity"), Slot::Opt(&mut p.velocity, dims)));
         }
-        for (b, n) in l.buffers.iter_mut().zip(bnames) {
-            out.push((format!("{name}.{n}"), Slot::Req(b)));
+        for (b, name) in l.buffers.iter_mut().zip(names) {
+            out.push((name.clone(), Slot::Req(b)));
         }
-        let child = format!("{name}/");
-        slots(&child, &mut l.body, out);
-        slots(&child, &mut l.shortcut, out);
     }
 }
 
@@ -196,7 +165,7 @@ pub struct CheckpointMeta {
 pub fn save_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<D>>, step: u64) -> Result<PathBuf> {
     let path = share_path(dir, p.index());
     let mut list = Vec::new();
-    slots("", &mut model.layers, &mut list);
+    slots(&model.graph, &mut model.layers, &mut list);
     let mut tensors = Vec::new();
     for (name, slot) in list {
         let s = match slot {
@@ -212,7 +181,7 @@ pub fn save_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<
     }
     let meta = HashMap::from([
         ("format".to_string(), SHARES_FORMAT.to_string()),
-        ("model".into(), model.net.name.clone()),
+        ("model".into(), model.graph.name.clone()),
         ("party".into(), p.index().to_string()),
         ("step".into(), step.to_string()),
         ("frac_bits".into(), p.fixed.frac_bits.to_string()),
@@ -254,8 +223,8 @@ pub fn read_share_meta(dir: &Path, party: usize) -> Result<CheckpointMeta> {
 pub fn load_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<D>>) -> Result<u64> {
     let meta = read_share_meta(dir, p.index())?;
     let path = share_path(dir, p.index());
-    if meta.model != model.net.name {
-        return Err(bad(&path, format!("holds model {}, not {}", meta.model, model.net.name)));
+    if meta.model != model.graph.name {
+        return Err(bad(&path, format!("holds model {}, not {}", meta.model, model.graph.name)));
     }
     if meta.frac_bits != p.fixed.frac_bits {
         return Err(bad(&path, format!("uses {} fractional bits, not {}", meta.frac_bits, p.fixed.frac_bits)));
@@ -263,7 +232,7 @@ pub fn load_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<
     let bytes = read(&path)?;
     let st = parse(&path, &bytes)?;
     let mut list = Vec::new();
-    slots("", &mut model.layers, &mut list);
+    slots(&model.graph, &mut model.layers, &mut list);
     let mut used = 0;
     for (name, slot) in list {
         let want: Vec<usize> = match &slot {
@@ -307,7 +276,7 @@ pub fn load_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<
         }
     }
     if used != st.names().len() {
-        return Err(bad(&path, format!("has tensors model {} does not know", model.net.name)));
+        return Err(bad(&path, format!("has tensors model {} does not know", model.graph.name)));
     }
     Ok(meta.step)
 }

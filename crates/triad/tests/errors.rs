@@ -56,12 +56,16 @@ fn weights_that_do_not_fit_the_model() {
     let w = dir.join("lenet.safetensors");
     let net = triad::models::ModelName::Lenet.net(triad::models::Shape::Mnist).unwrap();
     triad::weights::save_plain(&w, &net, &net.init_weights(1)).unwrap();
-    // LeNet's weights for AlexNet: the first tensor already has the wrong shape.
+    // LeNet's weights for AlexNet: one line lists every misfit at once (a wrong shape, a
+    // missing tensor, an unexpected one).
     let out = triad(&["infer", "--model", "alexnet", "--random", "--weights", w.to_str().unwrap()]);
-    assert_one_error_line(
-        &out,
-        "does not fit model alexnet-cifar10-avg: tensor 00_conv2d.weight has shape [20, 1, 5, 5]",
-    );
+    for part in [
+        "does not fit model alexnet-cifar10-avg: 00_conv2d.weight has shape [20, 1, 5, 5], the model needs [64, 3, 11, 11]",
+        "missing 06_conv2d.weight [384, 192, 3, 3]",
+        "unexpected 07_linear.weight",
+    ] {
+        assert_one_error_line(&out, part);
+    }
     // Not a safetensors file at all.
     std::fs::write(&w, b"garbage").unwrap();
     let out = triad(&["infer", "--weights", w.to_str().unwrap()]);
