@@ -1,0 +1,402 @@
+//! Setup: dial the lower parties, accept the higher ones, and build the links.
+
+use super::{handshake::*, identity::*, link::*};
+use crate::channels::{lock, Channels, Core, Link};
+use crate::config::{validate_session, PartiesConfig};
+use crate::error::{HandshakeMismatch, TransportError};
+use crate::wire::{encode_handshake, FrameKind, Handshake};
+use crate::PartyId;
+use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::ServerName;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection};
+use std::io;
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Everything the setup threads share.
+pub(super) struct Setup {
+    pub(super) me: PartyId,
+    pub(super) cfg: PartiesConfig,
+    pub(super) hello: Handshake,
+    pub(super) deadline: Instant,
+    pub(super) cancel: AtomicBool,
+    pub(super) provider: Arc<CryptoProvider>,
+    pub(super) identity: TlsIdentity,
+    pub(super) client: Option<Arc<ClientConfig>>,
+    pub(super) client_verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl Setup {
+    pub(super) fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
+    pub(super) fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    pub(super) fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn server_config(
+        &self,
+        claim: Arc<Mutex<Option<PartyId>>>,
+    ) -> Result<Arc<ServerConfig>, TransportError> {
+        let verifier = Arc::new(ClaimVerifier { inner: Arc::clone(&self.client_verifier), claim });
+        let mut sc = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(identity_err)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.identity.chain.clone(), self.identity.key.clone_key())
+            .map_err(identity_err)?;
+        sc.send_tls13_tickets = 0;
+        sc.alpn_protocols = PartyId::ALL.into_iter().filter(|&p| p > self.me).map(alpn).collect();
+        Ok(Arc::new(sc))
+    }
+
+    /// Socket timeouts for the setup phase: whatever is left of the deadline.
+    pub(super) fn set_setup_timeouts(&self, sock: &TcpStream) -> io::Result<()> {
+        let left = self.left().max(Duration::from_millis(1));
+        sock.set_read_timeout(Some(left))?;
+        sock.set_write_timeout(Some(left))?;
+        sock.set_nodelay(true)
+    }
+}
+
+/// Dial `peer` (retrying until the deadline), then TLS and handshake.
+pub(super) fn connect_one(setup: &Setup, peer: PartyId) -> Result<Established, TransportError> {
+    let address = setup.cfg.party(peer).address.clone();
+    let mut last = String::from("no attempt made");
+    let mut attempted = false;
+    let mut sock = 'dial: loop {
+        // Once the setup has failed elsewhere, one attempt is still made, so that the
+        // peer hears why rather than waiting for its timeout.
+        if setup.cancelled() && attempted {
+            return Err(TransportError::Aborted { reason: "setup cancelled".into() });
+        }
+        let left = setup.left();
+        if left.is_zero() {
+            return Err(TransportError::Connect { peer, address, after: setup.timeout(), detail: last });
+        }
+        match address.to_socket_addrs() {
+            Ok(addrs) => {
+                for a in addrs {
+                    let t = setup.left().min(Duration::from_secs(2));
+                    if t.is_zero() {
+                        break;
+                    }
+                    match TcpStream::connect_timeout(&a, t) {
+                        Ok(s) => break 'dial s,
+                        Err(e) => last = format!("{a}: {e}"),
+                    }
+                }
+            }
+            Err(e) => last = format!("cannot resolve the address: {e}"),
+        }
+        attempted = true;
+        thread::sleep(setup.left().min(Duration::from_millis(20)));
+    };
+    let io_err = |e: io::Error| TransportError::from_io(peer, &e, setup.timeout());
+    setup.set_setup_timeouts(&sock).map_err(io_err)?;
+    let client = setup.client.clone().ok_or_else(|| identity_err("no client config"))?;
+    let name = ServerName::try_from(peer.dns_name()).map_err(identity_err)?;
+    let mut conn = Connection::Client(ClientConnection::new(client, name).map_err(|e| TransportError::tls(peer, &e))?);
+    tls_handshake(&mut conn, &mut sock).map_err(io_err)?;
+    check_cert_identity(&conn, &[peer], peer)?;
+    finish_connection(setup, conn, sock, peer)
+}
+
+/// Accept one connection and find out which pending party it is.
+pub(super) fn accept_one(
+    setup: &Setup,
+    mut sock: TcpStream,
+    pending: &[PartyId],
+    expected: &[PartyId],
+) -> Result<Established, (PartyId, TransportError)> {
+    let guess = |claim: Option<PartyId>, conn: Option<&Connection>| -> PartyId {
+        let alpn_claim = conn.and_then(|c| c.alpn_protocol()).and_then(alpn_party);
+        claim
+            .filter(|p| pending.contains(p))
+            .or(alpn_claim.filter(|p| pending.contains(p)))
+            .or(pending.last().copied())
+            .unwrap_or(setup.me.next())
+    };
+    let claim = Arc::new(Mutex::new(None));
+    let fail0 = |e: TransportError| (guess(None, None), e);
+    sock.set_nonblocking(false).and_then(|()| setup.set_setup_timeouts(&sock)).map_err(|e| {
+        let p = guess(None, None);
+        (p, TransportError::from_io(p, &e, setup.timeout()))
+    })?;
+    let sc = setup.server_config(Arc::clone(&claim)).map_err(fail0)?;
+    let mut conn = Connection::Server(ServerConnection::new(sc).map_err(|e| {
+        let p = guess(None, None);
+        (p, TransportError::tls(p, &e))
+    })?);
+    if let Err(e) = tls_handshake(&mut conn, &mut sock) {
+        let p = guess(*lock(&claim), Some(&conn));
+        return Err((p, TransportError::from_io(p, &e, setup.timeout())));
+    }
+    let fallback = guess(*lock(&claim), Some(&conn));
+    let peer = check_cert_identity(&conn, expected, fallback).map_err(|e| (fallback, e))?;
+    if !pending.contains(&peer) {
+        return Err((peer, TransportError::Handshake { peer, mismatch: HandshakeMismatch::Duplicate(peer) }));
+    }
+    finish_connection(setup, conn, sock, peer).map_err(|e| (peer, e))
+}
+
+pub(super) type SetupResult = (PartyId, Result<Established, TransportError>);
+
+pub(super) fn accept_loop(setup: Arc<Setup>, listener: TcpListener, tx: Sender<SetupResult>) {
+    let expected: Vec<PartyId> = PartyId::ALL.into_iter().filter(|&p| p > setup.me).collect();
+    let mut pending = expected.clone();
+    if let Err(e) = listener.set_nonblocking(true) {
+        for &p in &pending {
+            let _ = tx.send((p, Err(TransportError::from_io(p, &e, setup.timeout()))));
+        }
+        return;
+    }
+    while !pending.is_empty() && !setup.cancelled() {
+        if setup.left().is_zero() {
+            for &p in &pending {
+                let _ = tx.send((p, Err(TransportError::Timeout { peer: p, after: setup.timeout() })));
+            }
+            return;
+        }
+        match listener.accept() {
+            Ok((sock, _)) => match accept_one(&setup, sock, &pending, &expected) {
+                Ok(est) => {
+                    pending.retain(|&p| p != est.peer);
+                    let _ = tx.send((est.peer, Ok(est)));
+                }
+                Err((p, e)) => {
+                    let _ = tx.send((p, Err(e)));
+                    return;
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let p = pending[0];
+                let _ = tx.send((p, Err(TransportError::from_io(p, &e, setup.timeout()))));
+                return;
+            }
+        }
+    }
+}
+
+/// Connect party `me` to the other two over TCP with mutual TLS, as `cfg` describes,
+/// binding `me`'s configured address if it must accept connections (parties 0 and 1).
+///
+/// The whole setup must finish within `cfg.timeout`. Errors name the peer at fault.
+pub fn connect_tls(cfg: &PartiesConfig, me: PartyId, identity: TlsIdentity) -> Result<Channels, TransportError> {
+    connect_tls_with_listener(cfg, me, identity, None)
+}
+
+/// [`connect_tls`] with an already bound listener for `me` (ignored for party 2, which
+/// only dials). Lets tests bind port 0 and put the real port in the configuration.
+pub fn connect_tls_with_listener(
+    cfg: &PartiesConfig,
+    me: PartyId,
+    identity: TlsIdentity,
+    listener: Option<TcpListener>,
+) -> Result<Channels, TransportError> {
+    validate_session(&cfg.session)?;
+    let deadline = Instant::now() + cfg.timeout;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(identity.ca.clone()).map_err(|e| identity_err(format!("bad CA certificate: {e}")))?;
+    let roots = Arc::new(roots);
+    let lower: Vec<PartyId> = PartyId::ALL.into_iter().filter(|&p| p < me).collect();
+    let accepts = PartyId::ALL.into_iter().any(|p| p > me);
+    let client = if lower.is_empty() {
+        None
+    } else {
+        let mut cc = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(identity_err)?
+            .with_root_certificates(Arc::clone(&roots))
+            .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+            .map_err(|e| identity_err(format!("bad certificate or key: {e}")))?;
+        cc.resumption = Resumption::disabled();
+        cc.alpn_protocols = vec![alpn(me)];
+        Some(Arc::new(cc))
+    };
+    let client_verifier = WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider))
+        .build()
+        .map_err(|e| identity_err(format!("bad CA certificate: {e}")))?;
+    let setup = Arc::new(Setup {
+        me,
+        cfg: cfg.clone(),
+        hello: Handshake::new(me, &cfg.session),
+        deadline,
+        cancel: AtomicBool::new(false),
+        provider,
+        identity,
+        client,
+        client_verifier,
+    });
+    // Surface key problems before any connection.
+    setup.server_config(Arc::new(Mutex::new(None)))?;
+
+    let (tx, rx) = channel::<SetupResult>();
+    if accepts {
+        let listener = match listener {
+            Some(l) => l,
+            None => {
+                let address = &cfg.party(me).address;
+                TcpListener::bind(address)
+                    .map_err(|e| TransportError::Bind { address: address.clone(), detail: e.to_string() })?
+            }
+        };
+        let (s, t) = (Arc::clone(&setup), tx.clone());
+        spawn(format!("triad-{}-accept", me.as_u8()), move || accept_loop(s, listener, t))?;
+    }
+    for p in lower {
+        let (s, t) = (Arc::clone(&setup), tx.clone());
+        spawn(format!("triad-{}-dial-{}", me.as_u8(), p.as_u8()), move || {
+            let r = connect_one(&s, p);
+            let _ = t.send((p, r));
+        })?;
+    }
+    drop(tx);
+
+    let mut slots: [Option<Established>; 3] = [None, None, None];
+    // On failure, tell every peer we reached (or still reach: dials in flight finish in
+    // the background) why this party gives up, so none waits for its timeout.
+    let fail =
+        |setup: &Arc<Setup>, slots: &mut [Option<Established>; 3], rx: Receiver<SetupResult>, e: TransportError| {
+            setup.cancel.store(true, Ordering::SeqCst);
+            let reason = format!("{} could not complete setup: {e}", setup.me);
+            for est in slots.iter_mut().flatten() {
+                abort_established(est, &reason);
+            }
+            let _ = spawn(format!("triad-{}-setup-abort", setup.me.as_u8()), move || {
+                for (_, r) in rx {
+                    if let Ok(mut est) = r {
+                        abort_established(&mut est, &reason);
+                    }
+                }
+            });
+            e
+        };
+    while slots.iter().flatten().count() < 2 {
+        let wait = setup.left() + Duration::from_millis(500);
+        match rx.recv_timeout(wait) {
+            Ok((_, Ok(est))) => {
+                let i = est.peer.index();
+                slots[i] = Some(est);
+            }
+            Ok((_, Err(e))) => return Err(fail(&setup, &mut slots, rx, e)),
+            Err(_) => {
+                let missing =
+                    PartyId::ALL.into_iter().find(|&p| p != me && slots[p.index()].is_none()).unwrap_or(me.next());
+                let e = TransportError::Timeout { peer: missing, after: cfg.timeout };
+                return Err(fail(&setup, &mut slots, rx, e));
+            }
+        }
+    }
+    let next = slots[me.next().index()].take();
+    let prev = slots[me.prev().index()].take();
+    let (Some(next), Some(prev)) = (next, prev) else {
+        return Err(identity_err("internal: setup finished without both links"));
+    };
+    build_channels(cfg, me, next, prev)
+}
+
+pub(super) fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<(), TransportError> {
+    thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map(drop)
+        .map_err(|e| identity_err(format!("cannot start a thread: {e}")))
+}
+
+pub(super) fn build_channels(
+    cfg: &PartiesConfig,
+    me: PartyId,
+    next: Established,
+    prev: Established,
+) -> Result<Channels, TransportError> {
+    let link_cfg = cfg.link_config();
+    let (tn, rn) = channel();
+    let (tp, rp) = channel();
+    let core = Arc::new(Core::new(me, [tn.clone(), tp.clone()]));
+    let (ln, sn) = TlsLink::new(me, next, &link_cfg, tn)?;
+    let (lp, sp) = TlsLink::new(me, prev, &link_cfg, tp)?;
+    let links: [Arc<dyn Link>; 2] = [ln, lp];
+    let channels = Channels::new(Arc::clone(&core), links, [rn, rp], &link_cfg);
+    // Threads start only once the core knows its links, so a failure can abort both.
+    sn.start(&core)?;
+    sp.start(&core)?;
+    Ok(channels)
+}
+
+/// Test support: dial `to` as `me`, run TLS, send `hello` (whatever it says) and read the
+/// peer's first frame header and payload. No identity or handshake checks on our side.
+pub(crate) fn raw_dial(
+    cfg: &PartiesConfig,
+    me: PartyId,
+    identity: &TlsIdentity,
+    to: PartyId,
+    hello: &Handshake,
+) -> Result<(TcpStream, Connection), TransportError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(identity.ca.clone()).map_err(identity_err)?;
+    let roots = Arc::new(roots);
+    let mut cc = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(identity_err)?
+        .with_root_certificates(Arc::clone(&roots))
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+        .map_err(identity_err)?;
+    cc.resumption = Resumption::disabled();
+    cc.alpn_protocols = vec![alpn(me)];
+    let client_verifier = WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider)).build();
+    let setup = Setup {
+        me,
+        cfg: cfg.clone(),
+        hello: hello.clone(),
+        deadline: Instant::now() + cfg.timeout,
+        cancel: AtomicBool::new(false),
+        provider,
+        identity: identity.clone(),
+        client: Some(Arc::new(cc)),
+        client_verifier: client_verifier.map_err(identity_err)?,
+    };
+    let address = cfg.party(to).address.clone();
+    let mut sock = TcpStream::connect(&address).map_err(|e| TransportError::Connect {
+        peer: to,
+        address,
+        after: cfg.timeout,
+        detail: e.to_string(),
+    })?;
+    let io_err = |e: io::Error| TransportError::from_io(to, &e, cfg.timeout);
+    setup.set_setup_timeouts(&sock).map_err(io_err)?;
+    let name = ServerName::try_from(to.dns_name()).map_err(identity_err)?;
+    let client = setup.client.clone().ok_or_else(|| identity_err("no client"))?;
+    let mut conn = Connection::Client(ClientConnection::new(client, name).map_err(identity_err)?);
+    tls_handshake(&mut conn, &mut sock).map_err(io_err)?;
+    write_frame_blocking(&mut conn, &mut sock, FrameKind::Hello, &encode_handshake(hello)).map_err(io_err)?;
+    Ok((sock, conn))
+}
+
+/// Test support: write raw plaintext bytes through the TLS connection.
+pub(crate) fn raw_write(conn: &mut Connection, sock: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    blocking_write(conn, sock, bytes)
+}
+
+/// Test support: read exactly `buf.len()` plaintext bytes.
+pub(crate) fn raw_read(conn: &mut Connection, sock: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    blocking_read_exact(conn, sock, buf)
+}
