@@ -6,7 +6,7 @@ use crate::wire::Payload;
 use crate::{LinkConfig, PartyId, Peer};
 use std::fmt;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// What arrives on a party's inbound queue for one link.
@@ -56,11 +56,19 @@ pub(crate) struct Core {
     /// Senders into the party's own inbound queues (slot order), used to wake receivers.
     wake: [Sender<Event>; 2],
     links: OnceLock<[Arc<dyn Link>; 2]>,
+    /// Set once a failure has been propagated to both links (their aborts started).
+    propagated: (Mutex<bool>, Condvar),
 }
 
 impl Core {
     pub(crate) fn new(me: PartyId, wake: [Sender<Event>; 2]) -> Core {
-        Core { me, failed: OnceLock::new(), wake, links: OnceLock::new() }
+        Core {
+            me,
+            failed: OnceLock::new(),
+            wake,
+            links: OnceLock::new(),
+            propagated: (Mutex::new(false), Condvar::new()),
+        }
     }
 
     pub(crate) fn set_links(&self, links: [Arc<dyn Link>; 2]) {
@@ -107,9 +115,19 @@ impl Core {
         for w in &self.wake {
             let _ = w.send(Event::Wake);
         }
+        *lock(&self.propagated.0) = true;
+        self.propagated.1.notify_all();
         for core in later {
             core.propagate();
         }
+    }
+
+    /// Wait (at most `limit`) until a recorded failure has reached both links: a receive
+    /// can see the failure while the thread that met it is still starting the aborts.
+    pub(crate) fn wait_propagated(&self, limit: Duration) {
+        let (done, cv) = &self.propagated;
+        let guard = lock(done);
+        let _ = cv.wait_timeout_while(guard, limit, |done| !*done);
     }
 }
 
@@ -315,6 +333,8 @@ impl Drop for Channels {
             for l in &self.links {
                 l.close();
             }
+        } else {
+            self.core.wait_propagated(Duration::from_secs(1));
         }
         // After a close: until both byes have crossed. After a failure: until the abort
         // frames have left (bounded by a short grace, not the timeout).
