@@ -28,10 +28,18 @@
 //! [`TransportError::Handshake`] naming the peer and the mismatch; the refused peer is
 //! sent an abort frame saying why. A party whose setup fails tells every peer it has
 //! reached (dials already in flight still complete, in the background, to deliver the
-//! reason), so its neighbours fail promptly rather than at their timeout. A connection
-//! that fails before its certificate is seen is attributed to the party it claims to be
-//! (from its certificate names or its ALPN protocol `triad-p<i>`), else to the only
-//! party still expected.
+//! reason), so its neighbours fail promptly rather than at their timeout.
+//!
+//! **Strangers do not break a setup.** Each accepted connection runs TLS and the
+//! handshake in a thread of its own, within [`HANDSHAKE_TIMEOUT`] (5 s, capped by what is
+//! left of the setup), at most 16 at once. A connection that fails *before a valid party
+//! certificate is seen* (a port scan, plain TCP, a TLS client without a certificate or
+//! with one the trust anchors refuse, a handshake that stalls) is logged on stderr, with
+//! its address and the party it claimed to be (its certificate names or ALPN protocol
+//! `triad-p<i>`), and dropped; the listener keeps accepting until the real peer arrives
+//! or the setup deadline passes (then [`TransportError::Timeout`], after a summary line
+//! of what was dropped). A peer that has shown a valid party certificate is a party: a
+//! failure after that fails the setup, naming it.
 //!
 //! # Wire format
 //!
@@ -162,7 +170,9 @@ pub use config::{ConfigError, PartiesConfig, PartyConfig, DEFAULT_TIMEOUT_MS};
 pub use cost::{Cost, CostTable};
 pub use error::{HandshakeMismatch, TransportError};
 pub use inproc::in_process;
-pub use tls::{connect_tls, connect_tls_with_listener, generate_test_pki, PartyPem, Pki, TlsIdentity};
+pub use tls::{
+    connect_tls, connect_tls_with_listener, generate_test_pki, PartyPem, Pki, TlsIdentity, HANDSHAKE_TIMEOUT,
+};
 pub use wire::{
     check_handshake, decode_frame_header, decode_handshake, encode_frame_header, encode_handshake, FrameError,
     FrameHeader, FrameKind, Handshake, HandshakeDecodeError, DATA_DEPTH_LEN, DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_LEN,

@@ -10,7 +10,7 @@ use crate::PartyId;
 use rustls::Connection;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A connection that finished TLS and the handshake.
 pub(super) struct Established {
@@ -19,7 +19,56 @@ pub(super) struct Established {
     pub(super) conn: Connection,
 }
 
-pub(super) fn tls_handshake(conn: &mut Connection, sock: &mut TcpStream) -> io::Result<()> {
+/// A socket whose every read and write waits at most until `deadline`, so that a peer
+/// trickling bytes cannot stretch a handshake past it.
+pub(super) struct Bounded<'a> {
+    pub(super) sock: &'a TcpStream,
+    pub(super) deadline: Instant,
+}
+
+impl Bounded<'_> {
+    fn arm(&self) -> io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.sock.set_read_timeout(Some(left))?;
+        self.sock.set_write_timeout(Some(left))
+    }
+}
+
+impl Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm()?;
+        (&mut &*self.sock).read(buf)
+    }
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm()?;
+        (&mut &*self.sock).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (&mut &*self.sock).flush()
+    }
+}
+
+/// A deadline and the timeout it stands for (named in a timeout error).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limit {
+    pub(super) at: Instant,
+    pub(super) after: Duration,
+}
+
+impl Limit {
+    pub(super) fn on<'a>(&self, sock: &'a TcpStream) -> Bounded<'a> {
+        Bounded { sock, deadline: self.at }
+    }
+}
+
+/// Run the TLS handshake to completion.
+pub(super) fn tls_handshake(conn: &mut Connection, sock: &mut impl ReadWrite) -> io::Result<()> {
     while conn.is_handshaking() {
         conn.complete_io(sock)?;
     }
@@ -29,8 +78,12 @@ pub(super) fn tls_handshake(conn: &mut Connection, sock: &mut TcpStream) -> io::
     Ok(())
 }
 
+/// A byte stream in both directions (a socket, or a [`Bounded`] one).
+pub(super) trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
 /// Write plaintext through a TLS connection on a blocking socket (setup phase only).
-pub(super) fn blocking_write(conn: &mut Connection, sock: &mut TcpStream, data: &[u8]) -> io::Result<()> {
+pub(super) fn blocking_write(conn: &mut Connection, sock: &mut impl ReadWrite, data: &[u8]) -> io::Result<()> {
     conn.writer().write_all(data)?;
     while conn.wants_write() {
         conn.write_tls(sock)?;
@@ -39,7 +92,7 @@ pub(super) fn blocking_write(conn: &mut Connection, sock: &mut TcpStream, data: 
 }
 
 /// Read exactly `buf.len()` plaintext bytes from a TLS connection on a blocking socket.
-pub(super) fn blocking_read_exact(conn: &mut Connection, sock: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
+pub(super) fn blocking_read_exact(conn: &mut Connection, sock: &mut impl ReadWrite, buf: &mut [u8]) -> io::Result<()> {
     let mut got = 0;
     while got < buf.len() {
         match conn.reader().read(&mut buf[got..]) {
@@ -62,7 +115,7 @@ pub(super) fn blocking_read_exact(conn: &mut Connection, sock: &mut TcpStream, b
 /// Write one complete frame through a blocking TLS connection (setup phase only).
 pub(super) fn write_frame_blocking(
     conn: &mut Connection,
-    sock: &mut TcpStream,
+    sock: &mut impl ReadWrite,
     kind: FrameKind,
     payload: &[u8],
 ) -> io::Result<()> {
@@ -84,11 +137,11 @@ pub(super) fn abort_payload(reason: &str) -> &[u8] {
 pub(super) fn exchange_hello(
     setup: &Setup,
     conn: &mut Connection,
-    sock: &mut TcpStream,
+    sock: &mut impl ReadWrite,
     peer: PartyId,
+    limit: Limit,
 ) -> Result<(), TransportError> {
-    let timeout = setup.timeout();
-    let io_err = |e: io::Error| TransportError::from_io(peer, &e, timeout);
+    let io_err = |e: io::Error| TransportError::from_io(peer, &e, limit.after);
     write_frame_blocking(conn, sock, FrameKind::Hello, &encode_handshake(&setup.hello)).map_err(io_err)?;
     let mut h = [0u8; FRAME_HEADER_LEN];
     blocking_read_exact(conn, sock, &mut h).map_err(io_err)?;
@@ -119,15 +172,16 @@ pub(super) fn exchange_hello(
 pub(super) fn finish_connection(
     setup: &Setup,
     mut conn: Connection,
-    mut sock: TcpStream,
+    sock: TcpStream,
     peer: PartyId,
+    limit: Limit,
 ) -> Result<Established, TransportError> {
-    match exchange_hello(setup, &mut conn, &mut sock, peer) {
+    match exchange_hello(setup, &mut conn, &mut limit.on(&sock), peer, limit) {
         Ok(()) => Ok(Established { peer, sock, conn }),
         Err(e) => {
             if matches!(e, TransportError::Handshake { .. }) {
                 let reason = format!("{} refused the connection: {e}", setup.me);
-                let _ = write_frame_blocking(&mut conn, &mut sock, FrameKind::Abort, abort_payload(&reason));
+                let _ = write_frame_blocking(&mut conn, &mut limit.on(&sock), FrameKind::Abort, abort_payload(&reason));
             }
             Err(e)
         }

@@ -1,9 +1,9 @@
 //! Setup: dial the lower parties, accept the higher ones, and build the links.
 
-use super::{handshake::*, identity::*, link::*};
-use crate::channels::{lock, Channels, Core, Link};
+use super::{accept::accept_loop, handshake::*, identity::*, link::*};
+use crate::channels::{Channels, Core, Link};
 use crate::config::{validate_session, PartiesConfig};
-use crate::error::{HandshakeMismatch, TransportError};
+use crate::error::TransportError;
 use crate::wire::{encode_handshake, FrameKind, Handshake};
 use crate::PartyId;
 use rustls::client::Resumption;
@@ -11,11 +11,11 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection};
+use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig};
 use std::io;
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -61,22 +61,17 @@ impl Setup {
         sc.alpn_protocols = PartyId::ALL.into_iter().filter(|&p| p > self.me).map(alpn).collect();
         Ok(Arc::new(sc))
     }
-
-    /// Socket timeouts for the setup phase: whatever is left of the deadline.
-    pub(super) fn set_setup_timeouts(&self, sock: &TcpStream) -> io::Result<()> {
-        let left = self.left().max(Duration::from_millis(1));
-        sock.set_read_timeout(Some(left))?;
-        sock.set_write_timeout(Some(left))?;
-        sock.set_nodelay(true)
-    }
 }
+
+/// What a dial or accept thread reports: the party and its connection or error.
+pub(super) type SetupResult = (PartyId, Result<Established, TransportError>);
 
 /// Dial `peer` (retrying until the deadline), then TLS and handshake.
 pub(super) fn connect_one(setup: &Setup, peer: PartyId) -> Result<Established, TransportError> {
     let address = setup.cfg.party(peer).address.clone();
     let mut last = String::from("no attempt made");
     let mut attempted = false;
-    let mut sock = 'dial: loop {
+    let sock = 'dial: loop {
         // Once the setup has failed elsewhere, one attempt is still made, so that the
         // peer hears why rather than waiting for its timeout.
         if setup.cancelled() && attempted {
@@ -104,94 +99,15 @@ pub(super) fn connect_one(setup: &Setup, peer: PartyId) -> Result<Established, T
         attempted = true;
         thread::sleep(setup.left().min(Duration::from_millis(20)));
     };
-    let io_err = |e: io::Error| TransportError::from_io(peer, &e, setup.timeout());
-    setup.set_setup_timeouts(&sock).map_err(io_err)?;
+    let limit = Limit { at: setup.deadline, after: setup.timeout() };
+    let io_err = |e: io::Error| TransportError::from_io(peer, &e, limit.after);
+    sock.set_nodelay(true).map_err(io_err)?;
     let client = setup.client.clone().ok_or_else(|| identity_err("no client config"))?;
     let name = ServerName::try_from(peer.dns_name()).map_err(identity_err)?;
     let mut conn = Connection::Client(ClientConnection::new(client, name).map_err(|e| TransportError::tls(peer, &e))?);
-    tls_handshake(&mut conn, &mut sock).map_err(io_err)?;
+    tls_handshake(&mut conn, &mut limit.on(&sock)).map_err(io_err)?;
     check_cert_identity(&conn, &[peer], peer)?;
-    finish_connection(setup, conn, sock, peer)
-}
-
-/// Accept one connection and find out which pending party it is.
-pub(super) fn accept_one(
-    setup: &Setup,
-    mut sock: TcpStream,
-    pending: &[PartyId],
-    expected: &[PartyId],
-) -> Result<Established, (PartyId, TransportError)> {
-    let guess = |claim: Option<PartyId>, conn: Option<&Connection>| -> PartyId {
-        let alpn_claim = conn.and_then(|c| c.alpn_protocol()).and_then(alpn_party);
-        claim
-            .filter(|p| pending.contains(p))
-            .or(alpn_claim.filter(|p| pending.contains(p)))
-            .or(pending.last().copied())
-            .unwrap_or(setup.me.next())
-    };
-    let claim = Arc::new(Mutex::new(None));
-    let fail0 = |e: TransportError| (guess(None, None), e);
-    sock.set_nonblocking(false).and_then(|()| setup.set_setup_timeouts(&sock)).map_err(|e| {
-        let p = guess(None, None);
-        (p, TransportError::from_io(p, &e, setup.timeout()))
-    })?;
-    let sc = setup.server_config(Arc::clone(&claim)).map_err(fail0)?;
-    let mut conn = Connection::Server(ServerConnection::new(sc).map_err(|e| {
-        let p = guess(None, None);
-        (p, TransportError::tls(p, &e))
-    })?);
-    if let Err(e) = tls_handshake(&mut conn, &mut sock) {
-        let p = guess(*lock(&claim), Some(&conn));
-        return Err((p, TransportError::from_io(p, &e, setup.timeout())));
-    }
-    let fallback = guess(*lock(&claim), Some(&conn));
-    let peer = check_cert_identity(&conn, expected, fallback).map_err(|e| (fallback, e))?;
-    if !pending.contains(&peer) {
-        return Err((peer, TransportError::Handshake { peer, mismatch: HandshakeMismatch::Duplicate(peer) }));
-    }
-    finish_connection(setup, conn, sock, peer).map_err(|e| (peer, e))
-}
-
-pub(super) type SetupResult = (PartyId, Result<Established, TransportError>);
-
-pub(super) fn accept_loop(setup: Arc<Setup>, listener: TcpListener, tx: Sender<SetupResult>) {
-    let expected: Vec<PartyId> = PartyId::ALL.into_iter().filter(|&p| p > setup.me).collect();
-    let mut pending = expected.clone();
-    if let Err(e) = listener.set_nonblocking(true) {
-        for &p in &pending {
-            let _ = tx.send((p, Err(TransportError::from_io(p, &e, setup.timeout()))));
-        }
-        return;
-    }
-    while !pending.is_empty() && !setup.cancelled() {
-        if setup.left().is_zero() {
-            for &p in &pending {
-                let _ = tx.send((p, Err(TransportError::Timeout { peer: p, after: setup.timeout() })));
-            }
-            return;
-        }
-        match listener.accept() {
-            Ok((sock, _)) => match accept_one(&setup, sock, &pending, &expected) {
-                Ok(est) => {
-                    pending.retain(|&p| p != est.peer);
-                    let _ = tx.send((est.peer, Ok(est)));
-                }
-                Err((p, e)) => {
-                    let _ = tx.send((p, Err(e)));
-                    return;
-                }
-            },
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                let p = pending[0];
-                let _ = tx.send((p, Err(TransportError::from_io(p, &e, setup.timeout()))));
-                return;
-            }
-        }
-    }
+    finish_connection(setup, conn, sock, peer, limit)
 }
 
 /// Connect party `me` to the other two over TCP with mutual TLS, as `cfg` describes,
@@ -341,8 +257,8 @@ pub(super) fn build_channels(
     Ok(channels)
 }
 
-/// Test support: dial `to` as `me`, run TLS, send `hello` (whatever it says) and read the
-/// peer's first frame header and payload. No identity or handshake checks on our side.
+/// Test support: dial `to` as `me`, run TLS and send `hello` (whatever it says). No
+/// identity or handshake checks on our side.
 pub(crate) fn raw_dial(
     cfg: &PartiesConfig,
     me: PartyId,
@@ -350,44 +266,50 @@ pub(crate) fn raw_dial(
     to: PartyId,
     hello: &Handshake,
 ) -> Result<(TcpStream, Connection), TransportError> {
+    let address = &cfg.party(to).address;
+    let (mut sock, mut conn) = raw_tls(address, to, identity, Some(identity), Some(me), cfg.timeout)?;
+    write_frame_blocking(&mut conn, &mut sock, FrameKind::Hello, &encode_handshake(hello))
+        .map_err(|e| TransportError::from_io(to, &e, cfg.timeout))?;
+    Ok((sock, conn))
+}
+
+/// Test support: connect to `address` and run TLS with party `to`, trusting what
+/// `trust` trusts, presenting `client`'s certificate (or none) and offering ALPN as
+/// `alpn_as`; every wait is bounded by `timeout`.
+pub(crate) fn raw_tls(
+    address: &str,
+    to: PartyId,
+    trust: &TlsIdentity,
+    client: Option<&TlsIdentity>,
+    alpn_as: Option<PartyId>,
+    timeout: Duration,
+) -> Result<(TcpStream, Connection), TransportError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
-    roots.add(identity.ca.clone()).map_err(identity_err)?;
-    let roots = Arc::new(roots);
-    let mut cc = ClientConfig::builder_with_provider(Arc::clone(&provider))
+    roots.add(trust.ca.clone()).map_err(identity_err)?;
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(identity_err)?
-        .with_root_certificates(Arc::clone(&roots))
-        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
-        .map_err(identity_err)?;
-    cc.resumption = Resumption::disabled();
-    cc.alpn_protocols = vec![alpn(me)];
-    let client_verifier = WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider)).build();
-    let setup = Setup {
-        me,
-        cfg: cfg.clone(),
-        hello: hello.clone(),
-        deadline: Instant::now() + cfg.timeout,
-        cancel: AtomicBool::new(false),
-        provider,
-        identity: identity.clone(),
-        client: Some(Arc::new(cc)),
-        client_verifier: client_verifier.map_err(identity_err)?,
+        .with_root_certificates(roots);
+    let mut cc = match client {
+        Some(id) => builder.with_client_auth_cert(id.chain.clone(), id.key.clone_key()).map_err(identity_err)?,
+        None => builder.with_no_client_auth(),
     };
-    let address = cfg.party(to).address.clone();
-    let mut sock = TcpStream::connect(&address).map_err(|e| TransportError::Connect {
+    cc.resumption = Resumption::disabled();
+    cc.alpn_protocols = alpn_as.into_iter().map(alpn).collect();
+    let sock = TcpStream::connect(address).map_err(|e| TransportError::Connect {
         peer: to,
-        address,
-        after: cfg.timeout,
+        address: address.to_string(),
+        after: timeout,
         detail: e.to_string(),
     })?;
-    let io_err = |e: io::Error| TransportError::from_io(to, &e, cfg.timeout);
-    setup.set_setup_timeouts(&sock).map_err(io_err)?;
+    let limit = Limit { at: Instant::now() + timeout, after: timeout };
     let name = ServerName::try_from(to.dns_name()).map_err(identity_err)?;
-    let client = setup.client.clone().ok_or_else(|| identity_err("no client"))?;
-    let mut conn = Connection::Client(ClientConnection::new(client, name).map_err(identity_err)?);
-    tls_handshake(&mut conn, &mut sock).map_err(io_err)?;
-    write_frame_blocking(&mut conn, &mut sock, FrameKind::Hello, &encode_handshake(hello)).map_err(io_err)?;
+    let mut conn = Connection::Client(ClientConnection::new(Arc::new(cc), name).map_err(identity_err)?);
+    tls_handshake(&mut conn, &mut limit.on(&sock)).map_err(|e| TransportError::from_io(to, &e, timeout))?;
+    sock.set_read_timeout(Some(timeout))
+        .and_then(|()| sock.set_write_timeout(Some(timeout)))
+        .map_err(|e| TransportError::from_io(to, &e, timeout))?;
     Ok((sock, conn))
 }
 
