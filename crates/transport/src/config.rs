@@ -12,7 +12,26 @@
 //! key = "pki/party0.key"
 //! # ... parties 1 and 2
 //! ```
+//!
+//! **Trust** comes from one of two places. With `ca`, every party's certificate must be
+//! signed by that CA (whoever holds the CA key can pose as any party: the one-machine
+//! `triad keygen` discards it). Without `ca`, every `[[party]]` entry carries the
+//! `fingerprint` of that party's own certificate (see [`Fingerprint`]), made by the
+//! party itself on its own machine; a peer is that party if and only if its certificate
+//! has that fingerprint and names it:
+//!
+//! ```toml
+//! session = "demo-2026"
+//! [[party]]
+//! id = 0
+//! address = "alice.example:7000"
+//! cert = "party0.pem"       # read only by party 0 (its own certificate)
+//! key = "party0.key"        # read only by party 0, never leaves its machine
+//! fingerprint = "sha256:3A:91:..."
+//! # ... parties 1 and 2
+//! ```
 
+use crate::fingerprint::Fingerprint;
 use crate::wire::{DEFAULT_MAX_FRAME_BYTES, MAX_SESSION_LEN};
 use crate::{LinkConfig, PartyId};
 use serde::{Deserialize, Serialize};
@@ -83,6 +102,23 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// Neither a CA nor a fingerprint for every party: nothing to trust.
+    #[error("the parties file needs either `ca` (a shared CA certificate) or a `fingerprint` in every [[party]] entry{}", missing.map(|p| format!(" (party {p} has none)")).unwrap_or_default())]
+    NoTrust {
+        /// A party without a fingerprint, when some have one.
+        missing: Option<u8>,
+    },
+    /// Both a CA and fingerprints.
+    #[error("the parties file gives both `ca` and fingerprints: use one (fingerprints for three organisations, a CA for local runs)")]
+    MixedTrust,
+    /// A fingerprint that does not parse.
+    #[error("party {party}: bad fingerprint: {reason}")]
+    BadFingerprint {
+        /// The party id.
+        party: u8,
+        /// What is wrong.
+        reason: String,
+    },
     /// An empty path.
     #[error("{field} path must not be empty{}", party.map(|p| format!(" (party {p})")).unwrap_or_default())]
     EmptyPath {
@@ -112,6 +148,8 @@ pub struct PartyConfig {
     pub cert: PathBuf,
     /// Its private key (PEM).
     pub key: PathBuf,
+    /// The SHA-256 of its certificate, when trust is pinned rather than from a CA.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// The parsed parties file.
@@ -123,8 +161,9 @@ pub struct PartiesConfig {
     pub timeout: Duration,
     /// Largest data frame.
     pub max_frame_bytes: u64,
-    /// The CA certificate (PEM).
-    pub ca: PathBuf,
+    /// The CA certificate (PEM), when trust comes from a shared CA; `None` when every
+    /// party's certificate is pinned by its [`PartyConfig::fingerprint`].
+    pub ca: Option<PathBuf>,
     /// Parties 0, 1, 2 in order.
     pub parties: [PartyConfig; 3],
 }
@@ -137,7 +176,8 @@ struct RawConfig {
     timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_frame_bytes: Option<u64>,
-    ca: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca: Option<String>,
     #[serde(default)]
     party: Vec<RawParty>,
 }
@@ -149,6 +189,8 @@ struct RawParty {
     address: String,
     cert: String,
     key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
 }
 
 /// Check a session id.
@@ -226,7 +268,7 @@ impl PartiesConfig {
         if max_frame_bytes == 0 {
             return Err(ConfigError::ZeroMaxFrame);
         }
-        if raw.ca.is_empty() {
+        if raw.ca.as_deref() == Some("") {
             return Err(ConfigError::EmptyPath { party: None, field: "ca" });
         }
         let mut slots: [Option<PartyConfig>; 3] = [None, None, None];
@@ -242,18 +284,34 @@ impl PartiesConfig {
                     return Err(ConfigError::EmptyPath { party: Some(n), field });
                 }
             }
-            slots[id.index()] =
-                Some(PartyConfig { id, address: p.address, cert: PathBuf::from(p.cert), key: PathBuf::from(p.key) });
+            let fingerprint = p
+                .fingerprint
+                .map(|f| f.parse::<Fingerprint>().map_err(|reason| ConfigError::BadFingerprint { party: n, reason }))
+                .transpose()?;
+            slots[id.index()] = Some(PartyConfig {
+                id,
+                address: p.address,
+                cert: PathBuf::from(p.cert),
+                key: PathBuf::from(p.key),
+                fingerprint,
+            });
         }
         let [a, b, c] = slots;
         let a = a.ok_or(ConfigError::MissingParty(0))?;
         let b = b.ok_or(ConfigError::MissingParty(1))?;
         let c = c.ok_or(ConfigError::MissingParty(2))?;
+        let unpinned = [&a, &b, &c].into_iter().find(|p| p.fingerprint.is_none()).map(|p| p.id.as_u8());
+        let pinned = [&a, &b, &c].iter().filter(|p| p.fingerprint.is_some()).count();
+        match (raw.ca.is_some(), pinned) {
+            (true, 0) | (false, 3) => {}
+            (true, _) => return Err(ConfigError::MixedTrust),
+            (false, n) => return Err(ConfigError::NoTrust { missing: unpinned.filter(|_| n > 0) }),
+        }
         Ok(PartiesConfig {
             session: raw.session,
             timeout: Duration::from_millis(timeout_ms),
             max_frame_bytes,
-            ca: PathBuf::from(raw.ca),
+            ca: raw.ca.map(PathBuf::from),
             parties: [a, b, c],
         })
     }
@@ -275,7 +333,9 @@ impl PartiesConfig {
                 *p = dir.join(&*p);
             }
         };
-        fix(&mut self.ca);
+        if let Some(ca) = &mut self.ca {
+            fix(ca);
+        }
         for p in &mut self.parties {
             fix(&mut p.cert);
             fix(&mut p.key);
@@ -299,7 +359,7 @@ impl PartiesConfig {
             session: self.session.clone(),
             timeout_ms: Some(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)),
             max_frame_bytes: (self.max_frame_bytes != DEFAULT_MAX_FRAME_BYTES).then_some(self.max_frame_bytes),
-            ca: self.ca.to_string_lossy().into_owned(),
+            ca: self.ca.as_ref().map(|c| c.to_string_lossy().into_owned()),
             party: self
                 .parties
                 .iter()
@@ -308,6 +368,7 @@ impl PartiesConfig {
                     address: p.address.clone(),
                     cert: p.cert.to_string_lossy().into_owned(),
                     key: p.key.to_string_lossy().into_owned(),
+                    fingerprint: p.fingerprint.map(|f| f.to_string()),
                 })
                 .collect(),
         };

@@ -151,15 +151,18 @@ impl TransportError {
     /// A TLS error with `peer`, with a hint for the common certificate problems.
     pub(crate) fn tls(peer: PartyId, e: &rustls::Error) -> TransportError {
         let hint = match e {
-            rustls::Error::AlertReceived(_) => {
-                format!("; {peer} rejected this party's TLS connection (are both using certificates from the same CA?)")
-            }
-            rustls::Error::InvalidCertificate(_) => {
-                format!("; {peer}'s certificate must be signed by the configured CA and name {}", peer.dns_name())
-            }
+            rustls::Error::AlertReceived(_) => format!(
+                "; {peer} rejected this party's TLS connection (do both use the same parties file: the same CA, \
+                 or the same pinned fingerprints?)"
+            ),
+            rustls::Error::InvalidCertificate(_) => format!(
+                "; {peer}'s certificate must be the one the parties file pins for it (or be signed by its CA) \
+                 and name {}",
+                peer.dns_name()
+            ),
             _ => String::new(),
         };
-        TransportError::Tls { peer, detail: format!("{e}{hint}") }
+        TransportError::Tls { peer, detail: format!("{}{hint}", tls_text(e)) }
     }
 
     /// Map an I/O error on the connection to `peer` (which may wrap a rustls error).
@@ -175,6 +178,16 @@ impl TransportError {
             | io::ErrorKind::BrokenPipe => TransportError::PeerClosed { peer },
             kind => TransportError::Io { peer, kind, detail: e.to_string() },
         }
+    }
+}
+
+/// A rustls error in words (a certificate check's own message rather than its debug form).
+pub(crate) fn tls_text(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+            format!("invalid peer certificate: {}", other.0)
+        }
+        e => e.to_string(),
     }
 }
 

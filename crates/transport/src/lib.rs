@@ -9,10 +9,16 @@
 //!   connected by channels. A `Vec<u64>` sent to a neighbour is moved, never copied.
 //! * **TCP with mutual TLS** ([`connect_tls`]): three processes (or hosts), configured by
 //!   one TOML file ([`PartiesConfig`]). TLS 1.3 via rustls with the `ring` provider;
-//!   every party holds a certificate signed by a common CA whose subject alternative
-//!   name is `party0`, `party1` or `party2`, and both ends of every connection check
-//!   that the peer's certificate chains to the CA **and** names the expected party.
-//!   [`generate_test_pki`] makes such a CA and certificates in memory.
+//!   every party's certificate names `party0`, `party1` or `party2` (subject
+//!   alternative name), and both ends of every connection check that the peer's
+//!   certificate names the expected party **and** is trusted, in one of two ways:
+//!   * **pinned** (three organisations): each party made its own key and self-signed
+//!     certificate ([`generate_party_identity`]), and the parties file pins every
+//!     party's certificate by its SHA-256 [`Fingerprint`] ([`TlsIdentity::pinned`]).
+//!     No CA key exists, so only the holder of a party's key can be that party;
+//!   * **a shared CA** (local runs and tests): the certificate chains to the CA
+//!     ([`TlsIdentity::from_pem`]). [`generate_test_pki`] makes such a CA and
+//!     certificates in memory, and whoever holds its output can pose as any party.
 //!
 //! # Topology and setup (TCP)
 //!
@@ -154,6 +160,7 @@ mod channels;
 mod config;
 mod cost;
 mod error;
+mod fingerprint;
 mod inproc;
 mod tls;
 mod wire;
@@ -169,9 +176,11 @@ pub use channels::{Channels, ScopeGuard};
 pub use config::{ConfigError, PartiesConfig, PartyConfig, DEFAULT_TIMEOUT_MS};
 pub use cost::{Cost, CostTable};
 pub use error::{HandshakeMismatch, TransportError};
+pub use fingerprint::Fingerprint;
 pub use inproc::in_process;
 pub use tls::{
-    connect_tls, connect_tls_with_listener, generate_test_pki, PartyPem, Pki, TlsIdentity, HANDSHAKE_TIMEOUT,
+    certificate_party, connect_tls, connect_tls_with_listener, generate_party_identity, generate_test_pki, PartyPem,
+    Pki, TlsIdentity, HANDSHAKE_TIMEOUT,
 };
 pub use wire::{
     check_handshake, decode_frame_header, decode_handshake, encode_frame_header, encode_handshake, FrameError,

@@ -29,6 +29,42 @@ fn exchange_counts_match_in_process() {
 }
 
 #[test]
+fn pinned_certificates_without_a_ca() {
+    let [i0, i1, i2] = pinned_identities();
+    let (cfg, [l0, l1, l2]) = config(10_000, "pinned");
+    let hs = [
+        spawn_tls(&cfg, P0, i0, l0, small_protocol),
+        spawn_tls(&cfg, P1, i1, l1, small_protocol),
+        spawn_tls(&cfg, P2, i2, l2, small_protocol),
+    ];
+    for h in hs {
+        assert_eq!(join(h).0.unwrap(), expected_costs());
+    }
+}
+
+#[test]
+fn a_certificate_not_pinned_is_a_stranger() {
+    // Party 2 shows a new certificate of its own, naming party2 but not the one pinned:
+    // parties 0 and 1 drop it and wait; party 2 hears its certificate was refused.
+    let [i0, i1, _] = pinned_identities();
+    let ids = pinned_identities();
+    let other = triad_transport::generate_party_identity(P2, "127.0.0.1").unwrap();
+    let (cfg, [l0, l1, _]) = config(1_500, "unpinned");
+    let mut pins = [i0.fingerprint(), i1.fingerprint(), ids[2].fingerprint()];
+    pins[2] = triad_transport::certificate_party(&other.cert_pem).unwrap().1;
+    let i2 = triad_transport::TlsIdentity::pinned(P2, &other.cert_pem, &other.key_pem, pins).unwrap();
+    let h0 = spawn_tls(&cfg, P0, i0, l0, |_| Ok(()));
+    let h1 = spawn_tls(&cfg, P1, i1, l1, |_| Ok(()));
+    thread::sleep(Duration::from_millis(200));
+    let (r2, _) = join(spawn_tls(&cfg, P2, i2, None, |_| Ok(())));
+    assert!(matches!(&r2, Err(TransportError::Tls { .. } | TransportError::PeerClosed { .. })), "{r2:?}");
+    for h in [h0, h1] {
+        let (r, _) = join(h);
+        assert!(matches!(r, Err(TransportError::Timeout { peer: P2, .. })), "{r:?}");
+    }
+}
+
+#[test]
 fn chain_counts_match_in_process() {
     // The depth travels in the data frames, so TLS counts the same rounds as in-process.
     let pki = pki();

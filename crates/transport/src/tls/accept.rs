@@ -14,7 +14,7 @@
 
 use super::{handshake::*, identity::*, setup::*};
 use crate::channels::lock;
-use crate::error::{HandshakeMismatch, TransportError};
+use crate::error::{tls_text, HandshakeMismatch, TransportError};
 use crate::PartyId;
 use rustls::{Connection, ServerConnection};
 use std::io;
@@ -44,7 +44,7 @@ enum Accepted {
 /// Why a connection failed before a party certificate was seen, in words.
 fn stranger_reason(e: &io::Error, after: Duration) -> String {
     if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        return format!("TLS error: {tls}");
+        return format!("TLS error: {}", tls_text(tls));
     }
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {

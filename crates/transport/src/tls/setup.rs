@@ -6,12 +6,10 @@ use crate::config::{validate_session, PartiesConfig};
 use crate::error::TransportError;
 use crate::wire::{encode_handshake, FrameKind, Handshake};
 use crate::PartyId;
-use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig};
 use std::io;
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -129,27 +127,11 @@ pub fn connect_tls_with_listener(
     validate_session(&cfg.session)?;
     let deadline = Instant::now() + cfg.timeout;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    roots.add(identity.ca.clone()).map_err(|e| identity_err(format!("bad CA certificate: {e}")))?;
-    let roots = Arc::new(roots);
     let lower: Vec<PartyId> = PartyId::ALL.into_iter().filter(|&p| p < me).collect();
     let accepts = PartyId::ALL.into_iter().any(|p| p > me);
-    let client = if lower.is_empty() {
-        None
-    } else {
-        let mut cc = ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(identity_err)?
-            .with_root_certificates(Arc::clone(&roots))
-            .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
-            .map_err(|e| identity_err(format!("bad certificate or key: {e}")))?;
-        cc.resumption = Resumption::disabled();
-        cc.alpn_protocols = vec![alpn(me)];
-        Some(Arc::new(cc))
-    };
-    let client_verifier = WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider))
-        .build()
-        .map_err(|e| identity_err(format!("bad CA certificate: {e}")))?;
+    let client =
+        if lower.is_empty() { None } else { Some(identity.client_config(&provider, Some(&identity), Some(me))?) };
+    let client_verifier = identity.client_verifier(&provider, me)?;
     let setup = Arc::new(Setup {
         me,
         cfg: cfg.clone(),
@@ -285,18 +267,7 @@ pub(crate) fn raw_tls(
     timeout: Duration,
 ) -> Result<(TcpStream, Connection), TransportError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    roots.add(trust.ca.clone()).map_err(identity_err)?;
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(identity_err)?
-        .with_root_certificates(roots);
-    let mut cc = match client {
-        Some(id) => builder.with_client_auth_cert(id.chain.clone(), id.key.clone_key()).map_err(identity_err)?,
-        None => builder.with_no_client_auth(),
-    };
-    cc.resumption = Resumption::disabled();
-    cc.alpn_protocols = alpn_as.into_iter().map(alpn).collect();
+    let cc = trust.client_config(&provider, client, alpn_as)?;
     let sock = TcpStream::connect(address).map_err(|e| TransportError::Connect {
         peer: to,
         address: address.to_string(),
@@ -305,7 +276,7 @@ pub(crate) fn raw_tls(
     })?;
     let limit = Limit { at: Instant::now() + timeout, after: timeout };
     let name = ServerName::try_from(to.dns_name()).map_err(identity_err)?;
-    let mut conn = Connection::Client(ClientConnection::new(Arc::new(cc), name).map_err(identity_err)?);
+    let mut conn = Connection::Client(ClientConnection::new(cc, name).map_err(identity_err)?);
     tls_handshake(&mut conn, &mut limit.on(&sock)).map_err(|e| TransportError::from_io(to, &e, timeout))?;
     sock.set_read_timeout(Some(timeout))
         .and_then(|()| sock.set_write_timeout(Some(timeout)))
