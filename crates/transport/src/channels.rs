@@ -41,6 +41,11 @@ pub(crate) trait Link: Send + Sync + fmt::Debug {
     /// propagation the caller runs once all of its own links are aborted: so every party
     /// hears of a failure from the party where it started, not through a neighbour.
     fn abort(&self, reason: &str) -> Option<Arc<Core>>;
+    /// When anything (a message, a heartbeat) last arrived from the peer, for links whose
+    /// peer can go silent; `None` (in-process) times a receive from its start.
+    fn last_heard(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// Lock a mutex, ignoring poisoning (our critical sections leave data consistent).
@@ -222,18 +227,23 @@ impl Channels {
         self.check()?;
         let peer = self.peer_id(from);
         let rx = lock(&self.inbound[from.slot()]);
-        let deadline = Instant::now() + self.timeout;
+        let start = Instant::now();
+        let link = &self.links[from.slot()];
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            // Fail only once the peer has been silent for the whole timeout: a peer still
+            // computing sends heartbeats, which move `last_heard` on.
+            let heard = link.last_heard().map_or(start, |t| t.max(start));
+            let left = (heard + self.timeout).saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.core.fail(TransportError::Timeout { peer, after: self.timeout }));
+            }
             match rx.recv_timeout(left) {
                 Ok(Event::Data { depth, payload }) => return Ok((depth, payload)),
                 Ok(Event::Wake) => self.check()?,
                 Ok(Event::Closed) | Err(RecvTimeoutError::Disconnected) => {
                     return Err(self.core.fail(TransportError::PeerClosed { peer }))
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(self.core.fail(TransportError::Timeout { peer, after: self.timeout }))
-                }
+                Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }

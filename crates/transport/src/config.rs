@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! session = "demo-2026"     # session id, checked in the handshake
-//! timeout_ms = 30000        # optional, default 30000
+//! timeout_ms = 30000        # optional, default 30000: how long a peer may be silent
+//! # setup_timeout_ms = 120000  # optional, default timeout_ms: connect, TLS, handshake
 //! # max_frame_bytes = 4294967296   # optional, default 4 GiB
 //! ca = "pki/ca.pem"
 //! [[party]]
@@ -80,6 +81,9 @@ pub enum ConfigError {
     /// `timeout_ms` is zero.
     #[error("timeout_ms must be positive")]
     ZeroTimeout,
+    /// `setup_timeout_ms` is zero.
+    #[error("setup_timeout_ms must be positive")]
+    ZeroSetupTimeout,
     /// `max_frame_bytes` is zero.
     #[error("max_frame_bytes must be positive")]
     ZeroMaxFrame,
@@ -157,8 +161,11 @@ pub struct PartyConfig {
 pub struct PartiesConfig {
     /// Session id, checked in every handshake.
     pub session: String,
-    /// Setup and receive timeout.
+    /// Idle timeout: how long a peer may send nothing at all (no message, no heartbeat)
+    /// before it is declared dead. Also the setup timeout unless `setup_timeout` is set.
     pub timeout: Duration,
+    /// How long the setup (connect, TLS, handshake) may take, if not `timeout`.
+    pub setup_timeout: Option<Duration>,
     /// Largest data frame.
     pub max_frame_bytes: u64,
     /// The CA certificate (PEM), when trust comes from a shared CA; `None` when every
@@ -174,6 +181,8 @@ struct RawConfig {
     session: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    setup_timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_frame_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -264,6 +273,9 @@ impl PartiesConfig {
         if timeout_ms == 0 {
             return Err(ConfigError::ZeroTimeout);
         }
+        if raw.setup_timeout_ms == Some(0) {
+            return Err(ConfigError::ZeroSetupTimeout);
+        }
         let max_frame_bytes = raw.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES);
         if max_frame_bytes == 0 {
             return Err(ConfigError::ZeroMaxFrame);
@@ -310,6 +322,7 @@ impl PartiesConfig {
         Ok(PartiesConfig {
             session: raw.session,
             timeout: Duration::from_millis(timeout_ms),
+            setup_timeout: raw.setup_timeout_ms.map(Duration::from_millis),
             max_frame_bytes,
             ca: raw.ca.map(PathBuf::from),
             parties: [a, b, c],
@@ -343,6 +356,11 @@ impl PartiesConfig {
         self
     }
 
+    /// How long the setup may take: `setup_timeout`, else `timeout`.
+    pub fn setup_timeout(&self) -> Duration {
+        self.setup_timeout.unwrap_or(self.timeout)
+    }
+
     /// The entry of party `id`.
     pub fn party(&self, id: PartyId) -> &PartyConfig {
         &self.parties[id.index()]
@@ -358,6 +376,7 @@ impl PartiesConfig {
         let raw = RawConfig {
             session: self.session.clone(),
             timeout_ms: Some(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)),
+            setup_timeout_ms: self.setup_timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             max_frame_bytes: (self.max_frame_bytes != DEFAULT_MAX_FRAME_BYTES).then_some(self.max_frame_bytes),
             ca: self.ca.as_ref().map(|c| c.to_string_lossy().into_owned()),
             party: self

@@ -24,9 +24,10 @@
 //!
 //! For each pair of parties the higher id connects to the lower id, which accepts:
 //! party 0 accepts from 1 and 2, party 1 accepts from 2 and connects to 0, party 2
-//! connects to 0 and 1. Connecting retries until the configured timeout, so parties may
-//! be started in any order; the whole setup (connect, TLS, handshake) must finish within
-//! that timeout. After TLS each side sends a handshake message
+//! connects to 0 and 1. Connecting retries until the setup timeout
+//! ([`PartiesConfig::setup_timeout`]: `setup_timeout_ms`, else `timeout_ms`), so parties
+//! may be started in any order; the whole setup (connect, TLS, handshake) must finish
+//! within it. After TLS each side sends a handshake message
 //! ([`encode_handshake`]): magic, protocol version, session id and party id. Each side
 //! checks the peer's version and session against its own, and that the party id it
 //! claims is the one its certificate names (and, for the connecting side, the party it
@@ -53,7 +54,7 @@
 //!
 //! ```text
 //! offset 0   3 bytes  magic "TRD"
-//! offset 3   1 byte   kind: 1 = hello, 2 = data, 3 = bye, 4 = abort
+//! offset 3   1 byte   kind: 1 = hello, 2 = data, 3 = bye, 4 = abort, 5 = heartbeat
 //! offset 4   8 bytes  payload length, u64 little-endian
 //! offset 12  payload
 //! ```
@@ -75,9 +76,10 @@
 //! bytes that actually arrive, so garbage claiming a huge length costs nothing. The
 //! reader rejects a data frame shorter than its depth word, or of depth 0, as
 //! [`TransportError::Malformed`]. *hello* carries the handshake, *bye* (empty) marks a
-//! graceful close, *abort* carries a one-line reason (UTF-8) when a party gives up;
-//! control frames carry no depth. The depth word was added in protocol version 2
-//! ([`PROTOCOL_VERSION`]), so a version 1 peer is refused at the handshake.
+//! graceful close, *abort* carries a one-line reason (UTF-8) when a party gives up,
+//! *heartbeat* (empty) says the sender is alive; control frames carry no depth. The depth
+//! word was added in protocol version 2 and heartbeats in version 3
+//! ([`PROTOCOL_VERSION`]), so an older peer is refused at the handshake.
 //!
 //! # Never block, never hang
 //!
@@ -85,8 +87,14 @@
 //!   unbounded queue, and a reader thread that always drains the socket into an unbounded
 //!   inbound queue. Two parties sending large messages to each other at once therefore
 //!   cannot deadlock. `TCP_NODELAY` is set; payloads are written in large chunks.
-//! * Receiving waits at most the configured timeout, then fails with
-//!   [`TransportError::Timeout`].
+//! * The timeout (`timeout_ms`) is an **idle** timeout: a receive fails with
+//!   [`TransportError::Timeout`] only once nothing at all has arrived from that peer for
+//!   the whole timeout. A writer with nothing to send sends a heartbeat frame every
+//!   [`heartbeat_interval`] (a quarter of the timeout, at most 5 s), so a party that
+//!   computes for longer than the timeout (a large layer on a CPU) keeps its peers
+//!   waiting, while a dead, stopped (SIGSTOP) or silent one is reported within the
+//!   timeout. Heartbeats are control frames: the costs never count them. (In process,
+//!   where a peer cannot go silent without failing, a receive waits at most the timeout.)
 //! * On **any** error a party *fails*: it records the first error, tells both neighbours
 //!   with an abort frame carrying the reason, and shuts both links down. Every later or
 //!   currently blocked call on that party's [`Channels`] (on either link) returns that
@@ -179,8 +187,8 @@ pub use error::{HandshakeMismatch, TransportError};
 pub use fingerprint::Fingerprint;
 pub use inproc::in_process;
 pub use tls::{
-    certificate_party, connect_tls, connect_tls_with_listener, generate_party_identity, generate_test_pki, PartyPem,
-    Pki, TlsIdentity, HANDSHAKE_TIMEOUT,
+    certificate_party, connect_tls, connect_tls_with_listener, generate_party_identity, generate_test_pki,
+    heartbeat_interval, PartyPem, Pki, TlsIdentity, HANDSHAKE_TIMEOUT,
 };
 pub use wire::{
     check_handshake, decode_frame_header, decode_handshake, encode_frame_header, encode_handshake, FrameError,
@@ -302,7 +310,8 @@ impl Peer {
 /// Settings shared by both link implementations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkConfig {
-    /// How long a receive (and a blocked socket write, and the TCP setup) may wait.
+    /// How long a peer may be silent before a receive from it fails (over TLS, heartbeats
+    /// count as hearing from it), and how long a blocked socket write may wait.
     pub timeout: Duration,
     /// Largest data frame payload accepted or sent, in bytes.
     pub max_frame_bytes: u64,

@@ -218,3 +218,14 @@ fn pinned_identity_checks_its_own_pin() {
     assert!(matches!(&e, TransportError::Identity { detail } if detail.contains("pins")), "{e:?}");
     assert!(triad_transport::certificate_party("no pem here").is_err());
 }
+
+#[test]
+fn setup_timeout_defaults_to_the_idle_timeout() {
+    let c = PartiesConfig::parse(GOOD).unwrap();
+    assert_eq!((c.setup_timeout, c.setup_timeout()), (None, c.timeout));
+    let c =
+        PartiesConfig::parse(&with("timeout_ms = 30000\n", "timeout_ms = 30000\nsetup_timeout_ms = 120000\n")).unwrap();
+    assert_eq!((c.timeout, c.setup_timeout()), (Duration::from_secs(30), Duration::from_secs(120)));
+    assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
+    assert_eq!(err(&with("timeout_ms = 30000\n", "setup_timeout_ms = 0\n")), ConfigError::ZeroSetupTimeout);
+}

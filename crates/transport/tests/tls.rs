@@ -65,6 +65,28 @@ fn a_certificate_not_pinned_is_a_stranger() {
 }
 
 #[test]
+fn computing_longer_than_the_timeout_is_not_silence() {
+    // Party 0 computes for four timeouts before it speaks; the others wait on it. Its
+    // writer's heartbeats keep them waiting, and are not counted.
+    let pki = pki();
+    let (cfg, [l0, l1, l2]) = config(300, "compute");
+    let slow = |ch: &triad_transport::Channels| {
+        if ch.id() == P0 {
+            thread::sleep(Duration::from_millis(1_200));
+        }
+        small_protocol(ch)
+    };
+    let hs = [
+        spawn_tls(&cfg, P0, pki.identity(P0).unwrap(), l0, slow),
+        spawn_tls(&cfg, P1, pki.identity(P1).unwrap(), l1, slow),
+        spawn_tls(&cfg, P2, pki.identity(P2).unwrap(), l2, slow),
+    ];
+    for h in hs {
+        assert_eq!(join(h).0.unwrap(), expected_costs());
+    }
+}
+
+#[test]
 fn chain_counts_match_in_process() {
     // The depth travels in the data frames, so TLS counts the same rounds as in-process.
     let pki = pki();

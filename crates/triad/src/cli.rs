@@ -302,7 +302,8 @@ pub struct KeygenArgs {
     /// Session id written to the parties file (all three operators must use the same).
     #[arg(long, default_value = "triad")]
     pub session: String,
-    /// Setup and receive timeout written to the parties file.
+    /// Idle timeout written to the parties file: a peer silent this long is dead (also
+    /// the setup timeout unless the file sets `setup_timeout_ms`).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u64,
     /// Overwrite an existing parties file (or, with --party, key).

@@ -179,6 +179,7 @@ fn parties_config(
     PartiesConfig {
         session: session.to_string(),
         timeout: Duration::from_millis(timeout_ms),
+        setup_timeout: None,
         max_frame_bytes: triad_transport::DEFAULT_MAX_FRAME_BYTES,
         ca,
         parties,

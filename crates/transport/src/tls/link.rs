@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,6 +21,12 @@ pub(super) const WRITE_CHUNK: usize = 512 << 10;
 pub(super) const SMALL_MESSAGE: usize = 64 << 10;
 /// How long an abort waits for the abort frame to leave before cutting the connection.
 pub(super) const ABORT_GRACE: Duration = Duration::from_millis(250);
+
+/// How often an idle writer sends a heartbeat: a quarter of the idle timeout, so a peer
+/// hears from a live party several times per timeout, within 5 ms and 5 s.
+pub fn heartbeat_interval(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(5))
+}
 
 pub(super) enum Cmd {
     /// A message and its depth.
@@ -43,6 +49,8 @@ pub(super) struct LinkShared {
     /// Set when the reader thread has ended.
     pub(super) read_ended: AtomicBool,
     pub(super) reason: Mutex<String>,
+    /// When the reader last got bytes from the peer (any frame, heartbeats included).
+    pub(super) last_heard: Mutex<Instant>,
     pub(super) timeout: Duration,
     pub(super) max_frame_bytes: u64,
 }
@@ -108,6 +116,7 @@ impl TlsLink {
             closing: AtomicBool::new(false),
             read_ended: AtomicBool::new(false),
             reason: Mutex::new(String::new()),
+            last_heard: Mutex::new(Instant::now()),
             timeout,
             max_frame_bytes: cfg.max_frame_bytes,
         });
@@ -150,6 +159,10 @@ impl LinkStarter {
 }
 
 impl Link for TlsLink {
+    fn last_heard(&self) -> Option<Instant> {
+        Some(*lock(&self.shared.last_heard))
+    }
+
     fn send(&self, depth: u64, payload: Payload) -> Result<(), TransportError> {
         let peer = self.shared.peer;
         match lock(&self.queue).as_ref() {
@@ -296,14 +309,22 @@ pub(super) fn payload_bytes(p: &Payload) -> Cow<'_, [u8]> {
 
 pub(super) fn writer_main(shared: &LinkShared, queue: Receiver<Cmd>, core: &Weak<Core>) {
     let mut w = TlsWriter { shared, out: Vec::with_capacity(WRITE_CHUNK + (WRITE_CHUNK >> 4)) };
-    for cmd in queue.iter() {
+    let beat = heartbeat_interval(shared.timeout);
+    loop {
+        let cmd = match queue.recv_timeout(beat) {
+            Ok(cmd) => Some(cmd),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         if shared.aborting() {
             w.send_abort();
             return;
         }
         let r = match cmd {
-            Cmd::Data(depth, p) => w.frame(FrameKind::Data, &depth.to_le_bytes(), &payload_bytes(&p)),
-            Cmd::Bye => {
+            // Nothing to send for a while: tell the peer this party is alive.
+            None => w.frame(FrameKind::Heartbeat, &[], &[]),
+            Some(Cmd::Data(depth, p)) => w.frame(FrameKind::Data, &depth.to_le_bytes(), &payload_bytes(&p)),
+            Some(Cmd::Bye) => {
                 let r = w.send_bye();
                 if let Err(e) = r {
                     if shared.live() {
@@ -314,7 +335,7 @@ pub(super) fn writer_main(shared: &LinkShared, queue: Receiver<Cmd>, core: &Weak
                 }
                 return;
             }
-            Cmd::Abort => {
+            Some(Cmd::Abort) => {
                 w.send_abort();
                 return;
             }

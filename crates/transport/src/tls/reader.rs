@@ -10,6 +10,7 @@ use crate::PartyId;
 use rustls::Connection;
 use std::io::{self, Read};
 use std::sync::mpsc::Sender;
+use std::time::Instant;
 
 /// Socket read buffer of the reader thread.
 pub(super) const READ_BUF: usize = 256 << 10;
@@ -194,6 +195,7 @@ impl ReadState {
                 peer,
                 reason: printable(&String::from_utf8_lossy(frame.bytes()), 1024),
             }),
+            FrameKind::Heartbeat => Ok(Flow::Continue),
             FrameKind::Hello => {
                 Err(TransportError::Malformed { peer, detail: "unexpected hello frame after the handshake".into() })
             }
@@ -255,6 +257,7 @@ pub(super) fn read_loop(shared: &LinkShared, inbound: &Sender<Event>) -> Result<
                 return Err(shared.io_err(&e));
             }
         };
+        *lock(&shared.last_heard) = Instant::now();
         let mut input = &raw[..n];
         let mut conn = lock(&shared.conn);
         while !input.is_empty() {

@@ -33,7 +33,7 @@ pub(super) struct Setup {
 
 impl Setup {
     pub(super) fn timeout(&self) -> Duration {
-        self.cfg.timeout
+        self.cfg.setup_timeout()
     }
 
     pub(super) fn left(&self) -> Duration {
@@ -111,7 +111,7 @@ pub(super) fn connect_one(setup: &Setup, peer: PartyId) -> Result<Established, T
 /// Connect party `me` to the other two over TCP with mutual TLS, as `cfg` describes,
 /// binding `me`'s configured address if it must accept connections (parties 0 and 1).
 ///
-/// The whole setup must finish within `cfg.timeout`. Errors name the peer at fault.
+/// The whole setup must finish within `cfg.setup_timeout()`. Errors name the peer at fault.
 pub fn connect_tls(cfg: &PartiesConfig, me: PartyId, identity: TlsIdentity) -> Result<Channels, TransportError> {
     connect_tls_with_listener(cfg, me, identity, None)
 }
@@ -125,7 +125,7 @@ pub fn connect_tls_with_listener(
     listener: Option<TcpListener>,
 ) -> Result<Channels, TransportError> {
     validate_session(&cfg.session)?;
-    let deadline = Instant::now() + cfg.timeout;
+    let deadline = Instant::now() + cfg.setup_timeout();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let lower: Vec<PartyId> = PartyId::ALL.into_iter().filter(|&p| p < me).collect();
     let accepts = PartyId::ALL.into_iter().any(|p| p > me);
@@ -198,7 +198,7 @@ pub fn connect_tls_with_listener(
             Err(_) => {
                 let missing =
                     PartyId::ALL.into_iter().find(|&p| p != me && slots[p.index()].is_none()).unwrap_or(me.next());
-                let e = TransportError::Timeout { peer: missing, after: cfg.timeout };
+                let e = TransportError::Timeout { peer: missing, after: cfg.setup_timeout() };
                 return Err(fail(&setup, &mut slots, rx, e));
             }
         }
