@@ -46,6 +46,11 @@ pub(crate) trait Link: Send + Sync + fmt::Debug {
     fn last_heard(&self) -> Option<Instant> {
         None
     }
+    /// The protocol has read a message of `bytes` bytes from this link (it no longer
+    /// counts against the link's inbound budget).
+    fn consumed(&self, bytes: usize) {
+        let _ = bytes;
+    }
 }
 
 /// Lock a mutex, ignoring poisoning (our critical sections leave data consistent).
@@ -238,7 +243,10 @@ impl Channels {
                 return Err(self.core.fail(TransportError::Timeout { peer, after: self.timeout }));
             }
             match rx.recv_timeout(left) {
-                Ok(Event::Data { depth, payload }) => return Ok((depth, payload)),
+                Ok(Event::Data { depth, payload }) => {
+                    link.consumed(payload.byte_len());
+                    return Ok((depth, payload));
+                }
                 Ok(Event::Wake) => self.check()?,
                 Ok(Event::Closed) | Err(RecvTimeoutError::Disconnected) => {
                     return Err(self.core.fail(TransportError::PeerClosed { peer }))

@@ -5,6 +5,7 @@
 //! timeout_ms = 30000        # optional, default 30000: how long a peer may be silent
 //! # setup_timeout_ms = 120000  # optional, default timeout_ms: connect, TLS, handshake
 //! # max_frame_bytes = 4294967296   # optional, default 4 GiB
+//! # max_buffered_bytes = 8589934592 # optional, default 2 x max_frame_bytes: inbound budget per link
 //! ca = "pki/ca.pem"
 //! [[party]]
 //! id = 0
@@ -87,6 +88,14 @@ pub enum ConfigError {
     /// `max_frame_bytes` is zero.
     #[error("max_frame_bytes must be positive")]
     ZeroMaxFrame,
+    /// `max_buffered_bytes` is below `max_frame_bytes`.
+    #[error("max_buffered_bytes ({buffered}) must be at least max_frame_bytes ({frame})")]
+    BufferBelowFrame {
+        /// `max_buffered_bytes`.
+        buffered: u64,
+        /// `max_frame_bytes`.
+        frame: u64,
+    },
     /// A party id other than 0, 1, 2.
     #[error("party id {0} is out of range (must be 0, 1 or 2)")]
     BadPartyId(i64),
@@ -168,6 +177,9 @@ pub struct PartiesConfig {
     pub setup_timeout: Option<Duration>,
     /// Largest data frame.
     pub max_frame_bytes: u64,
+    /// Inbound budget per link, if not twice `max_frame_bytes` (see
+    /// [`LinkConfig::max_buffered_bytes`]).
+    pub max_buffered_bytes: Option<u64>,
     /// The CA certificate (PEM), when trust comes from a shared CA; `None` when every
     /// party's certificate is pinned by its [`PartyConfig::fingerprint`].
     pub ca: Option<PathBuf>,
@@ -185,6 +197,8 @@ struct RawConfig {
     setup_timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_frame_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_buffered_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ca: Option<String>,
     #[serde(default)]
@@ -280,6 +294,9 @@ impl PartiesConfig {
         if max_frame_bytes == 0 {
             return Err(ConfigError::ZeroMaxFrame);
         }
+        if let Some(buffered) = raw.max_buffered_bytes.filter(|&b| b < max_frame_bytes) {
+            return Err(ConfigError::BufferBelowFrame { buffered, frame: max_frame_bytes });
+        }
         if raw.ca.as_deref() == Some("") {
             return Err(ConfigError::EmptyPath { party: None, field: "ca" });
         }
@@ -324,6 +341,7 @@ impl PartiesConfig {
             timeout: Duration::from_millis(timeout_ms),
             setup_timeout: raw.setup_timeout_ms.map(Duration::from_millis),
             max_frame_bytes,
+            max_buffered_bytes: raw.max_buffered_bytes,
             ca: raw.ca.map(PathBuf::from),
             parties: [a, b, c],
         })
@@ -368,7 +386,12 @@ impl PartiesConfig {
 
     /// The link settings this file implies.
     pub fn link_config(&self) -> LinkConfig {
-        LinkConfig { timeout: self.timeout, max_frame_bytes: self.max_frame_bytes, session: self.session.clone() }
+        LinkConfig {
+            timeout: self.timeout,
+            max_frame_bytes: self.max_frame_bytes,
+            max_buffered_bytes: self.max_buffered_bytes.unwrap_or(self.max_frame_bytes.saturating_mul(2)),
+            session: self.session.clone(),
+        }
     }
 
     /// Write the configuration back as TOML (paths as stored; `parse` reads it back).
@@ -378,6 +401,7 @@ impl PartiesConfig {
             timeout_ms: Some(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)),
             setup_timeout_ms: self.setup_timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             max_frame_bytes: (self.max_frame_bytes != DEFAULT_MAX_FRAME_BYTES).then_some(self.max_frame_bytes),
+            max_buffered_bytes: self.max_buffered_bytes,
             ca: self.ca.as_ref().map(|c| c.to_string_lossy().into_owned()),
             party: self
                 .parties

@@ -57,6 +57,17 @@ pub enum TransportError {
         /// The limit (`max_frame_bytes`).
         max: u64,
     },
+    /// The peer sent more than this party has yet read, beyond the inbound budget
+    /// (`max_buffered_bytes`): a runaway or misbehaving peer.
+    #[error("{peer} sent {bytes} bytes that this party has not yet read, beyond its inbound budget of {budget} bytes")]
+    Flooded {
+        /// The peer.
+        peer: PartyId,
+        /// Bytes received but not yet read by the protocol, the frame in progress included.
+        bytes: u64,
+        /// The budget (`max_buffered_bytes`).
+        budget: u64,
+    },
     /// The connection handshake failed: the peer is not who it should be, or disagrees on
     /// the protocol version or session.
     #[error("handshake with {peer} failed: {mismatch}")]
@@ -139,6 +150,7 @@ impl TransportError {
             | Timeout { peer, .. }
             | Malformed { peer, .. }
             | TooLarge { peer, .. }
+            | Flooded { peer, .. }
             | Handshake { peer, .. }
             | Tls { peer, .. }
             | Io { peer, .. }

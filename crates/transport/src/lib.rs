@@ -84,9 +84,14 @@
 //! # Never block, never hang
 //!
 //! * Sending never blocks the protocol: each TCP link has a writer thread fed by an
-//!   unbounded queue, and a reader thread that always drains the socket into an unbounded
-//!   inbound queue. Two parties sending large messages to each other at once therefore
-//!   cannot deadlock. `TCP_NODELAY` is set; payloads are written in large chunks.
+//!   unbounded queue, and a reader thread that always drains the socket into an inbound
+//!   queue. Two parties sending large messages to each other at once therefore cannot
+//!   deadlock. `TCP_NODELAY` is set; payloads are written in large chunks.
+//! * Inbound memory is bounded per link: what a peer has sent and the protocol has not
+//!   yet read (the frame in progress included, from its header on) may not exceed
+//!   [`LinkConfig::max_buffered_bytes`] (`max_buffered_bytes`, default twice
+//!   `max_frame_bytes`); beyond it the peer is [`TransportError::Flooded`], before the
+//!   frame's body is allocated.
 //! * The timeout (`timeout_ms`) is an **idle** timeout: a receive fails with
 //!   [`TransportError::Timeout`] only once nothing at all has arrived from that peer for
 //!   the whole timeout. A writer with nothing to send sends a heartbeat frame every
@@ -315,6 +320,10 @@ pub struct LinkConfig {
     pub timeout: Duration,
     /// Largest data frame payload accepted or sent, in bytes.
     pub max_frame_bytes: u64,
+    /// Over TLS, the most bytes a link holds received but not yet read by the protocol
+    /// (the frame in progress included); beyond it the peer is
+    /// [`TransportError::Flooded`]. At least `max_frame_bytes`.
+    pub max_buffered_bytes: u64,
     /// Session id; over TCP both ends of every connection must agree on it.
     pub session: String,
 }
@@ -324,6 +333,7 @@ impl Default for LinkConfig {
         LinkConfig {
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_buffered_bytes: DEFAULT_MAX_FRAME_BYTES.saturating_mul(2),
             session: "triad".to_string(),
         }
     }

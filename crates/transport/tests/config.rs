@@ -229,3 +229,13 @@ fn setup_timeout_defaults_to_the_idle_timeout() {
     assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
     assert_eq!(err(&with("timeout_ms = 30000\n", "setup_timeout_ms = 0\n")), ConfigError::ZeroSetupTimeout);
 }
+
+#[test]
+fn inbound_budget_defaults_to_two_frames_and_holds_one() {
+    let c = PartiesConfig::parse(&with("timeout_ms = 30000\n", "max_frame_bytes = 1000\n")).unwrap();
+    assert_eq!(c.link_config().max_buffered_bytes, 2000);
+    let text = with("timeout_ms = 30000\n", "max_frame_bytes = 1000\nmax_buffered_bytes = 999\n");
+    assert_eq!(err(&text), ConfigError::BufferBelowFrame { buffered: 999, frame: 1000 });
+    let c = PartiesConfig::parse(&text.replace("999", "1000")).unwrap();
+    assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
+}

@@ -244,6 +244,43 @@ impl Rig {
     }
 }
 
+/// Party 0 waits on party 1 (which waits on party 0) while party 2, a raw peer, sends
+/// what no one reads; party 0's inbound budget is 1000 bytes.
+fn flooded(send: impl FnOnce(&mut RawPeer)) {
+    let pki = pki();
+    let (mut cfg, [l0, l1, _]) = config(3_000, "flood");
+    let mut cfg1 = cfg.clone();
+    cfg1.timeout = Duration::from_secs(5);
+    cfg.max_buffered_bytes = Some(1000);
+    let h0 = spawn_tls(&cfg, P0, pki.identity(P0).unwrap(), l0, |ch| ch.recv_u64s(Peer::Next, 1));
+    let h1 = spawn_tls(&cfg1, P1, pki.identity(P1).unwrap(), l1, |ch| ch.recv_u64s(Peer::Prev, 1));
+    let hello = Handshake::new(P2, &cfg.session);
+    let id2 = pki.identity(P2).unwrap();
+    let mut to0 = RawPeer::connect(&cfg, P2, &id2, P0, &hello).unwrap();
+    let _to1 = RawPeer::connect(&cfg, P2, &id2, P1, &hello).unwrap();
+    send(&mut to0);
+    let (r0, d0) = join(h0);
+    assert!(matches!(r0, Err(TransportError::Flooded { peer: P2, budget: 1000, .. })), "{r0:?}");
+    assert_within(d0, Duration::from_millis(1500), "party 0");
+    let (r1, _) = join(h1);
+    assert!(matches!(r1, Err(TransportError::PeerAborted { peer: P0, .. })), "{r1:?}");
+}
+
+#[test]
+fn unread_messages_beyond_the_inbound_budget() {
+    // Two messages of 400 bytes fit; the third does not.
+    flooded(|to0| {
+        for _ in 0..3 {
+            to0.send_data(1, &[7; 400]).unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_frame_claiming_more_than_the_budget_is_refused_at_its_header() {
+    flooded(|to0| to0.send_raw(&triad_transport::encode_frame_header(FrameKind::Data, 8 + 5_000)).unwrap());
+}
+
 #[test]
 fn truncated_frame() {
     let rig = rig(3_000);

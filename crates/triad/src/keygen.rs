@@ -181,6 +181,7 @@ fn parties_config(
         timeout: Duration::from_millis(timeout_ms),
         setup_timeout: None,
         max_frame_bytes: triad_transport::DEFAULT_MAX_FRAME_BYTES,
+        max_buffered_bytes: None,
         ca,
         parties,
     }

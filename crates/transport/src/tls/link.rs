@@ -9,7 +9,7 @@ use rustls::Connection;
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread;
@@ -53,6 +53,9 @@ pub(super) struct LinkShared {
     pub(super) last_heard: Mutex<Instant>,
     pub(super) timeout: Duration,
     pub(super) max_frame_bytes: u64,
+    /// Bytes of data frames delivered to the inbound queue and not yet read.
+    pub(super) buffered: AtomicU64,
+    pub(super) max_buffered_bytes: u64,
 }
 
 impl LinkShared {
@@ -119,6 +122,8 @@ impl TlsLink {
             last_heard: Mutex::new(Instant::now()),
             timeout,
             max_frame_bytes: cfg.max_frame_bytes,
+            buffered: AtomicU64::new(0),
+            max_buffered_bytes: cfg.max_buffered_bytes,
         });
         let (qtx, qrx) = channel();
         let (dtx, drx) = channel();
@@ -161,6 +166,10 @@ impl LinkStarter {
 impl Link for TlsLink {
     fn last_heard(&self) -> Option<Instant> {
         Some(*lock(&self.shared.last_heard))
+    }
+
+    fn consumed(&self, bytes: usize) {
+        self.shared.buffered.fetch_sub(bytes as u64, Ordering::SeqCst);
     }
 
     fn send(&self, depth: u64, payload: Payload) -> Result<(), TransportError> {

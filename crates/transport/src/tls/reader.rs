@@ -9,6 +9,7 @@ use crate::wire::{
 use crate::PartyId;
 use rustls::Connection;
 use std::io::{self, Read};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
@@ -178,6 +179,7 @@ impl ReadState {
                     // Every sender stamps at least 1: a zero means the stream is out of sync.
                     return Err(TransportError::Malformed { peer, detail: "data frame with depth 0".into() });
                 }
+                shared.buffered.fetch_add(frame.len as u64, Ordering::SeqCst);
                 let payload = Payload::Words { len_bytes: frame.len, words: frame.words };
                 Ok(match inbound.send(Event::Data { depth: frame.depth, payload }) {
                     Ok(()) => Flow::Continue,
@@ -225,7 +227,20 @@ pub(super) fn drain(
         match conn.reader().read(st.asm.dst()) {
             Ok(0) => return Ok(Some(())),
             Ok(n) => {
-                if let Some(frame) = st.asm.advance(n, shared.peer)? {
+                let frame = st.asm.advance(n, shared.peer)?;
+                // What the peer sent and the protocol has not read, counting the whole of
+                // the frame in progress (its header is checked before its body arrives).
+                let framing = (FRAME_HEADER_LEN + DATA_DEPTH_LEN) as u64;
+                let pending = st.asm.partial().map_or(0, |(_, expected)| expected.saturating_sub(framing));
+                let bytes = shared.buffered.load(Ordering::SeqCst).saturating_add(pending);
+                if bytes > shared.max_buffered_bytes {
+                    return Err(TransportError::Flooded {
+                        peer: shared.peer,
+                        bytes,
+                        budget: shared.max_buffered_bytes,
+                    });
+                }
+                if let Some(frame) = frame {
                     if let Flow::Stop = st.handle(shared, inbound, frame)? {
                         return Ok(Some(()));
                     }
