@@ -161,3 +161,102 @@ fn a_stopped_party_is_reported_inside_the_timeout() {
     let _ = kids[1].wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A fault done to one party of three `triad-test-party` processes.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// SIGKILL 20 ms after start (on loopback, setup is often just done by then).
+    KillAtStart,
+    /// SIGKILL after setup, mid-computation.
+    KillMidRun,
+    /// SIGSTOP after setup.
+    Stop,
+}
+
+/// Runs three parties with `fault` done to `victim`; checks that both survivors exit with
+/// an error naming it (no hang, no panic) and returns their first stderr lines and how
+/// long after the fault the later of them exited.
+#[cfg(unix)]
+fn fault_row(fault: Fault, victim: usize, timeout: Duration) -> (Vec<String>, Duration) {
+    let dir = tempdir(&format!("fault-{fault:?}-{victim}"));
+    write_setup(&dir, timeout.as_millis() as u64);
+    let mut kids: Vec<Child> = (0..3).map(|i| spawn(&dir, i, 0)).collect();
+    match fault {
+        Fault::KillAtStart => std::thread::sleep(Duration::from_millis(20)),
+        Fault::KillMidRun | Fault::Stop => {
+            for k in kids.iter_mut() {
+                wait_ready(k);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let at = Instant::now();
+    match fault {
+        Fault::Stop => {
+            let pid = kids[victim].id().to_string();
+            assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+        }
+        _ => kids[victim].kill().unwrap(),
+    }
+    let mut reports = Vec::new();
+    for i in (0..3).filter(|&i| i != victim) {
+        let status = exit_within(&mut kids[i], timeout * 3);
+        let status = status.unwrap_or_else(|| panic!("{fault:?} of party {victim}: party {i} hung"));
+        assert_eq!(status.code(), Some(2), "{fault:?} of party {victim}: party {i} must exit with an error");
+        let err = stderr_of(&mut kids[i]);
+        assert!(!err.contains("panicked"), "party {i} panicked: {err}");
+        assert!(err.contains(&format!("party {victim}")), "{fault:?}: party {i} should name party {victim}: {err}");
+        reports.push(err.lines().last().unwrap_or("").to_string());
+    }
+    let took = at.elapsed();
+    let _ = kids[victim].kill();
+    let _ = kids[victim].wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    (reports, took)
+}
+
+/// The fault table of BENCHMARKS.md: every fault, every party, plus strangers during
+/// setup. Slow-ish (a setup fault waits for the setup timeout), hence ignored by default:
+/// `cargo test -p triad-tests --test processes fault_table -- --ignored --nocapture`.
+#[cfg(unix)]
+#[test]
+#[ignore]
+fn fault_table() {
+    let timeout = Duration::from_millis(1500);
+    println!("| fault | party | what the survivors report | exited after |");
+    println!("|---|---|---|---|");
+    for fault in [Fault::KillAtStart, Fault::KillMidRun, Fault::Stop] {
+        for victim in 0..3 {
+            let (reports, took) = fault_row(fault, victim, timeout);
+            assert!(took < timeout * 2 + Duration::from_secs(1), "{fault:?} of party {victim} took {took:?}");
+            println!("| {fault:?} | {victim} | {} | {:.2} s |", reports.join("<br>"), took.as_secs_f64());
+        }
+    }
+    // Strangers at both listeners during setup: the run completes as usual.
+    let dir = tempdir("fault-stranger");
+    write_setup(&dir, timeout.as_millis() as u64);
+    let cfg = triad_transport::PartiesConfig::load(dir.join("parties.toml")).unwrap();
+    let mut kids: Vec<Child> = (0..2).map(|i| spawn(&dir, i, 3)).collect();
+    let start = Instant::now();
+    for p in &cfg.parties[..2] {
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&p.address).is_err() {
+            assert!(Instant::now() < until, "{} never listened", p.address);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut s = std::net::TcpStream::connect(&p.address).unwrap();
+        let _ = std::io::Write::write_all(&mut s, b"GET / HTTP/1.0\r\n\r\n");
+    }
+    kids.push(spawn(&dir, 2, 3));
+    let outs: Vec<_> = kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect();
+    for (i, o) in outs.iter().enumerate() {
+        assert!(o.status.success(), "party {i}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let logged = String::from_utf8_lossy(&outs[0].stderr);
+    let line = logged.lines().find(|l| l.contains("dropped")).unwrap_or("").to_string();
+    println!(
+        "| stray connections at setup | 0, 1 | all three complete; {line} | {:.2} s (whole run) |",
+        start.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
