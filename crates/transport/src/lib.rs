@@ -126,7 +126,8 @@
 //! [`connect_tls_with_listener`] takes an already bound listener, so tests can bind
 //! `127.0.0.1:0` and write the real port into the configuration. The hidden `testing`
 //! module has `RawPeer`, a hand-driven TLS peer for sending truncated frames, garbage or
-//! nothing at all.
+//! nothing at all, and `tls_stranger`, a TLS client that is not a party (no certificate,
+//! or one the party must refuse).
 //!
 //! # Cost accounting
 //!
