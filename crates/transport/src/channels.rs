@@ -6,7 +6,7 @@ use crate::wire::Payload;
 use crate::{LinkConfig, PartyId, Peer};
 use std::fmt;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// What arrives on a party's inbound queue for one link.
@@ -41,6 +41,16 @@ pub(crate) trait Link: Send + Sync + fmt::Debug {
     /// propagation the caller runs once all of its own links are aborted: so every party
     /// hears of a failure from the party where it started, not through a neighbour.
     fn abort(&self, reason: &str) -> Option<Arc<Core>>;
+    /// When anything (a message, a heartbeat) last arrived from the peer, for links whose
+    /// peer can go silent; `None` (in-process) times a receive from its start.
+    fn last_heard(&self) -> Option<Instant> {
+        None
+    }
+    /// The protocol has read a message of `bytes` bytes from this link (it no longer
+    /// counts against the link's inbound budget).
+    fn consumed(&self, bytes: usize) {
+        let _ = bytes;
+    }
 }
 
 /// Lock a mutex, ignoring poisoning (our critical sections leave data consistent).
@@ -56,11 +66,19 @@ pub(crate) struct Core {
     /// Senders into the party's own inbound queues (slot order), used to wake receivers.
     wake: [Sender<Event>; 2],
     links: OnceLock<[Arc<dyn Link>; 2]>,
+    /// Set once a failure has been propagated to both links (their aborts started).
+    propagated: (Mutex<bool>, Condvar),
 }
 
 impl Core {
     pub(crate) fn new(me: PartyId, wake: [Sender<Event>; 2]) -> Core {
-        Core { me, failed: OnceLock::new(), wake, links: OnceLock::new() }
+        Core {
+            me,
+            failed: OnceLock::new(),
+            wake,
+            links: OnceLock::new(),
+            propagated: (Mutex::new(false), Condvar::new()),
+        }
     }
 
     pub(crate) fn set_links(&self, links: [Arc<dyn Link>; 2]) {
@@ -107,9 +125,19 @@ impl Core {
         for w in &self.wake {
             let _ = w.send(Event::Wake);
         }
+        *lock(&self.propagated.0) = true;
+        self.propagated.1.notify_all();
         for core in later {
             core.propagate();
         }
+    }
+
+    /// Wait (at most `limit`) until a recorded failure has reached both links: a receive
+    /// can see the failure while the thread that met it is still starting the aborts.
+    pub(crate) fn wait_propagated(&self, limit: Duration) {
+        let (done, cv) = &self.propagated;
+        let guard = lock(done);
+        let _ = cv.wait_timeout_while(guard, limit, |done| !*done);
     }
 }
 
@@ -204,18 +232,26 @@ impl Channels {
         self.check()?;
         let peer = self.peer_id(from);
         let rx = lock(&self.inbound[from.slot()]);
-        let deadline = Instant::now() + self.timeout;
+        let start = Instant::now();
+        let link = &self.links[from.slot()];
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            // Fail only once the peer has been silent for the whole timeout: a peer still
+            // computing sends heartbeats, which move `last_heard` on.
+            let heard = link.last_heard().map_or(start, |t| t.max(start));
+            let left = (heard + self.timeout).saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.core.fail(TransportError::Timeout { peer, after: self.timeout }));
+            }
             match rx.recv_timeout(left) {
-                Ok(Event::Data { depth, payload }) => return Ok((depth, payload)),
+                Ok(Event::Data { depth, payload }) => {
+                    link.consumed(payload.byte_len());
+                    return Ok((depth, payload));
+                }
                 Ok(Event::Wake) => self.check()?,
                 Ok(Event::Closed) | Err(RecvTimeoutError::Disconnected) => {
                     return Err(self.core.fail(TransportError::PeerClosed { peer }))
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(self.core.fail(TransportError::Timeout { peer, after: self.timeout }))
-                }
+                Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }
@@ -315,6 +351,8 @@ impl Drop for Channels {
             for l in &self.links {
                 l.close();
             }
+        } else {
+            self.core.wait_propagated(Duration::from_secs(1));
         }
         // After a close: until both byes have crossed. After a failure: until the abort
         // frames have left (bounded by a short grace, not the timeout).

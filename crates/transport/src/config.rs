@@ -2,8 +2,10 @@
 //!
 //! ```toml
 //! session = "demo-2026"     # session id, checked in the handshake
-//! timeout_ms = 30000        # optional, default 30000
+//! timeout_ms = 30000        # optional, default 30000: how long a peer may be silent
+//! # setup_timeout_ms = 120000  # optional, default timeout_ms: connect, TLS, handshake
 //! # max_frame_bytes = 4294967296   # optional, default 4 GiB
+//! # max_buffered_bytes = 8589934592 # optional, default 2 x max_frame_bytes: inbound budget per link
 //! ca = "pki/ca.pem"
 //! [[party]]
 //! id = 0
@@ -12,7 +14,26 @@
 //! key = "pki/party0.key"
 //! # ... parties 1 and 2
 //! ```
+//!
+//! **Trust** comes from one of two places. With `ca`, every party's certificate must be
+//! signed by that CA (whoever holds the CA key can pose as any party: the one-machine
+//! `triad keygen` discards it). Without `ca`, every `[[party]]` entry carries the
+//! `fingerprint` of that party's own certificate (see [`Fingerprint`]), made by the
+//! party itself on its own machine; a peer is that party if and only if its certificate
+//! has that fingerprint and names it:
+//!
+//! ```toml
+//! session = "demo-2026"
+//! [[party]]
+//! id = 0
+//! address = "alice.example:7000"
+//! cert = "party0.pem"       # read only by party 0 (its own certificate)
+//! key = "party0.key"        # read only by party 0, never leaves its machine
+//! fingerprint = "sha256:3A:91:..."
+//! # ... parties 1 and 2
+//! ```
 
+use crate::fingerprint::Fingerprint;
 use crate::wire::{DEFAULT_MAX_FRAME_BYTES, MAX_SESSION_LEN};
 use crate::{LinkConfig, PartyId};
 use serde::{Deserialize, Serialize};
@@ -61,9 +82,20 @@ pub enum ConfigError {
     /// `timeout_ms` is zero.
     #[error("timeout_ms must be positive")]
     ZeroTimeout,
+    /// `setup_timeout_ms` is zero.
+    #[error("setup_timeout_ms must be positive")]
+    ZeroSetupTimeout,
     /// `max_frame_bytes` is zero.
     #[error("max_frame_bytes must be positive")]
     ZeroMaxFrame,
+    /// `max_buffered_bytes` is below `max_frame_bytes`.
+    #[error("max_buffered_bytes ({buffered}) must be at least max_frame_bytes ({frame})")]
+    BufferBelowFrame {
+        /// `max_buffered_bytes`.
+        buffered: u64,
+        /// `max_frame_bytes`.
+        frame: u64,
+    },
     /// A party id other than 0, 1, 2.
     #[error("party id {0} is out of range (must be 0, 1 or 2)")]
     BadPartyId(i64),
@@ -80,6 +112,23 @@ pub enum ConfigError {
         party: u8,
         /// The address as written.
         address: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Neither a CA nor a fingerprint for every party: nothing to trust.
+    #[error("the parties file needs either `ca` (a shared CA certificate) or a `fingerprint` in every [[party]] entry{}", missing.map(|p| format!(" (party {p} has none)")).unwrap_or_default())]
+    NoTrust {
+        /// A party without a fingerprint, when some have one.
+        missing: Option<u8>,
+    },
+    /// Both a CA and fingerprints.
+    #[error("the parties file gives both `ca` and fingerprints: use one (fingerprints for three organisations, a CA for local runs)")]
+    MixedTrust,
+    /// A fingerprint that does not parse.
+    #[error("party {party}: bad fingerprint: {reason}")]
+    BadFingerprint {
+        /// The party id.
+        party: u8,
         /// What is wrong.
         reason: String,
     },
@@ -112,6 +161,8 @@ pub struct PartyConfig {
     pub cert: PathBuf,
     /// Its private key (PEM).
     pub key: PathBuf,
+    /// The SHA-256 of its certificate, when trust is pinned rather than from a CA.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// The parsed parties file.
@@ -119,12 +170,19 @@ pub struct PartyConfig {
 pub struct PartiesConfig {
     /// Session id, checked in every handshake.
     pub session: String,
-    /// Setup and receive timeout.
+    /// Idle timeout: how long a peer may send nothing at all (no message, no heartbeat)
+    /// before it is declared dead. Also the setup timeout unless `setup_timeout` is set.
     pub timeout: Duration,
+    /// How long the setup (connect, TLS, handshake) may take, if not `timeout`.
+    pub setup_timeout: Option<Duration>,
     /// Largest data frame.
     pub max_frame_bytes: u64,
-    /// The CA certificate (PEM).
-    pub ca: PathBuf,
+    /// Inbound budget per link, if not twice `max_frame_bytes` (see
+    /// [`LinkConfig::max_buffered_bytes`]).
+    pub max_buffered_bytes: Option<u64>,
+    /// The CA certificate (PEM), when trust comes from a shared CA; `None` when every
+    /// party's certificate is pinned by its [`PartyConfig::fingerprint`].
+    pub ca: Option<PathBuf>,
     /// Parties 0, 1, 2 in order.
     pub parties: [PartyConfig; 3],
 }
@@ -136,8 +194,13 @@ struct RawConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    setup_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_frame_bytes: Option<u64>,
-    ca: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_buffered_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca: Option<String>,
     #[serde(default)]
     party: Vec<RawParty>,
 }
@@ -149,6 +212,8 @@ struct RawParty {
     address: String,
     cert: String,
     key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
 }
 
 /// Check a session id.
@@ -222,11 +287,17 @@ impl PartiesConfig {
         if timeout_ms == 0 {
             return Err(ConfigError::ZeroTimeout);
         }
+        if raw.setup_timeout_ms == Some(0) {
+            return Err(ConfigError::ZeroSetupTimeout);
+        }
         let max_frame_bytes = raw.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES);
         if max_frame_bytes == 0 {
             return Err(ConfigError::ZeroMaxFrame);
         }
-        if raw.ca.is_empty() {
+        if let Some(buffered) = raw.max_buffered_bytes.filter(|&b| b < max_frame_bytes) {
+            return Err(ConfigError::BufferBelowFrame { buffered, frame: max_frame_bytes });
+        }
+        if raw.ca.as_deref() == Some("") {
             return Err(ConfigError::EmptyPath { party: None, field: "ca" });
         }
         let mut slots: [Option<PartyConfig>; 3] = [None, None, None];
@@ -242,18 +313,36 @@ impl PartiesConfig {
                     return Err(ConfigError::EmptyPath { party: Some(n), field });
                 }
             }
-            slots[id.index()] =
-                Some(PartyConfig { id, address: p.address, cert: PathBuf::from(p.cert), key: PathBuf::from(p.key) });
+            let fingerprint = p
+                .fingerprint
+                .map(|f| f.parse::<Fingerprint>().map_err(|reason| ConfigError::BadFingerprint { party: n, reason }))
+                .transpose()?;
+            slots[id.index()] = Some(PartyConfig {
+                id,
+                address: p.address,
+                cert: PathBuf::from(p.cert),
+                key: PathBuf::from(p.key),
+                fingerprint,
+            });
         }
         let [a, b, c] = slots;
         let a = a.ok_or(ConfigError::MissingParty(0))?;
         let b = b.ok_or(ConfigError::MissingParty(1))?;
         let c = c.ok_or(ConfigError::MissingParty(2))?;
+        let unpinned = [&a, &b, &c].into_iter().find(|p| p.fingerprint.is_none()).map(|p| p.id.as_u8());
+        let pinned = [&a, &b, &c].iter().filter(|p| p.fingerprint.is_some()).count();
+        match (raw.ca.is_some(), pinned) {
+            (true, 0) | (false, 3) => {}
+            (true, _) => return Err(ConfigError::MixedTrust),
+            (false, n) => return Err(ConfigError::NoTrust { missing: unpinned.filter(|_| n > 0) }),
+        }
         Ok(PartiesConfig {
             session: raw.session,
             timeout: Duration::from_millis(timeout_ms),
+            setup_timeout: raw.setup_timeout_ms.map(Duration::from_millis),
             max_frame_bytes,
-            ca: PathBuf::from(raw.ca),
+            max_buffered_bytes: raw.max_buffered_bytes,
+            ca: raw.ca.map(PathBuf::from),
             parties: [a, b, c],
         })
     }
@@ -275,12 +364,19 @@ impl PartiesConfig {
                 *p = dir.join(&*p);
             }
         };
-        fix(&mut self.ca);
+        if let Some(ca) = &mut self.ca {
+            fix(ca);
+        }
         for p in &mut self.parties {
             fix(&mut p.cert);
             fix(&mut p.key);
         }
         self
+    }
+
+    /// How long the setup may take: `setup_timeout`, else `timeout`.
+    pub fn setup_timeout(&self) -> Duration {
+        self.setup_timeout.unwrap_or(self.timeout)
     }
 
     /// The entry of party `id`.
@@ -290,7 +386,12 @@ impl PartiesConfig {
 
     /// The link settings this file implies.
     pub fn link_config(&self) -> LinkConfig {
-        LinkConfig { timeout: self.timeout, max_frame_bytes: self.max_frame_bytes, session: self.session.clone() }
+        LinkConfig {
+            timeout: self.timeout,
+            max_frame_bytes: self.max_frame_bytes,
+            max_buffered_bytes: self.max_buffered_bytes.unwrap_or(self.max_frame_bytes.saturating_mul(2)),
+            session: self.session.clone(),
+        }
     }
 
     /// Write the configuration back as TOML (paths as stored; `parse` reads it back).
@@ -298,8 +399,10 @@ impl PartiesConfig {
         let raw = RawConfig {
             session: self.session.clone(),
             timeout_ms: Some(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)),
+            setup_timeout_ms: self.setup_timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             max_frame_bytes: (self.max_frame_bytes != DEFAULT_MAX_FRAME_BYTES).then_some(self.max_frame_bytes),
-            ca: self.ca.to_string_lossy().into_owned(),
+            max_buffered_bytes: self.max_buffered_bytes,
+            ca: self.ca.as_ref().map(|c| c.to_string_lossy().into_owned()),
             party: self
                 .parties
                 .iter()
@@ -308,6 +411,7 @@ impl PartiesConfig {
                     address: p.address.clone(),
                     cert: p.cert.to_string_lossy().into_owned(),
                     key: p.key.to_string_lossy().into_owned(),
+                    fingerprint: p.fingerprint.map(|f| f.to_string()),
                 })
                 .collect(),
         };

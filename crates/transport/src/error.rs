@@ -57,6 +57,17 @@ pub enum TransportError {
         /// The limit (`max_frame_bytes`).
         max: u64,
     },
+    /// The peer sent more than this party has yet read, beyond the inbound budget
+    /// (`max_buffered_bytes`): a runaway or misbehaving peer.
+    #[error("{peer} sent {bytes} bytes that this party has not yet read, beyond its inbound budget of {budget} bytes")]
+    Flooded {
+        /// The peer.
+        peer: PartyId,
+        /// Bytes received but not yet read by the protocol, the frame in progress included.
+        bytes: u64,
+        /// The budget (`max_buffered_bytes`).
+        budget: u64,
+    },
     /// The connection handshake failed: the peer is not who it should be, or disagrees on
     /// the protocol version or session.
     #[error("handshake with {peer} failed: {mismatch}")]
@@ -139,6 +150,7 @@ impl TransportError {
             | Timeout { peer, .. }
             | Malformed { peer, .. }
             | TooLarge { peer, .. }
+            | Flooded { peer, .. }
             | Handshake { peer, .. }
             | Tls { peer, .. }
             | Io { peer, .. }
@@ -151,15 +163,18 @@ impl TransportError {
     /// A TLS error with `peer`, with a hint for the common certificate problems.
     pub(crate) fn tls(peer: PartyId, e: &rustls::Error) -> TransportError {
         let hint = match e {
-            rustls::Error::AlertReceived(_) => {
-                format!("; {peer} rejected this party's TLS connection (are both using certificates from the same CA?)")
-            }
-            rustls::Error::InvalidCertificate(_) => {
-                format!("; {peer}'s certificate must be signed by the configured CA and name {}", peer.dns_name())
-            }
+            rustls::Error::AlertReceived(_) => format!(
+                "; {peer} rejected this party's TLS connection (do both use the same parties file: the same CA, \
+                 or the same pinned fingerprints?)"
+            ),
+            rustls::Error::InvalidCertificate(_) => format!(
+                "; {peer}'s certificate must be the one the parties file pins for it (or be signed by its CA) \
+                 and name {}",
+                peer.dns_name()
+            ),
             _ => String::new(),
         };
-        TransportError::Tls { peer, detail: format!("{e}{hint}") }
+        TransportError::Tls { peer, detail: format!("{}{hint}", tls_text(e)) }
     }
 
     /// Map an I/O error on the connection to `peer` (which may wrap a rustls error).
@@ -175,6 +190,16 @@ impl TransportError {
             | io::ErrorKind::BrokenPipe => TransportError::PeerClosed { peer },
             kind => TransportError::Io { peer, kind, detail: e.to_string() },
         }
+    }
+}
+
+/// A rustls error in words (a certificate check's own message rather than its debug form).
+pub(crate) fn tls_text(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+            format!("invalid peer certificate: {}", other.0)
+        }
+        e => e.to_string(),
     }
 }
 

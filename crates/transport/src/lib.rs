@@ -9,18 +9,25 @@
 //!   connected by channels. A `Vec<u64>` sent to a neighbour is moved, never copied.
 //! * **TCP with mutual TLS** ([`connect_tls`]): three processes (or hosts), configured by
 //!   one TOML file ([`PartiesConfig`]). TLS 1.3 via rustls with the `ring` provider;
-//!   every party holds a certificate signed by a common CA whose subject alternative
-//!   name is `party0`, `party1` or `party2`, and both ends of every connection check
-//!   that the peer's certificate chains to the CA **and** names the expected party.
-//!   [`generate_test_pki`] makes such a CA and certificates in memory.
+//!   every party's certificate names `party0`, `party1` or `party2` (subject
+//!   alternative name), and both ends of every connection check that the peer's
+//!   certificate names the expected party **and** is trusted, in one of two ways:
+//!   * **pinned** (three organisations): each party made its own key and self-signed
+//!     certificate ([`generate_party_identity`]), and the parties file pins every
+//!     party's certificate by its SHA-256 [`Fingerprint`] ([`TlsIdentity::pinned`]).
+//!     No CA key exists, so only the holder of a party's key can be that party;
+//!   * **a shared CA** (local runs and tests): the certificate chains to the CA
+//!     ([`TlsIdentity::from_pem`]). [`generate_test_pki`] makes such a CA and
+//!     certificates in memory, and whoever holds its output can pose as any party.
 //!
 //! # Topology and setup (TCP)
 //!
 //! For each pair of parties the higher id connects to the lower id, which accepts:
 //! party 0 accepts from 1 and 2, party 1 accepts from 2 and connects to 0, party 2
-//! connects to 0 and 1. Connecting retries until the configured timeout, so parties may
-//! be started in any order; the whole setup (connect, TLS, handshake) must finish within
-//! that timeout. After TLS each side sends a handshake message
+//! connects to 0 and 1. Connecting retries until the setup timeout
+//! ([`PartiesConfig::setup_timeout`]: `setup_timeout_ms`, else `timeout_ms`), so parties
+//! may be started in any order; the whole setup (connect, TLS, handshake) must finish
+//! within it. After TLS each side sends a handshake message
 //! ([`encode_handshake`]): magic, protocol version, session id and party id. Each side
 //! checks the peer's version and session against its own, and that the party id it
 //! claims is the one its certificate names (and, for the connecting side, the party it
@@ -28,10 +35,18 @@
 //! [`TransportError::Handshake`] naming the peer and the mismatch; the refused peer is
 //! sent an abort frame saying why. A party whose setup fails tells every peer it has
 //! reached (dials already in flight still complete, in the background, to deliver the
-//! reason), so its neighbours fail promptly rather than at their timeout. A connection
-//! that fails before its certificate is seen is attributed to the party it claims to be
-//! (from its certificate names or its ALPN protocol `triad-p<i>`), else to the only
-//! party still expected.
+//! reason), so its neighbours fail promptly rather than at their timeout.
+//!
+//! **Strangers do not break a setup.** Each accepted connection runs TLS and the
+//! handshake in a thread of its own, within [`HANDSHAKE_TIMEOUT`] (5 s, capped by what is
+//! left of the setup), at most 16 at once. A connection that fails *before a valid party
+//! certificate is seen* (a port scan, plain TCP, a TLS client without a certificate or
+//! with one the trust anchors refuse, a handshake that stalls) is logged on stderr, with
+//! its address and the party it claimed to be (its certificate names or ALPN protocol
+//! `triad-p<i>`), and dropped; the listener keeps accepting until the real peer arrives
+//! or the setup deadline passes (then [`TransportError::Timeout`], after a summary line
+//! of what was dropped). A peer that has shown a valid party certificate is a party: a
+//! failure after that fails the setup, naming it.
 //!
 //! # Wire format
 //!
@@ -39,7 +54,7 @@
 //!
 //! ```text
 //! offset 0   3 bytes  magic "TRD"
-//! offset 3   1 byte   kind: 1 = hello, 2 = data, 3 = bye, 4 = abort
+//! offset 3   1 byte   kind: 1 = hello, 2 = data, 3 = bye, 4 = abort, 5 = heartbeat
 //! offset 4   8 bytes  payload length, u64 little-endian
 //! offset 12  payload
 //! ```
@@ -61,18 +76,30 @@
 //! bytes that actually arrive, so garbage claiming a huge length costs nothing. The
 //! reader rejects a data frame shorter than its depth word, or of depth 0, as
 //! [`TransportError::Malformed`]. *hello* carries the handshake, *bye* (empty) marks a
-//! graceful close, *abort* carries a one-line reason (UTF-8) when a party gives up;
-//! control frames carry no depth. The depth word was added in protocol version 2
-//! ([`PROTOCOL_VERSION`]), so a version 1 peer is refused at the handshake.
+//! graceful close, *abort* carries a one-line reason (UTF-8) when a party gives up,
+//! *heartbeat* (empty) says the sender is alive; control frames carry no depth. The depth
+//! word was added in protocol version 2 and heartbeats in version 3
+//! ([`PROTOCOL_VERSION`]), so an older peer is refused at the handshake.
 //!
 //! # Never block, never hang
 //!
 //! * Sending never blocks the protocol: each TCP link has a writer thread fed by an
-//!   unbounded queue, and a reader thread that always drains the socket into an unbounded
-//!   inbound queue. Two parties sending large messages to each other at once therefore
-//!   cannot deadlock. `TCP_NODELAY` is set; payloads are written in large chunks.
-//! * Receiving waits at most the configured timeout, then fails with
-//!   [`TransportError::Timeout`].
+//!   unbounded queue, and a reader thread that always drains the socket into an inbound
+//!   queue. Two parties sending large messages to each other at once therefore cannot
+//!   deadlock. `TCP_NODELAY` is set; payloads are written in large chunks.
+//! * Inbound memory is bounded per link: what a peer has sent and the protocol has not
+//!   yet read (the frame in progress included, from its header on) may not exceed
+//!   [`LinkConfig::max_buffered_bytes`] (`max_buffered_bytes`, default twice
+//!   `max_frame_bytes`); beyond it the peer is [`TransportError::Flooded`], before the
+//!   frame's body is allocated.
+//! * The timeout (`timeout_ms`) is an **idle** timeout: a receive fails with
+//!   [`TransportError::Timeout`] only once nothing at all has arrived from that peer for
+//!   the whole timeout. A writer with nothing to send sends a heartbeat frame every
+//!   [`heartbeat_interval`] (a quarter of the timeout, at most 5 s), so a party that
+//!   computes for longer than the timeout (a large layer on a CPU) keeps its peers
+//!   waiting, while a dead, stopped (SIGSTOP) or silent one is reported within the
+//!   timeout. Heartbeats are control frames: the costs never count them. (In process,
+//!   where a peer cannot go silent without failing, a receive waits at most the timeout.)
 //! * On **any** error a party *fails*: it records the first error, tells both neighbours
 //!   with an abort frame carrying the reason, and shuts both links down. Every later or
 //!   currently blocked call on that party's [`Channels`] (on either link) returns that
@@ -99,7 +126,8 @@
 //! [`connect_tls_with_listener`] takes an already bound listener, so tests can bind
 //! `127.0.0.1:0` and write the real port into the configuration. The hidden `testing`
 //! module has `RawPeer`, a hand-driven TLS peer for sending truncated frames, garbage or
-//! nothing at all.
+//! nothing at all, and `tls_stranger`, a TLS client that is not a party (no certificate,
+//! or one the party must refuse).
 //!
 //! # Cost accounting
 //!
@@ -146,6 +174,7 @@ mod channels;
 mod config;
 mod cost;
 mod error;
+mod fingerprint;
 mod inproc;
 mod tls;
 mod wire;
@@ -161,8 +190,12 @@ pub use channels::{Channels, ScopeGuard};
 pub use config::{ConfigError, PartiesConfig, PartyConfig, DEFAULT_TIMEOUT_MS};
 pub use cost::{Cost, CostTable};
 pub use error::{HandshakeMismatch, TransportError};
+pub use fingerprint::Fingerprint;
 pub use inproc::in_process;
-pub use tls::{connect_tls, connect_tls_with_listener, generate_test_pki, PartyPem, Pki, TlsIdentity};
+pub use tls::{
+    certificate_party, connect_tls, connect_tls_with_listener, generate_party_identity, generate_test_pki,
+    heartbeat_interval, PartyPem, Pki, TlsIdentity, HANDSHAKE_TIMEOUT,
+};
 pub use wire::{
     check_handshake, decode_frame_header, decode_handshake, encode_frame_header, encode_handshake, FrameError,
     FrameHeader, FrameKind, Handshake, HandshakeDecodeError, DATA_DEPTH_LEN, DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_LEN,
@@ -283,10 +316,15 @@ impl Peer {
 /// Settings shared by both link implementations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkConfig {
-    /// How long a receive (and a blocked socket write, and the TCP setup) may wait.
+    /// How long a peer may be silent before a receive from it fails (over TLS, heartbeats
+    /// count as hearing from it), and how long a blocked socket write may wait.
     pub timeout: Duration,
     /// Largest data frame payload accepted or sent, in bytes.
     pub max_frame_bytes: u64,
+    /// Over TLS, the most bytes a link holds received but not yet read by the protocol
+    /// (the frame in progress included); beyond it the peer is
+    /// [`TransportError::Flooded`]. At least `max_frame_bytes`.
+    pub max_buffered_bytes: u64,
     /// Session id; over TCP both ends of every connection must agree on it.
     pub session: String,
 }
@@ -296,6 +334,7 @@ impl Default for LinkConfig {
         LinkConfig {
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_buffered_bytes: DEFAULT_MAX_FRAME_BYTES.saturating_mul(2),
             session: "triad".to_string(),
         }
     }

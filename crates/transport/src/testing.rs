@@ -2,14 +2,16 @@
 //!
 //! [`RawPeer`] completes TCP and TLS like a real party (with whatever identity it is
 //! given) and sends whatever handshake it is told to, then lets a test write arbitrary
-//! plaintext: truncated frames, garbage, or nothing at all.
+//! plaintext: truncated frames, garbage, or nothing at all. [`tls_stranger`] plays a
+//! TLS client that is not a party.
 
-use crate::tls::{raw_dial, raw_read, raw_write};
+use crate::tls::{raw_dial, raw_read, raw_tls, raw_write};
 use crate::wire::{decode_frame_header, encode_frame_header, FrameHeader, FrameKind, Handshake};
 use crate::{PartiesConfig, PartyId, TlsIdentity, TransportError};
 use rustls::Connection;
 use std::io;
 use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
 
 /// A TLS connection to one party, driven by hand.
 #[derive(Debug)]
@@ -71,4 +73,20 @@ impl RawPeer {
     pub fn kill(self) {
         let _ = self.sock.shutdown(Shutdown::Both);
     }
+}
+
+/// Connect to `address` as a TLS client that is not a party: run TLS with party `to`,
+/// trusting what `trust` trusts and presenting `client`'s certificate (or none), then
+/// wait (at most `timeout` per step) for the party's first byte. Returns how that ended:
+/// a party refuses a stranger, so `Ok` means it was let in.
+pub fn tls_stranger(
+    address: &str,
+    to: PartyId,
+    trust: &TlsIdentity,
+    client: Option<&TlsIdentity>,
+    timeout: Duration,
+) -> Result<(), TransportError> {
+    let (mut sock, mut conn) = raw_tls(address, to, trust, client, None, timeout)?;
+    let mut first = [0u8; 1];
+    raw_read(&mut conn, &mut sock, &mut first).map_err(|e| TransportError::from_io(to, &e, timeout))
 }

@@ -26,8 +26,9 @@ pub const MAX_ABORT_REASON_BYTES: u64 = 1024;
 pub const HANDSHAKE_MAGIC: [u8; 8] = *b"TRIADHS\0";
 /// This implementation's protocol version.
 ///
-/// Version 2 added the depth word to data frames ([`DATA_DEPTH_LEN`]).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 2 added the depth word to data frames ([`DATA_DEPTH_LEN`]); version 3 added
+/// heartbeat frames ([`FrameKind::Heartbeat`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Longest session id in bytes.
 pub const MAX_SESSION_LEN: usize = 256;
 
@@ -43,6 +44,9 @@ pub enum FrameKind {
     Bye = 3,
     /// The sender gave up; the payload is a UTF-8 reason.
     Abort = 4,
+    /// The sender is alive (sent by its writer when it has had nothing to send for a
+    /// while). Empty payload; not counted in the costs.
+    Heartbeat = 5,
 }
 
 impl FrameKind {
@@ -53,6 +57,7 @@ impl FrameKind {
             2 => Some(FrameKind::Data),
             3 => Some(FrameKind::Bye),
             4 => Some(FrameKind::Abort),
+            5 => Some(FrameKind::Heartbeat),
             _ => None,
         }
     }
@@ -63,7 +68,7 @@ impl FrameKind {
         match self {
             FrameKind::Hello => MAX_HANDSHAKE_BYTES,
             FrameKind::Data => max_frame_bytes.saturating_add(DATA_DEPTH_LEN as u64),
-            FrameKind::Bye => 0,
+            FrameKind::Bye | FrameKind::Heartbeat => 0,
             FrameKind::Abort => MAX_ABORT_REASON_BYTES,
         }
     }
@@ -76,6 +81,7 @@ impl fmt::Display for FrameKind {
             FrameKind::Data => "data",
             FrameKind::Bye => "bye",
             FrameKind::Abort => "abort",
+            FrameKind::Heartbeat => "heartbeat",
         })
     }
 }

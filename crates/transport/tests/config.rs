@@ -41,7 +41,7 @@ fn parses_the_example() {
     assert_eq!(c.session, "demo-2026");
     assert_eq!(c.timeout, Duration::from_secs(30));
     assert_eq!(c.max_frame_bytes, 4 << 30);
-    assert_eq!(c.ca, PathBuf::from("pki/ca.pem"));
+    assert_eq!(c.ca, Some(PathBuf::from("pki/ca.pem")));
     let p1 = c.party(PartyId::new(1).unwrap());
     assert_eq!(p1.address, "host-b.example:7001");
     assert_eq!(p1.cert, PathBuf::from("pki/party1.pem"));
@@ -147,7 +147,7 @@ fn load_resolves_relative_paths_and_reads_pem_files() {
     std::fs::write(dir.join("pki/party0.key"), &pki.parties[0].key_pem).unwrap();
     std::fs::write(dir.join("parties.toml"), GOOD).unwrap();
     let c = PartiesConfig::load(dir.join("parties.toml")).unwrap();
-    assert_eq!(c.ca, dir.join("pki/ca.pem"));
+    assert_eq!(c.ca, Some(dir.join("pki/ca.pem")));
     assert_eq!(c.parties[0].key, dir.join("pki/party0.key"));
     assert_eq!(c.parties[2].cert, PathBuf::from("/abs/party2.pem"));
     TlsIdentity::load(&c, PartyId::ALL[0]).unwrap();
@@ -170,4 +170,72 @@ fn bad_pem_is_an_identity_error() {
         let e = TlsIdentity::from_pem(ca, cert, key).unwrap_err();
         assert!(matches!(e, TransportError::Identity { .. }), "{e:?}");
     }
+}
+
+/// GOOD with the CA replaced by a fingerprint for every party.
+fn pinned(fps: [&str; 3]) -> String {
+    let mut text = GOOD.replacen("ca = \"pki/ca.pem\"\n", "", 1);
+    for (i, fp) in fps.iter().enumerate() {
+        let key = format!("key = \"pki/party{i}.key\"\n");
+        text = text.replacen(&key, &format!("{key}fingerprint = \"{fp}\"\n"), 1);
+    }
+    text
+}
+
+const FP: &str =
+    "sha256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
+
+#[test]
+fn trust_is_a_ca_or_three_fingerprints() {
+    let c = PartiesConfig::parse(&pinned([FP, FP, FP])).unwrap();
+    assert_eq!(c.ca, None);
+    assert_eq!(c.parties[1].fingerprint.unwrap().to_string(), FP.to_uppercase().replacen("SHA256", "sha256", 1));
+    assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
+    // No trust at all, part of the pins, both kinds, a pin that does not parse.
+    assert_eq!(err(&with("ca = \"pki/ca.pem\"\n", "")), ConfigError::NoTrust { missing: None });
+    let two = pinned([FP, FP, FP]).replacen(
+        &format!("key = \"pki/party2.key\"\nfingerprint = \"{FP}\"\n"),
+        "key = \"pki/party2.key\"\n",
+        1,
+    );
+    assert_eq!(err(&two), ConfigError::NoTrust { missing: Some(2) });
+    assert_eq!(err(&format!("ca = \"ca.pem\"\n{}", pinned([FP, FP, FP]))), ConfigError::MixedTrust);
+    let e = err(&pinned([FP, "sha256:12", FP]));
+    assert!(matches!(&e, ConfigError::BadFingerprint { party: 1, .. }), "{e:?}");
+    assert!(!e.to_string().contains('\n'));
+}
+
+#[test]
+fn pinned_identity_checks_its_own_pin() {
+    let [a, b, c] = PartyId::ALL.map(|p| triad_transport::generate_party_identity(p, "127.0.0.1").unwrap());
+    let fp = |pem: &str| triad_transport::certificate_party(pem).unwrap().1;
+    let pins = [fp(&a.cert_pem), fp(&b.cert_pem), fp(&c.cert_pem)];
+    assert_eq!(triad_transport::certificate_party(&b.cert_pem).unwrap().0, PartyId::ALL[1]);
+    let id = TlsIdentity::pinned(PartyId::ALL[1], &b.cert_pem, &b.key_pem, pins).unwrap();
+    assert_eq!(id.fingerprint(), pins[1]);
+    // Party 1 holding party 2's certificate is refused before any connection.
+    let e = TlsIdentity::pinned(PartyId::ALL[1], &c.cert_pem, &c.key_pem, pins).unwrap_err();
+    assert!(matches!(&e, TransportError::Identity { detail } if detail.contains("pins")), "{e:?}");
+    assert!(triad_transport::certificate_party("no pem here").is_err());
+}
+
+#[test]
+fn setup_timeout_defaults_to_the_idle_timeout() {
+    let c = PartiesConfig::parse(GOOD).unwrap();
+    assert_eq!((c.setup_timeout, c.setup_timeout()), (None, c.timeout));
+    let c =
+        PartiesConfig::parse(&with("timeout_ms = 30000\n", "timeout_ms = 30000\nsetup_timeout_ms = 120000\n")).unwrap();
+    assert_eq!((c.timeout, c.setup_timeout()), (Duration::from_secs(30), Duration::from_secs(120)));
+    assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
+    assert_eq!(err(&with("timeout_ms = 30000\n", "setup_timeout_ms = 0\n")), ConfigError::ZeroSetupTimeout);
+}
+
+#[test]
+fn inbound_budget_defaults_to_two_frames_and_holds_one() {
+    let c = PartiesConfig::parse(&with("timeout_ms = 30000\n", "max_frame_bytes = 1000\n")).unwrap();
+    assert_eq!(c.link_config().max_buffered_bytes, 2000);
+    let text = with("timeout_ms = 30000\n", "max_frame_bytes = 1000\nmax_buffered_bytes = 999\n");
+    assert_eq!(err(&text), ConfigError::BufferBelowFrame { buffered: 999, frame: 1000 });
+    let c = PartiesConfig::parse(&text.replace("999", "1000")).unwrap();
+    assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
 }

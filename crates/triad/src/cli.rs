@@ -265,25 +265,48 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// Options of `keygen`.
+/// Options of `keygen`: `--party` (this machine's party, for three organisations),
+/// `--assemble` (the parties file from the three certificates), or `--hosts` (all three
+/// on one machine, for local runs and tests).
 #[derive(Clone, Debug, Args)]
 pub struct KeygenArgs {
-    /// The three parties' host names or IP addresses, comma separated.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// One machine (local runs and tests only): all three parties' host names or IP
+    /// addresses, comma separated; makes a CA and all three keys here.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present_any = ["party", "assemble"],
+        conflicts_with_all = ["party", "assemble"]
+    )]
     pub hosts: Vec<String>,
-    /// Their ports, comma separated.
+    /// With --hosts: their ports, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "7000,7001,7002")]
     pub ports: Vec<u16>,
+    /// This machine's party only (0, 1 or 2): writes its private key (never leaves this
+    /// machine) and its self-signed certificate, and prints the fingerprint.
+    #[arg(long, requires = "host", conflicts_with = "assemble")]
+    pub party: Option<u8>,
+    /// With --party: this machine's host name or IP address, as the others reach it.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// With --party: the port this party listens on (default 7000 + N).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Build the parties file from the three parties' certificates (from `keygen
+    /// --party`), pinning each by its fingerprint.
+    #[arg(long, num_args = 3, value_names = ["CERT", "CERT", "CERT"])]
+    pub assemble: Vec<PathBuf>,
     /// Output directory.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Session id written to the parties file.
+    /// Session id written to the parties file (all three operators must use the same).
     #[arg(long, default_value = "triad")]
     pub session: String,
-    /// Setup and receive timeout written to the parties file.
+    /// Idle timeout written to the parties file: a peer silent this long is dead (also
+    /// the setup timeout unless the file sets `setup_timeout_ms`).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u64,
-    /// Overwrite an existing parties file.
+    /// Overwrite an existing parties file (or, with --party, key).
     #[arg(long)]
     pub force: bool,
 }
@@ -398,17 +421,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 run_party_process(&command, &job, a.out.backend, pa.id, &pa.config, pa.timeout_ms, a.out.progress())?;
             emit(&r, a.out.json)
         }
-        Command::Keygen(k) => {
-            let w = crate::keygen::keygen(&k.out, &k.hosts, &k.ports, &k.session, k.timeout_ms, k.force)?;
-            for f in &w.files {
-                println!("wrote {}", f.display());
-            }
-            println!(
-                "run each party on its host with: triad party --id N --config {} <train|infer> [options]",
-                w.config.display()
-            );
-            Ok(())
-        }
+        Command::Keygen(k) => crate::keygen::run(&k),
         Command::Bench(b) => run_bench(&command, &b),
     }
 }

@@ -1,11 +1,27 @@
-//! `triad keygen`: a fresh CA, the three parties' certificates and keys, and the parties
-//! file that names them.
+//! `triad keygen`: identities and the parties file.
+//!
+//! Two ways to make them:
+//!
+//! * **Three organisations** (a real deployment): each operator runs
+//!   `triad keygen --party N --host H [--port P]` on its own machine, which writes that
+//!   party's private key (`partyN.key`, created owner-only; it never leaves the machine)
+//!   and a self-signed certificate (`partyN.pem`, public). The operators exchange the
+//!   three certificates, and each runs `triad keygen --assemble party0.pem party1.pem
+//!   party2.pem` to build the parties file, which pins every party's certificate by its
+//!   SHA-256 fingerprint. No CA key exists, so no one can pose as a party without that
+//!   party's own key. The fingerprints are printed for the operators to compare over a
+//!   channel they trust; the file is byte-for-byte the same on all three machines.
+//! * **One machine** (local runs and tests): `triad keygen --hosts a,b,c` makes a CA and
+//!   all three keys here (whoever holds them can pose as any party) and says so.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use triad_transport::{generate_test_pki, PartiesConfig, PartyConfig, PartyId};
+use triad_transport::{
+    certificate_party, generate_party_identity, generate_test_pki, Fingerprint, PartiesConfig, PartyConfig, PartyId,
+};
 
+use crate::cli::KeygenArgs;
 use crate::error::{write_err, Error, Result};
 
 /// What `keygen` wrote.
@@ -17,8 +33,93 @@ pub struct Written {
     pub files: Vec<PathBuf>,
 }
 
-/// Writes `ca.pem`, `party<i>.pem`, `party<i>.key` and `parties.toml` into `out`.
-/// `hosts[i]` is party `i`'s host name or IP address (in its certificate and its
+/// Run `triad keygen` as its arguments say, printing what it wrote.
+pub fn run(k: &KeygenArgs) -> Result<()> {
+    if let Some(id) = k.party {
+        let party = PartyId::new(id).ok_or_else(|| Error::Usage(format!("--party {id}: must be 0, 1 or 2")))?;
+        let host = k.host.as_deref().unwrap_or_default();
+        let port = k.port.unwrap_or(7000 + u16::from(id));
+        let (w, fp) = keygen_party(&k.out, party, host, port, k.force)?;
+        for f in &w.files {
+            println!("wrote {}", f.display());
+        }
+        println!("{party} at {}: certificate fingerprint {fp}", address(host, port));
+        println!(
+            "send {} (public) to the other two operators and read them this fingerprint over a channel you \
+             trust; {} stays on this machine",
+            w.config.display(),
+            w.files.first().map(|f| f.display().to_string()).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if !k.assemble.is_empty() {
+        let (w, parties) = assemble(&k.assemble, &k.out, &k.session, k.timeout_ms, k.force)?;
+        for f in &w.files {
+            println!("wrote {}", f.display());
+        }
+        for (p, address, fp) in &parties {
+            println!("{p} at {address}: {fp}");
+        }
+        println!(
+            "check each fingerprint and address above against what that party's operator read you; then run \
+             this party with: triad party --id N --config {} <train|infer> [options]",
+            w.config.display()
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "triad keygen: all three private keys are made on this machine and signed by one CA: for local runs and \
+         tests only (whoever holds these files can pose as any party). For three organisations, each runs \
+         `triad keygen --party N --host H` and then `triad keygen --assemble`."
+    );
+    let w = keygen(&k.out, &k.hosts, &k.ports, &k.session, k.timeout_ms, k.force)?;
+    for f in &w.files {
+        println!("wrote {}", f.display());
+    }
+    println!(
+        "run each party on its host with: triad party --id N --config {} <train|infer> [options]",
+        w.config.display()
+    );
+    Ok(())
+}
+
+fn address(h: &str, p: u16) -> String {
+    if h.contains(':') {
+        format!("[{h}]:{p}")
+    } else {
+        format!("{h}:{p}")
+    }
+}
+
+/// Write `text` to `path`; a secret is created owner-only (never readable by others,
+/// not even briefly).
+fn write_file(path: &Path, text: &str, secret: bool) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        // An existing file (--force) keeps its mode on open: narrow it first.
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| write_err(path, e))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut f = opts.open(path).map_err(|e| write_err(path, e))?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| write_err(path, e))
+}
+
+fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
+    if path.exists() && !force {
+        return Err(Error::Usage(format!("{} already exists (pass --force to overwrite)", path.display())));
+    }
+    Ok(())
+}
+
+/// One machine: writes `ca.pem`, `party<i>.pem`, `party<i>.key` and `parties.toml` into
+/// `out`. `hosts[i]` is party `i`'s host name or IP address (in its certificate and its
 /// address), `ports[i]` its port. Refuses to overwrite an existing parties file unless
 /// `force`.
 pub fn keygen(
@@ -39,31 +140,13 @@ pub fn keygen(
         return Err(Error::Usage("--ports: port 0 is not allowed".into()));
     }
     let config = out.join("parties.toml");
-    if config.exists() && !force {
-        return Err(Error::Usage(format!("{} already exists (pass --force to overwrite)", config.display())));
-    }
+    refuse_overwrite(&config, force)?;
     std::fs::create_dir_all(out).map_err(|e| write_err(out, e))?;
     let pki = generate_test_pki([h0.as_str(), h1.as_str(), h2.as_str()])?;
     let mut files = Vec::new();
     let mut put = |name: &str, text: &str, secret: bool| -> Result<()> {
         let path = out.join(name);
-        // A private key is created owner-only (never readable by others, not even briefly).
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        if secret {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            opts.mode(0o600);
-            // An existing file (--force) keeps its mode on open: narrow it first.
-            if path.exists() {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| write_err(&path, e))?;
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = secret;
-        let mut f = opts.open(&path).map_err(|e| write_err(&path, e))?;
-        std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| write_err(&path, e))?;
+        write_file(&path, text, secret)?;
         files.push(path);
         Ok(())
     };
@@ -72,23 +155,137 @@ pub fn keygen(
         put(&format!("party{i}.pem"), &pp.cert_pem, false)?;
         put(&format!("party{i}.key"), &pp.key_pem, true)?;
     }
-    let addr = |h: &str, p: u16| if h.contains(':') { format!("[{h}]:{p}") } else { format!("{h}:{p}") };
-    let party = |i: usize, h: &str, p: u16| PartyConfig {
-        id: PartyId::ALL[i],
-        address: addr(h, p),
-        cert: PathBuf::from(format!("party{i}.pem")),
-        key: PathBuf::from(format!("party{i}.key")),
-    };
-    let cfg = PartiesConfig {
+    let addresses = [address(h0, *p0), address(h1, *p1), address(h2, *p2)];
+    let cfg = parties_config(session, timeout_ms, Some(PathBuf::from("ca.pem")), addresses, [None; 3]);
+    put("parties.toml", &checked_toml(&cfg)?, false)?;
+    Ok(Written { config, files })
+}
+
+fn parties_config(
+    session: &str,
+    timeout_ms: u64,
+    ca: Option<PathBuf>,
+    addresses: [String; 3],
+    pins: [Option<Fingerprint>; 3],
+) -> PartiesConfig {
+    let mut addresses = addresses.into_iter();
+    let parties = PartyId::ALL.map(|id| PartyConfig {
+        id,
+        address: addresses.next().unwrap_or_default(),
+        cert: PathBuf::from(format!("party{}.pem", id.as_u8())),
+        key: PathBuf::from(format!("party{}.key", id.as_u8())),
+        fingerprint: pins[id.index()],
+    });
+    PartiesConfig {
         session: session.to_string(),
         timeout: Duration::from_millis(timeout_ms),
+        setup_timeout: None,
         max_frame_bytes: triad_transport::DEFAULT_MAX_FRAME_BYTES,
-        ca: PathBuf::from("ca.pem"),
-        parties: [party(0, h0, *p0), party(1, h1, *p1), party(2, h2, *p2)],
-    };
+        max_buffered_bytes: None,
+        ca,
+        parties,
+    }
+}
+
+/// The file's text, checked to read back.
+fn checked_toml(cfg: &PartiesConfig) -> Result<String> {
     let text = cfg.to_toml();
-    // Check that what we write reads back.
     PartiesConfig::parse(&text)?;
-    put("parties.toml", &text, false)?;
-    Ok(Written { config, files })
+    Ok(text)
+}
+
+const ADDRESS_LINE: &str = "triad address:";
+const FINGERPRINT_LINE: &str = "sha256 fingerprint:";
+
+/// This machine's party only: writes `party<N>.key` (owner-only) and `party<N>.pem` (a
+/// self-signed certificate naming `party<N>` and `host`, preceded by lines giving the
+/// party's address and fingerprint) into `out`. Returns what it wrote (the key first; the
+/// certificate is [`Written::config`]) and the fingerprint. Refuses to overwrite an
+/// existing key unless `force`.
+pub fn keygen_party(out: &Path, party: PartyId, host: &str, port: u16, force: bool) -> Result<(Written, Fingerprint)> {
+    if host.is_empty() {
+        return Err(Error::Usage("--host: give this machine's host name or IP address, as the others reach it".into()));
+    }
+    if port == 0 {
+        return Err(Error::Usage("--port: port 0 is not allowed".into()));
+    }
+    let n = party.as_u8();
+    let (key_path, cert_path) = (out.join(format!("party{n}.key")), out.join(format!("party{n}.pem")));
+    refuse_overwrite(&key_path, force)?;
+    std::fs::create_dir_all(out).map_err(|e| write_err(out, e))?;
+    let pem = generate_party_identity(party, host)?;
+    let (_, fp) = certificate_party(&pem.cert_pem)?;
+    write_file(&key_path, &pem.key_pem, true)?;
+    // Text before the PEM block is ignored by PEM readers (RFC 7468).
+    let card =
+        format!("triad party: {n}\n{ADDRESS_LINE} {}\n{FINGERPRINT_LINE} {fp}\n{}", address(host, port), pem.cert_pem);
+    write_file(&cert_path, &card, false)?;
+    Ok((Written { config: cert_path.clone(), files: vec![key_path, cert_path] }, fp))
+}
+
+/// Build `out/parties.toml` from the three parties' certificates (from
+/// [`keygen_party`], in any order), pinning each by fingerprint, and copy the
+/// certificates next to it as `party<N>.pem`. Returns what it wrote and, for parties 0,
+/// 1, 2, the address and fingerprint to check with the operators.
+#[allow(clippy::type_complexity)]
+pub fn assemble(
+    certs: &[PathBuf],
+    out: &Path,
+    session: &str,
+    timeout_ms: u64,
+    force: bool,
+) -> Result<(Written, Vec<(PartyId, String, Fingerprint)>)> {
+    if certs.len() != 3 {
+        return Err(Error::Usage(format!("--assemble needs the three parties' certificates, got {}", certs.len())));
+    }
+    let config = out.join("parties.toml");
+    refuse_overwrite(&config, force)?;
+    let mut slots: [Option<(String, Fingerprint, String)>; 3] = [None, None, None];
+    for path in certs {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Read { path: path.clone(), detail: e.to_string() })?;
+        let bad = |detail: String| Error::Usage(format!("{}: {detail}", path.display()));
+        let (party, fp) = certificate_party(&text).map_err(|e| bad(e.to_string()))?;
+        let line = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map(|v| v.trim().to_string())
+                .ok_or_else(|| bad(format!("no \"{prefix}\" line: use the certificate `triad keygen --party` wrote")))
+        };
+        let addr = line(ADDRESS_LINE)?;
+        if line(FINGERPRINT_LINE)?.parse::<Fingerprint>().ok() != Some(fp) {
+            return Err(bad(format!(
+                "the fingerprint line does not match the certificate ({fp}): the file was altered"
+            )));
+        }
+        if slots[party.index()].is_some() {
+            return Err(bad(format!("a second certificate for {party}")));
+        }
+        slots[party.index()] = Some((addr, fp, text));
+    }
+    let [Some(a), Some(b), Some(c)] = slots else {
+        return Err(Error::Usage("--assemble needs one certificate for each of parties 0, 1 and 2".into()));
+    };
+    std::fs::create_dir_all(out).map_err(|e| write_err(out, e))?;
+    let mut files = Vec::new();
+    let mut summary = Vec::new();
+    for (party, (addr, fp, text)) in PartyId::ALL.into_iter().zip([&a, &b, &c]) {
+        let dst = out.join(format!("party{}.pem", party.as_u8()));
+        let same = std::fs::read_to_string(&dst).map(|t| &t == text).unwrap_or(false);
+        if !same {
+            write_file(&dst, text, false)?;
+            files.push(dst);
+        }
+        summary.push((party, addr.clone(), *fp));
+    }
+    let cfg = parties_config(
+        session,
+        timeout_ms,
+        None,
+        [a.0.clone(), b.0.clone(), c.0.clone()],
+        [Some(a.1), Some(b.1), Some(c.1)],
+    );
+    write_file(&config, &checked_toml(&cfg)?, false)?;
+    files.push(config.clone());
+    Ok((Written { config, files }, summary))
 }

@@ -192,3 +192,15 @@ pub fn join<R>(h: JoinHandle<Outcome<R>>) -> Outcome<R> {
 pub fn assert_within(d: Duration, limit: Duration, what: &str) {
     assert!(d <= limit, "{what}: took {d:?}, limit {limit:?}");
 }
+
+/// Three parties that each made their own key and self-signed certificate, every one
+/// trusting the other two by fingerprint (no CA).
+pub fn pinned_identities() -> [TlsIdentity; 3] {
+    let pems = PartyId::ALL.map(|p| triad_transport::generate_party_identity(p, "127.0.0.1").unwrap());
+    let pins = pems.each_ref().map(|p| triad_transport::certificate_party(&p.cert_pem).unwrap().1);
+    let mut ids = PartyId::ALL
+        .into_iter()
+        .zip(&pems)
+        .map(|(p, pem)| TlsIdentity::pinned(p, &pem.cert_pem, &pem.key_pem, pins).unwrap());
+    [ids.next().unwrap(), ids.next().unwrap(), ids.next().unwrap()]
+}

@@ -52,8 +52,8 @@ pub fn keygen(dir: &Path, timeout_ms: u64) -> PathBuf {
     dir.join("parties.toml")
 }
 
-/// Parses stdout as JSON.
-pub fn json(out: &Output) -> serde_json::Value {
+/// Asserts the run succeeded (showing its output if not); returns its stdout.
+pub fn stdout_ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "exit {:?}\nstdout: {}\nstderr: {}",
@@ -61,7 +61,12 @@ pub fn json(out: &Output) -> serde_json::Value {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Parses stdout as JSON.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout_ok(out)).unwrap()
 }
 
 /// Asserts the run failed with exactly one stderr line `error: ...` containing `needle`.

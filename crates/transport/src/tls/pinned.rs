@@ -1,0 +1,127 @@
+//! Trust without a CA: each party's certificate is pinned by its SHA-256 fingerprint.
+//!
+//! A peer is party `p` if and only if the certificate it presents has the fingerprint
+//! the parties file pins for `p` **and** names `p` (its subject alternative name
+//! `party<p>`, which `triad keygen --party` writes), and it proves it holds the key (the
+//! TLS signature, checked with the provider's algorithms). Chains, issuers and validity
+//! dates play no part: the pin is the identity, agreed by the operators out of band.
+
+use super::identity::cert_parties;
+use crate::fingerprint::Fingerprint;
+use crate::PartyId;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme};
+use std::sync::Arc;
+
+#[derive(Debug)]
+struct PinError(String);
+
+impl std::fmt::Display for PinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PinError {}
+
+fn pin_error(detail: String) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(PinError(detail)))))
+}
+
+/// The handshake signature checks both verifiers share: the provider's algorithms
+/// (`self.algs`), against the key in the certificate that passed the pin check.
+macro_rules! signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(message, cert, dss, &self.algs)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(message, cert, dss, &self.algs)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algs.supported_schemes()
+        }
+    };
+}
+
+/// Check that `cert` is pinned for one of `allowed` and names it; returns the party.
+pub(super) fn check_pin(
+    pins: &[Fingerprint; 3],
+    allowed: &[PartyId],
+    cert: &CertificateDer<'_>,
+) -> Result<PartyId, rustls::Error> {
+    let fp = Fingerprint::of(cert);
+    let Some(p) = allowed.iter().copied().find(|p| pins[p.index()] == fp) else {
+        let whom: Vec<String> = allowed.iter().map(|p| p.to_string()).collect();
+        return Err(pin_error(format!(
+            "certificate {fp} is not the one the parties file pins for {}",
+            whom.join(" or ")
+        )));
+    };
+    if cert_parties(cert) != [p] {
+        return Err(pin_error(format!("certificate {fp} is pinned for {p} but does not name {}", p.dns_name())));
+    }
+    Ok(p)
+}
+
+/// The acceptor's check of a connecting party.
+#[derive(Debug)]
+pub(super) struct PinnedClients {
+    pub(super) pins: [Fingerprint; 3],
+    /// The parties that may connect (those above this one).
+    pub(super) allowed: Vec<PartyId>,
+    pub(super) algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for PinnedClients {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        check_pin(&self.pins, &self.allowed, end_entity).map(|_| ClientCertVerified::assertion())
+    }
+    signature_checks!();
+}
+
+/// The dialler's check of the party it dialled (named by the TLS server name `party<i>`).
+#[derive(Debug)]
+pub(super) struct PinnedServers {
+    pub(super) pins: [Fingerprint; 3],
+    pub(super) algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedServers {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let name = server_name.to_str();
+        let Some(peer) = PartyId::ALL.into_iter().find(|p| p.dns_name() == name) else {
+            return Err(pin_error(format!("{name} is not a party name")));
+        };
+        check_pin(&self.pins, &[peer], end_entity).map(|_| ServerCertVerified::assertion())
+    }
+    signature_checks!();
+}
