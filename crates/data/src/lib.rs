@@ -1,6 +1,8 @@
 //! # triad-data: datasets
 //!
 //! - [`idx`]: a strict parser for the IDX format of the MNIST distribution (gzip or raw).
+//! - [`npy`]: NumPy `.npy` files, read (v1 to v3, C order, little-endian floats and
+//!   integers) and written (`<f8`, `<f4`, `<i8`): a model owner's inputs and outputs.
 //! - [`Mnist`]: the four MNIST files of a directory, checked against each other.
 //! - [`bundled_mnist_dir`]: the 10,000 real digits shipped in `datasets/mnist-10k`
 //!   (8,000 train, 2,000 test), so a fresh clone trains without a download.
@@ -8,10 +10,12 @@
 //! Every malformed input is a typed [`DataError`] naming the file and the fault.
 
 pub mod idx;
+pub mod npy;
 
 use std::path::{Path, PathBuf};
 
 pub use idx::{IdxArray, IdxError};
+pub use npy::{NpyArray, NpyError};
 
 /// Errors loading a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,22 @@ pub enum DataError {
         path: PathBuf,
         /// The fault.
         source: IdxError,
+    },
+    /// A file is not a `.npy` file triad reads.
+    #[error("{path}: {source}")]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// The fault.
+        source: NpyError,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
     },
     /// Files disagree with each other or with the dataset's shape.
     #[error("{path}: {detail}")]
