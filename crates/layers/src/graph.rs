@@ -149,6 +149,18 @@ pub enum Op {
     AddConst(Constant),
     /// `x ⊙ c` for a public constant `c` (one truncation on shares).
     MulConst(Constant),
+    /// `x + t` for a tensor `t` of the model (secret on shares, not trained: an
+    /// imported model's constant, such as a normalising mean), broadcast to `x`.
+    AddBuffer {
+        /// The tensor's shape.
+        dims: Vec<usize>,
+    },
+    /// `x ⊙ t` for a tensor `t` of the model (secret on shares, not trained), broadcast
+    /// to `x`: one product.
+    MulBuffer {
+        /// The tensor's shape.
+        dims: Vec<usize>,
+    },
     /// The inputs joined along a per-sample axis (0: channels).
     Concat {
         /// Per-sample axis.
@@ -201,6 +213,8 @@ impl Op {
             Op::Sub => "sub",
             Op::AddConst(_) => "addconst",
             Op::MulConst(_) => "mulconst",
+            Op::AddBuffer { .. } => "addbuffer",
+            Op::MulBuffer { .. } => "mulbuffer",
             Op::Concat { .. } => "concat",
             Op::Pad { .. } => "pad",
         }
@@ -236,6 +250,8 @@ impl Op {
             Op::Reshape { dims } => format!("reshape {dims:?}"),
             Op::AddConst(c) => format!("addconst {:?}", c.dims),
             Op::MulConst(c) => format!("mulconst {:?}", c.dims),
+            Op::AddBuffer { dims } => format!("addbuffer {dims:?}"),
+            Op::MulBuffer { dims } => format!("mulbuffer {dims:?}"),
             Op::Concat { axis } => format!("concat axis {axis}"),
             Op::Pad { top, left, bottom, right } => format!("pad t{top} l{left} b{bottom} r{right}"),
             other => other.kind().to_string(),
@@ -280,6 +296,7 @@ impl Op {
     pub fn buffer_shapes(&self) -> Vec<Vec<usize>> {
         match self {
             Op::BatchNorm { c } => vec![vec![*c], vec![*c]],
+            Op::AddBuffer { dims } | Op::MulBuffer { dims } => vec![dims.clone()],
             _ => vec![],
         }
     }
@@ -291,6 +308,7 @@ impl Op {
             Op::Conv(ConvSpec { bias: true, .. }) | Op::Linear { bias: true, .. } => vec!["weight", "bias"],
             Op::Conv(_) | Op::Linear { .. } => vec!["weight"],
             Op::BatchNorm { .. } => vec!["gamma", "beta", "running_mean", "running_var"],
+            Op::AddBuffer { .. } | Op::MulBuffer { .. } => vec!["value"],
             _ => vec![],
         }
     }
@@ -363,6 +381,13 @@ impl Op {
             }
             Op::AddConst(c) | Op::MulConst(c) => {
                 if c.values.len() == c.dims.iter().product::<usize>() && broadcasts_to(&c.dims, d) {
+                    Ok(d.to_vec())
+                } else {
+                    Err(bad())
+                }
+            }
+            Op::AddBuffer { dims } | Op::MulBuffer { dims } => {
+                if broadcasts_to(dims, d) {
                     Ok(d.to_vec())
                 } else {
                     Err(bad())
@@ -617,6 +642,12 @@ impl Graph {
                 Op::Linear { inp, .. } => *inp,
                 _ => 0,
             };
+            if let Op::AddBuffer { dims } | Op::MulBuffer { dims } = &n.op {
+                // The identity: add 0, multiply by 1.
+                let v = if matches!(n.op, Op::AddBuffer { .. }) { 0.0 } else { 1.0 };
+                out.push(vec![v; dims.iter().product()]);
+                continue;
+            }
             if let Op::BatchNorm { c } = n.op {
                 // γ = 1, β = 0, running mean 0, running variance 1: no draws from the seed.
                 out.extend([vec![1.0; c], vec![0.0; c], vec![0.0; c], vec![1.0; c]]);
@@ -706,6 +737,29 @@ impl GraphBuilder {
         self.graph.nodes.push(Node { name: name.to_string(), op, inputs: inputs.to_vec(), tensors });
         self.dims.push(d);
         Ok(self.dims.len() - 1)
+    }
+
+    /// How many nodes there are, the input included.
+    pub fn len(&self) -> usize {
+        self.graph.nodes.len()
+    }
+
+    /// Whether only the input is there.
+    pub fn is_empty(&self) -> bool {
+        self.graph.nodes.len() <= 1
+    }
+
+    /// Gives the linear layer at node `i`, built without a bias, the bias named `name`
+    /// (the ONNX importer's `MatMul` then `Add`).
+    pub fn add_linear_bias(&mut self, i: usize, name: String) -> Result<()> {
+        match self.graph.nodes.get_mut(i) {
+            Some(Node { op: Op::Linear { bias: bias @ false, .. }, tensors, .. }) => {
+                *bias = true;
+                tensors.push(name);
+                Ok(())
+            }
+            _ => Err(Error::Usage(format!("node {i} is not a linear layer without a bias"))),
+        }
     }
 
     /// The per-sample output shape of node `i`.

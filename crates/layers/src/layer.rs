@@ -264,6 +264,15 @@ impl<B: Backend> Layer<B> {
             },
             Op::AddConst(c) => b.add_public(&one(xs, &name)?, &c.values, &c.dims),
             Op::MulConst(c) => b.mul_public(&one(xs, &name)?, &c.values, &c.dims),
+            Op::AddBuffer { .. } | Op::MulBuffer { .. } => {
+                let x = one(xs, &name)?;
+                let t = self.buffer_like(b, &b.dims(&x))?;
+                if matches!(self.op, Op::AddBuffer { .. }) {
+                    b.add(&x, &t)
+                } else {
+                    b.product(Product::Elementwise, &x, &t)
+                }
+            }
             Op::Concat { axis } => {
                 let parts: Vec<&B::T> = xs.iter().collect();
                 self.cache = Cache::Parts(parts.iter().map(|p| b.dims(p)[axis + 1]).collect());
@@ -385,6 +394,14 @@ impl<B: Backend> Layer<B> {
             }
             (Op::AddConst(_), _) => Ok(vec![first.then_some(g)]),
             (Op::MulConst(c), _) => only(b.mul_public(&g, &c.values, &c.dims)),
+            (Op::AddBuffer { .. }, _) => Ok(vec![first.then_some(g)]),
+            (Op::MulBuffer { .. }, _) => {
+                if !first {
+                    return Ok(vec![None]);
+                }
+                let t = self.buffer_like(b, &b.dims(&g))?;
+                only(b.product(Product::Elementwise, &g, &t))
+            }
             (Op::Concat { axis }, Cache::Parts(sizes)) => {
                 let mut out = Vec::with_capacity(sizes.len());
                 let mut start = 0;
@@ -406,6 +423,15 @@ impl<B: Backend> Layer<B> {
             }
             _ => Err(missing(&self.name)),
         }
+    }
+
+    /// The node's one buffer broadcast to `dims` (NumPy rules: leading unit axes added).
+    fn buffer_like(&self, b: &B, dims: &[usize]) -> Result<B::T> {
+        let t = self.buffers.first().ok_or_else(|| Error::Usage(format!("{}: no tensor", self.name)))?;
+        let td = b.dims(t);
+        let mut lifted = vec![1; dims.len().saturating_sub(td.len())];
+        lifted.extend(td);
+        b.broadcast(&b.reshape(b.copy(t)?, &lifted)?, dims)
     }
 
     /// Batch norm forward. Training: batch statistics over `N, H, W` per channel,

@@ -34,7 +34,10 @@ use std::path::{Component, Path, PathBuf};
 
 use prost::Message;
 
+mod import;
 mod proto;
+
+pub use import::{import, import_file, ImportError, Imported, SUPPORTED};
 
 /// The lowest opset of the default domain the reader accepts.
 pub const OPSET_MIN: i64 = 13;
