@@ -902,11 +902,12 @@ fn slice_indices(start: i64, end: i64, step: i64, len: i64) -> Option<Vec<usize>
 }
 
 /// A node's name, or its operator's for an unnamed node.
+/// TorchScript's names are module paths (`/layer1/conv1/Conv`): the leading `/` goes, so
+/// a module's nodes share a first name component and show as one block in cost tables.
 fn base_name(n: &OnnxNode) -> String {
-    if n.name.is_empty() {
-        n.op_type.to_lowercase()
-    } else {
-        n.name.clone()
+    match n.name.trim_start_matches('/') {
+        "" => n.op_type.to_lowercase(),
+        name => name.to_string(),
     }
 }
 

@@ -39,6 +39,26 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Run one party of three processes over mutual TLS.
     Party(PartyArgs),
+    /// Know a model before running it: every node with its shape, every tensor, and the
+    /// exact bytes and rounds of private inference and a training step (dry run).
+    Inspect(InspectArgs),
+}
+
+/// Options of `inspect`.
+#[derive(Clone, Debug, Args)]
+pub struct InspectArgs {
+    /// An ONNX file (PyTorch's exporters, opset 13 to 21).
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub onnx: Option<PathBuf>,
+    /// A model of the zoo.
+    #[arg(long, value_enum)]
+    pub model: Option<ModelName>,
+    /// The dataset shape of a zoo model (default: the model's).
+    #[arg(long, value_enum)]
+    pub dataset: Option<Shape>,
+    /// Batch size of the training step's dry run.
+    #[arg(long, default_value_t = 8)]
+    pub train_batch: usize,
 }
 
 /// Dataset choices of the command line.
@@ -65,6 +85,15 @@ pub struct JobArgs {
     /// The dataset (default: mnist for LeNet, cifar10 for AlexNet and VGG-16, imagenet for ResNets).
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetArg>,
+    /// Infer: an ONNX model of the owner's (PyTorch's exporters) instead of a zoo model.
+    #[arg(long, value_name = "FILE")]
+    pub onnx: Option<PathBuf>,
+    /// Infer with --onnx: the owner's inputs, a NumPy file [N, C, H, W] or [N, F] (float32 or float64).
+    #[arg(long, value_name = "FILE.npy", requires = "onnx")]
+    pub inputs: Option<PathBuf>,
+    /// Infer with --onnx: the owner writes the opened outputs here, a NumPy file [N, outputs] (float64).
+    #[arg(long, value_name = "FILE.npy", requires = "onnx")]
+    pub output: Option<PathBuf>,
     /// Random inputs of the dataset's shape instead of real data.
     #[arg(long)]
     pub random: bool,
@@ -406,13 +435,36 @@ pub fn run(cli: Cli) -> Result<()> {
             let r = run_local(&command, &job, a.out.backend, a.out.progress())?;
             emit(&r, a.out.json)
         }
+        Command::Train(a) if a.onnx.is_some() => Err(Error::Usage(
+            "train --onnx: private training of an imported model is not available yet (infer --onnx is)".into(),
+        )),
         Command::Train(a) => job_local(&command, &a, true),
+        Command::Infer(a) if a.onnx.is_some() => infer_onnx(&command, &a),
         Command::Infer(a) => job_local(&command, &a, false),
+        Command::Inspect(a) => {
+            let (g, source) = match (&a.onnx, a.model) {
+                (Some(p), _) => (crate::onnx::graph_of(p)?, format!("ONNX model {}", p.display())),
+                (None, Some(m)) => {
+                    let g = m.net(a.dataset.unwrap_or(m.default_dataset())).map_err(Error::Usage)?;
+                    let name = g.name.clone();
+                    (g, format!("zoo model {name}"))
+                }
+                (None, None) => return Err(Error::Usage("inspect needs --onnx FILE or --model NAME".into())),
+            };
+            print!("{}", crate::onnx::inspect(&g, &source, a.train_batch.max(1))?);
+            Ok(())
+        }
         Command::Party(pa) => {
             let (a, train) = match &pa.job {
                 PartyJob::Train(a) => (a, true),
                 PartyJob::Infer(a) => (a, false),
             };
+            if a.onnx.is_some() {
+                return Err(Error::Usage(
+                    "party ... --onnx: ONNX models over three processes are not available yet; run triad infer --onnx"
+                        .into(),
+                ));
+            }
             let job = a.spec(train)?;
             if !a.out.json {
                 println!("{}", report::header(&command, &format!("party {}: {}", pa.id, what(&job))));
@@ -434,6 +486,24 @@ fn what(job: &JobSpec) -> String {
         job.dataset.as_str(),
         if job.random { " (random inputs)" } else { "" }
     )
+}
+
+fn infer_onnx(command: &str, a: &JobArgs) -> Result<()> {
+    let (Some(model), Some(inputs)) = (&a.onnx, &a.inputs) else {
+        return Err(Error::Usage("infer --onnx FILE needs --inputs X.npy (the owner's inputs)".into()));
+    };
+    let im = crate::onnx::import(model)?;
+    if !a.out.json {
+        let what = format!("private inference of {}, three parties in this process", model.display());
+        println!("{}", report::header(command, &what));
+    }
+    let r = crate::onnx::infer(model, &im, inputs, a.output.as_deref(), a.batch, a.frac_bits, a.out.backend)?;
+    if a.out.json {
+        println!("{}", to_json(&r)?);
+    } else {
+        print!("{}", crate::onnx::render(&r));
+    }
+    Ok(())
 }
 
 fn job_local(command: &str, a: &JobArgs, train: bool) -> Result<()> {

@@ -42,6 +42,7 @@ pub mod error;
 pub mod job;
 pub mod keygen;
 pub mod models;
+pub mod onnx;
 pub mod progress;
 pub mod report;
 pub mod run;
