@@ -588,6 +588,9 @@ impl Graph {
         let mut rows = self.summary_rows()?;
         if collapse_blocks {
             rows = collapse(rows, |r| r.name.split('/').next().unwrap_or("").to_string());
+            for (r, (_, what)) in rows.iter_mut().zip(self.blocks()) {
+                r.what = what;
+            }
         }
         let w = rows.iter().map(|r| r.name.len() + r.what.len() + 2).max().unwrap_or(10).max(10);
         let mut s = format!("{} (input {:?})\n", self.name, self.input());

@@ -4,11 +4,14 @@
 //!
 //! Three plain pieces:
 //!
-//! 1. **[`Net`]**: an architecture, a list of [`LayerSpec`]s (an enum: `Conv2d`,
-//!    `Linear`, `AvgPool`, `MaxPool`, `Relu`, `Tanh`, `Flatten`, `BatchNorm`,
-//!    `Residual { body, shortcut }`) with the per-sample input shape. Shapes, parameter
-//!    counts, the [`Net::summary`] table and the initial weights ([`Net::init_weights`])
-//!    need nothing else. The [`zoo`] builds LeNet, AlexNet, VGG-16 and ResNet-50/101/152.
+//! 1. **[`Graph`]**: a network, a DAG of [`Node`]s, each an [`Op`] (convolution, linear,
+//!    pools, activations, softmax, batch norm, reshapes, add/sub, products by public
+//!    scalars or by the model's secret buffers, concat, pad) on earlier nodes' outputs,
+//!    with per-sample shapes. Shapes, parameter and buffer names ([`Graph::tensors`]), the
+//!    [`Graph::summary`] table and the initial weights ([`Graph::init_weights`]) need
+//!    nothing else. One representation for everything: the [`zoo`] builds LeNet, AlexNet,
+//!    VGG-16 and ResNet-50/101/152 with [`Chain`] (residual blocks are `Add` nodes), the
+//!    ONNX import (`triad-onnx`) with [`GraphBuilder`].
 //! 2. **[`Backend`]**: the arithmetic a layer needs (fixed-point products including
 //!    matmul and the three convolution forms, products by public reals, 0/1 masks, local
 //!    reshapes and sums, ReLU, max pooling, tanh, softmax, log, inverse square root). Two
@@ -18,11 +21,11 @@
 //!      `triad-sharing`, `triad-compare` and `triad-approx`;
 //!    - [`Plain`]: tensors are [`PTensor`]s of `f64`, operations are exact. This is the
 //!      **plaintext twin**.
-//! 3. **[`Layer<B>`] and [`Model<B>`]**: a layer is its spec, its [`Param`]s (value,
+//! 3. **[`Layer<B>`] and [`Model<B>`]**: a layer is one node's op, its [`Param`]s (value,
 //!    gradient, momentum buffer), and a private cache. `forward` and `backward` are
 //!    written **once**, generic over `B: Backend`, so the private model and its twin run
 //!    literally the same lines: `Model<Party<CpuDevice>>` and `Model<Plain>` built from
-//!    the same `Net` and the same initial weights.
+//!    the same `Graph` and the same initial weights.
 //!
 //! ```text
 //! let net = zoo::lenet(Activation::Relu, Pooling::Avg);
@@ -56,7 +59,12 @@
 //! | Tanh | `tanh(x)` (approx) | `g · (1 - y²)` | approx / 2 |
 //! | Flatten | reshape | reshape | 0 / 0 |
 //! | BatchNorm | batch stats, `inv_sqrt` (approx) | the usual formula | several |
-//! | Residual | `body(x) + shortcut(x)` | sum of both branches' input gradients | |
+//! | Add / Sub | `x ± y` | `g`, `±g` | 0 / 0 |
+//! | Sigmoid, Softmax | approx | `g·y(1-y)`, `y(g - Σgy)` | approx / 2 |
+//! | GlobalAvgPool | `Σ_hw x / HW` | `g / HW` broadcast | 1 / 1 |
+//! | AddConst, MulConst | `x + c`, `x·c` (public) | `g`, `g·c` | 0, 1 / 0, 1 |
+//! | AddBuffer, MulBuffer | `x + t`, `x·t` (secret) | `g`, `g·t` | 0, 1 / 0, 1 |
+//! | Concat, Pad, Reshape | layout | slices, crop, reshape | 0 / 0 |
 //!
 //! The first layer of a model skips its input gradient. The loss is softmax
 //! cross-entropy: [`softmax_xent_grad`] gives `(softmax(z) - y) / N` (no logarithm in
