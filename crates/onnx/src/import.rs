@@ -37,6 +37,32 @@ pub struct Imported {
     pub input: String,
     /// The ONNX name of the output.
     pub output: String,
+    /// For each graph tensor that is an ONNX initializer, how its value was laid out
+    /// (for writing trained values back); tensors derived from a constant are absent.
+    pub sources: HashMap<String, Source>,
+}
+
+/// How a graph tensor relates to the initializer of the same name: the graph holds
+/// `scale · orig`, transposed when `transposed` gives the initializer's `[rows, cols]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Source {
+    /// The initializer's matrix shape, when the graph holds its transpose.
+    pub transposed: Option<(usize, usize)>,
+    /// The factor folded in (Gemm's `alpha`, `beta`).
+    pub scale: f64,
+}
+
+impl Source {
+    const SAME: Source = Source { transposed: None, scale: 1.0 };
+
+    /// The initializer's values from the graph tensor's.
+    pub fn to_onnx(&self, v: &[f64]) -> Vec<f64> {
+        let v: Vec<f64> = v.iter().map(|x| x / self.scale).collect();
+        match self.transposed {
+            Some((r, k)) => transpose(&v, k, r),
+            None => v,
+        }
+    }
 }
 
 /// Why a model cannot be imported: one line, naming the node.
@@ -133,6 +159,7 @@ struct Importer<'a> {
     names: HashMap<String, usize>,
     /// A Linear node made from a MatMul, still without its bias.
     bare_linear: HashMap<usize, (usize, usize)>,
+    sources: HashMap<String, Source>,
 }
 
 fn err(n: &OnnxNode, what: impl fmt::Display) -> ImportError {
@@ -199,6 +226,7 @@ pub fn import(model: &OnnxModel, file: &str) -> Result<Imported, ImportError> {
         vals: HashMap::new(),
         names: HashMap::new(),
         bare_linear: HashMap::new(),
+        sources: HashMap::new(),
     };
     im.vals.insert(input.name.clone(), Val::Node(GraphBuilder::INPUT));
     for n in &model.graph.nodes {
@@ -218,7 +246,13 @@ pub fn import(model: &OnnxModel, file: &str) -> Result<Imported, ImportError> {
         _ => return Err(at(ImportError(format!("output '{}' is not computed from the input", output.name)))),
     }
     let graph = im.g.finish().map_err(|e| at(ImportError(e.to_string())))?;
-    Ok(Imported { graph, weights: im.weights, input: input.name.clone(), output: output.name.clone() })
+    Ok(Imported {
+        graph,
+        weights: im.weights,
+        input: input.name.clone(),
+        output: output.name.clone(),
+        sources: im.sources,
+    })
 }
 
 /// Reads and imports an ONNX file (its external data beside it).
@@ -292,6 +326,12 @@ impl Importer<'_> {
     fn unary(&mut self, n: &OnnxNode, op: Op) -> Result<(), ImportError> {
         let x = self.node_in(n, 0)?;
         self.push(n, op, &[x], vec![]).map(|_| ())
+    }
+    /// Records how the graph tensor made from `c` relates to its initializer.
+    fn source(&mut self, c: &Ct, s: Source) {
+        if let Some(name) = &c.init {
+            self.sources.insert(name.clone(), s);
+        }
     }
     fn tensor_name(&self, n: &OnnxNode, c: &Ct, what: &str) -> String {
         c.init.clone().unwrap_or_else(|| format!("{}.{what}", if n.name.is_empty() { &n.op_type } else { &n.name }))
@@ -438,8 +478,10 @@ impl Importer<'_> {
         if groups == 0 || d[0] != cg * groups {
             return Err(err(n, format!("{} input channels do not fit weight {:?} with {groups} groups", d[0], w.dims)));
         }
+        self.source(&w, Source::SAME);
         let mut tensors = vec![(self.tensor_name(n, &w, "weight"), w.data)];
         if let Some(b) = b {
+            self.source(&b, Source::SAME);
             tensors.push((self.tensor_name(n, &b, "bias"), b.data));
         }
         self.push(n, Op::Conv(spec), &[x], tensors).map(|_| ())
@@ -458,8 +500,10 @@ impl Importer<'_> {
         let (out, inp) = if trans_b { (r, k) } else { (k, r) };
         let mut wv = if trans_b { w.data.clone() } else { transpose(&w.data, r, k) };
         wv.iter_mut().for_each(|v| *v *= alpha);
+        self.source(&w, Source { transposed: (!trans_b).then_some((r, k)), scale: alpha });
         let mut tensors = vec![(self.tensor_name(n, &w, "weight"), wv)];
         if let Some(c) = &c {
+            self.source(c, Source { transposed: None, scale: beta });
             if c.data.len() != out {
                 return Err(err(n, format!("bias of shape {:?} for {out} outputs", c.dims)));
             }
@@ -474,6 +518,7 @@ impl Importer<'_> {
         let [inp, out] = w.dims[..] else {
             return Err(err(n, format!("weight of shape {:?} is not a matrix", w.dims)));
         };
+        self.source(&w, Source { transposed: Some((inp, out)), scale: 1.0 });
         let tensors = vec![(self.tensor_name(n, &w, "weight"), transpose(&w.data, inp, out))];
         let i = self.push(n, Op::Linear { inp, out, bias: false }, &[x], tensors)?;
         self.bare_linear.insert(i, (inp, out));
@@ -530,6 +575,7 @@ impl Importer<'_> {
         // Rebuild the MatMul's node as a linear layer with this bias: it is the last node,
         // so only its own entry changes.
         self.bare_linear.remove(&x);
+        self.source(&c, Source::SAME);
         let bias_name = self.tensor_name(n, &c, "bias");
         self.g.add_linear_bias(x, bias_name).map_err(|e| err(n, e))?;
         self.weights.push(c.data);
@@ -615,6 +661,7 @@ impl Importer<'_> {
             if t.data.len() != c {
                 return Err(err(n, format!("{what} has {} values for {c} channels", t.data.len())));
             }
+            self.source(&t, Source::SAME);
             tensors.push((self.tensor_name(n, &t, what), t.data));
         }
         self.push(n, Op::BatchNorm { c }, &[x], tensors).map(|_| ())

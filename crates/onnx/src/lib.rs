@@ -37,7 +37,10 @@ use prost::Message;
 mod import;
 mod proto;
 
-pub use import::{import, import_file, ImportError, Imported, SUPPORTED};
+mod write;
+
+pub use import::{import, import_file, ImportError, Imported, Source, SUPPORTED};
+pub use write::write_trained;
 
 /// The lowest opset of the default domain the reader accepts.
 pub const OPSET_MIN: i64 = 13;

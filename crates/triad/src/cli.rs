@@ -94,6 +94,9 @@ pub struct JobArgs {
     /// Infer with --onnx: the owner writes the opened outputs here, a NumPy file [N, outputs] (float64).
     #[arg(long, value_name = "FILE.npy", requires = "onnx")]
     pub output: Option<PathBuf>,
+    /// Train with --onnx: the owner's labels, a NumPy file [N] of integer classes.
+    #[arg(long, value_name = "FILE.npy", requires = "onnx")]
+    pub labels: Option<PathBuf>,
     /// Random inputs of the dataset's shape instead of real data.
     #[arg(long)]
     pub random: bool,
@@ -435,9 +438,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let r = run_local(&command, &job, a.out.backend, a.out.progress())?;
             emit(&r, a.out.json)
         }
-        Command::Train(a) if a.onnx.is_some() => Err(Error::Usage(
-            "train --onnx: private training of an imported model is not available yet (infer --onnx is)".into(),
-        )),
+        Command::Train(a) if a.onnx.is_some() => train_onnx(&a),
         Command::Train(a) => job_local(&command, &a, true),
         Command::Infer(a) if a.onnx.is_some() => infer_onnx(&command, &a),
         Command::Infer(a) => job_local(&command, &a, false),
@@ -486,6 +487,38 @@ fn what(job: &JobSpec) -> String {
         job.dataset.as_str(),
         if job.random { " (random inputs)" } else { "" }
     )
+}
+
+fn train_onnx(a: &JobArgs) -> Result<()> {
+    let (Some(model), Some(inputs), Some(labels)) = (&a.onnx, &a.inputs, &a.labels) else {
+        return Err(Error::Usage("train --onnx FILE needs --inputs X.npy and --labels Y.npy".into()));
+    };
+    let im = crate::onnx::import(model)?;
+    let opt = crate::onnx::TrainOptions {
+        batch: a.batch.unwrap_or(32),
+        epochs: a.epochs,
+        steps: a.steps,
+        sgd: triad_layers::Sgd { lr: a.lr, momentum: a.momentum, weight_decay: a.weight_decay },
+        frac_bits: a.frac_bits,
+    };
+    let save = a.save_weights.as_deref();
+    let r = crate::onnx::train(model, &im, inputs, labels, save, opt, a.out.backend)?;
+    if a.out.json {
+        println!("{}", to_json(&r)?);
+    } else {
+        println!(
+            "trained {} privately: {} steps on {} samples in {:.2} s; accuracy on the training inputs {:.2}%",
+            r.model,
+            r.steps,
+            r.samples,
+            r.secs,
+            100.0 * r.accuracy
+        );
+        if let Some(s) = &r.saved {
+            println!("saved     {s} (the same graph, trained initializers; opened to party 0 only)");
+        }
+    }
+    Ok(())
 }
 
 fn infer_onnx(command: &str, a: &JobArgs) -> Result<()> {

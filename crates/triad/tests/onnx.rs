@@ -82,3 +82,54 @@ fn inspect_shows_nodes_tensors_and_costs() {
     let s = stdout_ok(&triad(&["inspect", "--model", "lenet"]));
     assert!(s.contains("431080"), "{s}");
 }
+
+/// `train --onnx` trains an imported model privately (the MLP fixture learns its four
+/// samples' labels) and `--save-weights` writes an ONNX file with the same graph and the
+/// trained initializers: it imports again, with other weights than the original's, and
+/// private inference of it gives the trained predictions.
+#[test]
+fn train_onnx_learns_and_saves_an_onnx_file() {
+    let dir = tempdir("onnx-train");
+    let labels = dir.join("labels.npy");
+    npy::write_i64(&labels, &[4], &[0, 1, 2, 3]).unwrap();
+    let saved = dir.join("trained.onnx");
+    let j = json(&triad(&[
+        "train",
+        "--onnx",
+        &fixture("mlp_ts.onnx"),
+        "--inputs",
+        &fixture("mlp.input.npy"),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--batch",
+        "4",
+        "--epochs",
+        "30",
+        "--lr",
+        "0.1",
+        "--momentum",
+        "0",
+        "--save-weights",
+        saved.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(j["accuracy"].as_f64(), Some(1.0), "{j}");
+    let before = triad_onnx::import_file(std::path::Path::new(&fixture("mlp_ts.onnx"))).unwrap();
+    let after = triad_onnx::import_file(&saved).unwrap();
+    assert_eq!(before.graph, after.graph);
+    assert_ne!(before.weights, after.weights);
+    let out = dir.join("y.npy");
+    let j = json(&triad(&[
+        "infer",
+        "--onnx",
+        saved.to_str().unwrap(),
+        "--inputs",
+        &fixture("mlp.input.npy"),
+        "--output",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    let preds: Vec<u64> = j["predictions"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(preds, [0, 1, 2, 3]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
