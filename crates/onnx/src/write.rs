@@ -39,9 +39,12 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-/// The top-level fields of a message: `(field number, the field's bytes with its key,
-/// the payload of a length-delimited field)`.
-fn fields(b: &[u8]) -> Result<Vec<(u64, &[u8], Option<&[u8]>)>, ImportError> {
+/// One field of a message: its number, its bytes with the key, and the payload of a
+/// length-delimited field.
+type Field<'a> = (u64, &'a [u8], Option<&'a [u8]>);
+
+/// The top-level fields of a message.
+fn fields(b: &[u8]) -> Result<Vec<Field<'_>>, ImportError> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < b.len() {
