@@ -209,3 +209,39 @@ fn unavailable_is_an_error_not_a_panic() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
 }
+
+/// Launches that a GPU refuses are errors, not wrong results: a kernel looked up in
+/// another file's module, a block over the kernel's launch bounds (`gemm_u64_tiled` is
+/// `__launch_bounds__(256)`), and shared memory over the 48 KiB a kernel gets without
+/// opting in; the same launch within its limits computes. (The CPU-executed CUDA emulator
+/// checks these from the CUBIN's metadata; a GPU checks them itself.)
+#[test]
+fn launches_over_the_limits_are_refused() {
+    use cudarc::driver::{CudaContext, LaunchConfig, PushKernelArg};
+    use cudarc::nvrtc::Ptx;
+    let dev = gpu_or_skip!(cuda(), "launches_over_the_limits_are_refused");
+    let images = triad_cuda::nvrtc::compile_all_cached(dev.arch()).unwrap();
+    let cubin = |name: &str| images.iter().find(|c| c.name == name).unwrap().cubin.clone();
+    let ctx = CudaContext::new(0).unwrap();
+    let elementwise = ctx.load_module(Ptx::from_binary(cubin("elementwise.cu"))).unwrap();
+    assert!(elementwise.load_function("gemm_u64_tiled").is_err(), "a kernel of gemm.cu found in elementwise.cu");
+    let gemm = ctx.load_module(Ptx::from_binary(cubin("gemm.cu"))).unwrap().load_function("gemm_u64_tiled").unwrap();
+    let stream = ctx.default_stream();
+    let (a, b) = (stream.clone_htod(&[3u64]).unwrap(), stream.clone_htod(&[5u64]).unwrap());
+    let mut c = stream.clone_htod(&[0u64]).unwrap();
+    let one = 1u64;
+    let no = 0i32;
+    let launch = |threads: u32, shared: u32, c: &mut cudarc::driver::CudaSlice<u64>| {
+        let mut l = stream.launch_builder(&gemm);
+        l.arg(c).arg(&a).arg(&b).arg(&one).arg(&one).arg(&one);
+        l.arg(&one).arg(&one).arg(&one).arg(&one).arg(&one).arg(&one).arg(&one).arg(&no).arg(&no).arg(&no);
+        let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: shared };
+        // SAFETY: gemm_u64_tiled with m = n = k = batch = 1 reads a[0], b[0] and writes c[0],
+        // all one-element allocations.
+        unsafe { l.launch(cfg) }.map(|_| ())
+    };
+    assert!(launch(512, 0, &mut c).is_err(), "512 threads over __launch_bounds__(256)");
+    assert!(launch(256, 40 * 1024, &mut c).is_err(), "16 KiB static + 40 KiB dynamic shared memory over 48 KiB");
+    launch(256, 0, &mut c).unwrap();
+    assert_eq!(stream.clone_dtoh(&c).unwrap(), vec![15]);
+}
