@@ -1,5 +1,5 @@
 //! The GPU differential suite: the device suite stamped over the CUDA device (with the
-//! GEMM path chosen per shape, and with each path forced), exactness of the limb paths at
+//! GEMM path chosen per shape, and with each path forced: u64, float64 limbs, int8 digits), exactness of the limb paths at
 //! their bounds, and protocols run with every party on the GPU giving the same shares as
 //! on the CPU.
 //!
@@ -32,6 +32,7 @@ fn cuda_with(path: GemmPath) -> Option<CudaDevice> {
 triad_tests::device_suite!(cuda_auto, optional cuda());
 triad_tests::device_suite!(cuda_u64_gemm, optional cuda_with(GemmPath::U64Tiled));
 triad_tests::device_suite!(cuda_f64_gemm, optional cuda_with(GemmPath::F64Limbs16));
+triad_tests::device_suite!(cuda_i8_gemm, optional cuda_with(GemmPath::I8Digits8));
 
 macro_rules! gpu_or_skip {
     ($e:expr, $test:literal) => {
@@ -82,6 +83,21 @@ fn f64_path_splits_long_sums() {
     let a = vec![u64::MAX; spec.a_len()];
     let mut b = vec![u64::MAX; spec.b_len()];
     b[5] = 0x0001_0001_0001_0001;
+    assert_eq!(matmul_both(&dev, &spec, &a, &b), matmul_both(&CpuDevice, &spec, &a, &b));
+}
+
+/// An inner dimension past 2^17 - 1 (the int8 digit bound) with every digit at -128 (the
+/// largest digit product, 2^14): exact only because the sum is split into chunks.
+#[test]
+fn i8_path_splits_long_sums() {
+    let dev = gpu_or_skip!(cuda_with(GemmPath::I8Digits8), "i8_path_splits_long_sums");
+    let k = triad_cuda::gemm::I8_MAX_K + 77;
+    let spec = MatmulSpec { batch: 1, m: 2, k, n: 1, a_trans: false, b_trans: false };
+    // Bytes of x + 0x8080..80 are all zero: every balanced digit is -128.
+    let worst = 0u64.wrapping_sub(0x8080_8080_8080_8080);
+    let a = vec![worst; spec.a_len()];
+    let mut b = vec![worst; spec.b_len()];
+    b[5] = u64::MAX;
     assert_eq!(matmul_both(&dev, &spec, &a, &b), matmul_both(&CpuDevice, &spec, &a, &b));
 }
 
