@@ -34,14 +34,12 @@ triad_tests::device_suite!(cuda_u64_gemm, optional cuda_with(GemmPath::U64Tiled)
 triad_tests::device_suite!(cuda_f64_gemm, optional cuda_with(GemmPath::F64Limbs16));
 triad_tests::device_suite!(cuda_i8_gemm, optional cuda_with(GemmPath::I8Digits8));
 
+/// The device, or return: `cuda()` / `cuda_with` already printed the one skip line.
 macro_rules! gpu_or_skip {
     ($e:expr, $test:literal) => {
         match $e {
             Some(d) => d,
-            None => {
-                eprintln!("{}: no CUDA device, skipped", $test);
-                return;
-            }
+            None => return,
         }
     };
 }
