@@ -38,7 +38,10 @@ int main() {
     expect(cuMemAllocAsync(&p, 64, nullptr) == 201, "an allocation with no current context is refused");
     expect(cuCtxSetCurrent(ctx) == 0 && cuMemAllocAsync(&p, 64, nullptr) == 0, "an allocation");
     unsigned long long host[8];
-    expect(cuMemcpyDtoHAsync_v2(host, p, 64, nullptr) == 0 && host[0] == 0x7ff4a5a5a5a5a5a5ull && std::isnan(*(double*)&host[3]),
+    double as_double = 0;
+    bool copied = cuMemcpyDtoHAsync_v2(host, p, 64, nullptr) == 0;
+    memcpy(&as_double, &host[3], sizeof as_double);
+    expect(copied && host[0] == 0x7ff4a5a5a5a5a5a5ull && std::isnan(as_double),
            "a fresh allocation is poison (a NaN as a double)");
     expect(cuMemcpyHtoDAsync_v2(p + 8, host, 64, nullptr) == 1, "a copy past the end of an allocation is refused");
     expect(cuMemFreeAsync(p + 8, nullptr) == 1, "freeing inside an allocation is refused");
