@@ -10,6 +10,10 @@
 //   four 16-bit limbs held exactly in doubles; the ten limb products with shift < 64 are
 //   float64 GEMMs (cuBLAS), exact while k * (2^16 - 1)^2 < 2^53, i.e. k <= 2^21; each
 //   product is converted back to u64 exactly and added in with its shift, mod 2^64.
+// - split_digits8_i8 / acc_i32_u64: the int8 path. Eight balanced 8-bit digits per
+//   element; the 36 digit products with shift < 64 are int8 GEMMs with int32 sums
+//   (cuBLAS GemmEx), exact while k * 2^14 < 2^31, i.e. k <= 2^17 - 1; each sum is
+//   sign-extended and added in with its shift, mod 2^64.
 
 typedef unsigned long long u64;
 
@@ -95,17 +99,49 @@ extern "C" __global__ void split_limbs16_f64(double* out, const u64* in, u64 n) 
     }
 }
 
+// Where dense index t of a [batch][m][n] product lands in C (leading dimension ldc,
+// batch stride stride_c).
+__device__ __forceinline__ u64* triad_c_at(u64* c, u64 t, u64 m, u64 n, u64 ldc, u64 stride_c) {
+    u64 j = t % n;
+    u64 r = (t / n) % m;
+    u64 z = t / (n * m);
+    return c + z * stride_c + r * ldc + j;
+}
+
 // c[b][r][j] (+)= (u64)p[b][r][j] << shift, with p dense [batch][m][n]. Every p is an
 // integer in [0, 2^53) (the float64 GEMM was exact), so the conversion is exact.
 extern "C" __global__ void acc_f64_u64(u64* c, const double* p, u64 m, u64 n, u64 ldc, u64 stride_c, u64 batch,
                                        unsigned int shift, int accumulate) {
     u64 total = batch * m * n;
     for (u64 t = (u64)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (u64)gridDim.x * blockDim.x) {
-        u64 j = t % n;
-        u64 r = (t / n) % m;
-        u64 z = t / (n * m);
         u64 v = __double2ull_rn(p[t]) << (shift & 63u);
-        u64* dst = c + z * stride_c + r * ldc + j;
+        u64* dst = triad_c_at(c, t, m, n, ldc, stride_c);
+        *dst = accumulate ? *dst + v : v;
+    }
+}
+
+// The int8 path: eight balanced digits per element. With y = x + 0x8080808080808080
+// (mod 2^64), digit l = byte l of y minus 128, in [-128, 128), and
+// sum_l digit_l * 2^(8l) = y - 0x8080808080808080 = x (mod 2^64).
+// out[l * n + i] = digit l of in[i].
+extern "C" __global__ void split_digits8_i8(signed char* out, const u64* in, u64 n) {
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        u64 y = in[i] + 0x8080808080808080ull;
+#pragma unroll
+        for (int l = 0; l < 8; l++) {
+            out[(u64)l * n + i] = (signed char)((int)((y >> (8 * l)) & 0xffull) - 128);
+        }
+    }
+}
+
+// c[b][r][j] (+)= (u64)(i64)p[b][r][j] << shift, with p dense [batch][m][n] int32 (the int8
+// GEMM's exact sums); the sign extension makes a negative sum count mod 2^64.
+extern "C" __global__ void acc_i32_u64(u64* c, const int* p, u64 m, u64 n, u64 ldc, u64 stride_c, u64 batch,
+                                       unsigned int shift, int accumulate) {
+    u64 total = batch * m * n;
+    for (u64 t = (u64)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (u64)gridDim.x * blockDim.x) {
+        u64 v = ((u64)(long long)p[t]) << (shift & 63u);
+        u64* dst = triad_c_at(c, t, m, n, ldc, stride_c);
         *dst = accumulate ? *dst + v : v;
     }
 }

@@ -1,5 +1,6 @@
 //! The GPU for the CUDA suites: device 0, or a printed skip line when there is none, or a
-//! failure instead of the skip when `TRIAD_REQUIRE_GPU=1`.
+//! failure instead of the skip when `TRIAD_REQUIRE_GPU=1`. CI runs the suites that use it
+//! on the CPU-executed CUDA emulator (`tools/cuda-emu/test`), where device 0 is the emulator.
 
 use triad_cuda::CudaDevice;
 

@@ -1,5 +1,5 @@
 //! The GPU differential suite: the device suite stamped over the CUDA device (with the
-//! GEMM path chosen per shape, and with each path forced), exactness of the limb paths at
+//! GEMM path chosen per shape, and with each path forced: u64, float64 limbs, int8 digits), exactness of the limb paths at
 //! their bounds, and protocols run with every party on the GPU giving the same shares as
 //! on the CPU.
 //!
@@ -32,15 +32,14 @@ fn cuda_with(path: GemmPath) -> Option<CudaDevice> {
 triad_tests::device_suite!(cuda_auto, optional cuda());
 triad_tests::device_suite!(cuda_u64_gemm, optional cuda_with(GemmPath::U64Tiled));
 triad_tests::device_suite!(cuda_f64_gemm, optional cuda_with(GemmPath::F64Limbs16));
+triad_tests::device_suite!(cuda_i8_gemm, optional cuda_with(GemmPath::I8Digits8));
 
+/// The device, or return: `cuda()` / `cuda_with` already printed the one skip line.
 macro_rules! gpu_or_skip {
     ($e:expr, $test:literal) => {
         match $e {
             Some(d) => d,
-            None => {
-                eprintln!("{}: no CUDA device, skipped", $test);
-                return;
-            }
+            None => return,
         }
     };
 }
@@ -82,6 +81,21 @@ fn f64_path_splits_long_sums() {
     let a = vec![u64::MAX; spec.a_len()];
     let mut b = vec![u64::MAX; spec.b_len()];
     b[5] = 0x0001_0001_0001_0001;
+    assert_eq!(matmul_both(&dev, &spec, &a, &b), matmul_both(&CpuDevice, &spec, &a, &b));
+}
+
+/// An inner dimension past 2^17 - 1 (the int8 digit bound) with every digit at -128 (the
+/// largest digit product, 2^14): exact only because the sum is split into chunks.
+#[test]
+fn i8_path_splits_long_sums() {
+    let dev = gpu_or_skip!(cuda_with(GemmPath::I8Digits8), "i8_path_splits_long_sums");
+    let k = triad_cuda::gemm::I8_MAX_K + 77;
+    let spec = MatmulSpec { batch: 1, m: 2, k, n: 1, a_trans: false, b_trans: false };
+    // Bytes of x + 0x8080..80 are all zero: every balanced digit is -128.
+    let worst = 0u64.wrapping_sub(0x8080_8080_8080_8080);
+    let a = vec![worst; spec.a_len()];
+    let mut b = vec![worst; spec.b_len()];
+    b[5] = u64::MAX;
     assert_eq!(matmul_both(&dev, &spec, &a, &b), matmul_both(&CpuDevice, &spec, &a, &b));
 }
 
@@ -208,4 +222,40 @@ fn unavailable_is_an_error_not_a_panic() {
         Err(triad_ring::DeviceError::Unavailable { reason, .. }) => eprintln!("cuda:1000 unavailable: {reason}"),
         other => panic!("expected Unavailable, got {other:?}"),
     }
+}
+
+/// Launches that a GPU refuses are errors, not wrong results: a kernel looked up in
+/// another file's module, a block over the kernel's launch bounds (`gemm_u64_tiled` is
+/// `__launch_bounds__(256)`), and shared memory over the 48 KiB a kernel gets without
+/// opting in; the same launch within its limits computes. (The CPU-executed CUDA emulator
+/// checks these from the CUBIN's metadata; a GPU checks them itself.)
+#[test]
+fn launches_over_the_limits_are_refused() {
+    use cudarc::driver::{CudaContext, LaunchConfig, PushKernelArg};
+    use cudarc::nvrtc::Ptx;
+    let dev = gpu_or_skip!(cuda(), "launches_over_the_limits_are_refused");
+    let images = triad_cuda::nvrtc::compile_all_cached(dev.arch()).unwrap();
+    let cubin = |name: &str| images.iter().find(|c| c.name == name).unwrap().cubin.clone();
+    let ctx = CudaContext::new(0).unwrap();
+    let elementwise = ctx.load_module(Ptx::from_binary(cubin("elementwise.cu"))).unwrap();
+    assert!(elementwise.load_function("gemm_u64_tiled").is_err(), "a kernel of gemm.cu found in elementwise.cu");
+    let gemm = ctx.load_module(Ptx::from_binary(cubin("gemm.cu"))).unwrap().load_function("gemm_u64_tiled").unwrap();
+    let stream = ctx.default_stream();
+    let (a, b) = (stream.clone_htod(&[3u64]).unwrap(), stream.clone_htod(&[5u64]).unwrap());
+    let mut c = stream.clone_htod(&[0u64]).unwrap();
+    let one = 1u64;
+    let no = 0i32;
+    let launch = |threads: u32, shared: u32, c: &mut cudarc::driver::CudaSlice<u64>| {
+        let mut l = stream.launch_builder(&gemm);
+        l.arg(c).arg(&a).arg(&b).arg(&one).arg(&one).arg(&one);
+        l.arg(&one).arg(&one).arg(&one).arg(&one).arg(&one).arg(&one).arg(&one).arg(&no).arg(&no).arg(&no);
+        let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: shared };
+        // SAFETY: gemm_u64_tiled with m = n = k = batch = 1 reads a[0], b[0] and writes c[0],
+        // all one-element allocations.
+        unsafe { l.launch(cfg) }.map(|_| ())
+    };
+    assert!(launch(512, 0, &mut c).is_err(), "512 threads over __launch_bounds__(256)");
+    assert!(launch(256, 40 * 1024, &mut c).is_err(), "16 KiB static + 40 KiB dynamic shared memory over 48 KiB");
+    launch(256, 0, &mut c).unwrap();
+    assert_eq!(stream.clone_dtoh(&c).unwrap(), vec![15]);
 }

@@ -17,12 +17,20 @@
 //!   summed mod 2^64. Each product is converted back to u64 exactly and added in with
 //!   its shift.
 //!
+//! - [`GemmPath::I8Digits8`]: the int8 path. Write `x = Σ_{i<8} d_i 2^{8 i} mod 2^64`
+//!   with balanced digits `d_i ∈ [-128, 128)` (bytes of `x + 0x8080…80`, minus 128). The
+//!   36 pairs with `i + j < 8` are int8 GEMMs with int32 sums (cuBLAS `GemmEx`, the
+//!   tensor cores' int8 mode), exact because every partial sum is at most
+//!   `k · 128^2 = k · 2^14 ≤ 2^31 - 1` in magnitude when `k ≤ 2^17 - 1`
+//!   ([`I8_MAX_K`]); longer sums are split. Each sum is sign-extended, shifted and added
+//!   in mod 2^64.
+//!
 //! [`choose`] picks a path by a simple shape rule, to be tuned by measurement on a
 //! device.
 
-use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType};
 use cudarc::cublas::{Gemm, GemmConfig, StridedBatchedConfig};
-use cudarc::driver::PushKernelArg;
+use cudarc::driver::{CudaFunction, CudaSlice, DevicePtr, DevicePtrMut, DeviceRepr, PushKernelArg};
 use triad_ring::device::{DeviceError, DeviceResult};
 
 use crate::{grid, CudaBuffer, CudaDevice};
@@ -31,6 +39,11 @@ use crate::{grid, CudaBuffer, CudaDevice};
 /// `2^21 · (2^16 - 1)^2 = 2^53 - 2^38 + 2^21 < 2^53`.
 pub const F64_MAX_K: usize = 1 << 21;
 
+/// Largest inner dimension one int8 digit product may sum exactly in int32:
+/// `(2^17 - 1) · 2^14 = 2^31 - 2^14 < 2^31` (every digit product is at most
+/// `(-128)^2 = 2^14` in magnitude).
+pub const I8_MAX_K: usize = (1 << 17) - 1;
+
 /// How a ring matrix product is computed. Every path gives the same bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GemmPath {
@@ -38,11 +51,14 @@ pub enum GemmPath {
     U64Tiled,
     /// Four 16-bit limbs per element, ten float64 GEMMs (cuBLAS), recombined mod 2^64.
     F64Limbs16,
+    /// Eight balanced 8-bit digits per element, 36 int8 GEMMs with int32 sums (cuBLAS
+    /// `GemmEx`), recombined mod 2^64. Only when forced ([`choose`] does not pick it yet).
+    I8Digits8,
 }
 
 impl GemmPath {
     /// Every path.
-    pub const ALL: [GemmPath; 2] = [GemmPath::U64Tiled, GemmPath::F64Limbs16];
+    pub const ALL: [GemmPath; 3] = [GemmPath::U64Tiled, GemmPath::F64Limbs16, GemmPath::I8Digits8];
 }
 
 /// The shape of a batched product `C[b] (m x n) = op(A[b]) · op(B[b])`.
@@ -135,17 +151,21 @@ impl CudaDevice {
         }
         let path = self.path.unwrap_or_else(|| choose(d, self.has_cublas()));
         match path {
-            GemmPath::F64Limbs16 if d.k > 0 => {
+            GemmPath::F64Limbs16 | GemmPath::I8Digits8 if d.k > 0 => {
                 if !self.has_cublas() {
                     return Err(DeviceError::Unavailable {
                         device: self.dev_name(),
-                        reason: "the float64 limb path needs cuBLAS, which was not found".to_string(),
+                        reason: format!("the {path:?} GEMM path needs cuBLAS, which was not found"),
                     });
                 }
                 if !fits_i32(d) || [ao.ld, bo.ld, co.ld].iter().any(|&x| x > i32::MAX as usize) {
                     return self.gemm_u64(d, a, ao, b, bo, c, co);
                 }
-                self.gemm_f64(d, a, ao, sa, b, bo, sb, c, co)
+                if path == GemmPath::I8Digits8 {
+                    self.gemm_i8(d, a, ao, sa, b, bo, sb, c, co)
+                } else {
+                    self.gemm_f64(d, a, ao, sa, b, bo, sb, c, co)
+                }
             }
             _ => self.gemm_u64(d, a, ao, b, bo, c, co),
         }
@@ -186,20 +206,54 @@ impl CudaDevice {
         Ok(())
     }
 
-    /// Splits `len` elements of `buf` from `offset` into four limb planes of `len`
-    /// doubles each (plane `l` at `l * len`).
-    fn split16(&self, buf: &CudaBuffer, offset: usize, len: usize) -> DeviceResult<cudarc::driver::CudaSlice<f64>> {
-        let mut out = self.alloc_f64(4 * len)?;
+    /// Splits `len` elements of `buf` from `offset` into `planes` digit planes of `len`
+    /// elements each (plane `l` at `l * len`) with `kernel`, which takes (out, in, n):
+    /// `split_limbs16_f64` (four float64 limb planes) or `split_digits8_i8` (eight int8).
+    fn split<T: DeviceRepr>(
+        &self,
+        kernel: &CudaFunction,
+        planes: usize,
+        buf: &CudaBuffer,
+        offset: usize,
+        len: usize,
+    ) -> DeviceResult<CudaSlice<T>> {
+        // SAFETY: the split kernel writes every element before any read.
+        let mut out = unsafe { self.stream().alloc::<T>((planes * len).max(1)) }.map_err(|e| self.drv(e))?;
         if len > 0 {
             let v = buf.view(offset);
             let n = len as u64;
-            let mut l = self.stream().launch_builder(&self.inner.k.split_limbs16);
+            let mut l = self.stream().launch_builder(kernel);
             l.arg(&mut out).arg(&v).arg(&n);
-            // SAFETY: split_limbs16_f64(out, in, n) reads in[0..n) (inside `buf` from
-            // `offset`, checked by the caller) and writes out[0..4n).
+            // SAFETY: both split kernels read in[0..n) (inside `buf` from `offset`,
+            // checked by the caller) and write out[0..planes·n).
             unsafe { l.launch(grid(n)) }.map_err(|e| self.drv(e))?;
         }
         Ok(out)
+    }
+
+    /// `C (+)= p << shift` over the batch with `kernel` (`acc_f64_u64` or `acc_i32_u64`,
+    /// taking (c, p, m, n, ldc, stride_c, batch, shift, accumulate)), `p` dense
+    /// `[batch][m][n]`.
+    #[allow(clippy::too_many_arguments)]
+    fn accumulate<T>(
+        &self,
+        kernel: &CudaFunction,
+        d: &Desc,
+        p: &CudaSlice<T>,
+        c: &mut CudaBuffer,
+        co: &Out,
+        shift: u32,
+        accumulate: bool,
+    ) -> DeviceResult<()> {
+        let accumulate = i32::from(accumulate);
+        let mut cv = c.data.slice_mut(co.offset..);
+        let [m, n, ldc, sc, batch] = [d.m, d.n, co.ld, co.stride, d.batch].map(|x| x as u64);
+        let mut l = self.stream().launch_builder(kernel);
+        l.arg(&mut cv).arg(p).arg(&m).arg(&n).arg(&ldc).arg(&sc).arg(&batch).arg(&shift).arg(&accumulate);
+        // SAFETY: both accumulate kernels read p[0..batch·m·n) and update C at the
+        // positions offset + b·stride + r·ld + j that `gemm` checked.
+        unsafe { l.launch(grid((d.batch * d.m * d.n) as u64)) }.map_err(|e| self.drv(e))?;
+        Ok(())
     }
 
     fn gemm_f64(
@@ -217,7 +271,9 @@ impl CudaDevice {
         let Some(blas) = self.inner.blas.as_ref() else {
             return Err(self.err("cuBLAS missing"));
         };
-        let (la, lb) = (self.split16(a, ao.offset, sa)?, self.split16(b, bo.offset, sb)?);
+        let k = &self.inner.k;
+        let (la, lb): (CudaSlice<f64>, CudaSlice<f64>) =
+            (self.split(&k.split_limbs16, 4, a, ao.offset, sa)?, self.split(&k.split_limbs16, 4, b, bo.offset, sb)?);
         let mn = d.m * d.n;
         let mut p = self.alloc_f64(d.batch * mn)?;
         let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
@@ -255,16 +311,88 @@ impl CudaDevice {
                     // checked; the k-chunk offsets stay inside them; `p` holds batch·m·n.
                     unsafe { blas.gemm_strided_batched(cfg, &bv, &av, &mut p) }
                         .map_err(|e| self.err(format!("cublasDgemmStridedBatched: {e:?}")))?;
-                    let accumulate = i32::from(d.accumulate || !first);
+                    self.accumulate(&k.acc_f64, d, &p, c, co, (16 * (i + j)) as u32, d.accumulate || !first)?;
                     first = false;
-                    let shift = (16 * (i + j)) as u32;
-                    let mut cv = c.data.slice_mut(co.offset..);
-                    let [m, n, ldc, sc, batch] = [d.m, d.n, co.ld, co.stride, d.batch].map(|x| x as u64);
-                    let mut l = self.stream().launch_builder(&self.inner.k.acc_f64);
-                    l.arg(&mut cv).arg(&p).arg(&m).arg(&n).arg(&ldc).arg(&sc).arg(&batch).arg(&shift).arg(&accumulate);
-                    // SAFETY: acc_f64_u64 reads p[0..batch·m·n) and updates C at the
-                    // checked positions offset + b·stride + r·ld + j.
-                    unsafe { l.launch(grid((d.batch * mn) as u64)) }.map_err(|e| self.drv(e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn gemm_i8(
+        &self,
+        d: &Desc,
+        a: &CudaBuffer,
+        ao: &Operand,
+        sa: usize,
+        b: &CudaBuffer,
+        bo: &Operand,
+        sb: usize,
+        c: &mut CudaBuffer,
+        co: &Out,
+    ) -> DeviceResult<()> {
+        let Some(blas) = self.inner.blas.as_ref() else {
+            return Err(self.err("cuBLAS missing"));
+        };
+        let kn = &self.inner.k;
+        let (da, db): (CudaSlice<i8>, CudaSlice<i8>) =
+            (self.split(&kn.split_digits8, 8, a, ao.offset, sa)?, self.split(&kn.split_digits8, 8, b, bo.offset, sb)?);
+        let mn = d.m * d.n;
+        // SAFETY: every GemmEx below writes all of batch·m·n before acc_i32_u64 reads it.
+        let mut p = unsafe { self.stream().alloc::<i32>((d.batch * mn).max(1)) }.map_err(|e| self.drv(e))?;
+        let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+        let (one, zero) = (1i32, 0i32);
+        let stream = self.stream();
+        let mut first = true;
+        for k0 in (0..d.k).step_by(I8_MAX_K) {
+            let kc = I8_MAX_K.min(d.k - k0);
+            let a_off = if ao.trans { k0 * ao.ld } else { k0 };
+            let b_off = if bo.trans { k0 } else { k0 * bo.ld };
+            for i in 0..8usize {
+                for j in 0..8 - i {
+                    {
+                        // As in the float64 path: row-major C = op(A)·op(B) is column-major
+                        // Cᵀ = op(B)ᵀ·op(A)ᵀ, so B's digit plane is cuBLAS's first operand.
+                        let bv = db.slice(j * sb + b_off..);
+                        let av = da.slice(i * sa + a_off..);
+                        let (bp, _rb) = bv.device_ptr(stream);
+                        let (ap, _ra) = av.device_ptr(stream);
+                        let (pp, _rp) = p.device_ptr_mut(stream);
+                        // SAFETY: the digit planes mirror the u64 operands' layout (same
+                        // leading dimensions and strides from the same origin), whose spans
+                        // `gemm` checked; the k-chunk offsets stay inside them; `p` holds
+                        // batch·m·n int32; alpha and beta are host int32 (compute type 32I).
+                        unsafe {
+                            cudarc::cublas::result::gemm_strided_batched_ex(
+                                *blas.handle(),
+                                op(bo.trans),
+                                op(ao.trans),
+                                d.n as i32,
+                                d.m as i32,
+                                kc as i32,
+                                (&one as *const i32).cast(),
+                                bp as *const std::ffi::c_void,
+                                cudaDataType::CUDA_R_8I,
+                                bo.ld.max(1) as i32,
+                                bo.stride as i64,
+                                ap as *const std::ffi::c_void,
+                                cudaDataType::CUDA_R_8I,
+                                ao.ld.max(1) as i32,
+                                ao.stride as i64,
+                                (&zero as *const i32).cast(),
+                                pp as *mut std::ffi::c_void,
+                                cudaDataType::CUDA_R_32I,
+                                d.n as i32,
+                                mn as i64,
+                                d.batch as i32,
+                                cublasComputeType_t::CUBLAS_COMPUTE_32I,
+                                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                            )
+                        }
+                        .map_err(|e| self.err(format!("cublasGemmStridedBatchedEx (int8): {e:?}")))?;
+                    }
+                    self.accumulate(&kn.acc_i32, d, &p, c, co, (8 * (i + j)) as u32, d.accumulate || !first)?;
+                    first = false;
                 }
             }
         }

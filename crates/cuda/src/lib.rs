@@ -8,8 +8,9 @@
 //!
 //! Every result is bit-identical to [`CpuDevice`](triad_ring::CpuDevice)'s: ring
 //! arithmetic is wrapping u64 arithmetic, and matrix products are exact mod 2^64 on every
-//! path ([`GemmPath`]): the plain u64 kernel, or the CryptGPU float64 path with 16-bit
-//! limbs (exact while each float64 dot product stays below 2^53; see [`gemm`]).
+//! path ([`GemmPath`]): the plain u64 kernel, the CryptGPU float64 path with 16-bit
+//! limbs (exact while each float64 dot product stays below 2^53), or the int8 path with
+//! 8-bit digits (exact while each int32 dot product stays below 2^31; see [`gemm`]).
 //!
 //! With no CUDA driver library, no device, or no NVRTC, [`CudaDevice::new`] returns
 //! [`DeviceError::Unavailable`]; it never panics (cudarc would, on the first call into a
@@ -97,6 +98,8 @@ struct Kernels {
     gemm_u64: CudaFunction,
     split_limbs16: CudaFunction,
     acc_f64: CudaFunction,
+    split_digits8: CudaFunction,
+    acc_i32: CudaFunction,
 }
 
 struct Inner {
@@ -347,6 +350,8 @@ impl CudaDevice {
             gemm_u64: f("gemm.cu", "gemm_u64_tiled")?,
             split_limbs16: f("gemm.cu", "split_limbs16_f64")?,
             acc_f64: f("gemm.cu", "acc_f64_u64")?,
+            split_digits8: f("gemm.cu", "split_digits8_i8")?,
+            acc_i32: f("gemm.cu", "acc_i32_u64")?,
         };
         let stream = ctx.default_stream();
         // SAFETY: only tries to open the cuBLAS library by its candidate names.
@@ -377,6 +382,7 @@ impl CudaDevice {
         let mut v = vec![GemmPath::U64Tiled];
         if self.has_cublas() {
             v.push(GemmPath::F64Limbs16);
+            v.push(GemmPath::I8Digits8);
         }
         v
     }
@@ -947,6 +953,9 @@ mod tests {
         assert!(gemm::F64_MAX_K as u128 * max < 1 << 53);
         // (the exact limit is 2^21 + 64; 2^21 is the largest power of two under it)
         assert!((gemm::F64_MAX_K as u128 + 64) * max < 1 << 53 && (gemm::F64_MAX_K as u128 + 65) * max >= 1 << 53);
+        // The int8 bound: 2^17 - 1 digit products of (-128)^2 stay within int32, one more does not.
+        assert!(gemm::I8_MAX_K as i64 * (1 << 14) <= i64::from(i32::MAX));
+        assert!((gemm::I8_MAX_K as i64 + 1) * (1 << 14) > i64::from(i32::MAX));
     }
 
     #[test]
