@@ -32,6 +32,19 @@ pub enum Command {
     /// this process.
     Train(JobArgs),
     /// Private inference, three parties in this process.
+    #[command(
+        mut_arg("epochs", |a| a.hide(true)),
+        mut_arg("steps", |a| a.hide(true)),
+        mut_arg("lr", |a| a.hide(true)),
+        mut_arg("momentum", |a| a.hide(true)),
+        mut_arg("weight_decay", |a| a.hide(true)),
+        mut_arg("eval_batch", |a| a.hide(true)),
+        mut_arg("save_weights", |a| a.hide(true)),
+        mut_arg("checkpoint", |a| a.hide(true)),
+        mut_arg("checkpoint_every", |a| a.hide(true)),
+        mut_arg("twin", |a| a.hide(true)),
+        mut_arg("labels", |a| a.hide(true))
+    )]
     Infer(JobArgs),
     /// The paper's timing tables: private inference at batch 1 and training per iteration.
     Bench(BenchArgs),
@@ -366,6 +379,19 @@ pub enum PartyJob {
     /// Private training, then private inference on the test split.
     Train(JobArgs),
     /// Private inference.
+    #[command(
+        mut_arg("epochs", |a| a.hide(true)),
+        mut_arg("steps", |a| a.hide(true)),
+        mut_arg("lr", |a| a.hide(true)),
+        mut_arg("momentum", |a| a.hide(true)),
+        mut_arg("weight_decay", |a| a.hide(true)),
+        mut_arg("eval_batch", |a| a.hide(true)),
+        mut_arg("save_weights", |a| a.hide(true)),
+        mut_arg("checkpoint", |a| a.hide(true)),
+        mut_arg("checkpoint_every", |a| a.hide(true)),
+        mut_arg("twin", |a| a.hide(true)),
+        mut_arg("labels", |a| a.hide(true))
+    )]
     Infer(JobArgs),
 }
 

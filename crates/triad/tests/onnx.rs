@@ -133,3 +133,16 @@ fn train_onnx_learns_and_saves_an_onnx_file() {
     assert_eq!(preds, [0, 1, 2, 3]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `infer --help` offers what means something for inference, not the training flags.
+#[test]
+fn infer_help_has_no_training_flags() {
+    for args in [&["infer", "--help"][..], &["party", "infer", "--help"][..]] {
+        let s = stdout_ok(&triad(args));
+        assert!(s.contains("--onnx") && s.contains("--inputs") && s.contains("--batch"), "{s}");
+        for flag in ["--epochs", "--lr ", "--momentum", "--save-weights", "--labels", "--twin"] {
+            assert!(!s.contains(flag), "{args:?} offers {flag}:\n{s}");
+        }
+    }
+    assert!(stdout_ok(&triad(&["train", "--help"])).contains("--epochs"));
+}
