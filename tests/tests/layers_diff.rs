@@ -234,3 +234,32 @@ fn batchnorm_inference_folds_once_and_matches_twin() {
     assert!(rounds[1] + 20 < rounds[0], "rounds {rounds:?}: the second pass should skip the inverse square root");
     assert_eq!(rounds[2], rounds[0], "rounds {rounds:?}: after params_mut the third pass folds again");
 }
+
+/// The graph ops the ONNX import brought (sigmoid, softmax, global average pooling,
+/// concat, zero padding, reshape, sub of two branches, products by a public constant and
+/// by a secret buffer, add of a buffer): forward and every gradient against the twin.
+/// Bounds as above: sigmoid's approximation (1e-3 per element) and softmax's reciprocal
+/// dominate, carried through a fan-in of at most 16 with weights below 0.5.
+#[test]
+fn graph_ops_match_twin() {
+    use triad_layers::{Constant, GraphBuilder};
+    let mut g = GraphBuilder::new("graph-ops", &[2, 4, 4]);
+    let x = GraphBuilder::INPUT;
+    let pad = g.node("pad", Op::Pad { top: 1, left: 0, bottom: 0, right: 1 }, &[x]).unwrap();
+    let a = g.node("conv_a", Op::Conv(ConvSpec::square(2, 2, 2, 1, 0, true)), &[pad]).unwrap();
+    let b =
+        g.node("conv_b", Op::Conv(ConvSpec { groups: 2, ..ConvSpec::square(2, 2, 2, 1, 0, false) }), &[pad]).unwrap();
+    let s = g.node("sub", Op::Sub, &[a, b]).unwrap();
+    let sg = g.node("sigmoid", Op::Sigmoid, &[s]).unwrap();
+    let half = Op::MulConst(Constant { dims: vec![1], values: vec![0.5] });
+    let h = g.node("half", half, &[a]).unwrap();
+    let cat = g.node("concat", Op::Concat { axis: 0 }, &[sg, h]).unwrap();
+    let m = g.node("mulbuffer", Op::MulBuffer { dims: vec![4, 1, 1] }, &[cat]).unwrap();
+    let ad = g.node("addbuffer", Op::AddBuffer { dims: vec![4, 1, 1] }, &[m]).unwrap();
+    let gap = g.node("gap", Op::GlobalAvgPool { keep_dims: true }, &[ad]).unwrap();
+    let r = g.node("reshape", Op::Reshape { dims: vec![4] }, &[gap]).unwrap();
+    let fc = g.node("fc", Op::Linear { inp: 4, out: 3, bias: true }, &[r]).unwrap();
+    g.node("softmax", Op::Softmax, &[fc]).unwrap();
+    let n = g.finish().unwrap();
+    check(&n, 3, 9, 5e-3, 5e-3);
+}
