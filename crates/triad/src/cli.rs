@@ -32,19 +32,6 @@ pub enum Command {
     /// this process.
     Train(JobArgs),
     /// Private inference, three parties in this process.
-    #[command(
-        mut_arg("epochs", |a| a.hide(true)),
-        mut_arg("steps", |a| a.hide(true)),
-        mut_arg("lr", |a| a.hide(true)),
-        mut_arg("momentum", |a| a.hide(true)),
-        mut_arg("weight_decay", |a| a.hide(true)),
-        mut_arg("eval_batch", |a| a.hide(true)),
-        mut_arg("save_weights", |a| a.hide(true)),
-        mut_arg("checkpoint", |a| a.hide(true)),
-        mut_arg("checkpoint_every", |a| a.hide(true)),
-        mut_arg("twin", |a| a.hide(true)),
-        mut_arg("labels", |a| a.hide(true))
-    )]
     Infer(JobArgs),
     /// The paper's timing tables: private inference at batch 1 and training per iteration.
     Bench(BenchArgs),
@@ -379,19 +366,6 @@ pub enum PartyJob {
     /// Private training, then private inference on the test split.
     Train(JobArgs),
     /// Private inference.
-    #[command(
-        mut_arg("epochs", |a| a.hide(true)),
-        mut_arg("steps", |a| a.hide(true)),
-        mut_arg("lr", |a| a.hide(true)),
-        mut_arg("momentum", |a| a.hide(true)),
-        mut_arg("weight_decay", |a| a.hide(true)),
-        mut_arg("eval_batch", |a| a.hide(true)),
-        mut_arg("save_weights", |a| a.hide(true)),
-        mut_arg("checkpoint", |a| a.hide(true)),
-        mut_arg("checkpoint_every", |a| a.hide(true)),
-        mut_arg("twin", |a| a.hide(true)),
-        mut_arg("labels", |a| a.hide(true))
-    )]
     Infer(JobArgs),
 }
 
@@ -418,6 +392,43 @@ fn emit(r: &Report, json: bool) -> Result<()> {
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string_pretty(v).map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))
+}
+
+/// The job options that mean nothing for inference, hidden from `infer --help` and
+/// `party ... infer --help` (the two commands share [`JobArgs`] with training).
+const TRAINING_ONLY: [&str; 11] = [
+    "epochs",
+    "steps",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "eval_batch",
+    "save_weights",
+    "checkpoint",
+    "checkpoint_every",
+    "twin",
+    "labels",
+];
+
+fn hide_training_flags(infer: clap::Command) -> clap::Command {
+    TRAINING_ONLY.iter().fold(infer, |c, id| c.mut_arg(*id, |a| a.hide(true)))
+}
+
+/// The command line's parser: [`Cli`]'s, with the training-only options hidden from
+/// both `infer` subcommands' help.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+        .mut_subcommand("infer", hide_training_flags)
+        .mut_subcommand("party", |p| p.mut_subcommand("infer", hide_training_flags))
+}
+
+/// Parses the process's arguments with [`command`] (exits with clap's message on a bad
+/// command line, as `Cli::parse` does).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let m = command().get_matches();
+    Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs a parsed command line.

@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = triad::cli::Cli::parse();
+    let cli = triad::cli::parse();
     match triad::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
