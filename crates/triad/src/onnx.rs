@@ -295,7 +295,8 @@ pub fn train(
             let out = m.forward(p, xs)?;
             logits.extend(p.open(OWNER, &out)?.unwrap_or_default());
         }
-        let state = m.open_weights(p, OWNER)?;
+        // The trained weights are opened (to the owner only) when the owner asked for them.
+        let state = if save.is_some() { m.open_weights(p, OWNER)? } else { None };
         Ok((logits, state))
     }))?;
     let secs = t.elapsed().as_secs_f64();
