@@ -146,9 +146,10 @@ impl Backend for Enclosure {
         ETensor::from_intervals(&s_c.shape, iv.into_iter())
     }
     fn scale(&self, x: &ETensor, c: f64) -> Result<ETensor> {
-        let e = self.encode(c)? as i128;
-        let f = self.fixed.frac_bits;
-        ETensor::from_intervals(&x.lo.shape, x.intervals().map(|v| spec::scale(v, e, f)))
+        // Encoded with as many fractional bits as the private backend gives it.
+        let bits = triad_layers::scale_bits(self.fixed.frac_bits, c);
+        let e = triad_fixed::FixedConfig { frac_bits: bits }.encode(c)? as i64 as i128;
+        ETensor::from_intervals(&x.lo.shape, x.intervals().map(|v| spec::scale(v, e, bits)))
     }
     fn mask(&self, x: &ETensor, m: &ETensor) -> Result<ETensor> {
         // Masks (from `relu`) are 0/1 integers, not fixed-point values, as on shares.

@@ -15,6 +15,7 @@
 //! the two is the accumulated truncation and approximation error documented per layer.
 
 use triad_approx::ApproxParams;
+use triad_fixed::MAX_FRAC_BITS;
 use triad_ring::{Device, Pool2dParams, Shape, Tensor};
 use triad_sharing::{AShare, Error, Party, Product, Result, Rounding};
 use triad_transport::{PartyId, ScopeGuard};
@@ -226,8 +227,9 @@ impl<D: Device> Backend for Party<D> {
     }
     fn scale(&self, x: &AShare<D>, c: f64) -> Result<AShare<D>> {
         let _g = self.net.scope("scale");
-        let c = self.fixed.encode(c)?;
-        self.truncate_with(&x.mul_scalar(c)?, self.fixed.frac_bits, Rounding::WrapFree)
+        let bits = scale_bits(self.fixed.frac_bits, c);
+        let c = triad_fixed::FixedConfig { frac_bits: bits }.encode(c)?;
+        self.truncate_with(&x.mul_scalar(c)?, bits, Rounding::WrapFree)
     }
     fn mask(&self, x: &AShare<D>, m: &AShare<D>) -> Result<AShare<D>> {
         let _g = self.net.scope("mask");
@@ -325,8 +327,36 @@ fn public_like(dims: &[usize], c: &[f64], c_dims: &[usize]) -> Result<PTensor> {
     c.reshape(&lifted)?.broadcast_to(dims)
 }
 
+/// Significant bits a public scalar multiplier keeps in [`Backend::scale`] on shares.
+pub const SCALE_SIGNIFICANT_BITS: u32 = 12;
+
+/// Fractional bits for encoding the public scalar `c` of [`Backend::scale`] on shares:
+/// `f` when `|c|·2^f ≥ 2^12` (every learning rate, momentum, pooling divisor and `1/n`
+/// of the loss at the batch sizes we train: those products are unchanged), and
+/// otherwise as many more (at most `f` more, and at most [`MAX_FRAC_BITS`] in all) as give the encoding
+/// [`SCALE_SIGNIFICANT_BITS`] significant bits, so that `1/m` of batch norm over
+/// `m = N·H·W` keeps a relative error below `2^-13` instead of reaching several percent
+/// (`m` not a power of two) or encoding to zero (`m > 2^21`).
+///
+/// The price is range: the encoding stays below `2^13`, so the value `x` being scaled
+/// must stay below `2^(62 - f - 13)` in magnitude (`2^29 ≈ 5.4e8` at `f = 20`) for
+/// wrap-free truncation, against `2^(62-f)/round(c·2^f)` with `f` bits. A batch-norm channel sum over `m` elements is
+/// `m` times a mean, so the mean of `x²` over a channel must stay below `2^29/m`
+/// (about 1,300 for the ImageNet stem at batch 32).
+pub fn scale_bits(f: u32, c: f64) -> u32 {
+    let a = c.abs();
+    if !(a > 0.0 && a.is_finite()) {
+        return f;
+    }
+    let short = f64::from(SCALE_SIGNIFICANT_BITS) - f64::from(f) - a.log2();
+    if short <= 0.0 {
+        return f;
+    }
+    (f + (short.ceil() as u32).min(f)).min(MAX_FRAC_BITS.max(f))
+}
+
 /// Fractional bits for encoding a public multiplier: `f` plus as many more (up to `f`
-/// more) as keep the largest entry's encoding at most `2^(f+1)`, so a product by a small
+/// more, and at most [`MAX_FRAC_BITS`] in all) as keep the largest entry's encoding at most `2^(f+1)`, so a product by a small
 /// constant (`1/255`, `1/std`) keeps `f + 1` significant bits, and the product of a value
 /// below `2^(62-2f-1)` stays in wrap-free truncation's range as with a plain `scale`.
 fn public_bits(f: u32, c: &[f64]) -> u32 {
@@ -335,5 +365,5 @@ fn public_bits(f: u32, c: &[f64]) -> u32 {
         return f;
     }
     let extra = (1.0 / max).log2().floor();
-    f + (extra.max(0.0) as u32).min(f)
+    (f + (extra.max(0.0) as u32).min(f)).min(MAX_FRAC_BITS.max(f))
 }

@@ -105,7 +105,7 @@ pub mod zoo;
 /// The datasets (re-exported for the training command and tests).
 pub use triad_data as data;
 
-pub use backend::{Backend, Plain};
+pub use backend::{scale_bits, Backend, Plain, SCALE_SIGNIFICANT_BITS};
 pub use graph::{
     layer_name, Chain, Constant, ConvSpec, Graph, GraphBuilder, Node, Op, PoolSpec, SplitMix, SummaryRow, TensorInfo,
 };
