@@ -28,6 +28,7 @@ pub mod convert;
 pub mod device_suite;
 pub mod enclosure;
 pub mod strategies;
+pub mod views;
 
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::fmt::{Debug, Display};

@@ -155,6 +155,24 @@ pub struct Channels {
     meter: Arc<Mutex<Meter>>,
     timeout: Duration,
     max_frame_bytes: u64,
+    /// Every message received while recording (feature `recording`, tests only).
+    #[cfg(feature = "recording")]
+    recording: Mutex<Option<Vec<Received>>>,
+}
+
+/// A message a party received, as [`Channels::start_recording`] keeps it: who sent it,
+/// the cost scope it arrived in, and its bytes as they crossed the link (`u64` messages
+/// little-endian). Only with the test-only feature `recording`, which no release binary
+/// enables (the view-secrecy tests of `tests/` turn it on).
+#[cfg(feature = "recording")]
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// The sender.
+    pub from: PartyId,
+    /// The receiver's cost scope when it arrived.
+    pub scope: String,
+    /// The message.
+    pub bytes: Vec<u8>,
 }
 
 impl fmt::Debug for Channels {
@@ -186,6 +204,28 @@ impl Channels {
             meter: Arc::new(Mutex::new(Meter::default())),
             timeout: cfg.timeout,
             max_frame_bytes: cfg.max_frame_bytes,
+            #[cfg(feature = "recording")]
+            recording: Mutex::new(None),
+        }
+    }
+
+    /// Keep every message received from now on (feature `recording`, tests only).
+    #[cfg(feature = "recording")]
+    pub fn start_recording(&self) {
+        *lock(&self.recording) = Some(Vec::new());
+    }
+
+    /// Stop recording; returns what was received since [`start_recording`](Self::start_recording).
+    #[cfg(feature = "recording")]
+    pub fn stop_recording(&self) -> Vec<Received> {
+        lock(&self.recording).take().unwrap_or_default()
+    }
+
+    #[cfg(feature = "recording")]
+    fn record(&self, from: Peer, bytes: impl FnOnce() -> Vec<u8>) {
+        if let Some(r) = lock(&self.recording).as_mut() {
+            let scope = lock(&self.meter).path().to_string();
+            r.push(Received { from: self.peer_id(from), scope, bytes: bytes() });
         }
     }
 
@@ -270,6 +310,8 @@ impl Channels {
         match p.into_u64s(len) {
             Ok(v) => {
                 lock(&self.meter).on_recv(n, depth);
+                #[cfg(feature = "recording")]
+                self.record(from, || v.iter().flat_map(|w| w.to_le_bytes()).collect());
                 Ok(v)
             }
             Err(detail) => Err(self.core.fail(TransportError::Malformed { peer: self.peer_id(from), detail })),
@@ -288,6 +330,8 @@ impl Channels {
         match p.into_bytes(len) {
             Ok(v) => {
                 lock(&self.meter).on_recv(n, depth);
+                #[cfg(feature = "recording")]
+                self.record(from, || v.clone());
                 Ok(v)
             }
             Err(detail) => Err(self.core.fail(TransportError::Malformed { peer: self.peer_id(from), detail })),

@@ -187,6 +187,12 @@ impl Meter {
         }
     }
 
+    /// The current scope path (`lenet/conv1/relu`).
+    #[cfg(feature = "recording")]
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
     fn rebuild_path(&mut self) {
         self.path = self.stack.join("/");
     }

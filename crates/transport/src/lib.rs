@@ -186,6 +186,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "recording")]
+pub use channels::Received;
 pub use channels::{Channels, ScopeGuard};
 pub use config::{ConfigError, PartiesConfig, PartyConfig, DEFAULT_TIMEOUT_MS};
 pub use cost::{Cost, CostTable};
