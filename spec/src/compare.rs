@@ -39,6 +39,15 @@ pub fn relu_backward(grad: u64, x: u64) -> u64 {
     reduce(&(lift(grad) * lift(drelu(x))))
 }
 
+/// The overflow guard's check: whether every `signed(x_i)` lies in `[-2^bits, 2^bits)`
+/// (one bit, opened to every party; `bits` in `1..=62`).
+pub fn all_in_range(x: &[u64], bits: u32) -> bool {
+    x.iter().all(|&v| {
+        let s = signed(v);
+        s >= -pow2(bits) && s < pow2(bits)
+    })
+}
+
 /// Whether comparing `x` and `y` through the sign of `x - y` is exact:
 /// `|signed(x) - signed(y)| < 2^63`.
 pub fn in_domain(x: u64, y: u64) -> bool {

@@ -93,6 +93,7 @@ fn cost_tables_snapshot() {
     insta::assert_snapshot!("drelu", table(|p, a, _| cmp::drelu(p, a).map(drop)));
     insta::assert_snapshot!("lt", table(|p, a, b| cmp::lt(p, a, b).map(drop)));
     insta::assert_snapshot!("a2b", table(|p, a, _| cmp::a2b(p, a).map(drop)));
+    insta::assert_snapshot!("all_in_range_41_bits", table(|p, a, _| cmp::all_in_range(p, a, 41).map(drop)));
     insta::assert_snapshot!("inject_bit", table(|p, a, _| cmp::inject_bit(p, &as_binary(a), 0).map(drop)));
     insta::assert_snapshot!("b2a", table(|p, a, _| cmp::b2a(p, &as_binary(a)).map(drop)));
     insta::assert_snapshot!("relu", table(|p, a, _| cmp::relu(p, a).map(drop)));

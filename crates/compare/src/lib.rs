@@ -21,6 +21,7 @@
 //! | [`argmax_axis`] | as max | max + 8 per input element and level |
 //! | [`maxpool`] | as argmax over `KH·KW` | |
 //! | [`maxpool_backward`] | 1 | `8 KH KW` per output element |
+//! | [`all_in_range`] (the overflow guard; opens one bit) | `15 + ceil(log2 n)` at most | `85.25 + (63 - bits)/8` |
 //!
 //! Byte counts are exact up to the padding of each packed stream to whole words. The
 //! circuits and the security argument of the bit injection are in the book's comparisons
@@ -31,6 +32,7 @@
 mod boolean;
 mod inject;
 mod max;
+mod range;
 mod relu;
 
 pub use boolean::{a2b, and_packed, and_packed_many, msb, not_bit, xor_const, AndJob};
@@ -38,4 +40,5 @@ pub use inject::{b2a, inject_bit};
 pub use max::{
     argmax_axis, max_axis, max_axis_backward, maxpool, maxpool_backward, pool_windows, ArgMax, MaxPool, POOL_PAD,
 };
+pub use range::all_in_range;
 pub use relu::{drelu, drelu_arith, ge, gt, gtz, lt, relu, relu_backward, Relu};
