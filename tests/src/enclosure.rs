@@ -210,4 +210,9 @@ impl Backend for Enclosure {
     fn inv_sqrt(&self, _x: &ETensor) -> Result<ETensor> {
         Err(unsupported("inv_sqrt"))
     }
+    fn all_in_range(&self, x: &ETensor, log2_bound: u32) -> Result<bool> {
+        // In range for certain: every enclosure inside (ring units).
+        let b = self.encode(2f64.powi(log2_bound as i32))?;
+        Ok(x.lo.data.iter().zip(&x.hi.data).all(|(&lo, &hi)| lo >= -b && hi < b))
+    }
 }

@@ -92,6 +92,9 @@ pub trait Backend {
     fn ln(&self, x: &Self::T) -> Result<Self::T>;
     /// `1 / sqrt(x)` (batch norm).
     fn inv_sqrt(&self, x: &Self::T) -> Result<Self::T>;
+    /// Whether every value of `x` lies in `[-2^log2_bound, 2^log2_bound)`, known to every
+    /// party (the overflow guard; on shares one opened bit, `triad_compare::all_in_range`).
+    fn all_in_range(&self, x: &Self::T, log2_bound: u32) -> Result<bool>;
 }
 
 /// The plaintext twin: exact `f64` arithmetic.
@@ -185,6 +188,10 @@ impl Backend for Plain {
     }
     fn inv_sqrt(&self, x: &PTensor) -> Result<PTensor> {
         Ok(x.map(|v| 1.0 / v.sqrt()))
+    }
+    fn all_in_range(&self, x: &PTensor, log2_bound: u32) -> Result<bool> {
+        let b = 2f64.powi(log2_bound as i32);
+        Ok(x.data.iter().all(|&v| v >= -b && v < b))
     }
 }
 
@@ -307,6 +314,16 @@ impl<D: Device> Backend for Party<D> {
     }
     fn inv_sqrt(&self, x: &AShare<D>) -> Result<AShare<D>> {
         triad_approx::inv_sqrt(self, x, &approx_params())
+    }
+    fn all_in_range(&self, x: &AShare<D>, log2_bound: u32) -> Result<bool> {
+        let bits = log2_bound + self.fixed.frac_bits;
+        if bits > 62 {
+            return Err(Error::Usage(format!(
+                "range check: 2^{log2_bound} is beyond the ring with {} fractional bits",
+                self.fixed.frac_bits
+            )));
+        }
+        triad_compare::all_in_range(self, x, bits)
     }
 }
 

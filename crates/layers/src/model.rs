@@ -35,6 +35,45 @@ pub struct Model<B: Backend> {
     pub layers: Vec<Layer<B>>,
     /// Training mode (batch statistics in batch norm); on by default.
     pub train: bool,
+    /// The overflow guard; off by default.
+    pub guard: Option<Guard>,
+}
+
+/// The overflow guard (opt-in: `triad ... --guard`). Fixed-point wrap-around is silent:
+/// a product whose value reaches `2^(62 - 2f)` wraps the ring and the run goes on with
+/// garbage. With the guard the parties check, securely, that every node's forward output,
+/// every gradient of the backward pass and every parameter after an SGD step lies below
+/// `2^log2_bound` in magnitude, and stop with [`Error::OutOfRange`] naming the node at the
+/// first violation.
+///
+/// Leakage: one opened bit per checked tensor, "all in range", known to every party
+/// (nothing about which values or how many). Off by default, because it costs an A2B per
+/// checked value (about 88 bytes per element per party and `15 + log2 n` rounds per
+/// tensor; `triad_compare::all_in_range`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guard {
+    /// Values must lie in `[-2^log2_bound, 2^log2_bound)`.
+    pub log2_bound: u32,
+}
+
+impl Guard {
+    /// The guard for `f` fractional bits: `|v| < 2^(61 - 2f)` (`2^21 ≈ 2.1e6` at `f = 20`),
+    /// the range in which a product by a value below 2 in magnitude stays below `2^62`
+    /// before its truncation, and beyond which a wrapped value lands with probability
+    /// `1 - 2^(22 + f - 64)`. `None` for `f > 30`, where no value range is left.
+    pub fn for_frac_bits(f: u32) -> Option<Guard> {
+        61u32.checked_sub(2 * f).filter(|&b| b >= 1).map(|log2_bound| Guard { log2_bound })
+    }
+
+    /// `Err(OutOfRange)` naming `at` unless every value of `x` is in range.
+    fn check<B: Backend>(&self, b: &B, x: &B::T, at: impl FnOnce() -> String) -> Result<()> {
+        let _s = b.scope("guard");
+        if b.all_in_range(x, self.log2_bound)? {
+            Ok(())
+        } else {
+            Err(Error::OutOfRange { at: at(), bound: 2f64.powi(self.log2_bound as i32) })
+        }
+    }
 }
 
 impl<B: Backend> Model<B> {
@@ -75,7 +114,7 @@ impl<B: Backend> Model<B> {
             }
             at += count;
         }
-        Ok(Model { graph: graph.clone(), layers, train: true })
+        Ok(Model { graph: graph.clone(), layers, train: true, guard: None })
     }
 
     /// Every parameter, node by node (the order of [`Graph::tensors`] without buffers).
@@ -96,6 +135,9 @@ impl<B: Backend> Model<B> {
         let _s = b.scope("forward");
         let mut left = self.graph.consumers();
         let mut values: Vec<Option<B::T>> = Vec::with_capacity(self.layers.len());
+        if let Some(g) = self.guard {
+            g.check(b, &x, || "the input".into())?;
+        }
         values.push(Some(x));
         for (i, node) in self.graph.nodes.iter().enumerate().skip(1) {
             let mut ins = Vec::with_capacity(node.inputs.len());
@@ -105,7 +147,11 @@ impl<B: Backend> Model<B> {
                     if left[j] == 0 { values[j].take() } else { values[j].as_ref().map(|v| b.copy(v)).transpose()? };
                 ins.push(v.ok_or_else(|| Error::Usage(format!("node {}: input {j} is gone", node.name)))?);
             }
-            values.push(Some(self.layers[i].forward(b, ins, self.train)?));
+            let y = self.layers[i].forward(b, ins, self.train)?;
+            if let Some(g) = self.guard {
+                g.check(b, &y, || format!("node {} ({}): its output", node.name, node.op.kind()))?;
+            }
+            values.push(Some(y));
             done(i);
         }
         values.pop().flatten().ok_or_else(|| Error::Usage(format!("model {} has no output", self.graph.name)))
@@ -131,6 +177,11 @@ impl<B: Backend> Model<B> {
             let outs = self.layers[i].backward(b, g, &need)?;
             for (&j, gj) in node.inputs.iter().zip(outs) {
                 let Some(gj) = gj else { continue };
+                if let Some(guard) = self.guard {
+                    guard.check(b, &gj, || {
+                        format!("node {} ({}): the gradient of its input", node.name, node.op.kind())
+                    })?;
+                }
                 grads[j] = Some(match grads[j].take() {
                     Some(acc) => b.add(&acc, &gj)?,
                     None => gj,
@@ -146,8 +197,10 @@ impl<B: Backend> Model<B> {
     /// truncation on shares. Costs go to `sgd`.
     pub fn sgd_step(&mut self, b: &B, opt: &Sgd) -> Result<()> {
         let _s = b.scope("sgd");
+        let guard = self.guard;
         for l in &mut self.layers {
-            for p in l.params_mut() {
+            let name = l.name.clone();
+            for (k, p) in l.params_mut().into_iter().enumerate() {
                 let Some(mut g) = p.grad.take() else { continue };
                 if opt.weight_decay != 0.0 {
                     g = b.add(&g, &b.scale(&p.value, opt.weight_decay)?)?;
@@ -161,6 +214,9 @@ impl<B: Backend> Model<B> {
                     p.velocity = Some(v);
                 } else {
                     p.value = b.sub(&p.value, &b.scale(&g, opt.lr)?)?;
+                }
+                if let Some(guard) = guard {
+                    guard.check(b, &p.value, || format!("node {name}: parameter {k} after the SGD step"))?;
                 }
             }
         }

@@ -22,6 +22,15 @@ pub enum Error {
     /// A call that is invalid for this party (e.g. a non-owner passing plaintext).
     #[error("{0}")]
     Usage(String),
+    /// The overflow guard found a value outside the range the next product needs
+    /// (`--guard`; every party stops here, having learnt only that one bit).
+    #[error("overflow guard: {at} has values outside ±{bound} (the fixed-point range a product by a value below 2 needs); stopped")]
+    OutOfRange {
+        /// Where: the node and whether a forward output, a gradient or a parameter.
+        at: String,
+        /// The bound, `2^(61 - 2f)`.
+        bound: f64,
+    },
     /// A party thread of an in-process run panicked.
     #[error("{0} panicked: {1}")]
     Panicked(triad_transport::PartyId, String),
