@@ -259,3 +259,68 @@ fn launches_over_the_limits_are_refused() {
     launch(256, 0, &mut c).unwrap();
     assert_eq!(stream.clone_dtoh(&c).unwrap(), vec![15]);
 }
+
+// ---- host transfers --------------------------------------------------------------------------
+
+/// Whether the pinned staging buffers are expected: everywhere, except under the emulator
+/// with `CUEMU_PINNED_BYTES=0`, which makes `cuMemHostAlloc` fail (the pageable fallback).
+fn pinned_expected() -> bool {
+    std::env::var("CUEMU_PINNED_BYTES").map_or(true, |v| v != "0")
+}
+
+/// Round trips through the staging buffers of every size that matters: empty, one element,
+/// odd sizes, one chunk exactly, one element either side of it, and several chunks (so that
+/// both buffers are reused while copies from them may still be in flight), bit exact.
+#[test]
+fn transfers_round_trip_bit_exact() {
+    let dev = gpu_or_skip!(cuda(), "transfers_round_trip_bit_exact");
+    assert_eq!(dev.pinned_staging(), pinned_expected(), "staging of {}", dev.name());
+    let chunk = triad_cuda::STAGING_CHUNK_ELEMS;
+    for n in [0, 1, 3, 7, 1001, 4097, chunk - 1, chunk, chunk + 1, 2 * chunk + 5, 3 * chunk + 12_345] {
+        let data = triad_tests::words(n, n as u64 + 17);
+        let buf = dev.from_host(&data).unwrap();
+        assert_eq!(dev.len(&buf), n);
+        assert_eq!(dev.to_host(&buf).unwrap(), data, "{n} elements");
+    }
+}
+
+/// Uploads, kernels and downloads interleaved: several uploads back to back (each reusing a
+/// staging buffer whose last copy may be in flight), kernels reading them, a download
+/// between two uploads, and three threads transferring at once through one device's pool;
+/// every result against the CPU device.
+#[test]
+fn transfers_interleaved_with_compute() {
+    use triad_ring::BinaryOp;
+    let dev = gpu_or_skip!(cuda(), "transfers_interleaved_with_compute");
+    let chunk = triad_cuda::STAGING_CHUNK_ELEMS;
+    let flow = |d: &CudaDevice, n: usize, seed: u64| {
+        let (x, y, z) = (triad_tests::words(n, seed), triad_tests::words(n, seed + 1), triad_tests::words(n, seed + 2));
+        let (bx, by) = (d.from_host(&x).unwrap(), d.from_host(&y).unwrap());
+        let sum = d.binary(BinaryOp::Add, &bx, &by).unwrap();
+        let bz = d.from_host(&z).unwrap();
+        let prod = d.binary(BinaryOp::Mul, &sum, &bz).unwrap();
+        let got_sum = d.to_host(&sum).unwrap();
+        let bw = d.from_host(&got_sum).unwrap();
+        let diff = d.binary(BinaryOp::Sub, &prod, &bw).unwrap();
+        let cpu = CpuDevice;
+        let want_sum = cpu.binary(BinaryOp::Add, &x, &y).unwrap();
+        let want_prod = cpu.binary(BinaryOp::Mul, &want_sum, &z).unwrap();
+        let want_diff = cpu.binary(BinaryOp::Sub, &want_prod, &want_sum).unwrap();
+        assert_eq!(got_sum, want_sum, "sum, {n} elements");
+        assert_eq!(d.to_host(&diff).unwrap(), want_diff, "difference, {n} elements");
+        assert_eq!(d.to_host(&prod).unwrap(), want_prod, "product, {n} elements");
+    };
+    for (i, n) in [1, 5, chunk + 3, 2 * chunk + 1].into_iter().enumerate() {
+        flow(&dev, n, 100 + 10 * i as u64);
+    }
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            let d = dev.clone();
+            s.spawn(move || {
+                for (i, n) in [chunk / 2 + t as usize, 3, chunk + 11].into_iter().enumerate() {
+                    flow(&d, n, 1000 * (t + 1) + 10 * i as u64);
+                }
+            });
+        }
+    });
+}

@@ -1,6 +1,6 @@
 // A CPU-executed CUDA driver (libcuda.so) for tests: exactly the driver entry points the
 // CUDA device (crates/cuda, through cudarc) calls, executing kernels compiled for the CPU
-// from the unmodified kernels/*.cu. See book/src/cuda-emulator.md.
+// from the unmodified kernels/*.cu. See book/src/cuda-emu.md.
 //
 // What it checks, as a GPU would (or more strictly):
 // - cuModuleLoadData gets the real NVRTC CUBIN; its ELF metadata (kernel names, parameter
@@ -15,6 +15,8 @@
 //   unmapped when freed; copies must stay inside one live allocation.
 // - Kernels that call __syncthreads run each block's threads as fibers switched at the
 //   barrier (so a missing barrier gives wrong results); barrier divergence is an error.
+// - Pinned host memory (cuMemHostAlloc, cuMemFreeHost, the host side of copies, and the
+//   events that complete them) is in pinned.cpp.
 #include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -57,13 +59,7 @@ enum {
 namespace cuemu {
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
-}  // namespace cuemu
 
-namespace {
-
-// ---- reporting --------------------------------------------------------------------------
-
-CUresult fail(CUresult code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 CUresult fail(CUresult code, const char* fmt, ...) {
     char buf[512];
     va_list ap;
@@ -73,6 +69,13 @@ CUresult fail(CUresult code, const char* fmt, ...) {
     fprintf(stderr, "cuda-emu: %s\n", buf);
     return code;
 }
+}  // namespace cuemu
+
+namespace {
+
+// ---- reporting --------------------------------------------------------------------------
+
+using cuemu::fail;
 
 [[noreturn]] void fatal(const char* msg) {
     fprintf(stderr, "cuda-emu: fatal: %s\n", msg);
@@ -123,8 +126,7 @@ bool in_range(uintptr_t p, size_t n) {
     return find_locked(p, n) != nullptr;
 }
 
-// The poison of fresh allocations: as a u64 an unlikely value, as a double a NaN.
-const uint64_t POISON = 0x7ff4a5a5a5a5a5a5ull;
+using cuemu::POISON;
 
 // ---- contexts, events, modules ------------------------------------------------------------
 
@@ -137,6 +139,8 @@ thread_local Ctx* current = nullptr;
 
 struct Event {
     uint64_t magic = 0xe7e7e7e7;
+    // The stream position when last recorded (0: never recorded, which completes nothing).
+    unsigned long long position = 0;
 };
 
 struct KInfo {
@@ -279,6 +283,12 @@ void on_fault(int sig, siginfo_t* info, void* uc) {
         signal(SIGABRT, SIG_DFL);
         abort();
     }
+    char line[256];
+    if (cuemu::describe_pinned_fault(info->si_addr, line, sizeof line)) {
+        (void)!write(2, line, strlen(line));
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
     struct sigaction* old = sig == SIGSEGV ? &old_segv : &old_bus;
     if (old->sa_flags & SA_SIGINFO) {
         old->sa_sigaction(sig, info, uc);
@@ -402,6 +412,23 @@ unsigned long long double2ull_rn(double x) {
 
 }  // namespace cuemu
 
+uintptr_t cuemu::guarded_map(size_t bytes, size_t align, void** map, size_t* map_len) {
+    // [guard page][... poison, ending at the last guard page (rounded down to `align`)][guard page]
+    size_t body = (bytes + PAGE - 1) / PAGE * PAGE;
+    size_t len = body + 2 * PAGE;
+    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return 0;
+    mprotect(m, PAGE, PROT_NONE);
+    mprotect((char*)m + PAGE + body, PAGE, PROT_NONE);
+    uintptr_t base = ((uintptr_t)m + PAGE + body - bytes) & ~(uintptr_t)(align - 1);
+    uint64_t* w = reinterpret_cast<uint64_t*>(base);
+    for (size_t i = 0; i < bytes / 8; i++) w[i] = POISON;
+    memset(reinterpret_cast<char*>(base) + bytes / 8 * 8, 0xa5, bytes % 8);
+    *map = m;
+    *map_len = len;
+    return base;
+}
+
 CUEMU_EXPORT int cuemu_check_range(const void* p, size_t bytes, const char** why) {
     std::lock_guard<std::mutex> g(alloc_mu);
     if (find_locked((uintptr_t)p, bytes)) return 0;
@@ -410,6 +437,13 @@ CUEMU_EXPORT int cuemu_check_range(const void* p, size_t bytes, const char** why
 }
 
 // ---- the driver API -------------------------------------------------------------------------
+
+int cuemu::need_context(const char* fn) {
+    if (!initialised) return fail(CUDA_ERROR_NOT_INITIALIZED, "%s before cuInit", fn);
+    if (current != &primary || primary.refs <= 0)
+        return fail(CUDA_ERROR_INVALID_CONTEXT, "%s with no current context on this thread", fn);
+    return CUDA_SUCCESS;
+}
 
 #define NEED_INIT() \
     if (!initialised) return fail(CUDA_ERROR_NOT_INITIALIZED, "%s before cuInit", __func__)
@@ -499,23 +533,14 @@ CUEMU_EXPORT CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytes, void* str
         if (bytes > capacity() - in_use) return CUDA_ERROR_OUT_OF_MEMORY;
         in_use += bytes;
     }
-    // [guard page][... data, ending at a page boundary][guard page]
-    size_t body = (bytes + PAGE - 1) / PAGE * PAGE;
-    size_t len = body + 2 * PAGE;
-    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) {
+    void* m;
+    size_t len;
+    uintptr_t base = cuemu::guarded_map(bytes, 8, &m, &len);
+    if (base == 0) {
         std::lock_guard<std::mutex> g(alloc_mu);
         in_use -= bytes;
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    mprotect(m, PAGE, PROT_NONE);
-    mprotect((char*)m + PAGE + body, PAGE, PROT_NONE);
-    uintptr_t base = ((uintptr_t)m + PAGE + body - bytes) & ~(uintptr_t)7;
-    size_t head = base - (uintptr_t)m - PAGE;
-    (void)head;
-    uint64_t* w = reinterpret_cast<uint64_t*>(base);
-    for (size_t i = 0; i < bytes / 8; i++) w[i] = POISON;
-    memset(reinterpret_cast<char*>(base) + bytes / 8 * 8, 0xa5, bytes % 8);
     {
         std::lock_guard<std::mutex> g(alloc_mu);
         allocs[base] = Alloc{base, bytes, m, len};
@@ -546,8 +571,7 @@ CUEMU_EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, siz
     if (CUresult r = check_stream(stream, __func__)) return r;
     if (!in_range(dst, bytes))
         return fail(CUDA_ERROR_INVALID_VALUE, "cuMemcpyHtoDAsync: %zu bytes at %#llx leave every allocation", bytes, dst);
-    memcpy(reinterpret_cast<void*>(dst), src, bytes);
-    return CUDA_SUCCESS;
+    return cuemu::copy_htod(reinterpret_cast<void*>(dst), src, bytes, "cuMemcpyHtoDAsync");
 }
 
 CUEMU_EXPORT CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t bytes, void* stream) {
@@ -555,8 +579,7 @@ CUEMU_EXPORT CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t by
     if (CUresult r = check_stream(stream, __func__)) return r;
     if (!in_range(src, bytes))
         return fail(CUDA_ERROR_INVALID_VALUE, "cuMemcpyDtoHAsync: %zu bytes at %#llx leave every allocation", bytes, src);
-    memcpy(dst, reinterpret_cast<const void*>(src), bytes);
-    return CUDA_SUCCESS;
+    return cuemu::copy_dtoh(dst, reinterpret_cast<const void*>(src), bytes, "cuMemcpyDtoHAsync");
 }
 
 CUEMU_EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t bytes, void* stream) {
@@ -569,6 +592,11 @@ CUEMU_EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, siz
     return CUDA_SUCCESS;
 }
 
+static Event* live_event(void* ev) {
+    Event* e = static_cast<Event*>(ev);
+    return e && e->magic == 0xe7e7e7e7 ? e : nullptr;
+}
+
 CUEMU_EXPORT CUresult cuEventCreate(void** ev, unsigned flags) {
     NEED_CTX();
     (void)flags;
@@ -578,16 +606,35 @@ CUEMU_EXPORT CUresult cuEventCreate(void** ev, unsigned flags) {
 
 CUEMU_EXPORT CUresult cuEventDestroy_v2(void* ev) {
     NEED_CTX();
-    Event* e = static_cast<Event*>(ev);
-    if (!e || e->magic != 0xe7e7e7e7) return fail(CUDA_ERROR_INVALID_HANDLE, "cuEventDestroy: not an event");
+    Event* e = live_event(ev);
+    if (!e) return fail(CUDA_ERROR_INVALID_HANDLE, "cuEventDestroy: not an event");
     e->magic = 0;
     delete e;
     return CUDA_SUCCESS;
 }
 
+CUEMU_EXPORT CUresult cuEventRecord(void* ev, void* stream) {
+    NEED_CTX();
+    if (CUresult r = check_stream(stream, __func__)) return r;
+    Event* e = live_event(ev);
+    if (!e) return fail(CUDA_ERROR_INVALID_HANDLE, "cuEventRecord: not an event");
+    e->position = cuemu::stream_position();
+    return CUDA_SUCCESS;
+}
+
+CUEMU_EXPORT CUresult cuEventSynchronize(void* ev) {
+    NEED_CTX();
+    Event* e = live_event(ev);
+    if (!e) return fail(CUDA_ERROR_INVALID_HANDLE, "cuEventSynchronize: not an event");
+    return cuemu::complete_pinned_copies(e->position, __func__);
+}
+
 CUEMU_EXPORT CUresult cuStreamSynchronize(void* stream) {
     NEED_CTX();
-    return check_stream(stream, __func__);  // every operation completed when it was issued
+    if (CUresult r = check_stream(stream, __func__)) return r;
+    // Kernels and device copies completed when issued; copies to and from pinned memory
+    // complete now.
+    return cuemu::complete_pinned_copies(~0ull, __func__);
 }
 
 CUEMU_EXPORT CUresult cuModuleLoadData(void** module, const void* image) {

@@ -3,6 +3,7 @@
 // exported cu* / cublas* entry points.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <tuple>
 #include <type_traits>
@@ -30,6 +31,30 @@ struct Kernel {
 };
 
 void register_kernel(const Kernel& k);
+
+// Prints "cuda-emu: <message>" on stderr and returns `code`.
+int fail(int code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+// 0 when cuInit was called and this thread has the current context, else the error (reported).
+int need_context(const char* fn);
+
+// The poison of fresh memory (device and pinned): as a u64 an unlikely value, as a double a NaN.
+constexpr uint64_t POISON = 0x7ff4a5a5a5a5a5a5ull;
+
+// A fresh mapping for `bytes` of memory (device or pinned): filled with poison, ending
+// (aligned down to `align`) at a guard page, after a guard page. Its start (0 on failure).
+uintptr_t guarded_map(size_t bytes, size_t align, void** map, size_t* map_len);
+
+// Pinned host memory (pinned.cpp). The host side of a copy is checked here (the device
+// side by the caller): 0 or the error, reported.
+int copy_htod(void* dst, const void* src, size_t bytes, const char* fn);
+int copy_dtoh(void* dst, const void* src, size_t bytes, const char* fn);
+// How many copies involving pinned memory the stream has issued (an event records this).
+unsigned long long stream_position();
+// Completes the pinned copies issued at or before `pos`: 0 or the error, reported.
+int complete_pinned_copies(unsigned long long pos, const char* fn);
+// For the fault handler: a line naming a host access at `addr` to freed pinned memory or
+// a pinned guard page, or false.
+bool describe_pinned_fault(const void* addr, char* buf, size_t len);
 
 template <class T>
 T read_param(void* p) {

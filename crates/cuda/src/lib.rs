@@ -2,7 +2,10 @@
 //!
 //! [`CudaDevice`] implements every [`Device`] method on an NVIDIA GPU with
 //! [cudarc](https://docs.rs/cudarc) 0.19. Shares stay resident in GPU memory
-//! ([`CudaBuffer`]); host copies happen only in `from_host*` and `to_host`. Kernels are
+//! ([`CudaBuffer`]); host copies happen only in `from_host*` and `to_host` (the transport
+//! boundary), and go through a small fixed pool of pinned (page-locked, `cuMemHostAlloc`)
+//! staging buffers, in chunks, with an event per buffer so that none is reused while a copy
+//! may still use it ([`staging`]; pageable memory only if pinned allocation fails). Kernels are
 //! CUDA C in `kernels/*.cu`, included into this crate and compiled at run time by NVRTC for
 //! the device's architecture (sm_90 on H100/H200), once per process ([`nvrtc`]).
 //!
@@ -20,6 +23,7 @@
 
 pub mod gemm;
 pub mod nvrtc;
+pub mod staging;
 
 use std::sync::Arc;
 
@@ -33,6 +37,7 @@ use triad_ring::prg::PrgKey;
 use triad_ring::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 
 pub use gemm::GemmPath;
+pub use staging::{STAGING_BUFFERS, STAGING_CHUNK_ELEMS};
 
 /// Threads per block of the elementwise kernels.
 const THREADS: u32 = 256;
@@ -110,6 +115,8 @@ struct Inner {
     k: Kernels,
     /// cuBLAS, when its library is present (the float64 limb path needs it).
     blas: Option<CudaBlas>,
+    /// The pinned host buffers every host transfer goes through ([`staging`]).
+    staging: staging::Staging,
 }
 
 /// The CUDA device. Cloning is cheap (the context, stream and kernels are shared).
@@ -357,7 +364,8 @@ impl CudaDevice {
         // SAFETY: only tries to open the cuBLAS library by its candidate names.
         let blas =
             if unsafe { cudarc::cublas::sys::is_culib_present() } { CudaBlas::new(stream.clone()).ok() } else { None };
-        let inner = Inner { ordinal, name: gpu_name, arch, stream, k, blas };
+        let staging = staging::Staging::new(&ctx);
+        let inner = Inner { ordinal, name: gpu_name, arch, stream, k, blas, staging };
         Ok(CudaDevice { inner: Arc::new(inner), path: None })
     }
 
@@ -462,7 +470,7 @@ impl Device for CudaDevice {
     fn from_host(&self, data: &[u64]) -> DeviceResult<CudaBuffer> {
         let mut out = self.alloc(data.len())?;
         if !data.is_empty() {
-            self.stream().memcpy_htod(data, &mut out.data).map_err(|e| self.drv(e))?;
+            self.upload(data, &mut out.data)?;
         }
         Ok(out)
     }
@@ -471,7 +479,7 @@ impl Device for CudaDevice {
         if buf.len == 0 {
             return Ok(Vec::new());
         }
-        self.stream().clone_dtoh(&buf.data.slice(..buf.len)).map_err(|e| self.drv(e))
+        self.download(&buf.data, buf.len)
     }
 
     fn copy(&self, buf: &CudaBuffer) -> DeviceResult<CudaBuffer> {
