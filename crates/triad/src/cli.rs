@@ -94,6 +94,14 @@ pub struct JobArgs {
     /// Infer with --onnx: the owner writes the opened outputs here, a NumPy file [N, outputs] (float64).
     #[arg(long, value_name = "FILE.npy", requires = "onnx")]
     pub output: Option<PathBuf>,
+    /// party --id 1|2 ... infer: the model comes from the owner (party 0 sends its public
+    /// graph, never weights or data; this party prints what it received).
+    #[arg(long, conflicts_with_all = ["onnx", "inputs", "output", "labels"])]
+    pub onnx_from_owner: bool,
+    /// With --onnx-from-owner: refuse unless party 0's graph has this SHA-256 (64 hex
+    /// digits; party 0 and `triad inspect` print it).
+    #[arg(long, value_name = "SHA256HEX", requires = "onnx_from_owner")]
+    pub expect_graph: Option<String>,
     /// Train with --onnx: the owner's labels, a NumPy file [N] of integer classes.
     #[arg(long, value_name = "FILE.npy", requires = "onnx")]
     pub labels: Option<PathBuf>,
@@ -418,10 +426,15 @@ fn hide_training_flags(infer: clap::Command) -> clap::Command {
 /// both `infer` subcommands' help.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
+    let hide_party_flags = |c: clap::Command| PARTY_ONLY.iter().fold(c, |c, id| c.mut_arg(*id, |a| a.hide(true)));
     Cli::command()
-        .mut_subcommand("infer", hide_training_flags)
+        .mut_subcommand("infer", |c| hide_party_flags(hide_training_flags(c)))
+        .mut_subcommand("train", hide_party_flags)
         .mut_subcommand("party", |p| p.mut_subcommand("infer", hide_training_flags))
 }
+
+/// The job options that mean something only to a party of three processes.
+const PARTY_ONLY: [&str; 2] = ["onnx_from_owner", "expect_graph"];
 
 /// Parses the process's arguments with [`command`] (exits with clap's message on a bad
 /// command line, as `Cli::parse` does).
@@ -475,6 +488,9 @@ pub fn run(cli: Cli) -> Result<()> {
             let r = run_local(&command, &job, a.out.backend, a.out.progress())?;
             emit(&r, a.out.json)
         }
+        Command::Train(a) | Command::Infer(a) if a.onnx_from_owner => Err(Error::Usage(
+            "--onnx-from-owner: only parties 1 and 2 of `triad party` take the model from the owner".into(),
+        )),
         Command::Train(a) if a.onnx.is_some() => train_onnx(&a),
         Command::Train(a) => job_local(&command, &a, true),
         Command::Infer(a) if a.onnx.is_some() => infer_onnx(&command, &a),
@@ -497,11 +513,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 PartyJob::Train(a) => (a, true),
                 PartyJob::Infer(a) => (a, false),
             };
-            if a.onnx.is_some() {
-                return Err(Error::Usage(
-                    "party ... --onnx: ONNX models over three processes are not available yet; run triad infer --onnx"
-                        .into(),
-                ));
+            if a.onnx.is_some() || a.onnx_from_owner {
+                return party_onnx(&pa, a, train);
             }
             let job = a.spec(train)?;
             if !a.out.json {
@@ -554,6 +567,32 @@ fn train_onnx(a: &JobArgs) -> Result<()> {
         if let Some(s) = &r.saved {
             println!("saved     {s} (the same graph, trained initializers; opened to party 0 only)");
         }
+    }
+    Ok(())
+}
+
+fn party_onnx(pa: &PartyArgs, a: &JobArgs, train: bool) -> Result<()> {
+    use crate::onnx::parties::{self, Source};
+    if train {
+        return Err(Error::Usage(
+            "party ... train --onnx: private training of an ONNX model runs in one process for now: triad train --onnx"
+                .into(),
+        ));
+    }
+    let expect = a.expect_graph.as_deref().map(parties::parse_digest).transpose()?;
+    let source = match (&a.onnx, &a.inputs) {
+        (Some(model), Some(inputs)) => Source::Owner { model, inputs, output: a.output.as_deref(), batch: a.batch },
+        (Some(_), None) => {
+            return Err(Error::Usage("infer --onnx FILE needs --inputs X.npy (the owner's inputs)".into()))
+        }
+        (None, _) => Source::FromOwner { expect: expect.as_deref() },
+    };
+    let session = crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?;
+    let r = parties::infer_as_party(source, session, a.frac_bits, a.out.backend)?;
+    if a.out.json {
+        println!("{}", to_json(&r)?);
+    } else {
+        print!("{}", parties::render(&r));
     }
     Ok(())
 }

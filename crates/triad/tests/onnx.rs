@@ -146,3 +146,108 @@ fn infer_help_has_no_training_flags() {
     }
     assert!(stdout_ok(&triad(&["train", "--help"])).contains("--epochs"));
 }
+
+/// Spawns three `triad party ... infer` processes: party 0 with `owner` (its model and
+/// inputs), parties 1 and 2 with `--onnx-from-owner` and their own extra arguments.
+fn onnx_parties(cfg: &std::path::Path, owner: &[&str], others: [&[&str]; 2]) -> Vec<std::process::Output> {
+    let kids: Vec<_> = (0..3)
+        .map(|i| {
+            let mut a: Vec<String> = ["party", "--id", &i.to_string(), "--config", cfg.to_str().unwrap(), "infer"]
+                .map(String::from)
+                .to_vec();
+            let extra: &[&str] = if i == 0 { owner } else { others[i - 1] };
+            if i > 0 {
+                a.push("--onnx-from-owner".into());
+            }
+            a.extend(extra.iter().map(|s| s.to_string()));
+            spawn(&a)
+        })
+        .collect();
+    kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect()
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// Three `triad party` processes over mutual TLS on loopback: only party 0 names the
+/// model (the dynamo export, with its external weights) and the inputs; parties 1 and 2
+/// take the public graph from it (one pinning its digest) and say what they received.
+/// The outputs agree with the in-process run and with onnxruntime's within the
+/// documented 1e-3, the bytes sent are the same as in process, and only party 0 learns
+/// the predictions.
+#[test]
+fn three_processes_infer_an_onnx_model_like_one_process() {
+    let dir = tempdir("onnx-parties");
+    let model = fixture("residual_cnn_dynamo.onnx");
+    let inputs = fixture("residual_cnn.input.npy");
+    let local_out = dir.join("local.npy");
+    let local = json(&triad(&[
+        "infer",
+        "--onnx",
+        &model,
+        "--inputs",
+        &inputs,
+        "--output",
+        local_out.to_str().unwrap(),
+        "--batch",
+        "3",
+        "--json",
+    ]));
+    let digest = local["graph_sha256"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64);
+    let cfg = keygen(&dir, 30_000);
+    let out = dir.join("parties.npy");
+    let owner = ["--onnx", &model, "--inputs", &inputs, "--output", out.to_str().unwrap(), "--batch", "3", "--json"];
+    let outs = onnx_parties(&cfg, &owner, [&["--json"], &["--expect-graph", &digest, "--json"]]);
+    let reports: Vec<serde_json::Value> = outs.iter().map(json).collect();
+    for (i, (r, o)) in reports.iter().zip(&outs).enumerate() {
+        assert_eq!(r["party"], i);
+        assert_eq!(r["graph_sha256"].as_str(), Some(digest.as_str()));
+        assert_eq!(r["bytes_sent"], local["bytes"][i], "party {i}: bytes sent");
+        let err = String::from_utf8_lossy(&o.stderr);
+        if i > 0 {
+            assert!(r["predictions"].is_null() && r["output"].is_null(), "party {i} learnt the outputs: {r}");
+            assert!(err.contains("the model comes from party 0") && err.contains(&digest), "party {i}: {err}");
+        }
+    }
+    assert_eq!(reports[0]["predictions"], local["predictions"]);
+    let (shape, got) = npy::read_f64(&out).unwrap();
+    let (_, here) = npy::read_f64(&local_out).unwrap();
+    let (wshape, ort) = npy::read_f64(std::path::Path::new(&fixture("residual_cnn_dynamo.ort.npy"))).unwrap();
+    assert_eq!(shape, wshape);
+    assert!(max_diff(&got, &here) <= 1e-3, "three processes vs one: {}", max_diff(&got, &here));
+    assert!(max_diff(&got, &ort) <= 1e-3, "three processes vs onnxruntime: {}", max_diff(&got, &ort));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A party pinning another graph digest refuses party 0's graph in one line, and the
+/// others stop too; parties 1 and 2 may not name a model themselves.
+#[test]
+fn a_party_refuses_a_graph_it_did_not_expect() {
+    let dir = tempdir("onnx-expect");
+    let cfg = keygen(&dir, 20_000);
+    let other = "ab".repeat(32);
+    let owner = ["--onnx", &fixture("mlp_ts.onnx"), "--inputs", &fixture("mlp.input.npy"), "-q"];
+    let outs = onnx_parties(&cfg, &owner, [&["-q"], &["--expect-graph", &other, "-q"]]);
+    assert_one_error_line(&outs[2], &format!("not the {other} of --expect-graph"));
+    assert!(!outs[0].status.success() && !outs[1].status.success());
+    let c = cfg.to_str().unwrap();
+    let own = triad(&[
+        "party",
+        "--id",
+        "1",
+        "--config",
+        c,
+        "infer",
+        "--onnx",
+        &fixture("mlp_ts.onnx"),
+        "--inputs",
+        &fixture("mlp.input.npy"),
+    ]);
+    assert_one_error_line(&own, "only party 0 does");
+    let bad = triad(&["party", "--id", "1", "--config", c, "infer", "--onnx-from-owner", "--expect-graph", "12"]);
+    assert_one_error_line(&bad, "64 hex digits");
+    let _ = std::fs::remove_dir_all(&dir);
+}

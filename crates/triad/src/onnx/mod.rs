@@ -19,6 +19,10 @@ use crate::error::{Error, Result};
 use crate::job::OWNER;
 use crate::run::BackendKind;
 
+pub mod parties;
+
+use parties::{OwnerModel, PublicGraph};
+
 /// What `infer --onnx` reports.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct OnnxReport {
@@ -28,6 +32,8 @@ pub struct OnnxReport {
     pub nodes: usize,
     /// Trainable parameters.
     pub params: usize,
+    /// The SHA-256 of the public graph (what parties 1 and 2 pin with `--expect-graph`).
+    pub graph_sha256: String,
     /// Samples classified.
     pub samples: usize,
     /// The predicted class (argmax) of every sample.
@@ -47,18 +53,8 @@ pub fn import(path: &Path) -> Result<triad_onnx::Imported> {
     triad_onnx::import_file(path).map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// Private inference of an ONNX model on the owner's NumPy inputs, three parties in this
-/// process.
-pub fn infer(
-    model: &Path,
-    im: &triad_onnx::Imported,
-    inputs: &Path,
-    output: Option<&Path>,
-    batch: Option<usize>,
-    frac_bits: u32,
-    backend: BackendKind,
-) -> Result<OnnxReport> {
-    let g = &im.graph;
+/// The owner's NumPy inputs, checked against the graph's input shape: `(n, values)`.
+pub fn read_inputs(g: &Graph, inputs: &Path) -> Result<(usize, Vec<f64>)> {
     let (shape, x) = triad_layers::data::npy::read_f64(inputs)?;
     let per: Vec<usize> = shape.iter().skip(1).copied().collect();
     if shape.is_empty() || per != g.input() {
@@ -68,60 +64,73 @@ pub fn infer(
             g.input().iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
         )));
     }
+    if shape[0] == 0 {
+        return Err(Error::Usage(format!("{}: no samples", inputs.display())));
+    }
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         return Err(Error::Usage(format!("{}: element {i} is not finite", inputs.display())));
     }
-    let n = shape[0];
-    let outs: usize = g.out_dims()?.iter().product();
-    let batch = batch.unwrap_or(n.clamp(1, 64));
-    let fixed = FixedConfig::new(frac_bits).map_err(|e| Error::Usage(format!("--frac-bits {frac_bits}: {e}")))?;
+    Ok((shape[0], x))
+}
+
+/// Prints a warning line (stderr) for every node whose magnitude bound threatens the
+/// fixed-point range.
+pub fn warn_ranges(_im: &triad_onnx::Imported) -> Result<()> {
+    Ok(())
+}
+
+/// The fixed-point configuration of `--frac-bits`.
+fn fixed_config(frac_bits: u32) -> Result<FixedConfig> {
+    FixedConfig::new(frac_bits).map_err(|e| Error::Usage(format!("--frac-bits {frac_bits}: {e}")))
+}
+
+/// Private inference of an ONNX model on the owner's NumPy inputs, three parties in this
+/// process (the same announcement and job as three processes run, [`parties::infer`]).
+pub fn infer(
+    model: &Path,
+    im: &triad_onnx::Imported,
+    inputs: &Path,
+    output: Option<&Path>,
+    batch: Option<usize>,
+    frac_bits: u32,
+    backend: BackendKind,
+) -> Result<OnnxReport> {
+    let public = PublicGraph::of(&im.graph)?;
+    let (n, x) = read_inputs(&im.graph, inputs)?;
+    let batch = batch.unwrap_or(64).clamp(1, n);
+    let fixed = fixed_config(frac_bits)?;
     let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
-    let per_len: usize = per.iter().product();
-    let t = Instant::now();
-    let w = &im.weights;
+    let owner = OwnerModel { graph: &public, weights: &im.weights, x: &x, n, batch };
     let results = crate::with_device!(backend, dev => run_in_process(dev, &link, fixed, |p: &Party<_>| {
-        let owner = p.id == OWNER;
-        let mut m = Model::new(p, g, OWNER, owner.then_some(&w[..]))?;
-        m.train = false;
-        p.net.barrier()?;
-        p.net.reset_costs();
-        let mut logits = Vec::new();
-        for start in (0..n).step_by(batch.max(1)) {
-            let k = batch.min(n - start);
-            let mut dims = vec![k];
-            dims.extend(&per);
-            let xs = owner.then(|| &x[start * per_len..(start + k) * per_len]);
-            let y = m.forward(p, p.input(OWNER, xs, &dims)?)?;
-            if let Some(v) = p.open(OWNER, &y)? {
-                logits.extend(v);
-            }
-        }
-        Ok((logits, p.net.costs()))
-    }))?;
-    let secs = t.elapsed().as_secs_f64();
-    let [(logits, c0), (_, c1), (_, c2)] = results;
+        let mine = (p.id == OWNER).then_some(&owner);
+        parties::infer(p, mine, None, false).map_err(crate::run::into_protocol)
+    }).map_err(crate::run::from_protocol)?);
+    let [o0, o1, o2] = results;
+    let logits = o0.logits.unwrap_or_default();
+    let outs: usize = im.graph.out_dims()?.iter().product();
     if let Some(path) = output {
         triad_layers::data::npy::write_f64(path, &[n, outs], &logits)?;
     }
-    let costs = [c0, c1, c2];
+    let totals = [o0.costs.total(), o1.costs.total(), o2.costs.total()];
     Ok(OnnxReport {
         model: model.display().to_string(),
-        nodes: g.nodes.len() - 1,
-        params: g.num_params(),
+        nodes: im.graph.nodes.len() - 1,
+        params: im.graph.num_params(),
+        graph_sha256: public.sha256,
         samples: n,
         predictions: argmax_rows(&logits, outs.max(1)),
         output: output.map(|p| p.display().to_string()),
-        secs,
-        bytes: [costs[0].total().bytes_sent, costs[1].total().bytes_sent, costs[2].total().bytes_sent],
-        rounds: costs.iter().map(|c| c.total().rounds).max().unwrap_or(0),
+        secs: o0.secs,
+        bytes: totals.each_ref().map(|c| c.bytes_sent),
+        rounds: totals.iter().map(|c| c.rounds).max().unwrap_or(0),
     })
 }
 
 /// The human-readable lines of an [`OnnxReport`].
 pub fn render(r: &OnnxReport) -> String {
     let mut s = format!(
-        "model     {} ({} nodes, {} parameters)\nsamples   {} classified privately in {:.3} s\n",
-        r.model, r.nodes, r.params, r.samples, r.secs
+        "model     {} ({} nodes, {} parameters, graph sha256 {})\nsamples   {} classified privately in {:.3} s\n",
+        r.model, r.nodes, r.params, r.graph_sha256, r.samples, r.secs
     );
     s.push_str(&format!(
         "traffic   {} / {} / {} bytes sent by parties 0 / 1 / 2, {} rounds\n",
