@@ -540,11 +540,31 @@ fn what(job: &JobSpec) -> String {
 }
 
 fn train_onnx(a: &JobArgs) -> Result<()> {
-    let (Some(model), Some(inputs), Some(labels)) = (&a.onnx, &a.inputs, &a.labels) else {
-        return Err(Error::Usage("train --onnx FILE needs --inputs X.npy and --labels Y.npy".into()));
-    };
+    use crate::onnx::train::{self, TrainData};
+    let Some(model) = &a.onnx else { return Err(Error::Usage("train --onnx FILE".into())) };
     let im = crate::onnx::import(model)?;
-    let opt = crate::onnx::TrainOptions {
+    crate::onnx::warn_ranges(&im)?;
+    let g = &im.graph;
+    let data = match (&a.inputs, &a.labels) {
+        (Some(inputs), Some(labels)) => TrainData::from_npy(g, inputs, labels)?,
+        (None, None) if a.random => {
+            return Err(Error::Usage("train --onnx: --random is for zoo models; give --inputs and --labels".into()))
+        }
+        (None, None) => {
+            let shape = match a.dataset {
+                None | Some(DatasetArg::Mnist) => Shape::Mnist,
+                Some(DatasetArg::Cifar10) => Shape::Cifar10,
+                Some(_) => {
+                    return Err(Error::Usage(
+                        "train --onnx: --dataset mnist or cifar10 (with --data), or --inputs and --labels".into(),
+                    ))
+                }
+            };
+            TrainData::from_dataset(g, shape, a.data.as_deref(), a.samples)?
+        }
+        _ => return Err(Error::Usage("train --onnx FILE: --inputs X.npy and --labels Y.npy go together".into())),
+    };
+    let opt = train::TrainOptions {
         batch: a.batch.unwrap_or(32),
         epochs: a.epochs,
         steps: a.steps,
@@ -552,16 +572,18 @@ fn train_onnx(a: &JobArgs) -> Result<()> {
         frac_bits: a.frac_bits,
     };
     let save = a.save_weights.as_deref();
-    let r = crate::onnx::train(model, &im, inputs, labels, save, opt, a.out.backend)?;
+    let r = train::train(model, &im, &data, save, opt, a.out.backend)?;
     if a.out.json {
         println!("{}", to_json(&r)?);
     } else {
         println!(
-            "trained {} privately: {} steps on {} samples in {:.2} s; accuracy on the training inputs {:.2}%",
+            "trained {} privately on {}: {} steps on {} samples in {:.2} s; accuracy on {} {:.2}%",
             r.model,
+            r.data,
             r.steps,
             r.samples,
             r.secs,
+            r.evaluated,
             100.0 * r.accuracy
         );
         if let Some(s) = &r.saved {
@@ -602,6 +624,7 @@ fn infer_onnx(command: &str, a: &JobArgs) -> Result<()> {
         return Err(Error::Usage("infer --onnx FILE needs --inputs X.npy (the owner's inputs)".into()));
     };
     let im = crate::onnx::import(model)?;
+    crate::onnx::warn_ranges(&im)?;
     if !a.out.json {
         let what = format!("private inference of {}, three parties in this process", model.display());
         println!("{}", report::header(command, &what));

@@ -251,3 +251,39 @@ fn a_party_refuses_a_graph_it_did_not_expect() {
     assert_one_error_line(&bad, "64 hex digits");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `train --onnx` on the bundled MNIST digits: a model of input [1, 28, 28] and 10
+/// classes trains a few private steps (its saved weights change) and is evaluated on the
+/// first test digits; a model of another shape is one error line.
+#[test]
+fn train_onnx_on_the_bundled_mnist() {
+    let dir = tempdir("onnx-mnist");
+    let saved = dir.join("trained.onnx");
+    let model = fixture("tiny_cnn_ts.onnx");
+    let j = json(&triad(&[
+        "train",
+        "--onnx",
+        &model,
+        "--steps",
+        "3",
+        "--batch",
+        "8",
+        "--samples",
+        "8",
+        "--save-weights",
+        saved.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(j["steps"].as_u64(), Some(3), "{j}");
+    assert!(j["data"].as_str().unwrap().contains("mnist"), "{j}");
+    assert_eq!(j["evaluated"].as_str(), Some("8 test samples"));
+    let before = triad_onnx::import_file(std::path::Path::new(&model)).unwrap();
+    let after = triad_onnx::import_file(&saved).unwrap();
+    assert_eq!(before.graph, after.graph);
+    assert_ne!(before.weights, after.weights, "three private steps changed nothing");
+    assert_one_error_line(
+        &triad(&["train", "--onnx", &fixture("mlp_ts.onnx"), "--steps", "1"]),
+        "needs input [1, 28, 28] (or [784]) and 10 classes",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

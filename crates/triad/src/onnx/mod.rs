@@ -8,7 +8,7 @@
 //! are opened, to the owner, who writes them as `[N, outputs]` float64.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use triad_fixed::FixedConfig;
 use triad_layers::{argmax_rows, layer_cost_table, Backend, Graph, Model, Sgd};
@@ -20,6 +20,7 @@ use crate::job::OWNER;
 use crate::run::BackendKind;
 
 pub mod parties;
+pub mod train;
 
 use parties::{OwnerModel, PublicGraph};
 
@@ -199,128 +200,4 @@ pub fn inspect(g: &Graph, source: &str, train_batch: usize) -> Result<String> {
 /// The imported graph of an ONNX file, for `inspect`.
 pub fn graph_of(path: &Path) -> Result<Graph> {
     Ok(import(path)?.graph)
-}
-
-/// What `train --onnx` reports.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct OnnxTrainReport {
-    /// The model file.
-    pub model: String,
-    /// Training samples.
-    pub samples: usize,
-    /// Training steps taken.
-    pub steps: usize,
-    /// Wall time of private training in seconds.
-    pub secs: f64,
-    /// Accuracy of the trained private model on the training inputs (opened predictions).
-    pub accuracy: f64,
-    /// Where the trained model was written.
-    pub saved: Option<String>,
-}
-
-/// Options of [`train`].
-#[derive(Clone, Copy, Debug)]
-pub struct TrainOptions {
-    /// Batch size.
-    pub batch: usize,
-    /// Epochs over the inputs.
-    pub epochs: usize,
-    /// Stop after this many steps.
-    pub steps: Option<usize>,
-    /// SGD.
-    pub sgd: Sgd,
-    /// Fractional bits.
-    pub frac_bits: u32,
-}
-
-/// The training graph of an imported model: without a final softmax (the loss applies
-/// its own to the logits).
-fn training_graph(g: &Graph) -> Graph {
-    let mut t = g.clone();
-    if t.nodes.len() > 2 && matches!(t.nodes.last().map(|n| &n.op), Some(triad_layers::Op::Softmax)) {
-        t.nodes.pop();
-    }
-    t
-}
-
-/// Private training of an imported ONNX model on the owner's NumPy inputs and integer
-/// labels, three parties in this process; the owner may write the trained model as an
-/// ONNX file (the same graph, trained initializers).
-pub fn train(
-    model: &Path,
-    im: &triad_onnx::Imported,
-    inputs: &Path,
-    labels: &Path,
-    save: Option<&Path>,
-    opt: TrainOptions,
-    backend: BackendKind,
-) -> Result<OnnxTrainReport> {
-    let g = training_graph(&im.graph);
-    let (shape, x) = triad_layers::data::npy::read_f64(inputs)?;
-    let per: Vec<usize> = shape.iter().skip(1).copied().collect();
-    if shape.is_empty() || per != g.input() {
-        return Err(Error::Usage(format!("{}: inputs of shape {shape:?} do not fit the model", inputs.display())));
-    }
-    let n = shape[0];
-    let classes: usize = g.out_dims()?.iter().product();
-    let y = triad_layers::data::npy::read_labels(labels)?;
-    if y.len() != n {
-        return Err(Error::Usage(format!("{}: {} labels for {n} inputs", labels.display(), y.len())));
-    }
-    if let Some(bad) = y.iter().find(|&&l| l < 0 || l as usize >= classes) {
-        return Err(Error::Usage(format!("{}: label {bad} outside 0..{classes}", labels.display())));
-    }
-    let mut onehot = vec![0.0; n * classes];
-    for (i, &l) in y.iter().enumerate() {
-        onehot[i * classes + l as usize] = 1.0;
-    }
-    let fixed = FixedConfig::new(opt.frac_bits).map_err(|e| Error::Usage(format!("--frac-bits: {e}")))?;
-    let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
-    let per_len: usize = per.iter().product();
-    let batch = opt.batch.clamp(1, n.max(1));
-    let per_epoch = n.div_ceil(batch);
-    let total = opt.steps.unwrap_or(per_epoch * opt.epochs).min(per_epoch * opt.epochs.max(1));
-    let w = &im.weights;
-    let t = Instant::now();
-    let results = crate::with_device!(backend, dev => run_in_process(dev, &link, fixed, |p: &Party<_>| {
-        let owner = p.id == OWNER;
-        let mut m = Model::new(p, &g, OWNER, owner.then_some(&w[..]))?;
-        for step in 0..total {
-            let start = (step % per_epoch) * batch;
-            let k = batch.min(n - start);
-            let mut dims = vec![k];
-            dims.extend(&per);
-            let xs = p.input(OWNER, owner.then(|| &x[start * per_len..(start + k) * per_len]), &dims)?;
-            let ys = p.input(OWNER, owner.then(|| &onehot[start * classes..(start + k) * classes]), &[k, classes])?;
-            m.train_step(p, xs, &ys, &opt.sgd)?;
-        }
-        m.train = false;
-        let mut logits = Vec::new();
-        for start in (0..n).step_by(batch) {
-            let k = batch.min(n - start);
-            let mut dims = vec![k];
-            dims.extend(&per);
-            let xs = p.input(OWNER, owner.then(|| &x[start * per_len..(start + k) * per_len]), &dims)?;
-            let out = m.forward(p, xs)?;
-            logits.extend(p.open(OWNER, &out)?.unwrap_or_default());
-        }
-        // The trained weights are opened (to the owner only) when the owner asked for them.
-        let state = if save.is_some() { m.open_weights(p, OWNER)? } else { None };
-        Ok((logits, state))
-    }))?;
-    let secs = t.elapsed().as_secs_f64();
-    let [(logits, state), _, _] = results;
-    let preds = argmax_rows(&logits, classes);
-    let right = preds.iter().zip(&y).filter(|(p, l)| **p as i64 == **l).count();
-    if let (Some(dst), Some(state)) = (save, state) {
-        triad_onnx::write_trained(model, dst, im, &state).map_err(|e| Error::Usage(e.to_string()))?;
-    }
-    Ok(OnnxTrainReport {
-        model: model.display().to_string(),
-        samples: n,
-        steps: total,
-        secs,
-        accuracy: right as f64 / n.max(1) as f64,
-        saved: save.map(|p| p.display().to_string()),
-    })
 }
