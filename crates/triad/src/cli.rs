@@ -59,6 +59,13 @@ pub struct InspectArgs {
     /// Batch size of the training step's dry run.
     #[arg(long, default_value_t = 8)]
     pub train_batch: usize,
+    /// The range check's bound on the inputs' magnitude (1: pixels scaled to [0, 1];
+    /// infer and train use the largest magnitude of the actual inputs).
+    #[arg(long, default_value_t = 1.0)]
+    pub input_bound: f64,
+    /// Fractional bits of the fixed-point encoding.
+    #[arg(long, default_value_t = 20)]
+    pub frac_bits: u32,
 }
 
 /// Dataset choices of the command line.
@@ -495,19 +502,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => job_local(&command, &a, true),
         Command::Infer(a) if a.onnx.is_some() => infer_onnx(&command, &a),
         Command::Infer(a) => job_local(&command, &a, false),
-        Command::Inspect(a) => {
-            let (g, source) = match (&a.onnx, a.model) {
-                (Some(p), _) => (crate::onnx::graph_of(p)?, format!("ONNX model {}", p.display())),
-                (None, Some(m)) => {
-                    let g = m.net(a.dataset.unwrap_or(m.default_dataset())).map_err(Error::Usage)?;
-                    let name = g.name.clone();
-                    (g, format!("zoo model {name}"))
-                }
-                (None, None) => return Err(Error::Usage("inspect needs --onnx FILE or --model NAME".into())),
-            };
-            print!("{}", crate::onnx::inspect(&g, &source, a.train_batch.max(1))?);
-            Ok(())
-        }
+        Command::Inspect(a) => inspect(&a),
         Command::Party(pa) => {
             let (a, train) = match &pa.job {
                 PartyJob::Train(a) => (a, true),
@@ -529,6 +524,35 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+fn inspect(a: &InspectArgs) -> Result<()> {
+    if !(a.input_bound.is_finite() && a.input_bound >= 0.0) {
+        return Err(Error::Usage(format!("--input-bound {}: a magnitude, finite and not negative", a.input_bound)));
+    }
+    crate::onnx::fixed_config(a.frac_bits)?;
+    let (g, weights, source, from) = match (&a.onnx, a.model) {
+        (Some(p), _) => {
+            let im = crate::onnx::import(p)?;
+            (im.graph, im.weights, format!("ONNX model {}", p.display()), "the ONNX file's")
+        }
+        (None, Some(m)) => {
+            let g = m.net(a.dataset.unwrap_or(m.default_dataset())).map_err(Error::Usage)?;
+            let w = g.init_weights(42);
+            let name = g.name.clone();
+            (g, w, format!("zoo model {name}"), "initial, seed 42")
+        }
+        (None, None) => return Err(Error::Usage("inspect needs --onnx FILE or --model NAME".into())),
+    };
+    let m = crate::onnx::Inspected {
+        graph: &g,
+        weights: &weights,
+        weights_from: from,
+        input_bound: a.input_bound,
+        frac_bits: a.frac_bits,
+    };
+    print!("{}", crate::onnx::inspect(&m, &source, a.train_batch.max(1))?);
+    Ok(())
+}
+
 fn what(job: &JobSpec) -> String {
     format!(
         "private {} of {} on {}{}",
@@ -543,7 +567,6 @@ fn train_onnx(a: &JobArgs) -> Result<()> {
     use crate::onnx::train::{self, TrainData};
     let Some(model) = &a.onnx else { return Err(Error::Usage("train --onnx FILE".into())) };
     let im = crate::onnx::import(model)?;
-    crate::onnx::warn_ranges(&im)?;
     let g = &im.graph;
     let data = match (&a.inputs, &a.labels) {
         (Some(inputs), Some(labels)) => TrainData::from_npy(g, inputs, labels)?,
@@ -624,7 +647,6 @@ fn infer_onnx(command: &str, a: &JobArgs) -> Result<()> {
         return Err(Error::Usage("infer --onnx FILE needs --inputs X.npy (the owner's inputs)".into()));
     };
     let im = crate::onnx::import(model)?;
-    crate::onnx::warn_ranges(&im)?;
     if !a.out.json {
         let what = format!("private inference of {}, three parties in this process", model.display());
         println!("{}", report::header(command, &what));

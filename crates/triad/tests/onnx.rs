@@ -287,3 +287,30 @@ fn train_onnx_on_the_bundled_mnist() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A model whose first convolution has a bias of 1e7: `inspect` warns on the layer whose
+/// product that value reaches (the linear layer after it: Σ|w|·1e7 is past the 2^22 that
+/// 20 fractional bits leave a product), not on the convolution; `infer` and `train` print
+/// the same warning before running.
+#[test]
+fn range_warnings_name_the_node_at_risk() {
+    let dir = tempdir("onnx-range");
+    let src = fixture("tiny_cnn_ts.onnx");
+    let mut im = triad_onnx::import_file(std::path::Path::new(&src)).unwrap();
+    let bias = im.graph.tensors().iter().position(|t| t.name == "conv.bias").unwrap();
+    im.weights[bias] = vec![1e7; im.weights[bias].len()];
+    let risky = dir.join("risky.onnx");
+    triad_onnx::write_trained(std::path::Path::new(&src), &risky, &im, &im.weights).unwrap();
+    let risky = risky.to_str().unwrap();
+    let s = stdout_ok(&triad(&["inspect", "--onnx", risky]));
+    let line = "warning: node fc/Gemm (linear 144->10): a product before truncation may reach";
+    assert!(s.contains(line) && s.contains("beyond the 4.194e6 (2^22)"), "{s}");
+    assert!(!s.contains("node conv/Conv"), "{s}");
+    assert!(stdout_ok(&triad(&["inspect", "--onnx", &src])).contains("every node's bound is within the range"));
+    let o = triad(&["infer", "--onnx", risky, "--inputs", &fixture("tiny_cnn.input.npy"), "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().filter(|l| l.contains(line)).count(), 1, "{err}");
+    let o = triad(&["train", "--onnx", risky, "--steps", "1", "--batch", "2", "--samples", "2"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(line));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,6 +20,7 @@ use crate::job::OWNER;
 use crate::run::BackendKind;
 
 pub mod parties;
+pub mod range;
 pub mod train;
 
 use parties::{OwnerModel, PublicGraph};
@@ -75,13 +76,17 @@ pub fn read_inputs(g: &Graph, inputs: &Path) -> Result<(usize, Vec<f64>)> {
 }
 
 /// Prints a warning line (stderr) for every node whose magnitude bound threatens the
-/// fixed-point range.
-pub fn warn_ranges(_im: &triad_onnx::Imported) -> Result<()> {
+/// fixed-point range ([`range::check`]), for inputs bounded by the largest of `x`.
+pub fn warn_ranges(im: &triad_onnx::Imported, x: &[f64], frac_bits: u32) -> Result<()> {
+    let bound = range::input_bound(x);
+    for w in range::check(&im.graph, &im.weights, bound, frac_bits)? {
+        eprintln!("{} (inputs bounded by {bound})", w.line());
+    }
     Ok(())
 }
 
 /// The fixed-point configuration of `--frac-bits`.
-fn fixed_config(frac_bits: u32) -> Result<FixedConfig> {
+pub(crate) fn fixed_config(frac_bits: u32) -> Result<FixedConfig> {
     FixedConfig::new(frac_bits).map_err(|e| Error::Usage(format!("--frac-bits {frac_bits}: {e}")))
 }
 
@@ -98,8 +103,9 @@ pub fn infer(
 ) -> Result<OnnxReport> {
     let public = PublicGraph::of(&im.graph)?;
     let (n, x) = read_inputs(&im.graph, inputs)?;
-    let batch = batch.unwrap_or(64).clamp(1, n);
     let fixed = fixed_config(frac_bits)?;
+    warn_ranges(im, &x, frac_bits)?;
+    let batch = batch.unwrap_or(64).clamp(1, n);
     let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
     let owner = OwnerModel { graph: &public, weights: &im.weights, x: &x, n, batch };
     let results = crate::with_device!(backend, dev => run_in_process(dev, &link, fixed, |p: &Party<_>| {
@@ -176,10 +182,28 @@ fn dry_costs(g: &Graph, batch: usize, train: bool) -> Result<String> {
         + &if train { layer_cost_table(g, &costs, "backward", &[]) } else { String::new() })
 }
 
-/// `triad inspect`: every node with its output shape, every tensor with its shape, and
-/// the exact bytes and rounds of a private forward pass at batch 1 and of a training
-/// step at `train_batch` (the dry run), for an ONNX file or a zoo graph.
-pub fn inspect(g: &Graph, source: &str, train_batch: usize) -> Result<String> {
+/// What `triad inspect` looks at: a graph, the owner's plaintext weights (the ONNX
+/// file's, or a zoo model's initial ones), and the range check's input bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Inspected<'a> {
+    /// The graph.
+    pub graph: &'a Graph,
+    /// Its weights in state order.
+    pub weights: &'a [Vec<f64>],
+    /// Where they come from (`the ONNX file's`, `initial, seed 42`).
+    pub weights_from: &'a str,
+    /// The bound on the inputs' magnitude for the range check.
+    pub input_bound: f64,
+    /// Fractional bits.
+    pub frac_bits: u32,
+}
+
+/// `triad inspect`: every node with its output shape, every tensor with its shape, the
+/// graph's digest, the fixed-point range check ([`range::check`]), and the exact bytes
+/// and rounds of a private forward pass at batch 1 and of a training step at
+/// `train_batch` (the dry run), for an ONNX file or a zoo graph.
+pub fn inspect(m: &Inspected, source: &str, train_batch: usize) -> Result<String> {
+    let g = m.graph;
     let mut s = format!("{source}\n\n{}\n", g.summary(false)?);
     s.push_str("tensors (owner's, secret-shared)\n");
     for t in g.tensors() {
@@ -190,14 +214,22 @@ pub fn inspect(g: &Graph, source: &str, train_batch: usize) -> Result<String> {
             if t.trainable { "parameter" } else { "buffer" }
         ));
     }
+    let public = PublicGraph::of(g)?;
+    s.push_str(&format!("\ngraph sha256 {} (what parties 1 and 2 pin with --expect-graph)\n", public.sha256));
+    s.push_str(&format!(
+        "\nfixed-point range ({} fractional bits, inputs bounded by {}, weights {})\n",
+        m.frac_bits, m.input_bound, m.weights_from
+    ));
+    let warnings = range::check(g, m.weights, m.input_bound, m.frac_bits)?;
+    if warnings.is_empty() {
+        s.push_str("  every node's bound is within the range\n");
+    }
+    for w in &warnings {
+        s.push_str(&format!("  {}\n", w.line()));
+    }
     s.push_str("\nprivate inference, batch 1 (dry run: exact bytes and rounds)\n");
     s.push_str(&dry_costs(g, 1, false)?);
     s.push_str(&format!("\nprivate training step, batch {train_batch} (dry run; forward rows, then backward)\n"));
     s.push_str(&dry_costs(g, train_batch, true)?);
     Ok(s)
-}
-
-/// The imported graph of an ONNX file, for `inspect`.
-pub fn graph_of(path: &Path) -> Result<Graph> {
-    Ok(import(path)?.graph)
 }

@@ -300,9 +300,9 @@ pub fn infer_as_party(source: Source, session: Session, frac_bits: u32, backend:
     let (loaded, expect) = match source {
         Source::Owner { model, inputs, batch, .. } if me == OWNER => {
             let im = super::import(model)?;
-            super::warn_ranges(&im)?;
             let public = PublicGraph::of(&im.graph)?;
             let (n, x) = super::read_inputs(&im.graph, inputs)?;
+            super::warn_ranges(&im, &x, frac_bits)?;
             let batch = batch.unwrap_or(64).clamp(1, n);
             (Some((im, public, x, n, batch)), None)
         }

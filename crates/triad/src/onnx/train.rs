@@ -165,6 +165,7 @@ pub fn train(
     };
     let ys = onehot(&data.y);
     let fixed = super::fixed_config(opt.frac_bits)?;
+    super::warn_ranges(im, &data.x, opt.frac_bits)?;
     let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
     let batch = opt.batch.clamp(1, n);
     let per_epoch = n.div_ceil(batch);
