@@ -6,6 +6,12 @@
 //! inputs (`[N, C, H, W]` or `[N, F]`, float32 or float64) and weights are secret-shared,
 //! the graph (public, like a zoo architecture) is run privately, and only the outputs
 //! are opened, to the owner, who writes them as `[N, outputs]` float64.
+//!
+//! - [`parties`]: the job as each party runs it, in one process or as one of three
+//!   processes (`triad party ... infer --onnx` / `--onnx-from-owner`): party 0 announces
+//!   the public graph, the others check and decode it, then all run it.
+//! - [`train`]: `triad train --onnx` on NumPy data or a dataset (the bundled MNIST).
+//! - [`range`]: the fixed-point range check `inspect`, `infer` and `train` print.
 
 use std::path::Path;
 use std::time::Duration;
