@@ -563,15 +563,13 @@ fn what(job: &JobSpec) -> String {
     )
 }
 
-fn train_onnx(a: &JobArgs) -> Result<()> {
-    use crate::onnx::train::{self, TrainData};
-    let Some(model) = &a.onnx else { return Err(Error::Usage("train --onnx FILE".into())) };
-    let im = crate::onnx::import(model)?;
-    let g = &im.graph;
-    let data = match (&a.inputs, &a.labels) {
-        (Some(inputs), Some(labels)) => TrainData::from_npy(g, inputs, labels)?,
+/// The owner's training data of `train --onnx`: `--inputs` and `--labels`, or a dataset.
+fn onnx_train_data(a: &JobArgs, g: &triad_layers::Graph) -> Result<crate::onnx::train::TrainData> {
+    use crate::onnx::train::TrainData;
+    match (&a.inputs, &a.labels) {
+        (Some(inputs), Some(labels)) => TrainData::from_npy(g, inputs, labels),
         (None, None) if a.random => {
-            return Err(Error::Usage("train --onnx: --random is for zoo models; give --inputs and --labels".into()))
+            Err(Error::Usage("train --onnx: --random is for zoo models; give --inputs and --labels".into()))
         }
         (None, None) => {
             let shape = match a.dataset {
@@ -583,34 +581,80 @@ fn train_onnx(a: &JobArgs) -> Result<()> {
                     ))
                 }
             };
-            TrainData::from_dataset(g, shape, a.data.as_deref(), a.samples)?
+            TrainData::from_dataset(g, shape, a.data.as_deref(), a.samples)
         }
-        _ => return Err(Error::Usage("train --onnx FILE: --inputs X.npy and --labels Y.npy go together".into())),
-    };
-    let opt = train::TrainOptions {
+        _ => Err(Error::Usage("train --onnx FILE: --inputs X.npy and --labels Y.npy go together".into())),
+    }
+}
+
+fn onnx_train_options(a: &JobArgs) -> crate::onnx::train::TrainOptions {
+    crate::onnx::train::TrainOptions {
         batch: a.batch.unwrap_or(32),
         epochs: a.epochs,
         steps: a.steps,
         sgd: triad_layers::Sgd { lr: a.lr, momentum: a.momentum, weight_decay: a.weight_decay },
         frac_bits: a.frac_bits,
-    };
+    }
+}
+
+fn print_onnx_training(r: &crate::onnx::train::OnnxTrainReport) {
+    println!(
+        "trained {} privately on {}: {} steps on {} samples in {:.2} s; accuracy on {} {:.2}%",
+        r.model,
+        r.data,
+        r.steps,
+        r.samples,
+        r.secs,
+        r.evaluated,
+        100.0 * r.accuracy
+    );
+    if let Some(s) = &r.saved {
+        println!("saved     {s} (the same graph, trained initializers; opened to party 0 only)");
+    }
+}
+
+fn train_onnx(a: &JobArgs) -> Result<()> {
+    let Some(model) = &a.onnx else { return Err(Error::Usage("train --onnx FILE".into())) };
+    let im = crate::onnx::import(model)?;
+    let data = onnx_train_data(a, &im.graph)?;
     let save = a.save_weights.as_deref();
-    let r = train::train(model, &im, &data, save, opt, a.out.backend)?;
+    let r = crate::onnx::train::train(model, &im, &data, save, onnx_train_options(a), a.out.backend)?;
     if a.out.json {
         println!("{}", to_json(&r)?);
     } else {
-        println!(
-            "trained {} privately on {}: {} steps on {} samples in {:.2} s; accuracy on {} {:.2}%",
-            r.model,
-            r.data,
-            r.steps,
-            r.samples,
-            r.secs,
-            r.evaluated,
-            100.0 * r.accuracy
-        );
-        if let Some(s) = &r.saved {
-            println!("saved     {s} (the same graph, trained initializers; opened to party 0 only)");
+        print_onnx_training(&r);
+    }
+    Ok(())
+}
+
+fn party_train_onnx(pa: &PartyArgs, a: &JobArgs, expect: Option<&str>) -> Result<()> {
+    use crate::onnx::train::{train_as_party, OwnerJob};
+    let session = crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?;
+    let loaded = match &a.onnx {
+        Some(model) => {
+            let im = crate::onnx::import(model)?;
+            let data = onnx_train_data(a, &im.graph)?;
+            Some((model, im, data))
+        }
+        None => None,
+    };
+    let owner = loaded.as_ref().map(|(model, im, data)| OwnerJob {
+        model: model.as_path(),
+        im,
+        data,
+        save: a.save_weights.as_deref(),
+    });
+    let r = train_as_party(owner, expect, session, onnx_train_options(a), a.out.backend)?;
+    if a.out.json {
+        println!("{}", to_json(&r)?);
+    } else {
+        println!("mode      {}", r.mode);
+        println!("graph     {} (sha256 {})", r.graph, r.graph_sha256);
+        println!("traffic   {} bytes sent by party {}, {} rounds, {:.2} s", r.bytes_sent, r.party, r.rounds, r.secs);
+        if let Some(o) = &r.owner {
+            print_onnx_training(o);
+        } else {
+            println!("trained   {} private steps (shares only; the outputs went to party 0)", r.steps);
         }
     }
     Ok(())
@@ -618,13 +662,10 @@ fn train_onnx(a: &JobArgs) -> Result<()> {
 
 fn party_onnx(pa: &PartyArgs, a: &JobArgs, train: bool) -> Result<()> {
     use crate::onnx::parties::{self, Source};
-    if train {
-        return Err(Error::Usage(
-            "party ... train --onnx: private training of an ONNX model runs in one process for now: triad train --onnx"
-                .into(),
-        ));
-    }
     let expect = a.expect_graph.as_deref().map(parties::parse_digest).transpose()?;
+    if train {
+        return party_train_onnx(pa, a, expect.as_deref());
+    }
     let source = match (&a.onnx, &a.inputs) {
         (Some(model), Some(inputs)) => Source::Owner { model, inputs, output: a.output.as_deref(), batch: a.batch },
         (Some(_), None) => {

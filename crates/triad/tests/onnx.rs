@@ -147,14 +147,14 @@ fn infer_help_has_no_training_flags() {
     assert!(stdout_ok(&triad(&["train", "--help"])).contains("--epochs"));
 }
 
-/// Spawns three `triad party ... infer` processes: party 0 with `owner` (its model and
-/// inputs), parties 1 and 2 with `--onnx-from-owner` and their own extra arguments.
-fn onnx_parties(cfg: &std::path::Path, owner: &[&str], others: [&[&str]; 2]) -> Vec<std::process::Output> {
+/// Spawns three `triad party ... KIND` processes (`infer` or `train`): party 0 with
+/// `owner` (its model and data), parties 1 and 2 with `--onnx-from-owner` and their own
+/// extra arguments.
+fn onnx_parties(kind: &str, cfg: &std::path::Path, owner: &[&str], others: [&[&str]; 2]) -> Vec<std::process::Output> {
     let kids: Vec<_> = (0..3)
         .map(|i| {
-            let mut a: Vec<String> = ["party", "--id", &i.to_string(), "--config", cfg.to_str().unwrap(), "infer"]
-                .map(String::from)
-                .to_vec();
+            let mut a: Vec<String> =
+                ["party", "--id", &i.to_string(), "--config", cfg.to_str().unwrap(), kind].map(String::from).to_vec();
             let extra: &[&str] = if i == 0 { owner } else { others[i - 1] };
             if i > 0 {
                 a.push("--onnx-from-owner".into());
@@ -200,7 +200,7 @@ fn three_processes_infer_an_onnx_model_like_one_process() {
     let cfg = keygen(&dir, 30_000);
     let out = dir.join("parties.npy");
     let owner = ["--onnx", &model, "--inputs", &inputs, "--output", out.to_str().unwrap(), "--batch", "3", "--json"];
-    let outs = onnx_parties(&cfg, &owner, [&["--json"], &["--expect-graph", &digest, "--json"]]);
+    let outs = onnx_parties("infer", &cfg, &owner, [&["--json"], &["--expect-graph", &digest, "--json"]]);
     let reports: Vec<serde_json::Value> = outs.iter().map(json).collect();
     for (i, (r, o)) in reports.iter().zip(&outs).enumerate() {
         assert_eq!(r["party"], i);
@@ -230,7 +230,7 @@ fn a_party_refuses_a_graph_it_did_not_expect() {
     let cfg = keygen(&dir, 20_000);
     let other = "ab".repeat(32);
     let owner = ["--onnx", &fixture("mlp_ts.onnx"), "--inputs", &fixture("mlp.input.npy"), "-q"];
-    let outs = onnx_parties(&cfg, &owner, [&["-q"], &["--expect-graph", &other, "-q"]]);
+    let outs = onnx_parties("infer", &cfg, &owner, [&["-q"], &["--expect-graph", &other, "-q"]]);
     assert_one_error_line(&outs[2], &format!("not the {other} of --expect-graph"));
     assert!(!outs[0].status.success() && !outs[1].status.success());
     let c = cfg.to_str().unwrap();
@@ -312,5 +312,41 @@ fn range_warnings_name_the_node_at_risk() {
     assert_eq!(err.lines().filter(|l| l.contains(line)).count(), 1, "{err}");
     let o = triad(&["train", "--onnx", risky, "--steps", "1", "--batch", "2", "--samples", "2"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains(line));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Private training of an ONNX model over three processes: party 0 names the model and
+/// trains on the bundled MNIST; parties 1 and 2 take the graph and the plan from it. The
+/// trained weights party 0 saves are those of the in-process run up to the fixed-point
+/// rounding, and only party 0 learns anything.
+#[test]
+fn three_processes_train_an_onnx_model_like_one_process() {
+    let dir = tempdir("onnx-parties-train");
+    let model = fixture("tiny_cnn_ts.onnx");
+    let (here, there) = (dir.join("here.onnx"), dir.join("there.onnx"));
+    let job = ["--steps", "2", "--batch", "4", "--samples", "4", "--json"];
+    let mut local = vec!["train", "--onnx", &model, "--save-weights", here.to_str().unwrap()];
+    local.extend(job);
+    let local = json(&triad(&local));
+    let cfg = keygen(&dir, 30_000);
+    let mut owner = vec!["--onnx", model.as_str(), "--save-weights", there.to_str().unwrap()];
+    owner.extend(job);
+    let outs = onnx_parties("train", &cfg, &owner, [&["--json"][..], &["--json"][..]]);
+    let reports: Vec<serde_json::Value> = outs.iter().map(json).collect();
+    assert_eq!(reports[0]["owner"]["accuracy"], local["accuracy"]);
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(r["steps"].as_u64(), Some(2));
+        if i > 0 {
+            assert!(r["owner"].is_null(), "party {i} learnt something: {r}");
+            let err = String::from_utf8_lossy(&outs[i].stderr);
+            assert!(err.contains("training plan from party 0: 2 steps of batch 4"), "{err}");
+        }
+    }
+    let (a, b) = (triad_onnx::import_file(&here).unwrap(), triad_onnx::import_file(&there).unwrap());
+    let original = triad_onnx::import_file(std::path::Path::new(&model)).unwrap();
+    assert_ne!(b.weights, original.weights);
+    for (x, y) in a.weights.iter().zip(&b.weights) {
+        assert!(max_diff(x, y) <= 1e-3, "trained weights differ by {}", max_diff(x, y));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

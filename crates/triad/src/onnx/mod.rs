@@ -28,6 +28,7 @@ use crate::run::BackendKind;
 pub mod parties;
 pub mod range;
 pub mod train;
+mod train_data;
 
 use parties::{OwnerModel, PublicGraph};
 

@@ -36,6 +36,8 @@ const MAX_BATCH_ELEMENTS: usize = 1 << 31;
 pub enum JobKind {
     /// Private inference.
     Infer = 0,
+    /// Private training (then inference on evaluation samples).
+    Train = 1,
 }
 
 /// The SHA-256 of a graph's encoding, 64 lower-case hex digits: what `--expect-graph` pins.
@@ -259,6 +261,15 @@ pub enum Source<'a> {
     },
 }
 
+/// The error of a party started with the wrong side of an ONNX job.
+pub fn who_names_the_model(me: triad_transport::PartyId) -> String {
+    if me == OWNER {
+        "party 0 names the model: --onnx FILE (and its data)".into()
+    } else {
+        format!("{me} does not name the model: only party 0 does; run parties 1 and 2 with --onnx-from-owner")
+    }
+}
+
 /// What one party of three processes reports after private inference of an ONNX model.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PartyReport {
@@ -307,14 +318,7 @@ pub fn infer_as_party(source: Source, session: Session, frac_bits: u32, backend:
             (Some((im, public, x, n, batch)), None)
         }
         Source::FromOwner { expect } if me != OWNER => (None, expect),
-        Source::Owner { .. } => {
-            return Err(Error::Usage(format!(
-                "{me} does not name the model: only party 0 does; run parties 1 and 2 with --onnx-from-owner"
-            )))
-        }
-        Source::FromOwner { .. } => {
-            return Err(Error::Usage("party 0 names the model: --onnx FILE --inputs X.npy".into()))
-        }
+        _ => return Err(Error::Usage(who_names_the_model(me))),
     };
     let owner = loaded.as_ref().map(|(im, public, x, n, batch)| OwnerModel {
         graph: public,

@@ -7,14 +7,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use triad_layers::{argmax_rows, Backend, Graph, Model, Sgd};
+use triad_ring::Device;
 use triad_sharing::{run_in_process, Party};
-use triad_transport::LinkConfig;
+use triad_transport::{CostTable, LinkConfig, Peer};
 
-use crate::data::Data;
+use super::parties::{self, Announced, JobKind, OwnerModel, PublicGraph};
+pub use super::train_data::TrainData;
 use crate::error::{Error, Result};
 use crate::job::OWNER;
-use crate::models::Shape;
-use crate::run::BackendKind;
+use crate::run::{BackendKind, Session};
 
 /// What `train --onnx` reports.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -53,80 +54,6 @@ pub struct TrainOptions {
     pub frac_bits: u32,
 }
 
-/// The owner's training data: inputs row-major with integer labels, and the samples the
-/// trained model is evaluated on.
-#[derive(Clone, Debug)]
-pub struct TrainData {
-    /// For reports.
-    pub name: String,
-    /// Training inputs.
-    pub x: Vec<f64>,
-    /// Training labels.
-    pub y: Vec<i64>,
-    /// What the evaluation samples are, for reports.
-    pub eval_name: String,
-    /// Evaluation inputs.
-    pub eval_x: Vec<f64>,
-    /// Evaluation labels.
-    pub eval_y: Vec<i64>,
-}
-
-impl TrainData {
-    /// NumPy inputs `[N, ...]` (the model's input shape) and labels `[N]`; the evaluation
-    /// is on the training inputs.
-    pub fn from_npy(g: &Graph, inputs: &Path, labels: &Path) -> Result<TrainData> {
-        let (n, x) = super::read_inputs(g, inputs)?;
-        let classes: usize = g.out_dims()?.iter().product();
-        let y = triad_layers::data::npy::read_labels(labels)?;
-        if y.len() != n {
-            return Err(Error::Usage(format!("{}: {} labels for {n} inputs", labels.display(), y.len())));
-        }
-        if let Some(bad) = y.iter().find(|&&l| l < 0 || l as usize >= classes) {
-            return Err(Error::Usage(format!("{}: label {bad} outside 0..{classes}", labels.display())));
-        }
-        let name = inputs.display().to_string();
-        Ok(TrainData { name, eval_name: "the training inputs".into(), eval_x: x.clone(), eval_y: y.clone(), x, y })
-    }
-
-    /// A dataset of the zoo's (MNIST bundled or from `dir`; CIFAR-10 from `dir`): the
-    /// model must take one sample of it, `[C, H, W]` or flattened `[C·H·W]`, and give 10
-    /// outputs. The evaluation is on the first `samples` test samples (default all).
-    pub fn from_dataset(g: &Graph, shape: Shape, dir: Option<&Path>, samples: Option<usize>) -> Result<TrainData> {
-        let (chw, data) = match (shape, dir) {
-            (Shape::Mnist, _) => ([1, 28, 28], Data::mnist(dir)?),
-            (Shape::Cifar10, Some(d)) => ([3, 32, 32], Data::cifar10(d)?),
-            (Shape::Cifar10, None) => {
-                return Err(Error::Usage("train --onnx --dataset cifar10 needs --data DIR (the binary files)".into()))
-            }
-            (other, _) => {
-                return Err(Error::Usage(format!(
-                    "train --onnx: {} has no data here; use mnist, cifar10 with --data, or --inputs and --labels",
-                    other.as_str()
-                )))
-            }
-        };
-        let flat = [chw.iter().product::<usize>()];
-        let outs = g.out_dims()?;
-        if (g.input() != chw && g.input() != flat) || outs.iter().product::<usize>() != 10 {
-            return Err(Error::Usage(format!(
-                "{}: the model takes {:?} and gives {:?}; {} needs input {chw:?} (or {flat:?}) and 10 classes",
-                g.name,
-                g.input(),
-                outs,
-                data.name
-            )));
-        }
-        let split = |s: &crate::data::Split, n: usize| {
-            let (x, y) = s.batch(&(0..n).collect::<Vec<_>>());
-            (x, y.into_iter().map(i64::from).collect::<Vec<_>>())
-        };
-        let (x, y) = split(&data.train, data.train.len());
-        let n_eval = samples.unwrap_or(data.test.len()).min(data.test.len());
-        let (eval_x, eval_y) = split(&data.test, n_eval);
-        Ok(TrainData { name: data.name.clone(), x, y, eval_name: format!("{n_eval} test samples"), eval_x, eval_y })
-    }
-}
-
 /// The training graph of an imported model: without a final softmax (the loss applies
 /// its own to the logits).
 fn training_graph(g: &Graph) -> Graph {
@@ -137,9 +64,233 @@ fn training_graph(g: &Graph) -> Graph {
     t
 }
 
+/// The public plan of a training job, which party 0 announces after the graph: the
+/// steps, the evaluation samples, SGD's parameters, and whether the trained weights are
+/// opened to party 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Plan {
+    /// Training steps (batches in order, wrapping around the samples).
+    pub steps: usize,
+    /// Evaluation samples classified after training.
+    pub n_eval: usize,
+    /// SGD.
+    pub sgd: Sgd,
+    /// Open the trained weights to party 0 (`--save-weights`).
+    pub save: bool,
+}
+
+/// The most training steps party 0 may announce.
+const MAX_STEPS: u64 = 1 << 32;
+
+impl Plan {
+    fn words(&self) -> Vec<u64> {
+        let s = &self.sgd;
+        vec![
+            self.steps as u64,
+            self.n_eval as u64,
+            s.lr.to_bits(),
+            s.momentum.to_bits(),
+            s.weight_decay.to_bits(),
+            u64::from(self.save),
+        ]
+    }
+
+    /// The plan of party 0's words, or what is wrong with them.
+    fn from_words(w: &[u64]) -> std::result::Result<Plan, String> {
+        let [steps, n_eval, lr, momentum, wd, save] = w else { return Err("a plan has six words".into()) };
+        let sgd =
+            Sgd { lr: f64::from_bits(*lr), momentum: f64::from_bits(*momentum), weight_decay: f64::from_bits(*wd) };
+        if *steps > MAX_STEPS || *n_eval > MAX_STEPS {
+            return Err(format!("{steps} steps and {n_eval} evaluation samples (at most {MAX_STEPS})"));
+        }
+        if ![sgd.lr, sgd.momentum, sgd.weight_decay].iter().all(|v| v.is_finite()) || *save > 1 {
+            return Err("SGD's parameters are not finite, or the save flag is neither 0 nor 1".into());
+        }
+        Ok(Plan { steps: *steps as usize, n_eval: *n_eval as usize, sgd, save: *save == 1 })
+    }
+
+    /// One line for the operators.
+    pub fn summary(&self, n: usize, batch: usize) -> String {
+        format!(
+            "{} steps of batch {batch} over {n} samples, lr {}, momentum {}, weight decay {}; then {} evaluation samples; trained weights opened to party 0: {}",
+            self.steps,
+            self.sgd.lr,
+            self.sgd.momentum,
+            self.sgd.weight_decay,
+            self.n_eval,
+            if self.save { "yes" } else { "no" }
+        )
+    }
+}
+
+/// What party 0 brings to a training job.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnerTraining<'a> {
+    /// The training graph, weights, inputs and batch size.
+    pub model: OwnerModel<'a>,
+    /// The labels, one-hot, `[n, classes]`.
+    pub onehot: &'a [f64],
+    /// The evaluation inputs, `plan.n_eval` samples.
+    pub eval_x: &'a [f64],
+    /// The plan.
+    pub plan: Plan,
+}
+
+/// One party's result of a training job.
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    /// The announced job.
+    pub job: Announced,
+    /// The plan.
+    pub plan: Plan,
+    /// The evaluation samples' opened outputs (party 0 only).
+    pub logits: Option<Vec<f64>>,
+    /// The opened trained weights (party 0 only, with `plan.save`).
+    pub state: Option<Vec<Vec<f64>>>,
+    /// Wall time of training and evaluation.
+    pub secs: f64,
+    /// This party's communication (the announcement excluded).
+    pub costs: CostTable,
+}
+
+/// A training job as party `p`: the announcement of the graph and the plan, the owner's
+/// weights, inputs and labels secret-shared batch by batch, training, the evaluation's
+/// outputs (and with `plan.save` the trained weights) opened to party 0 only.
+pub fn train_party<D: Device>(
+    p: &Party<D>,
+    owner: Option<&OwnerTraining>,
+    expect: Option<&str>,
+    log: bool,
+) -> Result<TrainOutcome> {
+    let job = parties::announce(p, JobKind::Train, owner.map(|o| &o.model), expect, log)?;
+    let plan = {
+        let _s = p.net.scope("setup");
+        match owner {
+            Some(o) if p.id == OWNER => {
+                for peer in Peer::BOTH {
+                    p.net.send_u64s(peer, o.plan.words())?;
+                }
+                o.plan
+            }
+            _ => {
+                let from = p.id.link_to(OWNER).ok_or_else(|| Error::Usage("no link to party 0".into()))?;
+                let plan = Plan::from_words(&p.net.recv_u64s(from, 6)?).map_err(|e| {
+                    let reason = format!("{}: party 0's training plan: {e}", p.id);
+                    p.net.abort_with(&reason);
+                    Error::Mismatch(reason)
+                })?;
+                if log {
+                    eprintln!("{}: training plan from party 0: {}", p.id, plan.summary(job.n, job.batch));
+                }
+                plan
+            }
+        }
+    };
+    let g = &job.graph.graph;
+    let per: Vec<usize> = g.input().to_vec();
+    let per_len: usize = per.iter().product();
+    let classes: usize = g.out_dims()?.iter().product();
+    let (n, batch) = (job.n, job.batch);
+    let per_epoch = n.div_ceil(batch);
+    let is_owner = p.id == OWNER;
+    let mut m = Model::new(p, g, OWNER, owner.map(|o| o.model.weights))?;
+    p.net.barrier()?;
+    p.net.reset_costs();
+    let t = Instant::now();
+    for step in 0..plan.steps {
+        let start = (step % per_epoch) * batch;
+        let k = batch.min(n - start);
+        let mut dims = vec![k];
+        dims.extend(&per);
+        let xs = p.input(OWNER, owner.map(|o| &o.model.x[start * per_len..(start + k) * per_len]), &dims)?;
+        let ys = owner.map(|o| &o.onehot[start * classes..(start + k) * classes]);
+        let y = p.input(OWNER, ys, &[k, classes])?;
+        m.train_step(p, xs, &y, &plan.sgd)?;
+    }
+    m.train = false;
+    let mut logits = Vec::new();
+    for start in (0..plan.n_eval).step_by(batch) {
+        let k = batch.min(plan.n_eval - start);
+        let mut dims = vec![k];
+        dims.extend(&per);
+        let xs = owner.map(|o| &o.eval_x[start * per_len..(start + k) * per_len]);
+        let out = m.forward(p, p.input(OWNER, xs, &dims)?)?;
+        logits.extend(p.open(OWNER, &out)?.unwrap_or_default());
+    }
+    // The trained weights are opened (to the owner only) when the owner asked for them.
+    let state = if plan.save { m.open_weights(p, OWNER)? } else { None };
+    let secs = t.elapsed().as_secs_f64();
+    Ok(TrainOutcome { job, plan, logits: is_owner.then_some(logits), state, secs, costs: p.net.costs() })
+}
+
+/// Party 0's side of a training job, ready to run: the training graph, its encoding, and
+/// the labels one-hot.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    graph: PublicGraph,
+    onehot: Vec<f64>,
+    batch: usize,
+    plan: Plan,
+}
+
+impl Prepared {
+    /// Checks the owner's data against the model and fixes the plan.
+    pub fn new(im: &triad_onnx::Imported, data: &TrainData, opt: TrainOptions, save: bool) -> Result<Prepared> {
+        let g = training_graph(&im.graph);
+        let classes: usize = g.out_dims()?.iter().product();
+        let n = data.y.len();
+        if n == 0 || data.x.len() != n * g.input().iter().product::<usize>() {
+            return Err(Error::Usage(format!("{}: no training samples, or not of the model's shape", data.name)));
+        }
+        super::fixed_config(opt.frac_bits)?;
+        super::warn_ranges(im, &data.x, opt.frac_bits)?;
+        let mut onehot = vec![0.0; n * classes];
+        for (i, &l) in data.y.iter().enumerate() {
+            onehot[i * classes + l as usize] = 1.0;
+        }
+        let batch = opt.batch.clamp(1, n);
+        let per_epoch = n.div_ceil(batch);
+        let steps = opt.steps.unwrap_or(per_epoch * opt.epochs).min(per_epoch * opt.epochs.max(1));
+        let plan = Plan { steps, n_eval: data.eval_y.len(), sgd: opt.sgd, save };
+        Ok(Prepared { graph: PublicGraph::of(&g)?, onehot, batch, plan })
+    }
+
+    fn owner<'a>(&'a self, im: &'a triad_onnx::Imported, data: &'a TrainData) -> OwnerTraining<'a> {
+        let model =
+            OwnerModel { graph: &self.graph, weights: &im.weights, x: &data.x, n: data.y.len(), batch: self.batch };
+        OwnerTraining { model, onehot: &self.onehot, eval_x: &data.eval_x, plan: self.plan }
+    }
+}
+
+/// The owner's report of a finished training job (and the saved ONNX file).
+fn owner_report(
+    model: &Path,
+    im: &triad_onnx::Imported,
+    data: &TrainData,
+    save: Option<&Path>,
+    out: &TrainOutcome,
+) -> Result<OnnxTrainReport> {
+    let classes: usize = out.job.graph.graph.out_dims()?.iter().product();
+    let preds = argmax_rows(out.logits.as_deref().unwrap_or_default(), classes);
+    let right = preds.iter().zip(&data.eval_y).filter(|(p, l)| **p as i64 == **l).count();
+    if let (Some(dst), Some(state)) = (save, &out.state) {
+        triad_onnx::write_trained(model, dst, im, state).map_err(|e| Error::Usage(e.to_string()))?;
+    }
+    Ok(OnnxTrainReport {
+        model: model.display().to_string(),
+        data: data.name.clone(),
+        samples: data.y.len(),
+        steps: out.plan.steps,
+        secs: out.secs,
+        accuracy: right as f64 / data.eval_y.len().max(1) as f64,
+        evaluated: data.eval_name.clone(),
+        saved: save.map(|p| p.display().to_string()),
+    })
+}
+
 /// Private training of an imported ONNX model on the owner's data, three parties in this
-/// process; the owner may write the trained model as an ONNX file (the same graph,
-/// trained initializers).
+/// process (the same job as three processes run, [`train_party`]); the owner may write
+/// the trained model as an ONNX file (the same graph, trained initializers).
 pub fn train(
     model: &Path,
     im: &triad_onnx::Imported,
@@ -148,72 +299,95 @@ pub fn train(
     opt: TrainOptions,
     backend: BackendKind,
 ) -> Result<OnnxTrainReport> {
-    let g = training_graph(&im.graph);
-    let per: Vec<usize> = g.input().to_vec();
-    let per_len: usize = per.iter().product();
-    let classes: usize = g.out_dims()?.iter().product();
-    let n = data.y.len();
-    if n == 0 {
-        return Err(Error::Usage(format!("{}: no training samples", data.name)));
-    }
-    let onehot = |y: &[i64]| {
-        let mut v = vec![0.0; y.len() * classes];
-        for (i, &l) in y.iter().enumerate() {
-            v[i * classes + l as usize] = 1.0;
-        }
-        v
-    };
-    let ys = onehot(&data.y);
+    let prepared = Prepared::new(im, data, opt, save.is_some())?;
+    let owner = prepared.owner(im, data);
     let fixed = super::fixed_config(opt.frac_bits)?;
-    super::warn_ranges(im, &data.x, opt.frac_bits)?;
     let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
-    let batch = opt.batch.clamp(1, n);
-    let per_epoch = n.div_ceil(batch);
-    let total = opt.steps.unwrap_or(per_epoch * opt.epochs).min(per_epoch * opt.epochs.max(1));
-    let n_eval = data.eval_y.len();
-    let (x, w) = (&data.x, &im.weights);
-    let t = Instant::now();
     let results = crate::with_device!(backend, dev => run_in_process(dev, &link, fixed, |p: &Party<_>| {
-        let owner = p.id == OWNER;
-        let mut m = Model::new(p, &g, OWNER, owner.then_some(&w[..]))?;
-        for step in 0..total {
-            let start = (step % per_epoch) * batch;
-            let k = batch.min(n - start);
-            let mut dims = vec![k];
-            dims.extend(&per);
-            let xs = p.input(OWNER, owner.then(|| &x[start * per_len..(start + k) * per_len]), &dims)?;
-            let y = p.input(OWNER, owner.then(|| &ys[start * classes..(start + k) * classes]), &[k, classes])?;
-            m.train_step(p, xs, &y, &opt.sgd)?;
+        let mine = (p.id == OWNER).then_some(&owner);
+        train_party(p, mine, None, false).map_err(crate::run::into_protocol)
+    }).map_err(crate::run::from_protocol)?);
+    let [out, _, _] = results;
+    owner_report(model, im, data, save, &out)
+}
+
+/// What one party of three processes reports after training an ONNX model.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainPartyReport {
+    /// 0, 1 or 2.
+    pub party: usize,
+    /// How it ran.
+    pub mode: String,
+    /// The graph's name.
+    pub graph: String,
+    /// The SHA-256 of its encoding.
+    pub graph_sha256: String,
+    /// Training steps.
+    pub steps: usize,
+    /// Wall time of training and evaluation in seconds.
+    pub secs: f64,
+    /// Bytes this party sent.
+    pub bytes_sent: u64,
+    /// Its communication rounds.
+    pub rounds: u64,
+    /// Party 0's report.
+    pub owner: Option<OnnxTrainReport>,
+}
+
+/// Party 0's training job: its model file, the imported model, its data, and where the
+/// trained model goes.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnerJob<'a> {
+    /// The ONNX file.
+    pub model: &'a Path,
+    /// Its import.
+    pub im: &'a triad_onnx::Imported,
+    /// The training data.
+    pub data: &'a TrainData,
+    /// `--save-weights`.
+    pub save: Option<&'a Path>,
+}
+
+/// `triad party --id N ... train --onnx ... | --onnx-from-owner`: private training of an
+/// ONNX model as one of three processes; `owner` is party 0's job, `expect` a pinned
+/// graph digest of party 1 or 2.
+pub fn train_as_party(
+    owner: Option<OwnerJob>,
+    expect: Option<&str>,
+    session: Session,
+    opt: TrainOptions,
+    backend: BackendKind,
+) -> Result<TrainPartyReport> {
+    let fixed = super::fixed_config(opt.frac_bits)?;
+    let me = session.me;
+    let prepared = match owner {
+        Some(o) if me == OWNER => Some(Prepared::new(o.im, o.data, opt, o.save.is_some())?),
+        None if me != OWNER => None,
+        _ => return Err(Error::Usage(parties::who_names_the_model(me))),
+    };
+    let mine = match (&prepared, owner) {
+        (Some(pr), Some(o)) => {
+            eprintln!("{me}: sending the public graph to parties 1 and 2: {}", pr.graph.summary());
+            Some(pr.owner(o.im, o.data))
         }
-        m.train = false;
-        let mut logits = Vec::new();
-        for start in (0..n_eval).step_by(batch) {
-            let k = batch.min(n_eval - start);
-            let mut dims = vec![k];
-            dims.extend(&per);
-            let xs = owner.then(|| &data.eval_x[start * per_len..(start + k) * per_len]);
-            let out = m.forward(p, p.input(OWNER, xs, &dims)?)?;
-            logits.extend(p.open(OWNER, &out)?.unwrap_or_default());
-        }
-        // The trained weights are opened (to the owner only) when the owner asked for them.
-        let state = if save.is_some() { m.open_weights(p, OWNER)? } else { None };
-        Ok((logits, state))
-    }))?;
-    let secs = t.elapsed().as_secs_f64();
-    let [(logits, state), _, _] = results;
-    let preds = argmax_rows(&logits, classes);
-    let right = preds.iter().zip(&data.eval_y).filter(|(p, l)| **p as i64 == **l).count();
-    if let (Some(dst), Some(state)) = (save, state) {
-        triad_onnx::write_trained(model, dst, im, &state).map_err(|e| Error::Usage(e.to_string()))?;
-    }
-    Ok(OnnxTrainReport {
-        model: model.display().to_string(),
-        data: data.name.clone(),
-        samples: n,
-        steps: total,
-        secs,
-        accuracy: right as f64 / n_eval.max(1) as f64,
-        evaluated: data.eval_name.clone(),
-        saved: save.map(|p| p.display().to_string()),
+        _ => None,
+    };
+    let mode = session.mode();
+    let out =
+        crate::with_device!(backend, dev => session.run(dev, fixed, |p| train_party(p, mine.as_ref(), expect, true))?);
+    let owner_report = match owner {
+        Some(o) => Some(owner_report(o.model, o.im, o.data, o.save, &out)?),
+        None => None,
+    };
+    Ok(TrainPartyReport {
+        party: me.index(),
+        mode,
+        graph: out.job.graph.graph.name.clone(),
+        graph_sha256: out.job.graph.sha256.clone(),
+        steps: out.plan.steps,
+        secs: out.secs,
+        bytes_sent: out.costs.total().bytes_sent,
+        rounds: out.costs.total().rounds,
+        owner: owner_report,
     })
 }
