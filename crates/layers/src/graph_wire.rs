@@ -389,6 +389,27 @@ mod tests {
         g.finish().unwrap()
     }
 
+    /// A decoded graph is one the layers run: a forward pass of one sample on the float64
+    /// twin gives a result or an error, and never panics (checked for graphs of small
+    /// activations, to keep the test short).
+    pub(crate) fn runs(g: &Graph) {
+        let widest = g.node_dims().unwrap().iter().map(|d| d.iter().product::<usize>()).max().unwrap_or(0);
+        if widest > 1 << 16 || g.num_params() > 1 << 16 {
+            return;
+        }
+        let b = crate::Plain;
+        let owner = triad_transport::PartyId::ALL[0];
+        if let Ok(mut m) = crate::Model::new(&b, g, owner, Some(&g.init_weights(1))) {
+            m.train = false;
+            let mut dims = vec![1];
+            dims.extend(g.input());
+            let x = vec![0.5; dims.iter().product()];
+            if let Ok(x) = crate::Backend::input(&b, owner, Some(&x), &dims) {
+                let _ = m.forward(&b, x);
+            }
+        }
+    }
+
     #[test]
     fn round_trips_canonically() {
         let lenet = zoo::lenet(zoo::Activation::Relu, zoo::Pooling::Avg);
@@ -413,7 +434,7 @@ mod tests {
             let mut b = bytes.clone();
             b[i / 8] ^= 1 << (i % 8);
             if let Ok(g) = decode(&b) {
-                g.node_dims().unwrap();
+                runs(&g);
                 decoded += 1;
             }
         }
