@@ -434,6 +434,7 @@ mod tests {
             let mut b = bytes.clone();
             b[i / 8] ^= 1 << (i % 8);
             if let Ok(g) = decode(&b) {
+                assert_eq!(encode(&g).as_ref(), Some(&b), "flip {i}: the encoding is canonical");
                 runs(&g);
                 decoded += 1;
             }
