@@ -380,3 +380,61 @@ pub fn render(r: &PartyReport) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+    use triad_fixed::FixedConfig;
+    use triad_transport::LinkConfig;
+
+    /// Party 0 sends `header` and `graph`; what party 1's announcement says of it (its
+    /// refusal aborts the session, whose error then carries it).
+    fn party1_hears(header: Vec<u64>, graph: Vec<u8>) -> String {
+        let link = LinkConfig { timeout: Duration::from_secs(20), ..LinkConfig::default() };
+        let run = triad_sharing::run_in_process(triad_ring::CpuDevice, &link, FixedConfig::default(), |p| {
+            if p.id == OWNER {
+                for peer in Peer::BOTH {
+                    p.net.send_u64s(peer, header.clone())?;
+                    p.net.send_bytes(peer, graph.clone())?;
+                }
+                return Ok(String::new());
+            }
+            Ok(match announce(p, JobKind::Infer, None, None, false) {
+                Ok(a) => format!("ok {}", a.graph.sha256),
+                Err(e) => e.one_line(),
+            })
+        });
+        match run {
+            Ok([_, one, _]) => one,
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Every word of party 0's announcement is checked before it is used: an oversized or
+    /// garbage graph, absurd counts, another version or another kind of job is a refusal
+    /// naming what is wrong, never a panic or an allocation of the announced size.
+    #[test]
+    fn a_bad_announcement_is_refused_in_one_line() {
+        let g = triad_layers::zoo::lenet(triad_layers::Activation::Relu, triad_layers::Pooling::Avg);
+        let bytes = graph_wire::encode(&g).unwrap();
+        let len = bytes.len() as u64;
+        let good = |n: u64, batch: u64| vec![ANNOUNCE_V1, 0, len, n, batch, 20];
+        assert!(party1_hears(good(4, 2), bytes.clone()).starts_with("ok "));
+        let cases: [(Vec<u64>, Vec<u8>, &str); 7] = [
+            (vec![ANNOUNCE_V1 + 1, 0, len, 4, 2, 20], bytes.clone(), "did not announce an ONNX job"),
+            (vec![ANNOUNCE_V1, 1, len, 4, 2, 20], bytes.clone(), "another kind of job"),
+            (vec![ANNOUNCE_V1, 0, len, 4, 2, 16], bytes.clone(), "16 fractional bits"),
+            (vec![ANNOUNCE_V1, 0, MAX_GRAPH_BYTES + 1, 4, 2, 20], bytes.clone(), "a graph of 67108865 bytes"),
+            (good(4, 5), bytes.clone(), "4 samples in batches of 5"),
+            (good(1 << 40, 1), bytes.clone(), "1099511627776 samples"),
+            (vec![ANNOUNCE_V1, 0, 7, 4, 2, 20], b"garbage".to_vec(), "party 0's graph: not a valid graph"),
+        ];
+        for (header, graph, needle) in cases {
+            let said = party1_hears(header, graph);
+            assert!(said.contains(needle), "{said:?} does not say {needle:?}");
+            assert!(!said.contains('\n'));
+        }
+    }
+}
