@@ -79,6 +79,9 @@ fn inspect_shows_nodes_tensors_and_costs() {
     {
         assert!(s.contains(needle), "inspect output lacks {needle:?}:\n{s}");
     }
+    assert!(!s.contains("training graph sha256"), "no final softmax, one digest:\n{s}");
+    let s = stdout_ok(&triad(&["inspect", "--onnx", &fixture("ops_cnn_ts.onnx")]));
+    assert!(s.contains("training graph sha256"), "a final softmax, a training digest too:\n{s}");
     let s = stdout_ok(&triad(&["inspect", "--model", "lenet"]));
     assert!(s.contains("431080"), "{s}");
 }

@@ -223,6 +223,11 @@ pub fn inspect(m: &Inspected, source: &str, train_batch: usize) -> Result<String
     }
     let public = PublicGraph::of(g)?;
     s.push_str(&format!("\ngraph sha256 {} (what parties 1 and 2 pin with --expect-graph)\n", public.sha256));
+    let training = PublicGraph::of(&train::training_graph(g))?;
+    if training.sha256 != public.sha256 {
+        let what = "without the final softmax: what party ... train sends";
+        s.push_str(&format!("training graph sha256 {} ({what})\n", training.sha256));
+    }
     s.push_str(&format!(
         "\nfixed-point range ({} fractional bits, inputs bounded by {}, weights {})\n",
         m.frac_bits, m.input_bound, m.weights_from

@@ -56,7 +56,7 @@ pub struct TrainOptions {
 
 /// The training graph of an imported model: without a final softmax (the loss applies
 /// its own to the logits).
-fn training_graph(g: &Graph) -> Graph {
+pub(crate) fn training_graph(g: &Graph) -> Graph {
     let mut t = g.clone();
     if t.nodes.len() > 2 && matches!(t.nodes.last().map(|n| &n.op), Some(triad_layers::Op::Softmax)) {
         t.nodes.pop();
