@@ -82,12 +82,22 @@ pub fn read_inputs(g: &Graph, inputs: &Path) -> Result<(usize, Vec<f64>)> {
     Ok((shape[0], x))
 }
 
+/// The most range warnings `infer` and `train` print (`inspect` prints every one).
+const MAX_RANGE_LINES: usize = 10;
+
 /// Prints a warning line (stderr) for every node whose magnitude bound threatens the
-/// fixed-point range ([`range::check`]), for inputs bounded by the largest of `x`.
+/// fixed-point range ([`range::check`]), for inputs bounded by the largest of `x`: the
+/// first [`MAX_RANGE_LINES`], then one line with how many more (worst-case bounds grow
+/// with depth, and a deep model would otherwise bury its own output).
 pub fn warn_ranges(im: &triad_onnx::Imported, x: &[f64], frac_bits: u32) -> Result<()> {
     let bound = range::input_bound(x);
-    for w in range::check(&im.graph, &im.weights, bound, frac_bits)? {
+    let warnings = range::check(&im.graph, &im.weights, bound, frac_bits)?;
+    for w in warnings.iter().take(MAX_RANGE_LINES) {
         eprintln!("{} (inputs bounded by {bound})", w.line());
+    }
+    if warnings.len() > MAX_RANGE_LINES {
+        let more = warnings.len() - MAX_RANGE_LINES;
+        eprintln!("warning: {more} more nodes may leave the fixed-point range (triad inspect --input-bound {bound} lists every one)");
     }
     Ok(())
 }
