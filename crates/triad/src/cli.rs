@@ -92,17 +92,18 @@ pub struct JobArgs {
     /// The dataset (default: mnist for LeNet, cifar10 for AlexNet and VGG-16, imagenet for ResNets).
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetArg>,
-    /// Infer: an ONNX model of the owner's (PyTorch's exporters) instead of a zoo model.
+    /// An ONNX model of the owner's (PyTorch's exporters) instead of a zoo model.
     #[arg(long, value_name = "FILE")]
     pub onnx: Option<PathBuf>,
-    /// Infer with --onnx: the owner's inputs, a NumPy file [N, C, H, W] or [N, F] (float32 or float64).
+    /// With --onnx: the owner's inputs, a NumPy file [N, C, H, W] or [N, F] (float32 or float64;
+    /// train without them: the bundled MNIST, or --data).
     #[arg(long, value_name = "FILE.npy", requires = "onnx")]
     pub inputs: Option<PathBuf>,
     /// Infer with --onnx: the owner writes the opened outputs here, a NumPy file [N, outputs] (float64).
     #[arg(long, value_name = "FILE.npy", requires = "onnx")]
     pub output: Option<PathBuf>,
-    /// party --id 1|2 ... infer: the model comes from the owner (party 0 sends its public
-    /// graph, never weights or data; this party prints what it received).
+    /// party --id 1|2 ... infer|train: the model comes from the owner (party 0 sends its
+    /// public graph and job, never weights or data; this party prints what it received).
     #[arg(long, conflicts_with_all = ["onnx", "inputs", "output", "labels"])]
     pub onnx_from_owner: bool,
     /// With --onnx-from-owner: refuse unless party 0's graph has this SHA-256 (64 hex
