@@ -96,13 +96,19 @@ pub fn run_local(command: &str, job: &JobSpec, backend: BackendKind, progress: P
 
 /// This party's side of a three-process session: its id, the parties file (with the
 /// timeout as overridden) and its TLS identity, loaded before any peer is contacted.
-#[allow(missing_debug_implementations)]
 pub struct Session {
     /// This party.
     pub me: PartyId,
     /// The parties file.
     pub cfg: PartiesConfig,
     ident: TlsIdentity,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The identity holds the private key: not shown.
+        f.debug_struct("Session").field("me", &self.me).field("session", &self.cfg.session).finish_non_exhaustive()
+    }
 }
 
 impl Session {
