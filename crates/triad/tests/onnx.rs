@@ -252,6 +252,17 @@ fn a_party_refuses_a_graph_it_did_not_expect() {
     assert_one_error_line(&own, "only party 0 does");
     let bad = triad(&["party", "--id", "1", "--config", c, "infer", "--onnx-from-owner", "--expect-graph", "12"]);
     assert_one_error_line(&bad, "64 hex digits");
+    // Party 0 runs a zoo job: the party waiting for an ONNX graph says so.
+    let kids: Vec<_> = (0..3)
+        .map(|i| {
+            let mut a: Vec<String> =
+                ["party", "--id", &i.to_string(), "--config", c, "infer", "-q"].map(String::from).to_vec();
+            a.push(if i == 1 { "--onnx-from-owner" } else { "--random" }.into());
+            spawn(&a)
+        })
+        .collect();
+    let outs: Vec<_> = kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect();
+    assert_one_error_line(&outs[1], "party 0 did not announce an ONNX job (was it started with --onnx?)");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

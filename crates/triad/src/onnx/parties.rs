@@ -16,7 +16,7 @@ use std::time::Instant;
 use triad_layers::{argmax_rows, graph_wire, Backend, Graph, Model};
 use triad_ring::Device;
 use triad_sharing::Party;
-use triad_transport::{CostTable, Fingerprint, Peer};
+use triad_transport::{CostTable, Fingerprint, Peer, TransportError};
 
 use crate::error::{Error, Result};
 use crate::job::OWNER;
@@ -151,8 +151,14 @@ pub fn announce<D: Device>(
         return Ok(Announced { graph: o.graph.clone(), n: o.n, batch: o.batch });
     }
     let from = p.id.link_to(OWNER).ok_or_else(|| Error::Usage("no link to party 0".into()))?;
-    let h = p.net.recv_u64s(from, 6)?;
     let me = p.id;
+    let h = p.net.recv_u64s(from, 6).map_err(|e| match e {
+        // Party 0 sent something else: most likely it runs a zoo job.
+        TransportError::Malformed { .. } => {
+            refuse(p, format!("{me}: party 0 did not announce an ONNX job (was it started with --onnx?): {e}"))
+        }
+        other => Error::Transport(other),
+    })?;
     if h[0] != ANNOUNCE_V1 {
         return Err(refuse(p, format!("{me}: party 0 did not announce an ONNX job (was it started with --onnx?)")));
     }
