@@ -8,6 +8,7 @@ use crate::bench::{self, paper_train_batch, PAPER_MODELS};
 use crate::error::{Error, Result};
 use crate::job::JobSpec;
 use crate::models::{ModelName, Shape};
+use crate::onnx::cli as onnx_cli;
 use crate::progress::Progress;
 use crate::report;
 use crate::run::{run_local, run_party_process, BackendKind, Report};
@@ -406,7 +407,7 @@ fn emit(r: &Report, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string_pretty(v).map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))
 }
 
@@ -499,18 +500,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) | Command::Infer(a) if a.onnx_from_owner => Err(Error::Usage(
             "--onnx-from-owner: only parties 1 and 2 of `triad party` take the model from the owner".into(),
         )),
-        Command::Train(a) if a.onnx.is_some() => train_onnx(&a),
+        Command::Train(a) if a.onnx.is_some() => onnx_cli::train(&a),
         Command::Train(a) => job_local(&command, &a, true),
-        Command::Infer(a) if a.onnx.is_some() => infer_onnx(&command, &a),
+        Command::Infer(a) if a.onnx.is_some() => onnx_cli::infer(&command, &a),
         Command::Infer(a) => job_local(&command, &a, false),
-        Command::Inspect(a) => inspect(&a),
+        Command::Inspect(a) => onnx_cli::inspect(&a),
         Command::Party(pa) => {
             let (a, train) = match &pa.job {
                 PartyJob::Train(a) => (a, true),
                 PartyJob::Infer(a) => (a, false),
             };
             if a.onnx.is_some() || a.onnx_from_owner {
-                return party_onnx(&pa, a, train);
+                return onnx_cli::party(&pa, a, train);
             }
             let job = a.spec(train)?;
             if !a.out.json {
@@ -525,35 +526,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn inspect(a: &InspectArgs) -> Result<()> {
-    if !(a.input_bound.is_finite() && a.input_bound >= 0.0) {
-        return Err(Error::Usage(format!("--input-bound {}: a magnitude, finite and not negative", a.input_bound)));
-    }
-    crate::onnx::fixed_config(a.frac_bits)?;
-    let (g, weights, source, from) = match (&a.onnx, a.model) {
-        (Some(p), _) => {
-            let im = crate::onnx::import(p)?;
-            (im.graph, im.weights, format!("ONNX model {}", p.display()), "the ONNX file's")
-        }
-        (None, Some(m)) => {
-            let g = m.net(a.dataset.unwrap_or(m.default_dataset())).map_err(Error::Usage)?;
-            let w = g.init_weights(42);
-            let name = g.name.clone();
-            (g, w, format!("zoo model {name}"), "initial, seed 42")
-        }
-        (None, None) => return Err(Error::Usage("inspect needs --onnx FILE or --model NAME".into())),
-    };
-    let m = crate::onnx::Inspected {
-        graph: &g,
-        weights: &weights,
-        weights_from: from,
-        input_bound: a.input_bound,
-        frac_bits: a.frac_bits,
-    };
-    print!("{}", crate::onnx::inspect(&m, &source, a.train_batch.max(1))?);
-    Ok(())
-}
-
 fn what(job: &JobSpec) -> String {
     format!(
         "private {} of {} on {}{}",
@@ -562,144 +534,6 @@ fn what(job: &JobSpec) -> String {
         job.dataset.as_str(),
         if job.random { " (random inputs)" } else { "" }
     )
-}
-
-/// The owner's training data of `train --onnx`: `--inputs` and `--labels`, or a dataset.
-fn onnx_train_data(a: &JobArgs, g: &triad_layers::Graph) -> Result<crate::onnx::train::TrainData> {
-    use crate::onnx::train::TrainData;
-    match (&a.inputs, &a.labels) {
-        (Some(inputs), Some(labels)) => TrainData::from_npy(g, inputs, labels),
-        (None, None) if a.random => {
-            Err(Error::Usage("train --onnx: --random is for zoo models; give --inputs and --labels".into()))
-        }
-        (None, None) => {
-            let shape = match a.dataset {
-                None | Some(DatasetArg::Mnist) => Shape::Mnist,
-                Some(DatasetArg::Cifar10) => Shape::Cifar10,
-                Some(_) => {
-                    return Err(Error::Usage(
-                        "train --onnx: --dataset mnist or cifar10 (with --data), or --inputs and --labels".into(),
-                    ))
-                }
-            };
-            TrainData::from_dataset(g, shape, a.data.as_deref(), a.samples)
-        }
-        _ => Err(Error::Usage("train --onnx FILE: --inputs X.npy and --labels Y.npy go together".into())),
-    }
-}
-
-fn onnx_train_options(a: &JobArgs) -> crate::onnx::train::TrainOptions {
-    crate::onnx::train::TrainOptions {
-        batch: a.batch.unwrap_or(32),
-        epochs: a.epochs,
-        steps: a.steps,
-        sgd: triad_layers::Sgd { lr: a.lr, momentum: a.momentum, weight_decay: a.weight_decay },
-        frac_bits: a.frac_bits,
-    }
-}
-
-fn print_onnx_training(r: &crate::onnx::train::OnnxTrainReport) {
-    println!(
-        "trained {} privately on {}: {} steps on {} samples in {:.2} s; accuracy on {} {:.2}%",
-        r.model,
-        r.data,
-        r.steps,
-        r.samples,
-        r.secs,
-        r.evaluated,
-        100.0 * r.accuracy
-    );
-    if let Some(s) = &r.saved {
-        println!("saved     {s} (the same graph, trained initializers; opened to party 0 only)");
-    }
-}
-
-fn train_onnx(a: &JobArgs) -> Result<()> {
-    let Some(model) = &a.onnx else { return Err(Error::Usage("train --onnx FILE".into())) };
-    let im = crate::onnx::import(model)?;
-    let data = onnx_train_data(a, &im.graph)?;
-    let save = a.save_weights.as_deref();
-    let r = crate::onnx::train::train(model, &im, &data, save, onnx_train_options(a), a.out.backend)?;
-    if a.out.json {
-        println!("{}", to_json(&r)?);
-    } else {
-        print_onnx_training(&r);
-    }
-    Ok(())
-}
-
-fn party_train_onnx(pa: &PartyArgs, a: &JobArgs, expect: Option<&str>) -> Result<()> {
-    use crate::onnx::train::{train_as_party, OwnerJob};
-    let session = crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?;
-    let loaded = match &a.onnx {
-        Some(model) => {
-            let im = crate::onnx::import(model)?;
-            let data = onnx_train_data(a, &im.graph)?;
-            Some((model, im, data))
-        }
-        None => None,
-    };
-    let owner = loaded.as_ref().map(|(model, im, data)| OwnerJob {
-        model: model.as_path(),
-        im,
-        data,
-        save: a.save_weights.as_deref(),
-    });
-    let r = train_as_party(owner, expect, session, onnx_train_options(a), a.out.backend)?;
-    if a.out.json {
-        println!("{}", to_json(&r)?);
-    } else {
-        println!("mode      {}", r.mode);
-        println!("graph     {} (sha256 {})", r.graph, r.graph_sha256);
-        println!("traffic   {} bytes sent by party {}, {} rounds, {:.2} s", r.bytes_sent, r.party, r.rounds, r.secs);
-        if let Some(o) = &r.owner {
-            print_onnx_training(o);
-        } else {
-            println!("trained   {} private steps (shares only; the outputs went to party 0)", r.steps);
-        }
-    }
-    Ok(())
-}
-
-fn party_onnx(pa: &PartyArgs, a: &JobArgs, train: bool) -> Result<()> {
-    use crate::onnx::parties::{self, Source};
-    let expect = a.expect_graph.as_deref().map(parties::parse_digest).transpose()?;
-    if train {
-        return party_train_onnx(pa, a, expect.as_deref());
-    }
-    let source = match (&a.onnx, &a.inputs) {
-        (Some(model), Some(inputs)) => Source::Owner { model, inputs, output: a.output.as_deref(), batch: a.batch },
-        (Some(_), None) => {
-            return Err(Error::Usage("infer --onnx FILE needs --inputs X.npy (the owner's inputs)".into()))
-        }
-        (None, _) => Source::FromOwner { expect: expect.as_deref() },
-    };
-    let session = crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?;
-    let r = parties::infer_as_party(source, session, a.frac_bits, a.out.backend)?;
-    if a.out.json {
-        println!("{}", to_json(&r)?);
-    } else {
-        print!("{}", parties::render(&r));
-    }
-    Ok(())
-}
-
-fn infer_onnx(command: &str, a: &JobArgs) -> Result<()> {
-    let (Some(model), Some(inputs)) = (&a.onnx, &a.inputs) else {
-        return Err(Error::Usage("infer --onnx FILE needs --inputs X.npy (the owner's inputs)".into()));
-    };
-    let im = crate::onnx::import(model)?;
-    if !a.out.json {
-        let what = format!("private inference of {}, three parties in this process", model.display());
-        println!("{}", report::header(command, &what));
-    }
-    let r = crate::onnx::infer(model, &im, inputs, a.output.as_deref(), a.batch, a.frac_bits, a.out.backend)?;
-    if a.out.json {
-        println!("{}", to_json(&r)?);
-    } else {
-        print!("{}", crate::onnx::render(&r));
-    }
-    Ok(())
 }
 
 fn job_local(command: &str, a: &JobArgs, train: bool) -> Result<()> {

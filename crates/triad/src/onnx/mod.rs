@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::job::OWNER;
 use crate::run::BackendKind;
 
+pub(crate) mod cli;
 pub mod parties;
 pub mod range;
 pub mod train;
