@@ -97,6 +97,7 @@
 
 mod backend;
 mod graph;
+pub mod graph_wire;
 mod layer;
 mod model;
 pub mod plain;

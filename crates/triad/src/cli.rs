@@ -8,6 +8,7 @@ use crate::bench::{self, paper_train_batch, PAPER_MODELS};
 use crate::error::{Error, Result};
 use crate::job::JobSpec;
 use crate::models::{ModelName, Shape};
+use crate::onnx::cli as onnx_cli;
 use crate::progress::Progress;
 use crate::report;
 use crate::run::{run_local, run_party_process, BackendKind, Report};
@@ -59,6 +60,13 @@ pub struct InspectArgs {
     /// Batch size of the training step's dry run.
     #[arg(long, default_value_t = 8)]
     pub train_batch: usize,
+    /// The range check's bound on the inputs' magnitude (1: pixels scaled to [0, 1];
+    /// infer and train use the largest magnitude of the actual inputs).
+    #[arg(long, default_value_t = 1.0)]
+    pub input_bound: f64,
+    /// Fractional bits of the fixed-point encoding.
+    #[arg(long, default_value_t = 20)]
+    pub frac_bits: u32,
 }
 
 /// Dataset choices of the command line.
@@ -85,15 +93,24 @@ pub struct JobArgs {
     /// The dataset (default: mnist for LeNet, cifar10 for AlexNet and VGG-16, imagenet for ResNets).
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetArg>,
-    /// Infer: an ONNX model of the owner's (PyTorch's exporters) instead of a zoo model.
+    /// An ONNX model of the owner's (PyTorch's exporters) instead of a zoo model.
     #[arg(long, value_name = "FILE")]
     pub onnx: Option<PathBuf>,
-    /// Infer with --onnx: the owner's inputs, a NumPy file [N, C, H, W] or [N, F] (float32 or float64).
+    /// With --onnx: the owner's inputs, a NumPy file [N, C, H, W] or [N, F] (float32 or float64;
+    /// train without them: the bundled MNIST, or --data).
     #[arg(long, value_name = "FILE.npy", requires = "onnx")]
     pub inputs: Option<PathBuf>,
     /// Infer with --onnx: the owner writes the opened outputs here, a NumPy file [N, outputs] (float64).
     #[arg(long, value_name = "FILE.npy", requires = "onnx")]
     pub output: Option<PathBuf>,
+    /// party --id 1|2 ... infer|train: the model comes from the owner (party 0 sends its
+    /// public graph and job, never weights or data; this party prints what it received).
+    #[arg(long, conflicts_with_all = ["onnx", "inputs", "output", "labels"])]
+    pub onnx_from_owner: bool,
+    /// With --onnx-from-owner: refuse unless party 0's graph has this SHA-256 (64 hex
+    /// digits; party 0 and `triad inspect` print it).
+    #[arg(long, value_name = "SHA256HEX", requires = "onnx_from_owner")]
+    pub expect_graph: Option<String>,
     /// Train with --onnx: the owner's labels, a NumPy file [N] of integer classes.
     #[arg(long, value_name = "FILE.npy", requires = "onnx")]
     pub labels: Option<PathBuf>,
@@ -390,7 +407,7 @@ fn emit(r: &Report, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string_pretty(v).map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))
 }
 
@@ -418,10 +435,15 @@ fn hide_training_flags(infer: clap::Command) -> clap::Command {
 /// both `infer` subcommands' help.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
+    let hide_party_flags = |c: clap::Command| PARTY_ONLY.iter().fold(c, |c, id| c.mut_arg(*id, |a| a.hide(true)));
     Cli::command()
-        .mut_subcommand("infer", hide_training_flags)
+        .mut_subcommand("infer", |c| hide_party_flags(hide_training_flags(c)))
+        .mut_subcommand("train", hide_party_flags)
         .mut_subcommand("party", |p| p.mut_subcommand("infer", hide_training_flags))
 }
+
+/// The job options that mean something only to a party of three processes.
+const PARTY_ONLY: [&str; 2] = ["onnx_from_owner", "expect_graph"];
 
 /// Parses the process's arguments with [`command`] (exits with clap's message on a bad
 /// command line, as `Cli::parse` does).
@@ -475,33 +497,21 @@ pub fn run(cli: Cli) -> Result<()> {
             let r = run_local(&command, &job, a.out.backend, a.out.progress())?;
             emit(&r, a.out.json)
         }
-        Command::Train(a) if a.onnx.is_some() => train_onnx(&a),
+        Command::Train(a) | Command::Infer(a) if a.onnx_from_owner => Err(Error::Usage(
+            "--onnx-from-owner: only parties 1 and 2 of `triad party` take the model from the owner".into(),
+        )),
+        Command::Train(a) if a.onnx.is_some() => onnx_cli::train(&a),
         Command::Train(a) => job_local(&command, &a, true),
-        Command::Infer(a) if a.onnx.is_some() => infer_onnx(&command, &a),
+        Command::Infer(a) if a.onnx.is_some() => onnx_cli::infer(&command, &a),
         Command::Infer(a) => job_local(&command, &a, false),
-        Command::Inspect(a) => {
-            let (g, source) = match (&a.onnx, a.model) {
-                (Some(p), _) => (crate::onnx::graph_of(p)?, format!("ONNX model {}", p.display())),
-                (None, Some(m)) => {
-                    let g = m.net(a.dataset.unwrap_or(m.default_dataset())).map_err(Error::Usage)?;
-                    let name = g.name.clone();
-                    (g, format!("zoo model {name}"))
-                }
-                (None, None) => return Err(Error::Usage("inspect needs --onnx FILE or --model NAME".into())),
-            };
-            print!("{}", crate::onnx::inspect(&g, &source, a.train_batch.max(1))?);
-            Ok(())
-        }
+        Command::Inspect(a) => onnx_cli::inspect(&a),
         Command::Party(pa) => {
             let (a, train) = match &pa.job {
                 PartyJob::Train(a) => (a, true),
                 PartyJob::Infer(a) => (a, false),
             };
-            if a.onnx.is_some() {
-                return Err(Error::Usage(
-                    "party ... --onnx: ONNX models over three processes are not available yet; run triad infer --onnx"
-                        .into(),
-                ));
+            if a.onnx.is_some() || a.onnx_from_owner {
+                return onnx_cli::party(&pa, a, train);
             }
             let job = a.spec(train)?;
             if !a.out.json {
@@ -524,56 +534,6 @@ fn what(job: &JobSpec) -> String {
         job.dataset.as_str(),
         if job.random { " (random inputs)" } else { "" }
     )
-}
-
-fn train_onnx(a: &JobArgs) -> Result<()> {
-    let (Some(model), Some(inputs), Some(labels)) = (&a.onnx, &a.inputs, &a.labels) else {
-        return Err(Error::Usage("train --onnx FILE needs --inputs X.npy and --labels Y.npy".into()));
-    };
-    let im = crate::onnx::import(model)?;
-    let opt = crate::onnx::TrainOptions {
-        batch: a.batch.unwrap_or(32),
-        epochs: a.epochs,
-        steps: a.steps,
-        sgd: triad_layers::Sgd { lr: a.lr, momentum: a.momentum, weight_decay: a.weight_decay },
-        frac_bits: a.frac_bits,
-    };
-    let save = a.save_weights.as_deref();
-    let r = crate::onnx::train(model, &im, inputs, labels, save, opt, a.out.backend)?;
-    if a.out.json {
-        println!("{}", to_json(&r)?);
-    } else {
-        println!(
-            "trained {} privately: {} steps on {} samples in {:.2} s; accuracy on the training inputs {:.2}%",
-            r.model,
-            r.steps,
-            r.samples,
-            r.secs,
-            100.0 * r.accuracy
-        );
-        if let Some(s) = &r.saved {
-            println!("saved     {s} (the same graph, trained initializers; opened to party 0 only)");
-        }
-    }
-    Ok(())
-}
-
-fn infer_onnx(command: &str, a: &JobArgs) -> Result<()> {
-    let (Some(model), Some(inputs)) = (&a.onnx, &a.inputs) else {
-        return Err(Error::Usage("infer --onnx FILE needs --inputs X.npy (the owner's inputs)".into()));
-    };
-    let im = crate::onnx::import(model)?;
-    if !a.out.json {
-        let what = format!("private inference of {}, three parties in this process", model.display());
-        println!("{}", report::header(command, &what));
-    }
-    let r = crate::onnx::infer(model, &im, inputs, a.output.as_deref(), a.batch, a.frac_bits, a.out.backend)?;
-    if a.out.json {
-        println!("{}", to_json(&r)?);
-    } else {
-        print!("{}", crate::onnx::render(&r));
-    }
-    Ok(())
 }
 
 fn job_local(command: &str, a: &JobArgs, train: bool) -> Result<()> {

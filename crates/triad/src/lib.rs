@@ -9,7 +9,9 @@
 //! | `triad train`, `triad infer` | a zoo model (`--model`) on MNIST, CIFAR-10 (`--data DIR`) or random inputs of any paper dataset shape; batch, epochs, learning rate, momentum, fractional bits, backend (`cpu` or `cuda`); `--json`; safetensors weights in (`--weights`) and out (`--save-weights`); per-party share checkpoints (`--checkpoint`, `--resume`) |
 //! | `triad bench` | the paper's tables: inference at batch 1 and a training iteration at the paper's batch sizes, time, bytes per party and rounds per layer and in total |
 //! | `triad keygen` | a CA, three party certificates and keys, and `parties.toml` |
-//! | `triad party --id N --config parties.toml train\|infer ...` | one party as its own process over mutual TLS |
+//! | `triad train --onnx`, `triad infer --onnx` | the owner's own model exported from PyTorch ([`onnx`]): NumPy inputs and outputs (`--inputs`, `--output`, `--labels`) or, for training, the bundled MNIST / `--data`; `--save-weights` writes a trained ONNX file |
+//! | `triad inspect (--onnx F \| --model NAME)` | every node and tensor, the graph's SHA-256, nodes where the fixed-point range is at risk, and the dry run's bytes and rounds |
+//! | `triad party --id N --config parties.toml train\|infer ...` | one party as its own process over mutual TLS; `infer --onnx` on party 0 with `--onnx-from-owner [--expect-graph SHA256]` on parties 1 and 2, who receive the public graph from party 0 |
 //!
 //! ## Roles
 //!
@@ -17,7 +19,9 @@
 //! secret-shares them; parties 1 and 2 hold shares only. At the start of a job party 0
 //! sends the others a digest of the public job parameters (model, dataset, batch, steps,
 //! learning rate, seed, ...) and the public sizes of the data splits, so three processes
-//! started with different jobs stop with an error instead of computing garbage. Nothing
+//! started with different jobs stop with an error instead of computing garbage (with an
+//! ONNX model party 0 sends the public graph itself, which the others decode with a
+//! checked decoder and may pin by its SHA-256: [`onnx::parties`]). Nothing
 //! is opened during training; private inference opens the logits to party 0 only
 //! (`Backend::open`, i.e. `Party::reveal_to`), and `--save-weights` opens the final
 //! weights to party 0 only.

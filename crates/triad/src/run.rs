@@ -8,6 +8,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 use triad_fixed::FixedConfig;
 use triad_layers::Graph;
+use triad_ring::Device;
 use triad_sharing::{run_in_process, Party};
 use triad_transport::{connect_tls, LinkConfig, PartiesConfig, PartyId, TlsIdentity};
 
@@ -93,6 +94,56 @@ pub fn run_local(command: &str, job: &JobSpec, backend: BackendKind, progress: P
     Ok(report(command, job, &net, backend, "three parties in one process".into(), t, results.into_iter().collect()))
 }
 
+/// This party's side of a three-process session: its id, the parties file (with the
+/// timeout as overridden) and its TLS identity, loaded before any peer is contacted.
+pub struct Session {
+    /// This party.
+    pub me: PartyId,
+    /// The parties file.
+    pub cfg: PartiesConfig,
+    ident: TlsIdentity,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The identity holds the private key: not shown.
+        f.debug_struct("Session").field("me", &self.me).field("session", &self.cfg.session).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Loads `config` for party `id`; `timeout_ms` overrides the file's timeout.
+    pub fn load(id: u8, config: &Path, timeout_ms: Option<u64>) -> Result<Session> {
+        let me = PartyId::new(id).ok_or_else(|| Error::Usage(format!("--id {id}: a party id is 0, 1 or 2")))?;
+        let mut cfg = PartiesConfig::load(config)?;
+        if let Some(ms) = timeout_ms {
+            if ms == 0 {
+                return Err(Error::Usage("--timeout-ms must be positive".into()));
+            }
+            cfg.timeout = Duration::from_millis(ms);
+        }
+        let ident = TlsIdentity::load(&cfg, me)?;
+        Ok(Session { me, cfg, ident })
+    }
+
+    /// How the report names this run.
+    pub fn mode(&self) -> String {
+        format!("party {} of three processes (mutual TLS, session {})", self.me.index(), self.cfg.session)
+    }
+
+    /// Connects to the other two parties, sets up the shared randomness and runs `job` as
+    /// this party; if `job` fails, the peers are told why before this party stops.
+    pub fn run<D: Device, T>(self, dev: D, fixed: FixedConfig, job: impl FnOnce(&Party<D>) -> Result<T>) -> Result<T> {
+        let links = connect_tls(&self.cfg, self.me, self.ident)?;
+        let p = Party::setup(dev, links, fixed)?;
+        let r = job(&p);
+        if let Err(e) = &r {
+            p.net.abort_with(&e.for_peers());
+        }
+        r
+    }
+}
+
 /// Runs `job` as party `id` of three processes, connected as `config` describes.
 pub fn run_party_process(
     command: &str,
@@ -104,30 +155,16 @@ pub fn run_party_process(
     progress: Progress,
 ) -> Result<Report> {
     let t = Instant::now();
-    let me = PartyId::new(id).ok_or_else(|| Error::Usage(format!("--id {id}: a party id is 0, 1 or 2")))?;
-    let mut cfg = PartiesConfig::load(config)?;
-    if let Some(ms) = timeout_ms {
-        if ms == 0 {
-            return Err(Error::Usage("--timeout-ms must be positive".into()));
-        }
-        cfg.timeout = Duration::from_millis(ms);
-    }
     let net = job.net()?;
     let fixed = fixed(job)?;
+    let session = Session::load(id, config, timeout_ms)?;
+    let me = session.me;
     // The owner loads its data and weights before connecting, so a bad file fails fast.
     let owner = if me == OWNER { Some(job.owner_inputs(&net)?) } else { None };
-    let ident = TlsIdentity::load(&cfg, me)?;
-    let result = with_device!(backend, dev => {
-        let links = connect_tls(&cfg, me, ident)?;
-        let p = Party::setup(dev, links, fixed)?;
-        let prog = if me == OWNER { progress } else { Progress::hidden() };
-        let r = run_party(&p, job, &net, owner.as_ref(), prog);
-        if let Err(e) = &r {
-            p.net.abort_with(&e.for_peers());
-        }
-        r?
-    });
-    let mode = format!("party {id} of three processes (mutual TLS, session {})", cfg.session);
+    let prog = if me == OWNER { progress } else { Progress::hidden() };
+    let mode = session.mode();
+    let result =
+        with_device!(backend, dev => session.run(dev, fixed, |p| run_party(p, job, &net, owner.as_ref(), prog))?);
     Ok(report(command, job, &net, backend, mode, t, vec![result]))
 }
 
@@ -155,14 +192,14 @@ fn report(
 
 /// Errors of the in-process closure must be protocol errors; ours travel as `Usage`
 /// with a marker and come back unchanged in text.
-fn into_protocol(e: Error) -> triad_sharing::Error {
+pub(crate) fn into_protocol(e: Error) -> triad_sharing::Error {
     match e {
         Error::Protocol(p) => p,
         other => triad_sharing::Error::Usage(other.one_line()),
     }
 }
 
-fn from_protocol(e: triad_sharing::Error) -> Error {
+pub(crate) fn from_protocol(e: triad_sharing::Error) -> Error {
     match e {
         triad_sharing::Error::Usage(s) => Error::Usage(s),
         other => Error::Protocol(other),

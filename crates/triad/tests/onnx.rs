@@ -79,6 +79,9 @@ fn inspect_shows_nodes_tensors_and_costs() {
     {
         assert!(s.contains(needle), "inspect output lacks {needle:?}:\n{s}");
     }
+    assert!(!s.contains("training graph sha256"), "no final softmax, one digest:\n{s}");
+    let s = stdout_ok(&triad(&["inspect", "--onnx", &fixture("ops_cnn_ts.onnx")]));
+    assert!(s.contains("training graph sha256"), "a final softmax, a training digest too:\n{s}");
     let s = stdout_ok(&triad(&["inspect", "--model", "lenet"]));
     assert!(s.contains("431080"), "{s}");
 }
@@ -145,4 +148,258 @@ fn infer_help_has_no_training_flags() {
         }
     }
     assert!(stdout_ok(&triad(&["train", "--help"])).contains("--epochs"));
+}
+
+/// Spawns three `triad party ... KIND` processes (`infer` or `train`): party 0 with
+/// `owner` (its model and data), parties 1 and 2 with `--onnx-from-owner` and their own
+/// extra arguments.
+fn onnx_parties(kind: &str, cfg: &std::path::Path, owner: &[&str], others: [&[&str]; 2]) -> Vec<std::process::Output> {
+    let kids: Vec<_> = (0..3)
+        .map(|i| {
+            let mut a: Vec<String> =
+                ["party", "--id", &i.to_string(), "--config", cfg.to_str().unwrap(), kind].map(String::from).to_vec();
+            let extra: &[&str] = if i == 0 { owner } else { others[i - 1] };
+            if i > 0 {
+                a.push("--onnx-from-owner".into());
+            }
+            a.extend(extra.iter().map(|s| s.to_string()));
+            spawn(&a)
+        })
+        .collect();
+    kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect()
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// Three `triad party` processes over mutual TLS on loopback: only party 0 names the
+/// model (the dynamo export, with its external weights) and the inputs; parties 1 and 2
+/// take the public graph from it (one pinning its digest) and say what they received.
+/// The outputs agree with the in-process run and with onnxruntime's within the
+/// documented 1e-3, the bytes sent are the same as in process, and only party 0 learns
+/// the predictions.
+#[test]
+fn three_processes_infer_an_onnx_model_like_one_process() {
+    let dir = tempdir("onnx-parties");
+    let model = fixture("residual_cnn_dynamo.onnx");
+    let inputs = fixture("residual_cnn.input.npy");
+    let local_out = dir.join("local.npy");
+    let local = json(&triad(&[
+        "infer",
+        "--onnx",
+        &model,
+        "--inputs",
+        &inputs,
+        "--output",
+        local_out.to_str().unwrap(),
+        "--batch",
+        "3",
+        "--json",
+    ]));
+    let digest = local["graph_sha256"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64);
+    let cfg = keygen(&dir, 30_000);
+    let out = dir.join("parties.npy");
+    let owner = ["--onnx", &model, "--inputs", &inputs, "--output", out.to_str().unwrap(), "--batch", "3", "--json"];
+    let outs = onnx_parties("infer", &cfg, &owner, [&["--json"], &["--expect-graph", &digest, "--json"]]);
+    let reports: Vec<serde_json::Value> = outs.iter().map(json).collect();
+    for (i, (r, o)) in reports.iter().zip(&outs).enumerate() {
+        assert_eq!(r["party"], i);
+        assert_eq!(r["graph_sha256"].as_str(), Some(digest.as_str()));
+        assert_eq!(r["bytes_sent"], local["bytes"][i], "party {i}: bytes sent");
+        let err = String::from_utf8_lossy(&o.stderr);
+        if i > 0 {
+            assert!(r["predictions"].is_null() && r["output"].is_null(), "party {i} learnt the outputs: {r}");
+            assert!(err.contains("the model comes from party 0") && err.contains(&digest), "party {i}: {err}");
+        }
+    }
+    assert_eq!(reports[0]["predictions"], local["predictions"]);
+    let (shape, got) = npy::read_f64(&out).unwrap();
+    let (_, here) = npy::read_f64(&local_out).unwrap();
+    let (wshape, ort) = npy::read_f64(std::path::Path::new(&fixture("residual_cnn_dynamo.ort.npy"))).unwrap();
+    assert_eq!(shape, wshape);
+    assert!(max_diff(&got, &here) <= 1e-3, "three processes vs one: {}", max_diff(&got, &here));
+    assert!(max_diff(&got, &ort) <= 1e-3, "three processes vs onnxruntime: {}", max_diff(&got, &ort));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A party pinning another graph digest refuses party 0's graph in one line, and the
+/// others stop too; parties 1 and 2 may not name a model themselves.
+#[test]
+fn a_party_refuses_a_graph_it_did_not_expect() {
+    let dir = tempdir("onnx-expect");
+    let cfg = keygen(&dir, 20_000);
+    let other = "ab".repeat(32);
+    let owner = ["--onnx", &fixture("mlp_ts.onnx"), "--inputs", &fixture("mlp.input.npy"), "-q"];
+    let outs = onnx_parties("infer", &cfg, &owner, [&["-q"], &["--expect-graph", &other, "-q"]]);
+    assert_one_error_line(&outs[2], &format!("not the {other} of --expect-graph"));
+    assert!(!outs[0].status.success() && !outs[1].status.success());
+    let c = cfg.to_str().unwrap();
+    let own = triad(&[
+        "party",
+        "--id",
+        "1",
+        "--config",
+        c,
+        "infer",
+        "--onnx",
+        &fixture("mlp_ts.onnx"),
+        "--inputs",
+        &fixture("mlp.input.npy"),
+    ]);
+    assert_one_error_line(&own, "only party 0 does");
+    let bad = triad(&["party", "--id", "1", "--config", c, "infer", "--onnx-from-owner", "--expect-graph", "12"]);
+    assert_one_error_line(&bad, "64 hex digits");
+    // Party 0 runs a zoo job: the party waiting for an ONNX graph says so.
+    let kids: Vec<_> = (0..3)
+        .map(|i| {
+            let mut a: Vec<String> =
+                ["party", "--id", &i.to_string(), "--config", c, "infer", "-q"].map(String::from).to_vec();
+            a.push(if i == 1 { "--onnx-from-owner" } else { "--random" }.into());
+            spawn(&a)
+        })
+        .collect();
+    let outs: Vec<_> = kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect();
+    assert_one_error_line(&outs[1], "party 0 did not announce an ONNX job (was it started with --onnx?)");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `train --onnx` on the bundled MNIST digits: a model of input [1, 28, 28] and 10
+/// classes trains a few private steps (its saved weights change) and is evaluated on the
+/// first test digits; a model of another shape is one error line.
+#[test]
+fn train_onnx_on_the_bundled_mnist() {
+    let dir = tempdir("onnx-mnist");
+    let saved = dir.join("trained.onnx");
+    let model = fixture("tiny_cnn_ts.onnx");
+    let j = json(&triad(&[
+        "train",
+        "--onnx",
+        &model,
+        "--steps",
+        "3",
+        "--batch",
+        "8",
+        "--samples",
+        "8",
+        "--save-weights",
+        saved.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(j["steps"].as_u64(), Some(3), "{j}");
+    assert!(j["data"].as_str().unwrap().contains("mnist"), "{j}");
+    assert_eq!(j["evaluated"].as_str(), Some("8 test samples"));
+    let before = triad_onnx::import_file(std::path::Path::new(&model)).unwrap();
+    let after = triad_onnx::import_file(&saved).unwrap();
+    assert_eq!(before.graph, after.graph);
+    assert_ne!(before.weights, after.weights, "three private steps changed nothing");
+    assert_one_error_line(
+        &triad(&["train", "--onnx", &fixture("mlp_ts.onnx"), "--steps", "1"]),
+        "needs input [1, 28, 28] (or [784]) and 10 classes",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A model whose first convolution has a bias of 1e7: `inspect` warns on the layer whose
+/// product that value reaches (the linear layer after it: Σ|w|·1e7 is past the 2^22 that
+/// 20 fractional bits leave a product), not on the convolution; `infer` and `train` print
+/// the same warning before running.
+#[test]
+fn range_warnings_name_the_node_at_risk() {
+    let dir = tempdir("onnx-range");
+    let src = fixture("tiny_cnn_ts.onnx");
+    let mut im = triad_onnx::import_file(std::path::Path::new(&src)).unwrap();
+    let bias = im.graph.tensors().iter().position(|t| t.name == "conv.bias").unwrap();
+    im.weights[bias] = vec![1e7; im.weights[bias].len()];
+    let risky = dir.join("risky.onnx");
+    triad_onnx::write_trained(std::path::Path::new(&src), &risky, &im, &im.weights).unwrap();
+    let risky = risky.to_str().unwrap();
+    let s = stdout_ok(&triad(&["inspect", "--onnx", risky]));
+    let line = "warning: node fc/Gemm (linear 144->10): a product before truncation may reach";
+    assert!(s.contains(line) && s.contains("beyond the 4.194e6 (2^22)"), "{s}");
+    assert!(!s.contains("node conv/Conv"), "{s}");
+    assert!(stdout_ok(&triad(&["inspect", "--onnx", &src])).contains("every node's bound is within the range"));
+    let o = triad(&["infer", "--onnx", risky, "--inputs", &fixture("tiny_cnn.input.npy"), "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().filter(|l| l.contains(line)).count(), 1, "{err}");
+    let o = triad(&["train", "--onnx", risky, "--steps", "1", "--batch", "2", "--samples", "2"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(line));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Private training of an ONNX model over three processes: party 0 names the model and
+/// trains on the bundled MNIST; parties 1 and 2 take the graph and the plan from it. The
+/// trained weights party 0 saves are those of the in-process run up to the fixed-point
+/// rounding, and only party 0 learns anything.
+#[test]
+fn three_processes_train_an_onnx_model_like_one_process() {
+    let dir = tempdir("onnx-parties-train");
+    let model = fixture("tiny_cnn_ts.onnx");
+    let (here, there) = (dir.join("here.onnx"), dir.join("there.onnx"));
+    let job = ["--steps", "2", "--batch", "4", "--samples", "4", "--json"];
+    let mut local = vec!["train", "--onnx", &model, "--save-weights", here.to_str().unwrap()];
+    local.extend(job);
+    let local = json(&triad(&local));
+    let cfg = keygen(&dir, 30_000);
+    let mut owner = vec!["--onnx", model.as_str(), "--save-weights", there.to_str().unwrap()];
+    owner.extend(job);
+    let outs = onnx_parties("train", &cfg, &owner, [&["--json"][..], &["--json"][..]]);
+    let reports: Vec<serde_json::Value> = outs.iter().map(json).collect();
+    assert_eq!(reports[0]["owner"]["accuracy"], local["accuracy"]);
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(r["steps"].as_u64(), Some(2));
+        if i > 0 {
+            assert!(r["owner"].is_null(), "party {i} learnt something: {r}");
+            let err = String::from_utf8_lossy(&outs[i].stderr);
+            assert!(err.contains("training plan from party 0: 2 steps of batch 4"), "{err}");
+        }
+    }
+    let (a, b) = (triad_onnx::import_file(&here).unwrap(), triad_onnx::import_file(&there).unwrap());
+    let original = triad_onnx::import_file(std::path::Path::new(&model)).unwrap();
+    assert_ne!(b.weights, original.weights);
+    for (x, y) in a.weights.iter().zip(&b.weights) {
+        assert!(max_diff(x, y) <= 1e-3, "trained weights differ by {}", max_diff(x, y));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The graph message parties 1 and 2 decode, from real exports: every prefix and every
+/// bit flip of the encoded graph of the ops CNN (pad, grouped convolution, sub, sigmoid,
+/// concat, ...) and the residual CNN decodes to an error or to a graph whose forward pass
+/// on the float64 twin gives a result or an error, never a panic.
+#[test]
+fn every_prefix_and_bit_flip_of_an_imported_graph_is_a_graph_or_an_error() {
+    use triad_layers::{graph_wire, Backend, Model, Plain};
+    let owner = triad_transport::PartyId::ALL[0];
+    for name in ["ops_cnn_ts.onnx", "residual_cnn_dynamo.onnx"] {
+        let im = triad_onnx::import_file(std::path::Path::new(&fixture(name))).unwrap();
+        let bytes = graph_wire::encode(&im.graph).unwrap();
+        assert_eq!(graph_wire::decode(&bytes).unwrap(), im.graph);
+        for n in 0..bytes.len() {
+            assert!(graph_wire::decode(&bytes[..n]).is_err(), "{name}: prefix {n} decoded");
+        }
+        let mut ran = 0;
+        for i in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[i / 8] ^= 1 << (i % 8);
+            let Ok(g) = graph_wire::decode(&b) else { continue };
+            let dims = g.node_dims().unwrap();
+            // A flip in a name gives the same computation: run only those that differ.
+            let same = g.nodes.len() == im.graph.nodes.len()
+                && g.nodes.iter().zip(&im.graph.nodes).all(|(a, b)| a.op == b.op && a.inputs == b.inputs);
+            if same || dims.iter().any(|d| d.iter().product::<usize>() > 1 << 14) || g.num_params() > 1 << 14 {
+                continue;
+            }
+            let Ok(mut m) = Model::new(&Plain, &g, owner, Some(&g.init_weights(1))) else { continue };
+            m.train = false;
+            let mut shape = vec![1];
+            shape.extend(g.input());
+            let x = Plain.input(owner, Some(&vec![0.5; shape.iter().product()]), &shape).unwrap();
+            let _ = m.forward(&Plain, x);
+            ran += 1;
+        }
+        assert!(ran > 0, "{name}: no bit flip gave a graph");
+    }
 }
