@@ -39,6 +39,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod files;
 pub mod job;
 pub mod keygen;
 pub mod models;
@@ -46,6 +47,7 @@ pub mod onnx;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod start;
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -7,8 +7,14 @@
 //!   parameter the party's two replicated components as `U64` tensors `<name>.own` and
 //!   `<name>.next`, the momentum buffer as `<name>.velocity.own` / `.next` once it exists,
 //!   batch-norm running statistics as `<layer>.running_mean.own` and so on, and metadata
-//!   `format = triad-shares-v1`, `model`, `party`, `step`, `frac_bits`. A share file alone
-//!   reveals nothing; the three files of one step together are the model.
+//!   `format = triad-shares-v2`, `model`, `party`, `step`, `frac_bits` and `run_id` (the
+//!   32 hex digits of the run identifier the three parties agreed at the start of the
+//!   training run, [`crate::start`]). A share file alone reveals nothing; the three files
+//!   of one step together are the model.
+//!
+//! Both kinds are written owner-only (mode 0600) through an unpredictable temporary name
+//! and renamed into place ([`crate::files`]): a share file is a third of a secret, an
+//! opened weights file the owner's model.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,9 +25,11 @@ use triad_ring::{Device, Tensor};
 use triad_sharing::{AShare, Party};
 
 use crate::error::{read_err, write_err, Error, Result};
+use crate::files;
+use crate::start::RunId;
 
 /// The checkpoint format tag.
-pub const SHARES_FORMAT: &str = "triad-shares-v1";
+pub const SHARES_FORMAT: &str = "triad-shares-v2";
 
 /// Every parameter's and buffer's name and shape in state order (the order of
 /// [`Graph::init_weights`] and [`Graph::tensors`]).
@@ -41,6 +49,9 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
     SafeTensors::deserialize(bytes).map_err(|e| bad(path, format!("not a safetensors file: {e}")))
 }
 
+/// Serialises `tensors` with `meta` and writes them as a private file
+/// ([`files::write_private`]: mode 0600, an unpredictable temporary name, renamed over the
+/// target, so an interrupted write never leaves half a file where a checkpoint was).
 fn write(path: &Path, tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, meta: HashMap<String, String>) -> Result<()> {
     let views = tensors
         .iter()
@@ -48,16 +59,7 @@ fn write(path: &Path, tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, meta: 
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| write_err(path, e))?;
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| write_err(path, e))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
-    }
-    // Written beside the target, then renamed over it: an interrupted write never leaves a
-    // half file where a checkpoint was (`--resume ck --checkpoint ck`).
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| write_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| write_err(path, e))
+    files::write_private(path, &bytes)
 }
 
 /// Reads plaintext weights for `net` from a safetensors file, checking that every
@@ -159,10 +161,22 @@ pub struct CheckpointMeta {
     pub step: u64,
     /// Fractional bits of the fixed-point encoding.
     pub frac_bits: u32,
+    /// The training run it belongs to.
+    pub run: RunId,
+    /// Whether it holds momentum state (any `<name>.velocity.own` tensor): read from the
+    /// tensors themselves, not from a claim in the metadata.
+    pub momentum: bool,
 }
 
-/// Writes this party's shares of the model's state to `dir/party-<N>.safetensors`.
-pub fn save_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<D>>, step: u64) -> Result<PathBuf> {
+/// Writes this party's shares of the model's state, at `step` of run `run`, to
+/// `dir/party-<N>.safetensors`.
+pub fn save_shares<D: Device>(
+    dir: &Path,
+    p: &Party<D>,
+    model: &mut Model<Party<D>>,
+    step: u64,
+    run: RunId,
+) -> Result<PathBuf> {
     let path = share_path(dir, p.index());
     let mut list = Vec::new();
     slots(&model.graph, &mut model.layers, &mut list);
@@ -185,6 +199,7 @@ pub fn save_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<
         ("party".into(), p.index().to_string()),
         ("step".into(), step.to_string()),
         ("frac_bits".into(), p.fixed.frac_bits.to_string()),
+        ("run_id".into(), run.hex()),
     ]);
     write(&path, tensors, meta)?;
     Ok(path)
@@ -211,6 +226,8 @@ pub fn read_share_meta(dir: &Path, party: usize) -> Result<CheckpointMeta> {
         party: usize::try_from(num("party")?).map_err(|_| too_big("party"))?,
         step: num("step")?,
         frac_bits: u32::try_from(num("frac_bits")?).map_err(|_| too_big("frac_bits"))?,
+        run: RunId::parse(&get("run_id")?).ok_or_else(|| bad(&path, "metadata run_id is not 32 hex digits"))?,
+        momentum: meta.tensors().keys().any(|n| n.ends_with(".velocity.own")),
     };
     if meta.party != party {
         return Err(bad(&path, format!("holds the shares of party {}, not of party {party}", meta.party)));
@@ -218,17 +235,25 @@ pub fn read_share_meta(dir: &Path, party: usize) -> Result<CheckpointMeta> {
     Ok(meta)
 }
 
+/// [`read_share_meta`], then checks that the checkpoint holds `model` with `frac_bits`
+/// fractional bits.
+pub fn read_share_meta_of(dir: &Path, party: usize, model: &str, frac_bits: u32) -> Result<CheckpointMeta> {
+    let meta = read_share_meta(dir, party)?;
+    let path = share_path(dir, party);
+    if meta.model != model {
+        return Err(bad(&path, format!("holds model {}, not {model}", meta.model)));
+    }
+    if meta.frac_bits != frac_bits {
+        return Err(bad(&path, format!("uses {} fractional bits, not {frac_bits}", meta.frac_bits)));
+    }
+    Ok(meta)
+}
+
 /// Replaces the model's state by this party's shares from `dir`, after checking the
 /// model name, fractional bits and every tensor's shape. Returns the checkpoint's step.
 pub fn load_shares<D: Device>(dir: &Path, p: &Party<D>, model: &mut Model<Party<D>>) -> Result<u64> {
-    let meta = read_share_meta(dir, p.index())?;
+    let meta = read_share_meta_of(dir, p.index(), &model.graph.name, p.fixed.frac_bits)?;
     let path = share_path(dir, p.index());
-    if meta.model != model.graph.name {
-        return Err(bad(&path, format!("holds model {}, not {}", meta.model, model.graph.name)));
-    }
-    if meta.frac_bits != p.fixed.frac_bits {
-        return Err(bad(&path, format!("uses {} fractional bits, not {}", meta.frac_bits, p.fixed.frac_bits)));
-    }
     let bytes = read(&path)?;
     let st = parse(&path, &bytes)?;
     let mut list = Vec::new();

@@ -84,6 +84,112 @@ fn checkpoint_then_resume_and_infer_from_shares() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The run id a share checkpoint records.
+fn run_id_of(dir: &std::path::Path, party: usize) -> String {
+    triad::weights::read_share_meta(dir, party).unwrap().run.hex()
+}
+
+/// `train --steps S --batch 4 --samples 0 --checkpoint DIR <extra>`: one short run.
+fn train_to(dir: &std::path::Path, steps: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--checkpoint", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    train_json(steps, "4", "0", &args)
+}
+
+#[test]
+fn checkpoints_mixed_from_two_runs_are_refused_in_one_line() {
+    let dir = tempdir("ckpt-mixed");
+    let (a, b, mixed) = (dir.join("a"), dir.join("b"), dir.join("mixed"));
+    train_to(&a, "1", &[]);
+    train_to(&b, "1", &[]);
+    let (run_a, run_b) = (run_id_of(&a, 0), run_id_of(&b, 0));
+    assert_ne!(run_a, run_b, "two runs agree two run ids");
+    for i in 0..3 {
+        assert_eq!(run_id_of(&a, i), run_a, "all three parties store one run id");
+    }
+    std::fs::create_dir_all(&mixed).unwrap();
+    for (i, src) in [&a, &a, &b].iter().enumerate() {
+        let f = format!("party-{i}.safetensors");
+        std::fs::copy(src.join(&f), mixed.join(&f)).unwrap();
+    }
+    let out =
+        triad(&["train", "--steps", "2", "--batch", "4", "--samples", "0", "--resume", mixed.to_str().unwrap(), "-q"]);
+    let line =
+        format!("party 2's checkpoint is from run {}…, parties 0 and 1's is from run {}…", &run_b[..8], &run_a[..8]);
+    assert_one_error_line(&out, &line);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_checkpoint_without_its_momentum_state_is_refused() {
+    let dir = tempdir("ckpt-momentum");
+    let ck = dir.join("ck");
+    train_to(&ck, "1", &[]);
+    // Party 1's file loses its momentum buffers (everything else, metadata included, kept).
+    let path = ck.join("party-1.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = header.metadata().clone();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<_> = st.tensors().into_iter().filter(|(n, _)| !n.contains(".velocity.")).collect();
+    assert!(kept.len() < st.len(), "the checkpoint had momentum state to strip");
+    std::fs::write(&path, safetensors::serialize(kept, meta).unwrap()).unwrap();
+    let out =
+        triad(&["train", "--steps", "2", "--batch", "4", "--samples", "0", "--resume", ck.to_str().unwrap(), "-q"]);
+    assert_one_error_line(&out, "party 1's checkpoint holds no momentum state, parties 0 and 2's holds momentum state");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn checkpoints_and_opened_weights_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("ckpt-modes");
+    let (ck, w) = (dir.join("ck"), dir.join("w.safetensors"));
+    train_to(&ck, "1", &["--save-weights", w.to_str().unwrap()]);
+    let mut files: Vec<_> = (0..3).map(|i| ck.join(format!("party-{i}.safetensors"))).collect();
+    files.push(w);
+    for f in &files {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{} has mode {:o}", f.display(), mode & 0o777);
+    }
+    // Nothing but the three share files is left in the checkpoint directory.
+    let names: Vec<_> = std::fs::read_dir(&ck).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_writes_use_different_temporary_names() {
+    let target = std::env::temp_dir().join("party-0.safetensors");
+    let names: std::collections::HashSet<_> = (0..8).map(|_| triad::files::temp_path(&target).unwrap()).collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    for n in &names {
+        assert_eq!(n.parent(), target.parent(), "the temporary file is beside its target (one file system)");
+        assert_ne!(n.file_name().unwrap(), "party-0.safetensors.partial");
+    }
+}
+
+/// An interrupted run leaves its last checkpoint and, at worst, a stray temporary file;
+/// the resumed run continues from the checkpoint's step under the same run id.
+#[test]
+fn a_resumed_run_continues_the_same_run() {
+    let dir = tempdir("ckpt-continue");
+    let ck = dir.join("ck");
+    let ck_s = ck.to_str().unwrap();
+    train_to(&ck, "3", &["--checkpoint-every", "1"]);
+    let run = run_id_of(&ck, 0);
+    // As if the run had been killed while writing step 4's file.
+    std::fs::write(ck.join(".party-0.safetensors.00c0ffee00c0ffee.tmp"), b"half a file").unwrap();
+    let v = train_json("5", "4", "0", &["--resume", ck_s, "--checkpoint", ck_s]);
+    assert_eq!(v["parties"][0]["train"]["count"], 2, "steps 4 and 5 only");
+    for i in 0..3 {
+        let m = triad::weights::read_share_meta(&ck, i).unwrap();
+        assert_eq!((m.step, m.run.hex(), m.momentum), (5, run.clone(), true), "party {i}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn weights_out_and_back_in_give_the_same_predictions() {
     let dir = tempdir("weights");
