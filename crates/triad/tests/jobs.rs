@@ -187,6 +187,9 @@ fn a_resumed_run_continues_the_same_run() {
         let m = triad::weights::read_share_meta(&ck, i).unwrap();
         assert_eq!((m.step, m.run.hex(), m.momentum), (5, run.clone(), true), "party {i}");
     }
+    // A checkpoint past the job's schedule is refused, not silently skipped.
+    let out = triad(&["train", "--steps", "4", "--batch", "4", "--samples", "0", "--resume", ck_s, "-q"]);
+    assert_one_error_line(&out, "the checkpoint is at step 5, past the 4 steps of this job");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
