@@ -17,7 +17,11 @@
 //! secret-shares them; parties 1 and 2 hold shares only. At the start of a job party 0
 //! sends the others a digest of the public job parameters (model, dataset, batch, steps,
 //! learning rate, seed, ...) and the public sizes of the data splits, so three processes
-//! started with different jobs stop with an error instead of computing garbage. Nothing
+//! started with different jobs stop with an error instead of computing garbage; parties 1
+//! and 2 check every count party 0 announces against what the job can need before they
+//! size anything from it, and never compute the batch indices (the owner's business). A
+//! training run agrees a run identifier to which all three contribute randomness
+//! ([`start`]). Nothing
 //! is opened during training; private inference opens the logits to party 0 only
 //! (`Backend::open`, i.e. `Party::reveal_to`), and `--save-weights` opens the final
 //! weights to party 0 only.
@@ -26,9 +30,13 @@
 //!
 //! Weights are safetensors files ([`weights`]): plaintext `F64`/`F32` tensors named
 //! `<layer>.<param>` for the owner, and one share file per party
-//! (`DIR/party-N.safetensors`, both replicated components as `U64` tensors plus metadata)
-//! for checkpoints. A weights file that does not fit the model is refused with the name
-//! of the first tensor at fault.
+//! (`DIR/party-N.safetensors`, both replicated components as `U64` tensors plus metadata,
+//! the run identifier among it) for checkpoints. A weights file that does not
+//! fit the model is refused with the name of the first tensor at fault. Both kinds are
+//! written mode 0600 through an unpredictable temporary name and renamed into place
+//! ([`files`]). On `--resume` the three parties compare their checkpoints' run id, step,
+//! momentum state, model and fractional bits, and stop with one line naming the party
+//! whose checkpoint differs.
 //!
 //! ## Errors
 //!
