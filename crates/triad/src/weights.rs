@@ -215,7 +215,11 @@ pub fn read_share_meta(dir: &Path, party: usize) -> Result<CheckpointMeta> {
     let m = meta.metadata().clone().unwrap_or_default();
     let get =
         |k: &str| m.get(k).cloned().ok_or_else(|| bad(&path, format!("not a triad share checkpoint (no {k:?} entry)")));
-    if get("format")? != SHARES_FORMAT {
+    let format = get("format")?;
+    if format == "triad-shares-v1" {
+        return Err(bad(&path, "is a triad-shares-v1 checkpoint, written before runs had an identifier; resume needs triad-shares-v2 (start the run again)"));
+    }
+    if format != SHARES_FORMAT {
         return Err(bad(&path, format!("not a triad share checkpoint (format is not {SHARES_FORMAT})")));
     }
     let num =

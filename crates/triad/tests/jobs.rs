@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::collections::HashMap;
 
 /// `triad train --steps S --batch B --samples N <extra> --json -q`, parsed.
 fn train_json(steps: &str, batch: &str, samples: &str, extra: &[&str]) -> serde_json::Value {
@@ -112,12 +113,34 @@ fn checkpoints_mixed_from_two_runs_are_refused_in_one_line() {
         let f = format!("party-{i}.safetensors");
         std::fs::copy(src.join(&f), mixed.join(&f)).unwrap();
     }
-    let out =
-        triad(&["train", "--steps", "2", "--batch", "4", "--samples", "0", "--resume", mixed.to_str().unwrap(), "-q"]);
+    let out = resume_from(&mixed);
     let line =
         format!("party 2's checkpoint is from run {}…, parties 0 and 1's is from run {}…", &run_b[..8], &run_a[..8]);
     assert_one_error_line(&out, &line);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rewrites a share file keeping the tensors `keep` accepts and the metadata as `edit`
+/// leaves it; returns how many tensors were dropped.
+fn rewrite(
+    path: &std::path::Path,
+    keep: impl Fn(&str) -> bool,
+    edit: impl FnOnce(&mut HashMap<String, String>),
+) -> usize {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    edit(&mut meta);
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<_> = st.tensors().into_iter().filter(|(n, _)| keep(n)).collect();
+    let dropped = st.len() - kept.len();
+    std::fs::write(path, safetensors::serialize(kept, Some(meta)).unwrap()).unwrap();
+    dropped
+}
+
+/// `train --steps 2 --batch 4 --samples 0 --resume DIR -q`.
+fn resume_from(dir: &std::path::Path) -> std::process::Output {
+    triad(&["train", "--steps", "2", "--batch", "4", "--samples", "0", "--resume", dir.to_str().unwrap(), "-q"])
 }
 
 #[test]
@@ -126,17 +149,27 @@ fn a_checkpoint_without_its_momentum_state_is_refused() {
     let ck = dir.join("ck");
     train_to(&ck, "1", &[]);
     // Party 1's file loses its momentum buffers (everything else, metadata included, kept).
-    let path = ck.join("party-1.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let meta = header.metadata().clone();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let kept: Vec<_> = st.tensors().into_iter().filter(|(n, _)| !n.contains(".velocity.")).collect();
-    assert!(kept.len() < st.len(), "the checkpoint had momentum state to strip");
-    std::fs::write(&path, safetensors::serialize(kept, meta).unwrap()).unwrap();
-    let out =
-        triad(&["train", "--steps", "2", "--batch", "4", "--samples", "0", "--resume", ck.to_str().unwrap(), "-q"]);
+    let dropped = rewrite(&ck.join("party-1.safetensors"), |n| !n.contains(".velocity."), |_| {});
+    assert!(dropped > 0, "the checkpoint had momentum state to strip");
+    let out = resume_from(&ck);
     assert_one_error_line(&out, "party 1's checkpoint holds no momentum state, parties 0 and 2's holds momentum state");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_checkpoint_from_before_run_ids_is_refused_with_its_format() {
+    let dir = tempdir("ckpt-v1");
+    let ck = dir.join("ck");
+    train_to(&ck, "1", &[]);
+    rewrite(
+        &ck.join("party-0.safetensors"),
+        |_| true,
+        |m| {
+            m.insert("format".into(), "triad-shares-v1".into());
+            m.remove("run_id");
+        },
+    );
+    assert_one_error_line(&resume_from(&ck), "is a triad-shares-v1 checkpoint, written before runs had an identifier");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
