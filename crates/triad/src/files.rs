@@ -62,6 +62,21 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Keeps the file `current` also as `previous` (replacing it): a hard link made under an
+/// unpredictable temporary name and renamed, or, where the file system has no hard links,
+/// a private copy. `current` is not touched.
+pub fn keep_previous(current: &Path, previous: &Path) -> Result<()> {
+    let tmp = temp_path(previous)?;
+    if std::fs::hard_link(current, &tmp).is_err() {
+        let bytes = std::fs::read(current).map_err(|e| crate::error::read_err(current, e))?;
+        return write_private(previous, &bytes);
+    }
+    std::fs::rename(&tmp, previous).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        write_err(previous, e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

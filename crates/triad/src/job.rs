@@ -19,11 +19,13 @@ use triad_ring::Device;
 use triad_sharing::Party;
 use triad_transport::{Cost, PartyId};
 
+use crate::checkpoint::{self, Lineage};
 use crate::data::{shuffled, Data, RANDOM_TRAIN};
 use crate::error::{Error, Result};
 use crate::models::{ModelName, Shape};
 use crate::progress::Progress;
-use crate::start::{self, RunId};
+use crate::resume;
+use crate::start;
 use crate::weights;
 
 /// Party 0: the model and data owner.
@@ -228,20 +230,23 @@ fn run<D: Device>(
     let owner_sizes = owner.map(|o| (o.data.train.len(), o.data.test.len()));
     let start::Sizes { n_train, n_test, save_weights } = start::agree_job(p, job, owner_sizes)?;
     let resumed = match &job.resume {
-        Some(dir) => Some(start::agree_checkpoints(p, dir, job, &net.name)?),
+        Some(dir) => Some(resume::agree_checkpoints(p, dir, &net.name, job.frac_bits)?),
         None => None,
     };
-    // A resumed run continues its run; a fresh training run agrees a new one.
-    let run_id: Option<RunId> = match &resumed {
-        Some(meta) => Some(meta.run),
-        None if job.train => Some(start::agree_run_id(p)?),
-        None => None,
+    // Training continues the run of its checkpoints (or starts a new one) as a new attempt.
+    let lineage = match (&resumed, job.train) {
+        (_, false) => None,
+        (Some((_, meta)), true) => Some(Lineage { run: meta.run, attempt: start::agree_fresh_id(p)? }),
+        (None, true) => {
+            let id = start::agree_fresh_id(p)?;
+            Some(Lineage { run: id, attempt: id })
+        }
     };
     let w0 = owner.map(|o| &o.weights[..]);
     let mut model = Model::new(p, net, OWNER, w0)?;
     let mut step0 = 0usize;
-    if let Some(dir) = &job.resume {
-        step0 = weights::load_shares(dir, p, &mut model)? as usize;
+    if let Some((path, _)) = &resumed {
+        step0 = checkpoint::load_shares(path, p, &mut model)? as usize;
     }
     let dims = |n: usize| -> Vec<usize> { std::iter::once(n).chain(net.input().iter().copied()).collect() };
     let classes: usize = net.out_dims()?.iter().product();
@@ -250,7 +255,7 @@ fn run<D: Device>(
 
     // Training.
     let plan = if job.train { Some(TrainPlan::new(job, n_train)?) } else { None };
-    if let (Some(plan), Some(meta)) = (&plan, &resumed) {
+    if let (Some(plan), Some((_, meta))) = (&plan, &resumed) {
         if meta.step > plan.total as u64 {
             return Err(Error::Usage(format!(
                 "the checkpoint is at step {}, past the {} steps of this job",
@@ -258,7 +263,7 @@ fn run<D: Device>(
             )));
         }
     }
-    if let (Some(plan), Some(run_id)) = (&plan, run_id) {
+    if let (Some(plan), Some(lineage)) = (&plan, lineage) {
         p.net.reset_costs();
         let t = Instant::now();
         let bar = if is_owner {
@@ -281,7 +286,7 @@ fn run<D: Device>(
             bar.inc(1);
             if let (Some(dir), Some(every)) = (&job.checkpoint, job.checkpoint_every) {
                 if every > 0 && (k + 1) % every == 0 && k + 1 < plan.total {
-                    weights::save_shares(dir, p, &mut model, (k + 1) as u64, run_id)?;
+                    checkpoint::save_shares(dir, p, &mut model, (k + 1) as u64, lineage)?;
                 }
             }
         }
@@ -292,7 +297,8 @@ fn run<D: Device>(
             cost: p.net.costs().total(),
         });
         if let Some(dir) = &job.checkpoint {
-            result.checkpoint = Some(weights::save_shares(dir, p, &mut model, plan.total.max(step0) as u64, run_id)?);
+            result.checkpoint =
+                Some(checkpoint::save_shares(dir, p, &mut model, plan.total.max(step0) as u64, lineage)?);
         }
     }
     let mut saved = None;

@@ -44,6 +44,7 @@
 //! with status 1 (argument errors from clap exit with status 2).
 
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod error;
@@ -54,6 +55,7 @@ pub mod models;
 pub mod onnx;
 pub mod progress;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod start;
 pub mod weights;

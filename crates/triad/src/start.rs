@@ -9,21 +9,17 @@
 //!    The batch indices of each step are the owner's business: parties 1 and 2 never
 //!    compute them (they need only the batch size and the number of steps, both from
 //!    their own job), so no shuffle is ever sized by party 0's word.
-//! 2. **The run** ([`agree_run_id`]): a fresh training job gets a run identifier no single
-//!    party chooses: each party draws 16 bytes from the operating system's random source
-//!    and sends them to both others, and the id is the first 16 bytes of
+//! 2. **The run** ([`agree_fresh_id`]): a fresh training job gets a run identifier no
+//!    single party chooses: each party draws 16 bytes from the operating system's random
+//!    source and sends them to both others, and the id is the first 16 bytes of
 //!    SHA-256(`"triad run id"`, r₀, r₁, r₂) in party order. A party that sends last could
 //!    try many contributions, but cannot steer a hash output to a chosen value, and as
-//!    long as one party's bytes are random the id is fresh. Each party stores it in its
-//!    checkpoints.
-//! 3. **The checkpoints** ([`agree_checkpoints`], on `--resume`): each party reads the
-//!    metadata of its own checkpoint and sends the others its run id, step, whether it
-//!    holds momentum state, its model and fractional bits; all three compare the three
-//!    and stop with the same one line if they differ, e.g. `party 2's checkpoint is from
-//!    run 3fa1c2d4…, parties 0 and 1's from run 9c07e5b1…`. A resumed run keeps the run id.
+//!    long as one party's bytes are random the id is fresh. Every start or resume of a
+//!    training run also agrees such an id for itself, the *attempt*; each party stores
+//!    both in its checkpoints ([`crate::checkpoint`]).
+//! 3. **The checkpoints**, on `--resume`: see [`crate::resume`].
 
 use std::fmt;
-use std::path::Path;
 
 use triad_ring::Device;
 use triad_sharing::Party;
@@ -31,7 +27,6 @@ use triad_transport::{Fingerprint, Peer};
 
 use crate::error::{Error, Result};
 use crate::job::{JobSpec, OWNER};
-use crate::weights::{self, CheckpointMeta};
 
 /// The most samples a split may have.
 pub const MAX_SAMPLES: u64 = 1 << 32;
@@ -47,7 +42,8 @@ pub struct Sizes {
     pub save_weights: bool,
 }
 
-/// A training run's identifier, agreed by the three parties ([`agree_run_id`]).
+/// A training run's (or one attempt's) identifier, agreed by the three parties
+/// ([`agree_fresh_id`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RunId(pub [u8; 16]);
 
@@ -72,7 +68,7 @@ impl RunId {
     }
 
     /// Its two halves as words, for the wire.
-    fn words(&self) -> [u64; 2] {
+    pub(crate) fn words(&self) -> [u64; 2] {
         let [a, b] = [&self.0[..8], &self.0[8..]].map(|h| {
             let mut w = [0u8; 8];
             w.copy_from_slice(h);
@@ -81,7 +77,8 @@ impl RunId {
         [a, b]
     }
 
-    fn from_words(a: u64, b: u64) -> RunId {
+    /// The inverse of [`RunId::words`].
+    pub(crate) fn from_words(a: u64, b: u64) -> RunId {
         let mut out = [0u8; 16];
         out[..8].copy_from_slice(&a.to_le_bytes());
         out[8..].copy_from_slice(&b.to_le_bytes());
@@ -174,8 +171,9 @@ pub fn agree_job<D: Device>(p: &Party<D>, job: &JobSpec, owner_sizes: Option<(us
     }
 }
 
-/// Step 2 of the module docs: one round, 16 bytes to each neighbour.
-pub fn agree_run_id<D: Device>(p: &Party<D>) -> Result<RunId> {
+/// Step 2 of the module docs: a fresh identifier to which all three contribute. One
+/// round, 16 bytes to each neighbour.
+pub fn agree_fresh_id<D: Device>(p: &Party<D>) -> Result<RunId> {
     let mut mine = [0u8; 16];
     getrandom::fill(&mut mine).map_err(|e| Error::Usage(format!("no randomness for the run id: {e}")))?;
     let _s = p.net.scope("setup");
@@ -200,91 +198,6 @@ fn run_id_of(parts: &[Vec<u8>; 3]) -> RunId {
     let mut id = [0u8; 16];
     id.copy_from_slice(&h[..16]);
     RunId(id)
-}
-
-/// What of a checkpoint the three parties compare on `--resume`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct State {
-    run: RunId,
-    step: u64,
-    momentum: bool,
-    model: u64,
-    frac_bits: u64,
-}
-
-impl State {
-    fn of(m: &CheckpointMeta) -> State {
-        State {
-            run: m.run,
-            step: m.step,
-            momentum: m.momentum,
-            model: fnv1a(&m.model),
-            frac_bits: u64::from(m.frac_bits),
-        }
-    }
-    fn words(&self) -> Vec<u64> {
-        let [a, b] = self.run.words();
-        vec![a, b, self.step, u64::from(self.momentum), self.model, self.frac_bits]
-    }
-    fn from_words(w: &[u64]) -> Option<State> {
-        let &[a, b, step, momentum, model, frac_bits] = w else { return None };
-        Some(State { run: RunId::from_words(a, b), step, momentum: momentum == 1, model, frac_bits })
-    }
-}
-
-/// Step 3 of the module docs: reads this party's checkpoint metadata in `dir`, checks it
-/// against this party's job, exchanges the states and returns this party's metadata if
-/// all three agree.
-pub fn agree_checkpoints<D: Device>(p: &Party<D>, dir: &Path, job: &JobSpec, model: &str) -> Result<CheckpointMeta> {
-    let meta = weights::read_share_meta_of(dir, p.index(), model, job.frac_bits)?;
-    let mine = State::of(&meta);
-    let _s = p.net.scope("setup");
-    for peer in Peer::BOTH {
-        p.net.send_u64s(peer, mine.words())?;
-    }
-    let mut states = [mine; 3];
-    for peer in Peer::BOTH {
-        let from = p.net.peer_id(peer);
-        let w = p.net.recv_u64s(peer, 6)?;
-        states[from.index()] = State::from_words(&w)
-            .ok_or_else(|| Error::Mismatch(format!("{from} sent a malformed checkpoint state")))?;
-    }
-    match disagreement(&states) {
-        Some(line) => Err(Error::Mismatch(line)),
-        None => Ok(meta),
-    }
-}
-
-/// The first field in which the three checkpoint states differ, as one line, or `None`.
-fn disagreement(s: &[State; 3]) -> Option<String> {
-    let field = |what: &dyn Fn(&State) -> String| -> Option<String> {
-        let v: Vec<String> = s.iter().map(what).collect();
-        if v[0] == v[1] && v[1] == v[2] {
-            return None;
-        }
-        // The odd one out against the other two, or all three apart.
-        for odd in 0..3 {
-            let (a, b) = ((odd + 1) % 3, (odd + 2) % 3);
-            let (a, b) = (a.min(b), a.max(b));
-            if v[a] == v[b] {
-                return Some(format!(
-                    "party {odd}'s checkpoint {}, parties {a} and {b}'s {}; resume from checkpoints of one run and one step",
-                    v[odd], v[a]
-                ));
-            }
-        }
-        Some(format!(
-            "the three checkpoints differ: party 0's {}, party 1's {}, party 2's {}; resume from checkpoints of one run and one step",
-            v[0], v[1], v[2]
-        ))
-    };
-    field(&|x| format!("is from run {}", x.run))
-        .or_else(|| field(&|x| format!("is at step {}", x.step)))
-        .or_else(|| {
-            field(&|x| if x.momentum { "holds momentum state".into() } else { "holds no momentum state".into() })
-        })
-        .or_else(|| field(&|x| format!("holds model #{:016x}", x.model)))
-        .or_else(|| field(&|x| format!("uses {} fractional bits", x.frac_bits)))
 }
 
 #[cfg(test)]
@@ -374,26 +287,5 @@ mod tests {
         assert_ne!(run_id_of(&swapped), id);
         assert_eq!(RunId::from_words(id.words()[0], id.words()[1]), id);
         assert_eq!(RunId::parse("xyz"), None);
-    }
-
-    #[test]
-    fn disagreeing_checkpoints_are_named_in_one_line() {
-        let a = State { run: RunId([0x9c; 16]), step: 4, momentum: true, model: 1, frac_bits: 20 };
-        assert_eq!(disagreement(&[a; 3]), None);
-        let b = State { run: RunId([0x3f; 16]), ..a };
-        let line = disagreement(&[a, a, b]).unwrap();
-        assert_eq!(
-            line,
-            "party 2's checkpoint is from run 3f3f3f3f…, parties 0 and 1's is from run 9c9c9c9c…; resume from checkpoints of one run and one step"
-        );
-        let line = disagreement(&[a, State { momentum: false, ..a }, a]).unwrap();
-        assert!(
-            line.starts_with("party 1's checkpoint holds no momentum state, parties 0 and 2's holds momentum"),
-            "{line}"
-        );
-        let line = disagreement(&[State { step: 2, ..a }, a, a]).unwrap();
-        assert!(line.starts_with("party 0's checkpoint is at step 2, parties 1 and 2's is at step 4"), "{line}");
-        let c = State { run: RunId([0x11; 16]), ..a };
-        assert!(disagreement(&[a, b, c]).unwrap().starts_with("the three checkpoints differ"));
     }
 }

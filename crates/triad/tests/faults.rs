@@ -69,7 +69,7 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// The step of every party's checkpoint in `dir`, once all three have one.
 fn steps(dir: &Path) -> Option<[u64; 3]> {
-    let m = [0, 1, 2].map(|i| triad::weights::read_share_meta(dir, i).ok().map(|m| m.step));
+    let m = [0, 1, 2].map(|i| triad::checkpoint::read_share_meta(dir, i).ok().map(|m| m.step));
     Some([m[0]?, m[1]?, m[2]?])
 }
 
@@ -231,14 +231,13 @@ fn strangers_during_setup() -> (Vec<String>, Duration) {
 }
 
 /// The resume row: party `victim` is killed at step 3 or later of an 8-step run with a
-/// checkpoint every step; the three then resume from their checkpoints. If the three
-/// checkpoints are of one step, the resumed run must end where a run that was never
-/// interrupted ends (same predictions; the sum of the 40 opened logits within 2e-2 and the
-/// first sample's logits within 2e-3: the fixed-point truncation's last bits depend on
+/// checkpoint every step; the three then resume from their checkpoints (from the latest
+/// step all three hold: a kill can catch one party's save a step ahead of the others').
+/// The resumed run must continue the same run id and end where a run that was never
+/// interrupted ends: same predictions, the sum of the 40 opened logits within 2e-2 and the
+/// first sample's logits within 2e-3 (the fixed-point truncation's last bits depend on
 /// the random share masks, which every run draws afresh, so any two runs differ by about
-/// 1e-4 per logit after 8 steps); if the kill
-/// caught one party's checkpoint a step ahead, the resume must be refused with the line
-/// naming it. Returns what happened and the resumed run's time.
+/// 1e-4 per logit after 8 steps). Returns what happened and the resumed run's time.
 fn resume_after_kill(victim: usize) -> (Vec<String>, Duration) {
     let (dir, cfg) = rig(&format!("resume-{victim}"));
     let ck = dir.join("ck");
@@ -249,7 +248,7 @@ fn resume_after_kill(victim: usize) -> (Vec<String>, Duration) {
     });
     survivors(&mut kids, victim, at, "kill before the resume");
     let at_kill = steps(&ck).unwrap();
-    let run = triad::weights::read_share_meta(&ck, 0).unwrap().run;
+    let run = triad::checkpoint::read_share_meta(&ck, 0).unwrap().run;
 
     let resume = train("8", "4", &["--resume", ck_s, "--checkpoint", ck_s, "--json"]);
     let t = Instant::now();
@@ -257,44 +256,34 @@ fn resume_after_kill(victim: usize) -> (Vec<String>, Duration) {
     let statuses: Vec<_> =
         kids.iter_mut().map(|k| exit_within(k, limit() * 4).expect("the resumed run hung")).collect();
     let took = t.elapsed();
-    let said = if at_kill.iter().all(|&s| s == at_kill[0]) {
-        let outs: Vec<Value> = kids
-            .into_iter()
-            .zip(&statuses)
-            .map(|(k, s)| {
-                let o = k.wait_with_output().unwrap();
-                assert!(s.success(), "the resume failed: {}", String::from_utf8_lossy(&o.stderr));
-                serde_json::from_slice(&o.stdout).unwrap()
-            })
-            .collect();
-        assert_eq!(outs[0]["parties"][0]["train"]["count"], 8 - at_kill[0], "steps after the checkpoint");
-        for i in 0..3 {
-            let m = triad::weights::read_share_meta(&ck, i).unwrap();
-            assert_eq!((m.step, m.run), (8, run), "party {i} continues the same run");
-        }
-        let fresh = json(&triad(&["train", "--steps", "8", "--batch", "4", "--samples", "4", "--json", "-q"]));
-        let (a, b) = (&outs[0]["parties"][0]["owner"], &fresh["parties"][0]["owner"]);
-        assert_eq!(a["predictions"], b["predictions"], "resumed and uninterrupted runs classify alike");
-        let d = (a["logits_sum"].as_f64().unwrap() - b["logits_sum"].as_f64().unwrap()).abs();
-        assert!(d <= 2e-2, "logit sums {} and {} differ by {d}", a["logits_sum"], b["logits_sum"]);
-        let first = |v: &Value| -> Vec<f64> {
-            v["first_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
-        };
-        let dmax = first(a).iter().zip(first(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-        assert!(dmax <= 2e-3, "first logits differ by {dmax}");
-        vec![format!(
-            "resumed at step {} on all three, same run id; 8 steps then inference: same predictions as an uninterrupted run, logit sum differs by {d:.1e}, first logits by at most {dmax:.1e}",
-            at_kill[0]
-        )]
-    } else {
-        let mut lines = Vec::new();
-        for (mut k, s) in kids.into_iter().zip(&statuses) {
-            assert!(!s.success(), "checkpoints of steps {at_kill:?} must not resume");
-            lines.push(stderr_of(&mut k));
-        }
-        assert!(lines.iter().all(|l| l.contains("checkpoint is at step")), "{lines:?}");
-        vec![format!("checkpoints at steps {at_kill:?}: resume refused: {}", lines[0].trim())]
-    };
+    // A kill can catch one save a step ahead; the three then resume from the step they all hold.
+    let from = *at_kill.iter().min().unwrap();
+    let outs: Vec<Value> = kids
+        .into_iter()
+        .zip(&statuses)
+        .map(|(k, s)| {
+            let o = k.wait_with_output().unwrap();
+            assert!(s.success(), "the resume from {at_kill:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+            serde_json::from_slice(&o.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(outs[0]["parties"][0]["train"]["count"], 8 - from, "steps after the checkpoint of {at_kill:?}");
+    for i in 0..3 {
+        let m = triad::checkpoint::read_share_meta(&ck, i).unwrap();
+        assert_eq!((m.step, m.run), (8, run), "party {i} continues the same run");
+    }
+    let fresh = json(&triad(&["train", "--steps", "8", "--batch", "4", "--samples", "4", "--json", "-q"]));
+    let (a, b) = (&outs[0]["parties"][0]["owner"], &fresh["parties"][0]["owner"]);
+    assert_eq!(a["predictions"], b["predictions"], "resumed and uninterrupted runs classify alike");
+    let d = (a["logits_sum"].as_f64().unwrap() - b["logits_sum"].as_f64().unwrap()).abs();
+    assert!(d <= 2e-2, "logit sums {} and {} differ by {d}", a["logits_sum"], b["logits_sum"]);
+    let first =
+        |v: &Value| -> Vec<f64> { v["first_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let dmax = first(a).iter().zip(first(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    assert!(dmax <= 2e-3, "first logits differ by {dmax}");
+    let said = vec![format!(
+        "checkpoints at steps {at_kill:?}; resumed from step {from}, same run id; 8 steps then inference: same predictions as an uninterrupted run, logit sum differs by {d:.1e}, first logits by at most {dmax:.1e}"
+    )];
     let _ = std::fs::remove_dir_all(&dir);
     (said, took)
 }

@@ -77,7 +77,7 @@ fn checkpoint_then_resume_and_infer_from_shares() {
     // Resume: one more step (2 in total), from step 1.
     let v = train_json("2", "4", "0", &["--resume", ck_s, "--checkpoint", ck_s]);
     assert_eq!(v["parties"][0]["train"]["count"], 1);
-    let meta = triad::weights::read_share_meta(&ck, 2).unwrap();
+    let meta = triad::checkpoint::read_share_meta(&ck, 2).unwrap();
     assert_eq!(meta.step, 2);
     // Private inference from the shares.
     let v = json(&triad(&["infer", "--resume", ck_s, "--samples", "3", "--json", "-q"]));
@@ -87,7 +87,7 @@ fn checkpoint_then_resume_and_infer_from_shares() {
 
 /// The run id a share checkpoint records.
 fn run_id_of(dir: &std::path::Path, party: usize) -> String {
-    triad::weights::read_share_meta(dir, party).unwrap().run.hex()
+    triad::checkpoint::read_share_meta(dir, party).unwrap().run.hex()
 }
 
 /// `train --steps S --batch 4 --samples 0 --checkpoint DIR <extra>`: one short run.
@@ -179,16 +179,18 @@ fn checkpoints_and_opened_weights_are_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempdir("ckpt-modes");
     let (ck, w) = (dir.join("ck"), dir.join("w.safetensors"));
-    train_to(&ck, "1", &["--save-weights", w.to_str().unwrap()]);
-    let mut files: Vec<_> = (0..3).map(|i| ck.join(format!("party-{i}.safetensors"))).collect();
+    train_to(&ck, "2", &["--save-weights", w.to_str().unwrap(), "--checkpoint-every", "1"]);
+    let mut files: Vec<_> = (0..3)
+        .flat_map(|i| [triad::checkpoint::share_path(&ck, i), triad::checkpoint::previous_path(&ck, i)])
+        .collect();
     files.push(w);
     for f in &files {
         let mode = std::fs::metadata(f).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{} has mode {:o}", f.display(), mode & 0o777);
     }
-    // Nothing but the three share files is left in the checkpoint directory.
+    // Nothing but the three latest and three previous share files is left behind.
     let names: Vec<_> = std::fs::read_dir(&ck).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 6, "{names:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -201,6 +203,46 @@ fn two_writes_use_different_temporary_names() {
         assert_eq!(n.parent(), target.parent(), "the temporary file is beside its target (one file system)");
         assert_ne!(n.file_name().unwrap(), "party-0.safetensors.partial");
     }
+}
+
+/// A kill that caught party 1 before its step-3 save (the others saved theirs): the three
+/// resume from step 2, parties 0 and 2 from their previous files.
+#[test]
+fn a_party_a_step_behind_makes_the_others_fall_back_to_their_previous_checkpoint() {
+    let dir = tempdir("ckpt-skew");
+    let ck = dir.join("ck");
+    let ck_s = ck.to_str().unwrap();
+    train_to(&ck, "3", &["--checkpoint-every", "1"]);
+    let before = triad::checkpoint::read_share_meta(&ck, 0).unwrap();
+    std::fs::rename(triad::checkpoint::previous_path(&ck, 1), triad::checkpoint::share_path(&ck, 1)).unwrap();
+    assert_eq!(triad::checkpoint::read_share_meta(&ck, 1).unwrap().step, 2);
+    let out = triad(&[
+        "train",
+        "--steps",
+        "5",
+        "--batch",
+        "4",
+        "--samples",
+        "0",
+        "--resume",
+        ck_s,
+        "--checkpoint",
+        ck_s,
+        "--json",
+        "-q",
+    ]);
+    let v = json(&out);
+    assert_eq!(v["parties"][0]["train"]["count"], 3, "steps 3, 4 and 5");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for i in [0, 2] {
+        assert!(err.contains(&format!("party {i} resumes from its previous checkpoint (step 2)")), "{err}");
+    }
+    for i in 0..3 {
+        let m = triad::checkpoint::read_share_meta(&ck, i).unwrap();
+        assert_eq!((m.step, m.run), (5, before.run), "party {i}");
+        assert_ne!(m.attempt, before.attempt, "a resume is a new attempt");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An interrupted run leaves its last checkpoint and, at worst, a stray temporary file;
@@ -217,7 +259,7 @@ fn a_resumed_run_continues_the_same_run() {
     let v = train_json("5", "4", "0", &["--resume", ck_s, "--checkpoint", ck_s]);
     assert_eq!(v["parties"][0]["train"]["count"], 2, "steps 4 and 5 only");
     for i in 0..3 {
-        let m = triad::weights::read_share_meta(&ck, i).unwrap();
+        let m = triad::checkpoint::read_share_meta(&ck, i).unwrap();
         assert_eq!((m.step, m.run.hex(), m.momentum), (5, run.clone(), true), "party {i}");
     }
     // A checkpoint past the job's schedule is refused, not silently skipped.
