@@ -13,7 +13,7 @@
 //! Each save first keeps the file it replaces as `party-<N>.previous.safetensors` (a hard
 //! link, so no copy). A kill can catch one party's checkpoint a step ahead of the
 //! others' (it finished writing first); on `--resume` the three then fall back to the
-//! latest step they all hold ([`crate::start::agree_checkpoints`]). Shares of one step
+//! latest step they all hold ([`crate::resume::agree_checkpoints`]). Shares of one step
 //! from two attempts do not combine, which is why the attempt is compared too.
 
 use std::collections::HashMap;

@@ -4,8 +4,9 @@
 //! and data owner and alone holds [`OwnerInputs`]. At the start ([`crate::start`]) party 0
 //! sends the others a digest of its public job parameters and the public sizes of the
 //! data splits, which they check before sizing anything from them; a training job agrees
-//! a run identifier, and a resumed one checks that the three checkpoints are of one run
-//! and one state. Only party 0 computes the batch indices of a step (parties 1 and 2 need
+//! a run identifier (a fresh run) or continues its checkpoints' run ([`crate::resume`]:
+//! the three agree the step to resume from, or stop with one line), and every start or
+//! resume agrees an attempt identifier. Only party 0 computes the batch indices of a step (parties 1 and 2 need
 //! only the batch size). Nothing is opened during the job except the logits of the test
 //! samples (to party 0, the owner) and, with `--save-weights`, the final weights (to
 //! party 0).

@@ -29,14 +29,15 @@
 //! ## Files
 //!
 //! Weights are safetensors files ([`weights`]): plaintext `F64`/`F32` tensors named
-//! `<layer>.<param>` for the owner, and one share file per party
-//! (`DIR/party-N.safetensors`, both replicated components as `U64` tensors plus metadata,
-//! the run identifier among it) for checkpoints. A weights file that does not
-//! fit the model is refused with the name of the first tensor at fault. Both kinds are
-//! written mode 0600 through an unpredictable temporary name and renamed into place
-//! ([`files`]). On `--resume` the three parties compare their checkpoints' run id, step,
-//! momentum state, model and fractional bits, and stop with one line naming the party
-//! whose checkpoint differs.
+//! `<layer>.<param>` for the owner, and for checkpoints one share file per party
+//! ([`checkpoint`]: `DIR/party-N.safetensors`, both replicated components as `U64` tensors
+//! plus metadata with the run and attempt identifiers, and the file the last save
+//! replaced as `party-N.previous.safetensors`). A weights file that does not fit the
+//! model is refused with the name of the first tensor at fault. Both kinds are written
+//! mode 0600 through an unpredictable temporary name and renamed into place ([`files`]).
+//! On `--resume` ([`resume`]) the three parties compare their checkpoints' run, attempt,
+//! step, momentum state, model and fractional bits, resume from the latest step all three
+//! hold, or stop with one line naming the party whose checkpoint differs.
 //!
 //! ## Errors
 //!

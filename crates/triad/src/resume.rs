@@ -4,7 +4,7 @@
 //! previous one ([`checkpoint::checkpoints_of`]), checks them against its own job (model,
 //! fractional bits), and sends both others what they say: run id, attempt id, step,
 //! whether momentum state is present, model and fractional bits. All three then run the
-//! same choice on the same data ([`choose`]): the latest step of which every party holds
+//! same choice on the same data (`choose`): the latest step of which every party holds
 //! a checkpoint with one and the same state. Normally that is the latest file on all
 //! three; after a kill that caught one party's save a step ahead of the others', it is
 //! the previous file on that party. If no step is common, all three stop with the same
