@@ -304,7 +304,9 @@ pub fn train(
     let preds = argmax_rows(&logits, classes);
     let right = preds.iter().zip(&y).filter(|(p, l)| **p as i64 == **l).count();
     if let (Some(dst), Some(state)) = (save, state) {
-        triad_onnx::write_trained(model, dst, im, &state).map_err(|e| Error::Usage(e.to_string()))?;
+        // The opened model is the owner's secret: a private file (0600, temporary name).
+        let bytes = triad_onnx::trained_model(model, dst, im, &state).map_err(|e| Error::Usage(e.to_string()))?;
+        crate::files::write_private(dst, &bytes)?;
     }
     Ok(OnnxTrainReport {
         model: model.display().to_string(),
