@@ -1,5 +1,6 @@
 //! Faults during real jobs: three `triad party` processes over mutual TLS on loopback,
-//! one of them killed (SIGKILL) mid-training or mid-inference, a peer that sends garbage
+//! one of them killed (SIGKILL) mid-training or mid-inference or stopped (SIGSTOP)
+//! mid-training, a peer that sends garbage
 //! after its handshake, a stranger process during setup, and a resume from the last
 //! checkpoint after a kill. Each survivor must exit with one `error:` line naming the
 //! party at fault, within a bound, without a panic. `fault_table` (ignored by default)
@@ -143,6 +144,27 @@ fn kill_mid_training(victim: usize) -> (Vec<String>, Duration) {
         steps(&ck).is_some_and(|s| s.iter().all(|&k| k >= 2))
     });
     let out = survivors(&mut kids, victim, at, &format!("party {victim} killed mid-training"));
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// One row: party `victim` is stopped (SIGSTOP) once training has checkpointed step 2
+/// on all three: it keeps its connections open but sends nothing, heartbeats included,
+/// so the others must give up after the timeout.
+#[cfg(unix)]
+fn stop_mid_training(victim: usize) -> (Vec<String>, Duration) {
+    let (dir, cfg) = rig(&format!("stop-train-{victim}"));
+    let ck = dir.join("ck");
+    let job = train("400", "0", &["--checkpoint", ck.to_str().unwrap(), "--checkpoint-every", "1"]);
+    let mut kids = three(&cfg, &job);
+    wait_until("three checkpoints of step 2", || steps(&ck).is_some_and(|s| s.iter().all(|&k| k >= 2)));
+    let pid = kids[victim].id().to_string();
+    let stopped = std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    assert!(stopped.success(), "kill -STOP {pid}");
+    let at = Instant::now();
+    let out = survivors(&mut kids, victim, at, &format!("party {victim} stopped mid-training"));
+    kids[victim].kill().unwrap();
+    let _ = kids[victim].wait();
     let _ = std::fs::remove_dir_all(&dir);
     out
 }
@@ -295,6 +317,15 @@ fn a_party_killed_mid_training_is_reported_by_both_others() {
     eprintln!("{said:?} after {took:?}");
 }
 
+#[cfg(unix)]
+#[test]
+fn a_party_stopped_mid_training_is_reported_after_the_timeout() {
+    let (said, took) = stop_mid_training(2);
+    assert!(said.iter().all(|l| l.contains(&format!("timed out after {TIMEOUT_MS} ms"))), "{said:?}");
+    assert!(took >= Duration::from_millis(TIMEOUT_MS) && took < limit(), "{took:?}");
+    eprintln!("{said:?} after {took:?}");
+}
+
 #[test]
 fn a_party_killed_mid_inference_is_reported_by_both_others() {
     let (said, took) = kill_mid_inference(0);
@@ -333,6 +364,10 @@ fn fault_table() {
     };
     for v in 0..3 {
         row("SIGKILL mid-training (after step 2's checkpoint)", &v.to_string(), kill_mid_training(v));
+    }
+    #[cfg(unix)]
+    for v in 0..3 {
+        row("SIGSTOP mid-training (after step 2's checkpoint)", &v.to_string(), stop_mid_training(v));
     }
     for v in 0..3 {
         row("SIGKILL mid-inference (2000 samples, batch 4)", &v.to_string(), kill_mid_inference(v));
