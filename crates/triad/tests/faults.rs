@@ -1,5 +1,5 @@
 //! Faults during real jobs: three `triad party` processes over mutual TLS on loopback,
-//! one of them killed (SIGKILL) mid-training or mid-inference or stopped (SIGSTOP)
+//! one of them killed (SIGKILL) at setup, mid-training or mid-inference, or stopped (SIGSTOP)
 //! mid-training, a peer that sends garbage
 //! after its handshake, a stranger process during setup, and a resume from the last
 //! checkpoint after a kill. Each survivor must exit with one `error:` line naming the
@@ -144,6 +144,18 @@ fn kill_mid_training(victim: usize) -> (Vec<String>, Duration) {
         steps(&ck).is_some_and(|s| s.iter().all(|&k| k >= 2))
     });
     let out = survivors(&mut kids, victim, at, &format!("party {victim} killed mid-training"));
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// One row: party `victim` is killed 20 ms after the three start, during setup (before
+/// or while it connects).
+fn kill_at_setup(victim: usize) -> (Vec<String>, Duration) {
+    let (dir, cfg) = rig(&format!("kill-setup-{victim}"));
+    let started = Instant::now();
+    let (mut kids, at) =
+        kill_when(&cfg, &small_infer(&[]), victim, "20 ms", || started.elapsed() >= Duration::from_millis(20));
+    let out = survivors(&mut kids, victim, at, &format!("party {victim} killed at setup"));
     let _ = std::fs::remove_dir_all(&dir);
     out
 }
@@ -327,6 +339,13 @@ fn a_party_stopped_mid_training_is_reported_after_the_timeout() {
 }
 
 #[test]
+fn a_party_killed_at_setup_is_reported_by_both_others() {
+    let (said, took) = kill_at_setup(0);
+    assert!(took < limit(), "{took:?}");
+    eprintln!("{said:?} after {took:?}");
+}
+
+#[test]
 fn a_party_killed_mid_inference_is_reported_by_both_others() {
     let (said, took) = kill_mid_inference(0);
     assert!(took < limit(), "{took:?}");
@@ -362,6 +381,9 @@ fn fault_table() {
     let row = |fault: &str, who: &str, (said, took): (Vec<String>, Duration)| {
         println!("| {fault} | {who} | {} | {:.2} s |", said.join("<br>"), took.as_secs_f64());
     };
+    for v in 0..3 {
+        row("SIGKILL at setup (20 ms after start)", &v.to_string(), kill_at_setup(v));
+    }
     for v in 0..3 {
         row("SIGKILL mid-training (after step 2's checkpoint)", &v.to_string(), kill_mid_training(v));
     }
