@@ -12,9 +12,10 @@
 //! 2. **The run** ([`agree_fresh_id`]): a fresh training job gets a run identifier no
 //!    single party chooses: each party draws 16 bytes from the operating system's random
 //!    source and sends them to both others, and the id is the first 16 bytes of
-//!    SHA-256(`"triad run id"`, r₀, r₁, r₂) in party order. A party that sends last could
-//!    try many contributions, but cannot steer a hash output to a chosen value, and as
-//!    long as one party's bytes are random the id is fresh. Every start or resume of a
+//!    SHA-256(`"triad run id"`, r₀, r₁, r₂) in party order. All three send before they
+//!    receive; a party that waits for the others' bytes could hash many contributions of
+//!    its own and pick among the outputs, but cannot make the id a value of its choosing,
+//!    and as long as one party's bytes are random the id is fresh. Every start or resume of a
 //!    training run also agrees such an id for itself, the *attempt*; each party stores
 //!    both in its checkpoints ([`crate::checkpoint`]).
 //! 3. **The checkpoints**, on `--resume`: see [`crate::resume`].
