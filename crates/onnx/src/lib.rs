@@ -40,7 +40,7 @@ mod proto;
 mod write;
 
 pub use import::{import, import_file, ImportError, Imported, Source, SUPPORTED};
-pub use write::write_trained;
+pub use write::{trained_model, write_trained};
 
 /// The lowest opset of the default domain the reader accepts.
 pub const OPSET_MIN: i64 = 13;

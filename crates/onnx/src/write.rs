@@ -113,8 +113,15 @@ fn tensor_proto(name: &str, t: &OnnxTensor) -> Vec<u8> {
 /// `imported.graph`'s state order, as `Model::open_weights` gives them) in place of the
 /// initializers they came from, in each initializer's own data type and layout. Tensors
 /// the import derived from a constant (a negated or inverted normaliser) are written
-/// unchanged.
+/// unchanged. The file gets the default mode; a caller that must keep it private writes
+/// [`trained_model`]'s bytes itself.
 pub fn write_trained(src: &Path, dst: &Path, imported: &Imported, state: &[Vec<f64>]) -> Result<(), ImportError> {
+    let out = trained_model(src, dst, imported, state)?;
+    std::fs::write(dst, out).map_err(|e| ImportError(format!("{}: {}", dst.display(), bad(e).0)))
+}
+
+/// The bytes [`write_trained`] writes (`dst` only names the file in errors).
+pub fn trained_model(src: &Path, dst: &Path, imported: &Imported, state: &[Vec<f64>]) -> Result<Vec<u8>, ImportError> {
     let at = |e: ImportError| ImportError(format!("{}: {}", dst.display(), e.0));
     let model = crate::load(src).map_err(|e| bad(e.to_string()))?;
     let tensors = imported.graph.tensors();
@@ -161,5 +168,5 @@ pub fn write_trained(src: &Path, dst: &Path, imported: &Imported, state: &[Vec<f
             _ => out.extend_from_slice(whole),
         }
     }
-    std::fs::write(dst, out).map_err(|e| at(bad(e)))
+    Ok(out)
 }

@@ -53,6 +53,17 @@ pub enum Error {
     /// The CUDA backend cannot be used.
     #[error("cuda backend: {0}")]
     Cuda(String),
+    /// Party 0 announced a number the job cannot have (parties 1 and 2 check every count
+    /// party 0 sends before anything is sized from it).
+    #[error("party 0 announced {what} = {value}, but the job needs {expected}")]
+    Announced {
+        /// What the number counts.
+        what: &'static str,
+        /// The number announced.
+        value: u64,
+        /// What the job can have.
+        expected: String,
+    },
     /// The three parties were started with different jobs.
     #[error("{0}")]
     Mismatch(String),

@@ -1,11 +1,15 @@
 //! A job — private training or private inference — as every party runs it.
 //!
 //! The three parties run [`run_party`] with the same [`JobSpec`]; party 0 is the model
-//! and data owner and alone holds [`OwnerInputs`]. At the start party 0 sends the others
-//! a digest of its public job parameters and the public sizes of the data splits; a party
-//! started with a different job stops with an error naming the disagreement. Nothing is
-//! opened during the job except the logits of the test samples (to party 0, the owner)
-//! and, with `--save-weights`, the final weights (to party 0).
+//! and data owner and alone holds [`OwnerInputs`]. At the start ([`crate::start`]) party 0
+//! sends the others a digest of its public job parameters and the public sizes of the
+//! data splits, which they check before sizing anything from them; a training job agrees
+//! a run identifier (a fresh run) or continues its checkpoints' run ([`crate::resume`]:
+//! the three agree the step to resume from, or stop with one line), and every start or
+//! resume agrees an attempt identifier. Only party 0 computes the batch indices of a step (parties 1 and 2 need
+//! only the batch size). Nothing is opened during the job except the logits of the test
+//! samples (to party 0, the owner) and, with `--save-weights`, the final weights (to
+//! party 0).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,14 +20,14 @@ use triad_ring::Device;
 use triad_sharing::Party;
 use triad_transport::{Cost, PartyId};
 
-use crate::data::{shuffled, Data};
+use crate::checkpoint::{self, Lineage};
+use crate::data::{shuffled, Data, RANDOM_TRAIN};
 use crate::error::{Error, Result};
 use crate::models::{ModelName, Shape};
 use crate::progress::Progress;
+use crate::resume;
+use crate::start;
 use crate::weights;
-
-/// The most samples a split may have (parties 1 and 2 check party 0's counts against it).
-const MAX_SAMPLES: u64 = 1 << 32;
 
 /// Party 0: the model and data owner.
 pub const OWNER: PartyId = PartyId::ALL[0];
@@ -82,9 +86,9 @@ impl JobSpec {
     }
 
     /// The public parameters all three parties must agree on, as one line.
-    fn public_line(&self, resume_step: Option<u64>) -> String {
+    pub(crate) fn public_line(&self) -> String {
         format!(
-            "train={} model={} dataset={} random={} batch={} epochs={} steps={:?} lr={} momentum={} wd={} frac_bits={} seed={} samples={:?} eval_batch={} resume_step={:?}",
+            "train={} model={} dataset={} random={} batch={} epochs={} steps={:?} lr={} momentum={} wd={} frac_bits={} seed={} samples={:?} eval_batch={} resume={}",
             self.train,
             self.model.as_str(),
             self.dataset.as_str(),
@@ -99,14 +103,21 @@ impl JobSpec {
             self.seed,
             self.samples,
             self.eval_batch,
-            resume_step
+            self.resume.is_some()
         )
+    }
+
+    /// The sizes of the training and test splits when the inputs are random (`--random`,
+    /// or a dataset shape without a loader), which every party can work out itself.
+    pub fn random_sizes(&self) -> Option<(usize, usize)> {
+        let loaded = matches!(self.dataset, Shape::Mnist | Shape::Cifar10);
+        let test = self.samples.unwrap_or(if self.train { 0 } else { self.eval_batch });
+        (self.random || !loaded).then_some((RANDOM_TRAIN, test))
     }
 
     /// Loads what the owner brings: the data and the initial plaintext weights.
     pub fn owner_inputs(&self, net: &Graph) -> Result<OwnerInputs> {
-        let test_random = self.samples.unwrap_or(if self.train { 0 } else { self.eval_batch });
-        let data = if self.random {
+        let data = if let Some((_, test_random)) = self.random_sizes() {
             Data::random(self.dataset, self.seed, test_random)
         } else {
             match self.dataset {
@@ -119,7 +130,7 @@ impl JobSpec {
                         ))
                     }
                 },
-                _ => Data::random(self.dataset, self.seed, test_random),
+                _ => return Err(Error::Usage(format!("no loader for {}", self.dataset.as_str()))),
             }
         };
         let weights = match &self.weights {
@@ -193,45 +204,8 @@ pub struct PartyResult {
     pub owner: Option<OwnerResult>,
 }
 
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// Party 0 sends `[digest, n_train, n_test, save_weights]`; the others check the digest.
-fn agree<D: Device>(p: &Party<D>, job: &JobSpec, owner: Option<&OwnerInputs>, resume: Option<u64>) -> Result<[u64; 3]> {
-    let digest = fnv1a(&job.public_line(resume));
-    let _s = p.net.scope("setup");
-    if p.id == OWNER {
-        let o = owner.ok_or_else(|| Error::Usage("party 0 needs the data and weights".into()))?;
-        let msg =
-            vec![digest, o.data.train.len() as u64, o.data.test.len() as u64, u64::from(job.save_weights.is_some())];
-        for peer in triad_transport::Peer::BOTH {
-            p.net.send_u64s(peer, msg.clone())?;
-        }
-        Ok([msg[1], msg[2], msg[3]])
-    } else {
-        let from = p.id.link_to(OWNER).ok_or_else(|| Error::Usage("no link to party 0".into()))?;
-        let msg = p.net.recv_u64s(from, 4)?;
-        // Party 0's sample counts size every party's batch plan: refuse absurd ones.
-        if msg[1] > MAX_SAMPLES || msg[2] > MAX_SAMPLES {
-            let reason =
-                format!("party 0 announced {} training and {} test samples (at most {MAX_SAMPLES})", msg[1], msg[2]);
-            p.net.abort_with(&reason);
-            return Err(Error::Mismatch(reason));
-        }
-        if msg[0] != digest {
-            let reason = format!(
-                "{} was started with a different job than party 0 (model, dataset, batch, epochs, steps, lr, momentum, frac bits, seed, samples and checkpoint step must agree)",
-                p.id
-            );
-            p.net.abort_with(&reason);
-            return Err(Error::Mismatch(reason));
-        }
-        Ok([msg[1], msg[2], msg[3]])
-    }
-}
-
 /// Runs the job as party `p`; `owner` is `Some` on party 0 only, `progress` draws there.
+/// A party that fails tells the other two why (they stop with its reason).
 pub fn run_party<D: Device>(
     p: &Party<D>,
     job: &JobSpec,
@@ -239,20 +213,41 @@ pub fn run_party<D: Device>(
     owner: Option<&OwnerInputs>,
     progress: Progress,
 ) -> Result<PartyResult> {
+    let r = run(p, job, net, owner, progress);
+    if let Err(e) = &r {
+        p.net.abort_with(&e.for_peers());
+    }
+    r
+}
+
+fn run<D: Device>(
+    p: &Party<D>,
+    job: &JobSpec,
+    net: &Graph,
+    owner: Option<&OwnerInputs>,
+    progress: Progress,
+) -> Result<PartyResult> {
     let is_owner = p.id == OWNER;
-    let resume_step = match &job.resume {
-        Some(dir) => Some(weights::read_share_meta(dir, p.index())?.step),
+    let owner_sizes = owner.map(|o| (o.data.train.len(), o.data.test.len()));
+    let start::Sizes { n_train, n_test, save_weights } = start::agree_job(p, job, owner_sizes)?;
+    let resumed = match &job.resume {
+        Some(dir) => Some(resume::agree_checkpoints(p, dir, &net.name, job.frac_bits)?),
         None => None,
     };
-    let [n_train, n_test, save] = agree(p, job, owner, resume_step)?;
-    let count =
-        |n: u64| usize::try_from(n).map_err(|_| Error::Mismatch(format!("{n} samples do not fit this machine")));
-    let (n_train, n_test) = (count(n_train)?, count(n_test)?);
+    // Training continues the run of its checkpoints (or starts a new one) as a new attempt.
+    let lineage = match (&resumed, job.train) {
+        (_, false) => None,
+        (Some((_, meta)), true) => Some(Lineage { run: meta.run, attempt: start::agree_fresh_id(p)? }),
+        (None, true) => {
+            let id = start::agree_fresh_id(p)?;
+            Some(Lineage { run: id, attempt: id })
+        }
+    };
     let w0 = owner.map(|o| &o.weights[..]);
     let mut model = Model::new(p, net, OWNER, w0)?;
     let mut step0 = 0usize;
-    if let Some(dir) = &job.resume {
-        step0 = weights::load_shares(dir, p, &mut model)? as usize;
+    if let Some((path, _)) = &resumed {
+        step0 = checkpoint::load_shares(path, p, &mut model)? as usize;
     }
     let dims = |n: usize| -> Vec<usize> { std::iter::once(n).chain(net.input().iter().copied()).collect() };
     let classes: usize = net.out_dims()?.iter().product();
@@ -261,7 +256,15 @@ pub fn run_party<D: Device>(
 
     // Training.
     let plan = if job.train { Some(TrainPlan::new(job, n_train)?) } else { None };
-    if let Some(plan) = &plan {
+    if let (Some(plan), Some((_, meta))) = (&plan, &resumed) {
+        if meta.step > plan.total as u64 {
+            return Err(Error::Usage(format!(
+                "the checkpoint is at step {}, past the {} steps of this job",
+                meta.step, plan.total
+            )));
+        }
+    }
+    if let (Some(plan), Some(lineage)) = (&plan, lineage) {
         p.net.reset_costs();
         let t = Instant::now();
         let bar = if is_owner {
@@ -270,10 +273,10 @@ pub fn run_party<D: Device>(
             Progress::hidden().bar(0, "")
         };
         for k in step0..plan.total {
-            let idx = plan.batch(k);
+            // The batch's sample indices are the owner's business.
             let (xd, yd) = match owner {
                 Some(o) => {
-                    let (x, labels) = o.data.train.batch(&idx);
+                    let (x, labels) = o.data.train.batch(&plan.batch(k));
                     (Some(x), Some(one_hot(&labels, classes)))
                 }
                 None => (None, None),
@@ -284,7 +287,7 @@ pub fn run_party<D: Device>(
             bar.inc(1);
             if let (Some(dir), Some(every)) = (&job.checkpoint, job.checkpoint_every) {
                 if every > 0 && (k + 1) % every == 0 && k + 1 < plan.total {
-                    weights::save_shares(dir, p, &mut model, (k + 1) as u64)?;
+                    checkpoint::save_shares(dir, p, &mut model, (k + 1) as u64, lineage)?;
                 }
             }
         }
@@ -295,11 +298,12 @@ pub fn run_party<D: Device>(
             cost: p.net.costs().total(),
         });
         if let Some(dir) = &job.checkpoint {
-            result.checkpoint = Some(weights::save_shares(dir, p, &mut model, plan.total.max(step0) as u64)?);
+            result.checkpoint =
+                Some(checkpoint::save_shares(dir, p, &mut model, plan.total.max(step0) as u64, lineage)?);
         }
     }
     let mut saved = None;
-    if save == 1 {
+    if save_weights {
         if let Some(w) = model.open_weights(p, OWNER)? {
             if let Some(path) = &job.save_weights {
                 weights::save_plain(path, net, &w)?;

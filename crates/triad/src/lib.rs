@@ -21,7 +21,10 @@
 //! learning rate, seed, ...) and the public sizes of the data splits, so three processes
 //! started with different jobs stop with an error instead of computing garbage (with an
 //! ONNX model party 0 sends the public graph itself, which the others decode with a
-//! checked decoder and may pin by its SHA-256: [`onnx::parties`]). Nothing
+//! checked decoder and may pin by its SHA-256: [`onnx::parties`]); parties 1 and 2 check
+//! every count party 0 announces against what the job can need before they size anything
+//! from it, and never compute the batch indices (the owner's business). A training run
+//! agrees a run identifier to which all three contribute randomness ([`start`]). Nothing
 //! is opened during training; private inference opens the logits to party 0 only
 //! (`Backend::open`, i.e. `Party::reveal_to`), and `--save-weights` opens the final
 //! weights to party 0 only.
@@ -29,10 +32,15 @@
 //! ## Files
 //!
 //! Weights are safetensors files ([`weights`]): plaintext `F64`/`F32` tensors named
-//! `<layer>.<param>` for the owner, and one share file per party
-//! (`DIR/party-N.safetensors`, both replicated components as `U64` tensors plus metadata)
-//! for checkpoints. A weights file that does not fit the model is refused with the name
-//! of the first tensor at fault.
+//! `<layer>.<param>` for the owner, and for checkpoints one share file per party
+//! ([`checkpoint`]: `DIR/party-N.safetensors`, both replicated components as `U64` tensors
+//! plus metadata with the run and attempt identifiers, and the file the last save
+//! replaced as `party-N.previous.safetensors`). A weights file that does not fit the
+//! model is refused with the name of the first tensor at fault. Both kinds are written
+//! mode 0600 through an unpredictable temporary name and renamed into place ([`files`]).
+//! On `--resume` ([`resume`]) the three parties compare their checkpoints' run, attempt,
+//! step, momentum state, model and fractional bits, resume from the latest step all three
+//! hold, or stop with one line naming the party whose checkpoint differs.
 //!
 //! ## Errors
 //!
@@ -40,16 +48,20 @@
 //! with status 1 (argument errors from clap exit with status 2).
 
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod files;
 pub mod job;
 pub mod keygen;
 pub mod models;
 pub mod onnx;
 pub mod progress;
 pub mod report;
+pub mod resume;
 pub mod run;
+pub mod start;
 pub mod weights;
 
 pub use error::{Error, Result};

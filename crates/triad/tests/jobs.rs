@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::collections::HashMap;
 
 /// `triad train --steps S --batch B --samples N <extra> --json -q`, parsed.
 fn train_json(steps: &str, batch: &str, samples: &str, extra: &[&str]) -> serde_json::Value {
@@ -76,11 +77,194 @@ fn checkpoint_then_resume_and_infer_from_shares() {
     // Resume: one more step (2 in total), from step 1.
     let v = train_json("2", "4", "0", &["--resume", ck_s, "--checkpoint", ck_s]);
     assert_eq!(v["parties"][0]["train"]["count"], 1);
-    let meta = triad::weights::read_share_meta(&ck, 2).unwrap();
+    let meta = triad::checkpoint::read_share_meta(&ck, 2).unwrap();
     assert_eq!(meta.step, 2);
     // Private inference from the shares.
     let v = json(&triad(&["infer", "--resume", ck_s, "--samples", "3", "--json", "-q"]));
     assert_eq!(v["parties"][0]["owner"]["predictions"].as_array().unwrap().len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The run id a share checkpoint records.
+fn run_id_of(dir: &std::path::Path, party: usize) -> String {
+    triad::checkpoint::read_share_meta(dir, party).unwrap().run.hex()
+}
+
+/// `train --steps S --batch 4 --samples 0 --checkpoint DIR <extra>`: one short run.
+fn train_to(dir: &std::path::Path, steps: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--checkpoint", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    train_json(steps, "4", "0", &args)
+}
+
+#[test]
+fn checkpoints_mixed_from_two_runs_are_refused_in_one_line() {
+    let dir = tempdir("ckpt-mixed");
+    let (a, b, mixed) = (dir.join("a"), dir.join("b"), dir.join("mixed"));
+    train_to(&a, "1", &[]);
+    train_to(&b, "1", &[]);
+    let (run_a, run_b) = (run_id_of(&a, 0), run_id_of(&b, 0));
+    assert_ne!(run_a, run_b, "two runs agree two run ids");
+    for i in 0..3 {
+        assert_eq!(run_id_of(&a, i), run_a, "all three parties store one run id");
+    }
+    std::fs::create_dir_all(&mixed).unwrap();
+    for (i, src) in [&a, &a, &b].iter().enumerate() {
+        let f = format!("party-{i}.safetensors");
+        std::fs::copy(src.join(&f), mixed.join(&f)).unwrap();
+    }
+    let out = resume_from(&mixed);
+    let line =
+        format!("party 2's checkpoint is from run {}…, parties 0 and 1's is from run {}…", &run_b[..8], &run_a[..8]);
+    assert_one_error_line(&out, &line);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rewrites a share file keeping the tensors `keep` accepts and the metadata as `edit`
+/// leaves it; returns how many tensors were dropped.
+fn rewrite(
+    path: &std::path::Path,
+    keep: impl Fn(&str) -> bool,
+    edit: impl FnOnce(&mut HashMap<String, String>),
+) -> usize {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    edit(&mut meta);
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<_> = st.tensors().into_iter().filter(|(n, _)| keep(n)).collect();
+    let dropped = st.len() - kept.len();
+    std::fs::write(path, safetensors::serialize(kept, Some(meta)).unwrap()).unwrap();
+    dropped
+}
+
+/// `train --steps 2 --batch 4 --samples 0 --resume DIR -q`.
+fn resume_from(dir: &std::path::Path) -> std::process::Output {
+    triad(&["train", "--steps", "2", "--batch", "4", "--samples", "0", "--resume", dir.to_str().unwrap(), "-q"])
+}
+
+#[test]
+fn a_checkpoint_without_its_momentum_state_is_refused() {
+    let dir = tempdir("ckpt-momentum");
+    let ck = dir.join("ck");
+    train_to(&ck, "1", &[]);
+    // Party 1's file loses its momentum buffers (everything else, metadata included, kept).
+    let dropped = rewrite(&ck.join("party-1.safetensors"), |n| !n.contains(".velocity."), |_| {});
+    assert!(dropped > 0, "the checkpoint had momentum state to strip");
+    let out = resume_from(&ck);
+    assert_one_error_line(&out, "party 1's checkpoint holds no momentum state, parties 0 and 2's holds momentum state");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_checkpoint_from_before_run_ids_is_refused_with_its_format() {
+    let dir = tempdir("ckpt-v1");
+    let ck = dir.join("ck");
+    train_to(&ck, "1", &[]);
+    rewrite(
+        &ck.join("party-0.safetensors"),
+        |_| true,
+        |m| {
+            m.insert("format".into(), "triad-shares-v1".into());
+            m.remove("run_id");
+        },
+    );
+    assert_one_error_line(&resume_from(&ck), "is a triad-shares-v1 checkpoint, written before runs had an identifier");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn checkpoints_and_opened_weights_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("ckpt-modes");
+    let (ck, w) = (dir.join("ck"), dir.join("w.safetensors"));
+    train_to(&ck, "2", &["--save-weights", w.to_str().unwrap(), "--checkpoint-every", "1"]);
+    let mut files: Vec<_> = (0..3)
+        .flat_map(|i| [triad::checkpoint::share_path(&ck, i), triad::checkpoint::previous_path(&ck, i)])
+        .collect();
+    files.push(w);
+    for f in &files {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{} has mode {:o}", f.display(), mode & 0o777);
+    }
+    // Nothing but the three latest and three previous share files is left behind.
+    let names: Vec<_> = std::fs::read_dir(&ck).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_writes_use_different_temporary_names() {
+    let target = std::env::temp_dir().join("party-0.safetensors");
+    let names: std::collections::HashSet<_> = (0..8).map(|_| triad::files::temp_path(&target).unwrap()).collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    for n in &names {
+        assert_eq!(n.parent(), target.parent(), "the temporary file is beside its target (one file system)");
+        assert_ne!(n.file_name().unwrap(), "party-0.safetensors.partial");
+    }
+}
+
+/// A kill that caught party 1 before its step-3 save (the others saved theirs): the three
+/// resume from step 2, parties 0 and 2 from their previous files.
+#[test]
+fn a_party_a_step_behind_makes_the_others_fall_back_to_their_previous_checkpoint() {
+    let dir = tempdir("ckpt-skew");
+    let ck = dir.join("ck");
+    let ck_s = ck.to_str().unwrap();
+    train_to(&ck, "3", &["--checkpoint-every", "1"]);
+    let before = triad::checkpoint::read_share_meta(&ck, 0).unwrap();
+    std::fs::rename(triad::checkpoint::previous_path(&ck, 1), triad::checkpoint::share_path(&ck, 1)).unwrap();
+    assert_eq!(triad::checkpoint::read_share_meta(&ck, 1).unwrap().step, 2);
+    let out = triad(&[
+        "train",
+        "--steps",
+        "5",
+        "--batch",
+        "4",
+        "--samples",
+        "0",
+        "--resume",
+        ck_s,
+        "--checkpoint",
+        ck_s,
+        "--json",
+        "-q",
+    ]);
+    let v = json(&out);
+    assert_eq!(v["parties"][0]["train"]["count"], 3, "steps 3, 4 and 5");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for i in [0, 2] {
+        assert!(err.contains(&format!("party {i} resumes from its previous checkpoint (step 2)")), "{err}");
+    }
+    for i in 0..3 {
+        let m = triad::checkpoint::read_share_meta(&ck, i).unwrap();
+        assert_eq!((m.step, m.run), (5, before.run), "party {i}");
+        assert_ne!(m.attempt, before.attempt, "a resume is a new attempt");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An interrupted run leaves its last checkpoint and, at worst, a stray temporary file;
+/// the resumed run continues from the checkpoint's step under the same run id.
+#[test]
+fn a_resumed_run_continues_the_same_run() {
+    let dir = tempdir("ckpt-continue");
+    let ck = dir.join("ck");
+    let ck_s = ck.to_str().unwrap();
+    train_to(&ck, "3", &["--checkpoint-every", "1"]);
+    let run = run_id_of(&ck, 0);
+    // As if the run had been killed while writing step 4's file.
+    std::fs::write(ck.join(".party-0.safetensors.00c0ffee00c0ffee.tmp"), b"half a file").unwrap();
+    let v = train_json("5", "4", "0", &["--resume", ck_s, "--checkpoint", ck_s]);
+    assert_eq!(v["parties"][0]["train"]["count"], 2, "steps 4 and 5 only");
+    for i in 0..3 {
+        let m = triad::checkpoint::read_share_meta(&ck, i).unwrap();
+        assert_eq!((m.step, m.run.hex(), m.momentum), (5, run.clone(), true), "party {i}");
+    }
+    // A checkpoint past the job's schedule is refused, not silently skipped.
+    let out = triad(&["train", "--steps", "4", "--batch", "4", "--samples", "0", "--resume", ck_s, "-q"]);
+    assert_one_error_line(&out, "the checkpoint is at step 5, past the 4 steps of this job");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

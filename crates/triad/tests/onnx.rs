@@ -121,6 +121,12 @@ fn train_onnx_learns_and_saves_an_onnx_file() {
     let after = triad_onnx::import_file(&saved).unwrap();
     assert_eq!(before.graph, after.graph);
     assert_ne!(before.weights, after.weights);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the opened model is the owner's secret: mode {mode:o}");
+    }
     let out = dir.join("y.npy");
     let j = json(&triad(&[
         "infer",

@@ -274,7 +274,9 @@ fn owner_report(
     let preds = argmax_rows(out.logits.as_deref().unwrap_or_default(), classes);
     let right = preds.iter().zip(&data.eval_y).filter(|(p, l)| **p as i64 == **l).count();
     if let (Some(dst), Some(state)) = (save, &out.state) {
-        triad_onnx::write_trained(model, dst, im, state).map_err(|e| Error::Usage(e.to_string()))?;
+        // The opened model is the owner's secret: a private file (0600, temporary name).
+        let bytes = triad_onnx::trained_model(model, dst, im, state).map_err(|e| Error::Usage(e.to_string()))?;
+        crate::files::write_private(dst, &bytes)?;
     }
     Ok(OnnxTrainReport {
         model: model.display().to_string(),
