@@ -11,7 +11,7 @@
 //!
 //!   ```ignore
 //!   triad_tests::device_suite!(cpu, triad_ring::CpuDevice::new());
-//!   // a device that may be absent (the tests print "skipped" and pass):
+//!   // a GPU that may be absent (its tests are #[ignore]d; run them with --include-ignored):
 //!   triad_tests::device_suite!(cuda, optional triad_cuda::CudaDevice::new(0).ok());
 //!   ```
 //! - [`strategies`]: proptest strategies for ring values biased to edge cases, shapes
