@@ -20,6 +20,8 @@
 //! - [`convert`]: the spec's plain records to and from `triad-ring`'s.
 //! - [`enclosure`]: the layers' specification as a backend of intervals, built from
 //!   `triad_spec::layers`; `tests/layers_spec.rs` checks private runs lie inside.
+//! - [`reference`]: reading the PyTorch fixtures of `tests/fixtures/layers/`
+//!   (`tests/layers_reference.rs`, `tests/training_reference.rs`).
 //!
 //! Case counts default to 256 per property (the whole bottom-layer suite still runs in about
 //! a second); set `PROPTEST_CASES` to run more.
@@ -81,3 +83,4 @@ pub fn words(n: usize, seed: u64) -> Vec<u64> {
 
 pub mod gpu;
 pub mod parties;
+pub mod reference;
