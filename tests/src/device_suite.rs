@@ -19,57 +19,58 @@ use crate::{cases, check, check_n, ok, SplitMix};
 
 type R = Result<(), TestCaseError>;
 
-/// The names of every check, in the order [`all`] runs them (the macro stamps these).
-pub const CHECKS: [&str; 17] = [
-    "memory",
-    "unary",
-    "unary_all_shifts",
-    "binary",
-    "pack_bits",
-    "pack_bits_large",
-    "sum_axis",
-    "gather_scatter",
-    "layout",
-    "matmul",
-    "matmul_large",
-    "conv2d",
-    "pooling",
-    "prg",
-    "prg_large",
-    "shape_errors",
-    "param_errors",
-];
+/// A check's name and the check.
+pub type Check<D> = (&'static str, fn(&D));
+
+/// Every check with its name, in the order [`all`] runs them. The macro's list of stamped
+/// tests must name the same checks in the same order: each stamped module has a test
+/// `stamps_every_check` comparing the two.
+pub fn checks<D: Device>() -> Vec<Check<D>> {
+    vec![
+        ("memory", memory::<D>),
+        ("unary", unary::<D>),
+        ("unary_all_shifts", unary_all_shifts::<D>),
+        ("binary", binary::<D>),
+        ("pack_bits", pack_bits::<D>),
+        ("pack_bits_large", pack_bits_large::<D>),
+        ("sum_axis", sum_axis::<D>),
+        ("gather_scatter", gather_scatter::<D>),
+        ("layout", layout::<D>),
+        ("matmul", matmul::<D>),
+        ("matmul_large", matmul_large::<D>),
+        ("conv2d", conv2d::<D>),
+        ("pooling", pooling::<D>),
+        ("prg", prg::<D>),
+        ("prg_large", prg_large::<D>),
+        ("shape_errors", shape_errors::<D>),
+        ("param_errors", param_errors::<D>),
+    ]
+}
+
+/// The checks' names, in order.
+pub fn check_names() -> Vec<&'static str> {
+    checks::<triad_ring::CpuDevice>().into_iter().map(|(name, _)| name).collect()
+}
 
 /// Runs every check on `dev`.
 pub fn all<D: Device>(dev: &D) {
-    memory(dev);
-    unary(dev);
-    unary_all_shifts(dev);
-    binary(dev);
-    pack_bits(dev);
-    pack_bits_large(dev);
-    sum_axis(dev);
-    gather_scatter(dev);
-    layout(dev);
-    matmul(dev);
-    matmul_large(dev);
-    conv2d(dev);
-    pooling(dev);
-    prg(dev);
-    prg_large(dev);
-    shape_errors(dev);
-    param_errors(dev);
+    for (_, check) in checks::<D>() {
+        check(dev);
+    }
 }
 
-/// Stamps the device suite over one device: one `#[test]` per check, in a module.
+/// Stamps the device suite over one device: one `#[test]` per check, in a module, and the
+/// test `stamps_every_check`.
 ///
 /// `device_suite!(name, expr)` builds the device with `expr`;
-/// `device_suite!(name, optional expr)` takes an `Option<D>` and skips (passing) when it
-/// is `None`, for devices that may be absent.
+/// `device_suite!(name, optional expr)` takes an `Option<D>` for a GPU that may be absent:
+/// its checks are `#[ignore]`d, so a plain `cargo test` counts them as ignored rather than
+/// passed; `tools/cuda-emu/test` and `tools/gpu-check` run them with `--include-ignored`
+/// (and `TRIAD_REQUIRE_GPU=1`, where a missing device fails instead of printing a skip line).
 #[macro_export]
 macro_rules! device_suite {
     ($name:ident, optional $make:expr) => {
-        $crate::device_suite!(@module $name, {
+        $crate::device_suite!(@module $name, ignored, {
             match $make {
                 Some(dev) => dev,
                 None => {
@@ -80,19 +81,20 @@ macro_rules! device_suite {
         });
     };
     ($name:ident, $make:expr) => {
-        $crate::device_suite!(@module $name, { $make });
+        $crate::device_suite!(@module $name, run, { $make });
     };
-    (@module $name:ident, $make:block) => {
+    (@module $name:ident, $mode:ident, $make:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $crate::device_suite!(@tests $make;
+            $crate::device_suite!(@tests $mode, $make;
                 memory, unary, unary_all_shifts, binary, pack_bits, pack_bits_large, sum_axis,
                 gather_scatter, layout, matmul, matmul_large, conv2d, pooling, prg, prg_large,
                 shape_errors, param_errors);
         }
     };
-    (@tests $make:block; $($check:ident),* $(,)?) => {
+    (@tests run, $make:block; $($check:ident),* $(,)?) => {
+        $crate::device_suite!(@stamped $($check),*);
         $(
             #[test]
             fn $check() {
@@ -100,6 +102,24 @@ macro_rules! device_suite {
                 $crate::device_suite::$check(&dev);
             }
         )*
+    };
+    (@tests ignored, $make:block; $($check:ident),* $(,)?) => {
+        $crate::device_suite!(@stamped $($check),*);
+        $(
+            #[test]
+            #[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
+            fn $check() {
+                let dev = $make;
+                $crate::device_suite::$check(&dev);
+            }
+        )*
+    };
+    (@stamped $($check:ident),*) => {
+        #[test]
+        fn stamps_every_check() {
+            let stamped: Vec<&str> = vec![$(stringify!($check)),*];
+            assert_eq!(stamped, $crate::device_suite::check_names(), "the macro's list and `checks` differ");
+        }
     };
 }
 

@@ -11,7 +11,7 @@
 //!
 //!   ```ignore
 //!   triad_tests::device_suite!(cpu, triad_ring::CpuDevice::new());
-//!   // a device that may be absent (the tests print "skipped" and pass):
+//!   // a GPU that may be absent (its tests are #[ignore]d; run them with --include-ignored):
 //!   triad_tests::device_suite!(cuda, optional triad_cuda::CudaDevice::new(0).ok());
 //!   ```
 //! - [`strategies`]: proptest strategies for ring values biased to edge cases, shapes
@@ -20,6 +20,8 @@
 //! - [`convert`]: the spec's plain records to and from `triad-ring`'s.
 //! - [`enclosure`]: the layers' specification as a backend of intervals, built from
 //!   `triad_spec::layers`; `tests/layers_spec.rs` checks private runs lie inside.
+//! - [`reference`]: reading the PyTorch fixtures of `tests/fixtures/layers/`
+//!   (`tests/layers_reference.rs`, `tests/training_reference.rs`).
 //!
 //! Case counts default to 256 per property (the whole bottom-layer suite still runs in about
 //! a second); set `PROPTEST_CASES` to run more.
@@ -82,3 +84,4 @@ pub fn words(n: usize, seed: u64) -> Vec<u64> {
 
 pub mod gpu;
 pub mod parties;
+pub mod reference;

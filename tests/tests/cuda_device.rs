@@ -3,8 +3,10 @@
 //! their bounds, and protocols run with every party on the GPU giving the same shares as
 //! on the CPU.
 //!
-//! Without a GPU (no CUDA driver library, no device, or no NVRTC) every test prints a
-//! skip line and passes; with `TRIAD_REQUIRE_GPU=1` a missing GPU fails instead.
+//! The tests that need a GPU are `#[ignore]`d: a plain `cargo test` counts them as
+//! ignored. `tools/cuda-emu/test` and `tools/gpu-check` run them with `--include-ignored`
+//! and `TRIAD_REQUIRE_GPU=1`, where a missing GPU (no CUDA driver library, no device, or no
+//! NVRTC) fails instead of printing a skip line.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -53,6 +55,7 @@ fn matmul_both<D: Device>(dev: &D, spec: &MatmulSpec, a: &[u64], b: &[u64]) -> V
 /// transposes, against the CPU device; operands of all-ones limbs (`u64::MAX`) are the
 /// worst case for the float64 bound.
 #[test]
+#[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
 fn gemm_paths_match_cpu() {
     let base = gpu_or_skip!(cuda(), "gemm_paths_match_cpu");
     for path in base.gemm_paths() {
@@ -74,6 +77,7 @@ fn gemm_paths_match_cpu() {
 /// An inner dimension past 2^21 (the float64 limb bound) with every limb at its maximum:
 /// exact only because the sum is split into chunks.
 #[test]
+#[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
 fn f64_path_splits_long_sums() {
     let dev = gpu_or_skip!(cuda_with(GemmPath::F64Limbs16), "f64_path_splits_long_sums");
     let k = (1 << 21) + 77;
@@ -87,6 +91,7 @@ fn f64_path_splits_long_sums() {
 /// An inner dimension past 2^17 - 1 (the int8 digit bound) with every digit at -128 (the
 /// largest digit product, 2^14): exact only because the sum is split into chunks.
 #[test]
+#[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
 fn i8_path_splits_long_sums() {
     let dev = gpu_or_skip!(cuda_with(GemmPath::I8Digits8), "i8_path_splits_long_sums");
     let k = triad_cuda::gemm::I8_MAX_K + 77;
@@ -111,6 +116,7 @@ fn conv_ops<D: Device>(dev: &D, p: &Conv2dParams, x: &[u64], w: &[u64], g: &[u64
 
 /// Convolutions large enough to choose the float64 path, against the CPU device.
 #[test]
+#[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
 fn conv_large_matches_cpu() {
     let base = gpu_or_skip!(cuda(), "conv_large_matches_cpu");
     let shapes = [
@@ -131,6 +137,7 @@ fn conv_large_matches_cpu() {
 
 /// A strided view of rank above 8 (split into several launches) and a long PRG fill.
 #[test]
+#[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
 fn high_rank_views_and_long_prg() {
     let dev = gpu_or_skip!(cuda(), "high_rank_views_and_long_prg");
     let dims = vec![2usize, 3, 2, 2, 3, 2, 2, 2, 3, 2];
@@ -205,12 +212,30 @@ fn protocol_flow<D: Device>(dev: D) -> [Vec<Vec<u64>>; 3] {
 /// The same protocol run with every party on the GPU gives the same shares, bit for bit,
 /// as on the CPU (the PRG, products, reshares and truncations all agree).
 #[test]
+#[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
 fn sharing_protocols_match_cpu() {
     let dev = gpu_or_skip!(cuda(), "sharing_protocols_match_cpu");
     let want = protocol_flow(CpuDevice);
     assert_eq!(protocol_flow(dev.clone()), want, "chosen paths");
     for path in dev.gemm_paths() {
         assert_eq!(protocol_flow(dev.with_gemm_path(Some(path))), want, "{path:?}");
+    }
+}
+
+/// Not ignored: without a GPU, opening one prints one clear line and the suite goes on;
+/// with `TRIAD_REQUIRE_GPU=1` it fails. Checked on device 1000, which no machine has, and
+/// on device 0 as this machine has it.
+#[test]
+fn a_missing_gpu_is_one_line_or_a_failure() {
+    use triad_tests::gpu::decide;
+    let (dev, line) = decide(CudaDevice::new(1000), false).unwrap();
+    assert!(dev.is_none());
+    assert!(line.starts_with("skipped: no CUDA device (") && !line.contains('\n'), "{line}");
+    let err = decide(CudaDevice::new(1000), true).unwrap_err();
+    assert!(err.starts_with("TRIAD_REQUIRE_GPU=1 but the CUDA device is unavailable"), "{err}");
+    // This machine's device 0: present, or the line (a failure under TRIAD_REQUIRE_GPU=1).
+    if cuda().is_none() {
+        assert!(!triad_tests::gpu::required(), "cuda() returned None although the GPU is required");
     }
 }
 
@@ -230,6 +255,7 @@ fn unavailable_is_an_error_not_a_panic() {
 /// opting in; the same launch within its limits computes. (The CPU-executed CUDA emulator
 /// checks these from the CUBIN's metadata; a GPU checks them itself.)
 #[test]
+#[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
 fn launches_over_the_limits_are_refused() {
     use cudarc::driver::{CudaContext, LaunchConfig, PushKernelArg};
     use cudarc::nvrtc::Ptx;

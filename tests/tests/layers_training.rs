@@ -83,7 +83,9 @@ fn lenet_private_training_lowers_the_loss_and_tracks_the_twin() {
     let w_priv = w_priv.unwrap();
 
     let mut worst: f64 = 0.0;
+    assert_eq!(w_priv.len(), w_twin.len(), "the private and twin models have different tensors");
     for (i, (a, b)) in w_priv.iter().zip(&w_twin).enumerate() {
+        assert_eq!(a.len(), b.len(), "tensor {i}");
         let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         println!("parameter {i} ({} values): max |private - twin| = {d:.3e}", a.len());
         worst = worst.max(d);

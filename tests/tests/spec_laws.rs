@@ -9,6 +9,11 @@ use triad_spec::ring::{self as spec, BinOp};
 use triad_spec::{lift, reduce, BigInt};
 use triad_tests::strategies::{conv_params, mask, pool_params, ring_value, ring_values};
 
+/// Elements of a pooling layer's input.
+fn ni_of(p: &spec::Pool2d) -> usize {
+    spec::numel(&p.input_dims())
+}
+
 /// `<a, b>` in Z_{2^64}.
 fn dot(a: &[u64], b: &[u64]) -> u64 {
     assert_eq!(a.len(), b.len());
@@ -42,8 +47,20 @@ proptest! {
         let win = spec::pool_windows(&x, &p, 0);
         let (sums, _) = spec::sum_axis(&win, &[win.len() / kk.max(1), kk], 1);
         prop_assert_eq!(sums, spec::pool_sum(&x, &p));
-        // Padded positions hold `pad`: a window of all-`pad` contributes only where padded.
-        let _ = spec::pool_windows(&x, &p, pad);
+        // Padded positions hold `pad`, the others the input: windows with padding `pad` are
+        // the windows with padding 0 plus `pad` exactly where a tap falls outside (where the
+        // windows of an all-ones input hold 0).
+        let padded = spec::pool_windows(&x, &p, pad);
+        let inside = spec::pool_windows(&vec![1; ni_of(&p)], &p, 0);
+        for (i, ((&got, &w0), &at)) in padded.iter().zip(&win).zip(&inside).enumerate() {
+            let want = if at == 1 { w0 } else { pad };
+            prop_assert_eq!(got, want, "window entry {}", i);
+        }
+        // Any padding puts the first window's first tap outside.
+        if (p.pad_h > 0 || p.pad_w > 0) && !padded.is_empty() {
+            prop_assert_eq!(padded[0], pad);
+            prop_assert_eq!(inside[0], 0);
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! In-process jobs of the `triad` binary: inference, training with checkpoints and
-//! resume, safetensors weights in and out, and `bench`.
+//! In-process jobs of the `triad` binary: inference, training, safetensors weights in and
+//! out, and `bench` (checkpoints and resume: `checkpoints.rs`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -55,34 +55,6 @@ fn human_table_has_accuracy_time_and_communication() {
     for needle in ["command: triad train", "accuracy", "plaintext twin", "party 0", "rounds", "wall time"] {
         assert!(s.contains(needle), "missing {needle:?} in:\n{s}");
     }
-}
-
-#[test]
-fn checkpoint_then_resume_and_infer_from_shares() {
-    let dir = tempdir("ckpt");
-    let ck = dir.join("ck");
-    let ck_s = ck.to_str().unwrap();
-    let v = train_json("1", "4", "0", &["--checkpoint", ck_s]);
-    assert_eq!(v["parties"][0]["train"]["count"], 1);
-    for i in 0..3 {
-        assert!(ck.join(format!("party-{i}.safetensors")).exists());
-    }
-    // Each party's file holds only its own two components.
-    let bytes = std::fs::read(ck.join("party-1.safetensors")).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let m = meta.metadata().clone().unwrap();
-    assert_eq!(m["party"], "1");
-    assert_eq!(m["step"], "1");
-    assert_eq!(m["frac_bits"], "20");
-    // Resume: one more step (2 in total), from step 1.
-    let v = train_json("2", "4", "0", &["--resume", ck_s, "--checkpoint", ck_s]);
-    assert_eq!(v["parties"][0]["train"]["count"], 1);
-    let meta = triad::checkpoint::read_share_meta(&ck, 2).unwrap();
-    assert_eq!(meta.step, 2);
-    // Private inference from the shares.
-    let v = json(&triad(&["infer", "--resume", ck_s, "--samples", "3", "--json", "-q"]));
-    assert_eq!(v["parties"][0]["owner"]["predictions"].as_array().unwrap().len(), 3);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The run id a share checkpoint records.
