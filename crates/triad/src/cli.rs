@@ -144,6 +144,9 @@ pub struct JobArgs {
     /// Fractional bits of the fixed-point encoding.
     #[arg(long, default_value_t = 20)]
     pub frac_bits: u32,
+    /// The overflow guard: after every layer (forward, backward and each SGD update) the parties check securely that all values stay within the fixed-point range, and stop naming the layer at the first that does not; opens one bit per checked tensor ("all in range") to every party, costs about 3-4x the bytes. All three parties must choose alike.
+    #[arg(long)]
+    pub guard: bool,
     /// Public seed: initial weights (without --weights), batch order, random inputs.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -212,6 +215,7 @@ impl JobArgs {
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             frac_bits: self.frac_bits,
+            guard: self.guard,
             seed: self.seed,
             samples: self.samples,
             eval_batch: if train { self.eval_batch } else { batch },
@@ -471,6 +475,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 momentum: a.momentum,
                 weight_decay: 0.0,
                 frac_bits: 20,
+                guard: false,
                 seed: a.seed,
                 samples: Some(a.samples),
                 eval_batch: 250,

@@ -59,6 +59,8 @@ pub struct JobSpec {
     pub weight_decay: f64,
     /// Fractional bits of the fixed-point encoding.
     pub frac_bits: u32,
+    /// The overflow guard (`--guard`): off by default; opens one bit per checked tensor.
+    pub guard: bool,
     /// Public seed: initial weights (without `--weights`), batch order, random inputs.
     pub seed: u64,
     /// Test samples to classify privately (`None`: the whole test split).
@@ -88,7 +90,7 @@ impl JobSpec {
     /// The public parameters all three parties must agree on, as one line.
     pub(crate) fn public_line(&self) -> String {
         format!(
-            "train={} model={} dataset={} random={} batch={} epochs={} steps={:?} lr={} momentum={} wd={} frac_bits={} seed={} samples={:?} eval_batch={} resume={}",
+            "train={} model={} dataset={} random={} batch={} epochs={} steps={:?} lr={} momentum={} wd={} frac_bits={} guard={} seed={} samples={:?} eval_batch={} resume={}",
             self.train,
             self.model.as_str(),
             self.dataset.as_str(),
@@ -100,6 +102,7 @@ impl JobSpec {
             self.momentum,
             self.weight_decay,
             self.frac_bits,
+            self.guard,
             self.seed,
             self.samples,
             self.eval_batch,
@@ -245,6 +248,7 @@ fn run<D: Device>(
     };
     let w0 = owner.map(|o| &o.weights[..]);
     let mut model = Model::new(p, net, OWNER, w0)?;
+    model.guard = crate::onnx::parties::guard_of(p, job.guard)?;
     let mut step0 = 0usize;
     if let Some((path, _)) = &resumed {
         step0 = checkpoint::load_shares(path, p, &mut model)? as usize;

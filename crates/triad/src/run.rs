@@ -76,7 +76,32 @@ pub struct Report {
 }
 
 fn fixed(job: &JobSpec) -> Result<FixedConfig> {
-    FixedConfig::new(job.frac_bits).map_err(|e| Error::Usage(format!("--frac-bits {}: {e}", job.frac_bits)))
+    fixed_config(job.frac_bits)
+}
+
+/// The most fractional bits a job may use: a product of two fixed-point values must stay
+/// below `2^(62 - 2f)` before its truncation, which leaves values up to 16 at `f = 29`
+/// and nothing usable beyond.
+pub const MAX_JOB_FRAC_BITS: u32 = 29;
+
+/// The fixed-point encoding of `--frac-bits f`, checked against the products it must
+/// survive: refused beyond [`MAX_JOB_FRAC_BITS`]; above 24 a warning on stderr saying
+/// how small the products' range is (`2^(62-2f)`: 4096 at `f = 25`).
+pub(crate) fn fixed_config(f: u32) -> Result<FixedConfig> {
+    if f > MAX_JOB_FRAC_BITS {
+        return Err(Error::Usage(format!(
+            "--frac-bits {f}: a product of two values must stay below 2^(62 - 2f) = 2^{} before its truncation, which leaves no usable range; use at most {MAX_JOB_FRAC_BITS} (20 is the default)",
+            62i64 - 2 * i64::from(f)
+        )));
+    }
+    if f > 24 {
+        eprintln!(
+            "triad: warning: --frac-bits {f}: every product must stay below 2^{} = {} in value before its truncation",
+            62 - 2 * f,
+            1u64 << (62 - 2 * f)
+        );
+    }
+    FixedConfig::new(f).map_err(|e| Error::Usage(format!("--frac-bits {f}: {e}")))
 }
 
 /// Runs `job` with three parties in this process.

@@ -221,6 +221,7 @@ mod tests {
             momentum: 0.9,
             weight_decay: 0.0,
             frac_bits: 20,
+            guard: false,
             seed: 42,
             samples: Some(3),
             eval_batch: 2,

@@ -335,6 +335,49 @@ fn range_warnings_name_the_node_at_risk() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--guard` on the same model: every party stops at the convolution whose output (1e7)
+/// is past the 2^21 the guard allows at 20 fractional bits, in one line naming it; on the
+/// unmodified model the guard passes and the outputs are the unguarded run's. And
+/// `--frac-bits` beyond what any product survives is refused before anything runs.
+#[test]
+fn guard_stops_at_the_node_out_of_range() {
+    let dir = tempdir("onnx-guard");
+    let src = fixture("tiny_cnn_ts.onnx");
+    let mut im = triad_onnx::import_file(std::path::Path::new(&src)).unwrap();
+    let bias = im.graph.tensors().iter().position(|t| t.name == "conv.bias").unwrap();
+    im.weights[bias] = vec![1e7; im.weights[bias].len()];
+    let risky = dir.join("risky.onnx");
+    triad_onnx::write_trained(std::path::Path::new(&src), &risky, &im, &im.weights).unwrap();
+    let x = fixture("tiny_cnn.input.npy");
+    let o = triad(&["infer", "--onnx", risky.to_str().unwrap(), "--inputs", &x, "--guard", "-q"]);
+    // The range warning of the plaintext weights comes first, then the one error line.
+    let err = String::from_utf8_lossy(&o.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains("overflow guard: node conv/Conv (conv2d): its output has values outside ±2097152"),
+        "{err}"
+    );
+    let out = |guard: bool, name: &str| {
+        let y = dir.join(name);
+        let mut args = vec!["infer", "--onnx", &src, "--inputs", &x, "--output", y.to_str().unwrap(), "-q"];
+        if guard {
+            args.push("--guard");
+        }
+        stdout_ok(&triad(&args));
+        npy::read_f64(&y).unwrap().1
+    };
+    let (bare, guarded) = (out(false, "bare.npy"), out(true, "guarded.npy"));
+    let diff = bare.iter().zip(&guarded).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(diff < 1e-4, "the guard changed the outputs by {diff}");
+    assert_one_error_line(
+        &triad(&["infer", "--onnx", &src, "--inputs", &x, "--frac-bits", "31"]),
+        "--frac-bits 31: a product of two values must stay below 2^(62 - 2f) = 2^0",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Private training of an ONNX model over three processes: party 0 names the model and
 /// trains on the bundled MNIST; parties 1 and 2 take the graph and the plan from it. The
 /// trained weights party 0 saves are those of the in-process run up to the fixed-point

@@ -67,6 +67,7 @@ fn onnx_train_options(a: &JobArgs) -> super::train::TrainOptions {
         steps: a.steps,
         sgd: triad_layers::Sgd { lr: a.lr, momentum: a.momentum, weight_decay: a.weight_decay },
         frac_bits: a.frac_bits,
+        guard: a.guard,
     }
 }
 
@@ -149,7 +150,7 @@ pub(crate) fn party(pa: &PartyArgs, a: &JobArgs, train: bool) -> Result<()> {
         (None, _) => Source::FromOwner { expect: expect.as_deref() },
     };
     let session = crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?;
-    let r = parties::infer_as_party(source, session, a.frac_bits, a.out.backend)?;
+    let r = parties::infer_as_party(source, session, a.frac_bits, a.guard, a.out.backend)?;
     if a.out.json {
         println!("{}", to_json(&r)?);
     } else {
@@ -168,7 +169,7 @@ pub(crate) fn infer(command: &str, a: &JobArgs) -> Result<()> {
         let what = format!("private inference of {}, three parties in this process", model.display());
         println!("{}", report::header(command, &what));
     }
-    let r = super::infer(model, &im, inputs, a.output.as_deref(), a.batch, a.frac_bits, a.out.backend)?;
+    let r = super::infer(model, &im, inputs, a.output.as_deref(), a.batch, a.frac_bits, a.guard, a.out.backend)?;
     if a.out.json {
         println!("{}", to_json(&r)?);
     } else {

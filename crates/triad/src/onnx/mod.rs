@@ -105,7 +105,7 @@ pub fn warn_ranges(im: &triad_onnx::Imported, x: &[f64], frac_bits: u32) -> Resu
 
 /// The fixed-point configuration of `--frac-bits`.
 pub(crate) fn fixed_config(frac_bits: u32) -> Result<FixedConfig> {
-    FixedConfig::new(frac_bits).map_err(|e| Error::Usage(format!("--frac-bits {frac_bits}: {e}")))
+    crate::run::fixed_config(frac_bits)
 }
 
 /// Private inference of an ONNX model on the owner's NumPy inputs, three parties in this
@@ -117,6 +117,7 @@ pub fn infer(
     output: Option<&Path>,
     batch: Option<usize>,
     frac_bits: u32,
+    guard: bool,
     backend: BackendKind,
 ) -> Result<OnnxReport> {
     let public = PublicGraph::of(&im.graph)?;
@@ -128,7 +129,7 @@ pub fn infer(
     let owner = OwnerModel { graph: &public, weights: &im.weights, x: &x, n, batch };
     let results = crate::with_device!(backend, dev => run_in_process(dev, &link, fixed, |p: &Party<_>| {
         let mine = (p.id == OWNER).then_some(&owner);
-        parties::infer(p, mine, None, false).map_err(crate::run::into_protocol)
+        parties::infer(p, mine, None, false, guard).map_err(crate::run::into_protocol)
     }).map_err(crate::run::from_protocol)?);
     let [o0, o1, o2] = results;
     let logits = o0.logits.unwrap_or_default();

@@ -121,6 +121,21 @@ pub struct Announced {
     pub n: usize,
     /// Batch size.
     pub batch: usize,
+    /// The overflow guard (`--guard`), which all three must have chosen alike.
+    pub guard: bool,
+}
+
+/// The guard of `--guard` at `p`'s fractional bits, or `None` when off.
+pub(crate) fn guard_of<D: Device>(p: &Party<D>, on: bool) -> Result<Option<triad_layers::Guard>> {
+    if !on {
+        return Ok(None);
+    }
+    triad_layers::Guard::for_frac_bits(p.fixed.frac_bits).map(Some).ok_or_else(|| {
+        Error::Usage(format!(
+            "--guard: {} fractional bits leave no value range to guard (at most 30)",
+            p.fixed.frac_bits
+        ))
+    })
 }
 
 /// A refusal: the peers are told `reason`, and it is this party's error.
@@ -131,28 +146,37 @@ fn refuse<D: Device>(p: &Party<D>, reason: String) -> Error {
 
 /// Party 0 announces the job; parties 1 and 2 receive and check it (see the module docs).
 /// `expect`: the digest a party pins (`--expect-graph`); `log`: print the received
-/// graph's summary line to stderr.
+/// graph's summary line to stderr; `guard`: this party's `--guard` (all three must agree).
 pub fn announce<D: Device>(
     p: &Party<D>,
     kind: JobKind,
     owner: Option<&OwnerModel>,
     expect: Option<&str>,
     log: bool,
+    guard: bool,
 ) -> Result<Announced> {
     let _s = p.net.scope("setup");
     let frac_bits = u64::from(p.fixed.frac_bits);
     if p.id == OWNER {
         let o = owner.ok_or_else(|| Error::Usage("party 0 needs the model and the inputs".into()))?;
-        let header = vec![ANNOUNCE_V1, kind as u64, o.graph.bytes.len() as u64, o.n as u64, o.batch as u64, frac_bits];
+        let header = vec![
+            ANNOUNCE_V1,
+            kind as u64,
+            o.graph.bytes.len() as u64,
+            o.n as u64,
+            o.batch as u64,
+            frac_bits,
+            u64::from(guard),
+        ];
         for peer in Peer::BOTH {
             p.net.send_u64s(peer, header.clone())?;
             p.net.send_bytes(peer, o.graph.bytes.clone())?;
         }
-        return Ok(Announced { graph: o.graph.clone(), n: o.n, batch: o.batch });
+        return Ok(Announced { graph: o.graph.clone(), n: o.n, batch: o.batch, guard });
     }
     let from = p.id.link_to(OWNER).ok_or_else(|| Error::Usage("no link to party 0".into()))?;
     let me = p.id;
-    let h = p.net.recv_u64s(from, 6).map_err(|e| match e {
+    let h = p.net.recv_u64s(from, 7).map_err(|e| match e {
         // Party 0 sent something else: most likely it runs a zoo job.
         TransportError::Malformed { .. } => {
             refuse(p, format!("{me}: party 0 did not announce an ONNX job (was it started with --onnx?): {e}"))
@@ -167,6 +191,10 @@ pub fn announce<D: Device>(
     }
     if h[5] != frac_bits {
         return Err(refuse(p, format!("{me}: party 0 uses {} fractional bits, this party {frac_bits}", h[5])));
+    }
+    if h[6] != u64::from(guard) {
+        let on = |b: bool| if b { "with" } else { "without" };
+        return Err(refuse(p, format!("{me}: party 0 runs {} --guard, this party {}", on(h[6] == 1), on(guard))));
     }
     if h[2] == 0 || h[2] > MAX_GRAPH_BYTES {
         return Err(refuse(
@@ -197,7 +225,7 @@ pub fn announce<D: Device>(
     if log {
         eprintln!("{me}: the model comes from party 0: {}", graph.summary());
     }
-    Ok(Announced { graph, n, batch })
+    Ok(Announced { graph, n, batch, guard })
 }
 
 /// One party's result of private inference.
@@ -220,11 +248,13 @@ pub fn infer<D: Device>(
     owner: Option<&OwnerModel>,
     expect: Option<&str>,
     log: bool,
+    guard: bool,
 ) -> Result<InferOutcome> {
-    let job = announce(p, JobKind::Infer, owner, expect, log)?;
+    let job = announce(p, JobKind::Infer, owner, expect, log, guard)?;
     let g = &job.graph.graph;
     let mut m = Model::new(p, g, OWNER, owner.map(|o| o.weights))?;
     m.train = false;
+    m.guard = guard_of(p, guard)?;
     p.net.barrier()?;
     p.net.reset_costs();
     let t = Instant::now();
@@ -309,7 +339,13 @@ pub struct PartyReport {
 
 /// `triad party --id N --config FILE infer --onnx ... | --onnx-from-owner`: private
 /// inference of an ONNX model as one of three processes over mutual TLS.
-pub fn infer_as_party(source: Source, session: Session, frac_bits: u32, backend: BackendKind) -> Result<PartyReport> {
+pub fn infer_as_party(
+    source: Source,
+    session: Session,
+    frac_bits: u32,
+    guard: bool,
+    backend: BackendKind,
+) -> Result<PartyReport> {
     let fixed = super::fixed_config(frac_bits)?;
     let me = session.me;
     // The owner imports its model and reads its inputs before connecting, so a bad file
@@ -337,7 +373,7 @@ pub fn infer_as_party(source: Source, session: Session, frac_bits: u32, backend:
         eprintln!("{me}: sending the public graph to parties 1 and 2: {}", o.graph.summary());
     }
     let mode = session.mode();
-    let out = crate::with_device!(backend, dev => session.run(dev, fixed, |p| infer(p, owner.as_ref(), expect, true))?);
+    let out = crate::with_device!(backend, dev => session.run(dev, fixed, |p| infer(p, owner.as_ref(), expect, true, guard))?);
     let g = &out.job.graph;
     let mut report = PartyReport {
         party: me.index(),
@@ -407,7 +443,7 @@ mod tests {
                 }
                 return Ok(String::new());
             }
-            Ok(match announce(p, JobKind::Infer, None, None, false) {
+            Ok(match announce(p, JobKind::Infer, None, None, false, false) {
                 Ok(a) => format!("ok {}", a.graph.sha256),
                 Err(e) => e.one_line(),
             })
@@ -426,16 +462,17 @@ mod tests {
         let g = triad_layers::zoo::lenet(triad_layers::Activation::Relu, triad_layers::Pooling::Avg);
         let bytes = graph_wire::encode(&g).unwrap();
         let len = bytes.len() as u64;
-        let good = |n: u64, batch: u64| vec![ANNOUNCE_V1, 0, len, n, batch, 20];
+        let good = |n: u64, batch: u64| vec![ANNOUNCE_V1, 0, len, n, batch, 20, 0];
         assert!(party1_hears(good(4, 2), bytes.clone()).starts_with("ok "));
-        let cases: [(Vec<u64>, Vec<u8>, &str); 7] = [
-            (vec![ANNOUNCE_V1 + 1, 0, len, 4, 2, 20], bytes.clone(), "did not announce an ONNX job"),
-            (vec![ANNOUNCE_V1, 1, len, 4, 2, 20], bytes.clone(), "another kind of job"),
-            (vec![ANNOUNCE_V1, 0, len, 4, 2, 16], bytes.clone(), "16 fractional bits"),
-            (vec![ANNOUNCE_V1, 0, MAX_GRAPH_BYTES + 1, 4, 2, 20], bytes.clone(), "a graph of 67108865 bytes"),
+        let cases: [(Vec<u64>, Vec<u8>, &str); 8] = [
+            (vec![ANNOUNCE_V1 + 1, 0, len, 4, 2, 20, 0], bytes.clone(), "did not announce an ONNX job"),
+            (vec![ANNOUNCE_V1, 1, len, 4, 2, 20, 0], bytes.clone(), "another kind of job"),
+            (vec![ANNOUNCE_V1, 0, len, 4, 2, 16, 0], bytes.clone(), "16 fractional bits"),
+            (vec![ANNOUNCE_V1, 0, len, 4, 2, 20, 1], bytes.clone(), "party 0 runs with --guard, this party without"),
+            (vec![ANNOUNCE_V1, 0, MAX_GRAPH_BYTES + 1, 4, 2, 20, 0], bytes.clone(), "a graph of 67108865 bytes"),
             (good(4, 5), bytes.clone(), "4 samples in batches of 5"),
             (good(1 << 40, 1), bytes.clone(), "1099511627776 samples"),
-            (vec![ANNOUNCE_V1, 0, 7, 4, 2, 20], b"garbage".to_vec(), "party 0's graph: not a valid graph"),
+            (vec![ANNOUNCE_V1, 0, 7, 4, 2, 20, 0], b"garbage".to_vec(), "party 0's graph: not a valid graph"),
         ];
         for (header, graph, needle) in cases {
             let said = party1_hears(header, graph);

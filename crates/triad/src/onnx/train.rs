@@ -52,6 +52,8 @@ pub struct TrainOptions {
     pub sgd: Sgd,
     /// Fractional bits.
     pub frac_bits: u32,
+    /// The overflow guard (`--guard`).
+    pub guard: bool,
 }
 
 /// The training graph of an imported model: without a final softmax (the loss applies
@@ -161,8 +163,9 @@ pub fn train_party<D: Device>(
     owner: Option<&OwnerTraining>,
     expect: Option<&str>,
     log: bool,
+    guard: bool,
 ) -> Result<TrainOutcome> {
-    let job = parties::announce(p, JobKind::Train, owner.map(|o| &o.model), expect, log)?;
+    let job = parties::announce(p, JobKind::Train, owner.map(|o| &o.model), expect, log, guard)?;
     let plan = {
         let _s = p.net.scope("setup");
         match owner {
@@ -194,6 +197,7 @@ pub fn train_party<D: Device>(
     let per_epoch = n.div_ceil(batch);
     let is_owner = p.id == OWNER;
     let mut m = Model::new(p, g, OWNER, owner.map(|o| o.model.weights))?;
+    m.guard = parties::guard_of(p, guard)?;
     p.net.barrier()?;
     p.net.reset_costs();
     let t = Instant::now();
@@ -307,7 +311,7 @@ pub fn train(
     let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
     let results = crate::with_device!(backend, dev => run_in_process(dev, &link, fixed, |p: &Party<_>| {
         let mine = (p.id == OWNER).then_some(&owner);
-        train_party(p, mine, None, false).map_err(crate::run::into_protocol)
+        train_party(p, mine, None, false, opt.guard).map_err(crate::run::into_protocol)
     }).map_err(crate::run::from_protocol)?);
     let [out, _, _] = results;
     owner_report(model, im, data, save, &out)
@@ -375,8 +379,7 @@ pub fn train_as_party(
         _ => None,
     };
     let mode = session.mode();
-    let out =
-        crate::with_device!(backend, dev => session.run(dev, fixed, |p| train_party(p, mine.as_ref(), expect, true))?);
+    let out = crate::with_device!(backend, dev => session.run(dev, fixed, |p| train_party(p, mine.as_ref(), expect, true, opt.guard))?);
     let owner_report = match owner {
         Some(o) => Some(owner_report(o.model, o.im, o.data, o.save, &out)?),
         None => None,
