@@ -308,6 +308,17 @@ fn train_onnx_on_the_bundled_mnist() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The tiny CNN fixture with its convolution's bias set to 1e7, written into `dir`.
+fn risky_model(dir: &std::path::Path) -> PathBuf {
+    let src = fixture("tiny_cnn_ts.onnx");
+    let mut im = triad_onnx::import_file(std::path::Path::new(&src)).unwrap();
+    let bias = im.graph.tensors().iter().position(|t| t.name == "conv.bias").unwrap();
+    im.weights[bias] = vec![1e7; im.weights[bias].len()];
+    let risky = dir.join("risky.onnx");
+    triad_onnx::write_trained(std::path::Path::new(&src), &risky, &im, &im.weights).unwrap();
+    risky
+}
+
 /// A model whose first convolution has a bias of 1e7: `inspect` warns on the layer whose
 /// product that value reaches (the linear layer after it: Σ|w|·1e7 is past the 2^22 that
 /// 20 fractional bits leave a product), not on the convolution; `infer` and `train` print
@@ -316,11 +327,7 @@ fn train_onnx_on_the_bundled_mnist() {
 fn range_warnings_name_the_node_at_risk() {
     let dir = tempdir("onnx-range");
     let src = fixture("tiny_cnn_ts.onnx");
-    let mut im = triad_onnx::import_file(std::path::Path::new(&src)).unwrap();
-    let bias = im.graph.tensors().iter().position(|t| t.name == "conv.bias").unwrap();
-    im.weights[bias] = vec![1e7; im.weights[bias].len()];
-    let risky = dir.join("risky.onnx");
-    triad_onnx::write_trained(std::path::Path::new(&src), &risky, &im, &im.weights).unwrap();
+    let risky = risky_model(&dir);
     let risky = risky.to_str().unwrap();
     let s = stdout_ok(&triad(&["inspect", "--onnx", risky]));
     let line = "warning: node fc/Gemm (linear 144->10): a product before truncation may reach";
@@ -343,11 +350,7 @@ fn range_warnings_name_the_node_at_risk() {
 fn guard_stops_at_the_node_out_of_range() {
     let dir = tempdir("onnx-guard");
     let src = fixture("tiny_cnn_ts.onnx");
-    let mut im = triad_onnx::import_file(std::path::Path::new(&src)).unwrap();
-    let bias = im.graph.tensors().iter().position(|t| t.name == "conv.bias").unwrap();
-    im.weights[bias] = vec![1e7; im.weights[bias].len()];
-    let risky = dir.join("risky.onnx");
-    triad_onnx::write_trained(std::path::Path::new(&src), &risky, &im, &im.weights).unwrap();
+    let risky = risky_model(&dir);
     let x = fixture("tiny_cnn.input.npy");
     let o = triad(&["infer", "--onnx", risky.to_str().unwrap(), "--inputs", &x, "--guard", "-q"]);
     // The range warning of the plaintext weights comes first, then the one error line.
