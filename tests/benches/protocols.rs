@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use triad_fixed::FixedConfig;
 use triad_ring::{CpuDevice, Shape};
-use triad_sharing::{run_in_process, AShare, Party, Result};
+use triad_sharing::{run_in_process, AShare, Party, Product, Result};
 use triad_transport::{connect_tls, generate_test_pki, LinkConfig, PartiesConfig, PartyId, TlsIdentity};
 
 #[derive(Clone, Copy, Debug)]
@@ -64,8 +64,8 @@ fn run_op(p: &Party<CpuDevice>, op: Op) -> Result<(f64, u64, u64)> {
         p.net.reset_costs();
         let t = Instant::now();
         let z = match op {
-            Op::Matmul(..) => p.matmul(&x, &y)?,
-            Op::Mul(_) => p.mul(&x, &y)?,
+            Op::Matmul(..) => p.product_trunc_share(Product::Matmul { a_trans: false, b_trans: false }, &x, &y)?,
+            Op::Mul(_) => p.product_trunc_share(Product::Elementwise, &x, &y)?,
             Op::Relu(_) => triad_compare::relu(p, &x)?.out,
         };
         times.push(t.elapsed().as_secs_f64());

@@ -75,7 +75,7 @@ fn sharing_cost_table() {
         "mul (fixed point)",
         Box::new(move |p| {
             let x = p.random(&sh)?;
-            p.mul(&x, &x).map(drop)
+            p.product_trunc_share(Product::Elementwise, &x, &x).map(drop)
         }),
         &mut t,
     );
@@ -84,7 +84,7 @@ fn sharing_cost_table() {
         "truncate",
         Box::new(move |p| {
             let x = p.random(&sh)?;
-            p.truncate(&x, 20).map(drop)
+            p.truncate_share(&x, 20).map(drop)
         }),
         &mut t,
     );
@@ -111,7 +111,7 @@ fn sharing_cost_table() {
         Box::new(|p| {
             let a = p.random(&Shape::new([20, 50]))?;
             let b = p.random(&Shape::new([50, 50]))?;
-            p.matmul(&a, &b).map(drop)
+            p.product_trunc_share(Product::Matmul { a_trans: false, b_trans: false }, &a, &b).map(drop)
         }),
         &mut t,
     );
@@ -121,7 +121,7 @@ fn sharing_cost_table() {
         Box::new(move |p| {
             let x = p.random(&cp.input_shape())?;
             let w = p.random(&cp.weight_shape())?;
-            p.conv2d(&x, &w, &cp).map(drop)
+            p.product_trunc_share(Product::Conv2d(cp), &x, &w).map(drop)
         }),
         &mut t,
     );

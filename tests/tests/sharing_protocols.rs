@@ -172,7 +172,10 @@ fn fixed_point_products_truncate_within_one_unit() {
     let out = run(|p| {
         let a = share(p, &x, &shape);
         let b = share(p, &y, &shape);
-        Ok((parts(&p.mul(&a, &b)?), parts(&p.square(&a)?)))
+        Ok((
+            parts(&p.product_trunc_share(Product::Elementwise, &a, &b)?),
+            parts(&p.product_trunc_share(Product::Elementwise, &a, &a)?),
+        ))
     });
     let prod = reconstruct(&[out[0].0.clone(), out[1].0.clone(), out[2].0.clone()]);
     let ideal: Vec<i64> = x.iter().zip(&y).map(|(&a, &b)| (a.wrapping_mul(b) as i64) >> f).collect();
@@ -196,7 +199,10 @@ fn fixed_point_matmul_and_conv_truncate_within_one_unit() {
         let b = share(q, &y, &Shape::new([k, n]));
         let ci = share(q, &xi, &p.input_shape());
         let cw = share(q, &wi, &p.weight_shape());
-        Ok((parts(&q.matmul(&a, &b)?), parts(&q.conv2d(&ci, &cw, &p)?)))
+        Ok((
+            parts(&q.product_trunc_share(Product::Matmul { a_trans: false, b_trans: false }, &a, &b)?),
+            parts(&q.product_trunc_share(Product::Conv2d(p), &ci, &cw)?),
+        ))
     });
     let dev = CpuDevice;
     let ring = Tensor::from_vec(&dev, [m, k], x.clone())
@@ -225,7 +231,7 @@ fn truncate_within_one_unit_for_negative_and_positive_values() {
     for bits in [1u32, 13, 20, 40] {
         let out = run(|p| {
             let a = share(p, &x, &shape);
-            Ok(parts(&p.truncate(&a, bits)?))
+            Ok(parts(&p.truncate_share(&a, bits)?))
         });
         let ideal: Vec<i64> = x.iter().map(|&v| (v as i64) >> bits).collect();
         assert_within_one(&reconstruct(&out), &ideal);
@@ -269,7 +275,7 @@ fn wrap_free_truncation_never_wraps_where_share_truncation_does() {
     for bits in [1u32, 20, 40, 62] {
         let out = run(|p| {
             let a = share(p, &x, &shape);
-            Ok((parts(&p.truncate_with(&a, bits, Rounding::WrapFree)?), parts(&p.truncate(&a, bits)?)))
+            Ok((parts(&p.truncate_with(&a, bits, Rounding::WrapFree)?), parts(&p.truncate_share(&a, bits)?)))
         });
         let floor: Vec<i64> = x.iter().map(|&v| (v as i64) >> bits).collect();
         let wrap_free = reconstruct(&[out[0].0.clone(), out[1].0.clone(), out[2].0.clone()]);
@@ -388,10 +394,10 @@ fn documented_costs_per_protocol() {
         let _ = p.product(Product::Elementwise, &a, &b)?;
         c.push(p.net.costs().total());
         barrier(p);
-        let _ = p.mul(&a, &b)?;
+        let _ = p.product_trunc_share(Product::Elementwise, &a, &b)?;
         c.push(p.net.costs().total());
         barrier(p);
-        let _ = p.truncate(&a, 20)?;
+        let _ = p.truncate_share(&a, 20)?;
         c.push(p.net.costs().total());
         barrier(p);
         let _ = share(p, &x, &shape);
@@ -444,7 +450,7 @@ fn a_party_that_quits_mid_protocol_leaves_the_others_with_errors() {
             // Party 2 leaves before the multiplication.
             return Ok(None);
         }
-        let m = p.mul(&a, &a)?;
+        let m = p.product_trunc_share(Product::Elementwise, &a, &a)?;
         Ok(Some(parts(&m)))
     });
     let err = res.expect_err("parties 0 and 1 must fail");
@@ -464,4 +470,37 @@ fn a_party_that_quits_mid_protocol_leaves_the_others_with_errors() {
         other => panic!("unexpected error {other}"),
     }
     assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+}
+
+/// A protocol applied to a sharing, as the test below compares them.
+type Truncation = dyn Fn(&P, &AShare<CpuDevice>) -> triad_sharing::Result<AShare<CpuDevice>> + Sync;
+
+/// The library's defaults are the rounding the layers use: `truncate`, `mul`, `matmul`,
+/// `conv2d` (and `ApproxParams::default()`) truncate wrap-free, so a library user never
+/// meets share truncation's rare large error by accident; share truncation stays
+/// available by name (`truncate_share`, `product_trunc_share`). Told apart by their
+/// traffic: in share truncation party 2 sends nothing, in wrap-free truncation it deals.
+#[test]
+fn library_defaults_truncate_wrap_free() {
+    assert_eq!(triad_approx::ApproxParams::default().rounding, Rounding::WrapFree);
+    let n = 64;
+    let x: Vec<u64> = rand_vec(n, 12).into_iter().map(|r| ((r as i64) >> 24) as u64).collect();
+    let shape = Shape::new([n]);
+    let sent = |f: &Truncation| {
+        let out = run(|p| {
+            let a = share(p, &x, &shape);
+            p.net.barrier()?;
+            p.net.reset_costs();
+            f(p, &a)?;
+            Ok(p.net.costs().total().bytes_sent)
+        });
+        out[2]
+    };
+    let wrap_free = sent(&|p, a| p.truncate_with(a, 20, Rounding::WrapFree));
+    assert!(wrap_free > 0);
+    assert_eq!(sent(&|p, a| p.truncate(a, 20)), wrap_free, "truncate is not wrap-free");
+    assert_eq!(sent(&|p, a| p.truncate_share(a, 20)), 0, "share truncation: party 2 sends nothing");
+    let mul_wrap_free = sent(&|p, a| p.product_trunc_with(Product::Elementwise, a, a, Rounding::WrapFree));
+    assert_eq!(sent(&|p, a| p.mul(a, a)), mul_wrap_free, "mul is not wrap-free");
+    assert_ne!(sent(&|p, a| p.product_trunc_share(Product::Elementwise, a, a)), mul_wrap_free);
 }

@@ -77,15 +77,15 @@ fn flow(p: &Party<CpuDevice>, inp: &Inputs) -> triad_sharing::Result<Vec<Pair>> 
     let cw = share(2, &inp.cw, cp.weight_shape())?;
     let mut out = vec![pair(&x), pair(&y), pair(&a), pair(&b), pair(&ci), pair(&cw)];
     out.push(pair(&p.product(Product::Elementwise, &x, &y)?));
-    out.push(pair(&p.mul(&x, &y)?));
-    out.push(pair(&p.truncate(&x, 20)?));
-    out.push(pair(&p.matmul(&a, &b)?));
+    out.push(pair(&p.product_trunc_share(Product::Elementwise, &x, &y)?));
+    out.push(pair(&p.truncate_share(&x, 20)?));
+    out.push(pair(&p.product_trunc_share(Product::Matmul { a_trans: false, b_trans: false }, &a, &b)?));
     out.push(pair(&p.product(
         Product::Matmul { a_trans: true, b_trans: false },
         &a.map_layout(|t| t.transpose())?,
         &b,
     )?));
-    out.push(pair(&p.conv2d(&ci, &cw, &cp)?));
+    out.push(pair(&p.product_trunc_share(Product::Conv2d(cp), &ci, &cw)?));
     let g = p.product(Product::Conv2d(cp), &ci, &cw)?;
     out.push(pair(&g));
     out.push(pair(&p.product(Product::Conv2dGradInput(cp), &g, &cw)?));

@@ -64,7 +64,8 @@ pub use funcs::{
 };
 
 /// Iteration counts and initial guesses. [`Default`] gives CryptGPU's released values where
-/// CryptGPU has the function, CrypTen's elsewhere.
+/// CryptGPU has the function, CrypTen's elsewhere, and wrap-free truncation (the safe
+/// rounding; CryptGPU's share truncation is `with_rounding(Rounding::Floor)`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApproxParams {
     /// `m` of `exp(x) ≈ (1 + x/2^m)^(2^m)`: 9 (CryptGPU's code; CrypTen uses 8).
@@ -103,11 +104,12 @@ pub struct ApproxParams {
     pub log_exp_iters: u32,
     /// Order of the Householder step (terms of `-ln(1 - h)`): 8 (CrypTen).
     pub log_order: u32,
-    /// How every truncation of the function rounds: [`Rounding::Floor`] (ABY3 share
-    /// truncation, CryptGPU's protocol) by default. [`Rounding::WrapFree`] sends one more
-    /// element per truncation per party, takes two rounds per truncation (share truncation:
-    /// one bare, about one and a half fused with a product), and never makes share
-    /// truncation's rare large error: what the layers use.
+    /// How every truncation of the function rounds: [`Rounding::WrapFree`] by default
+    /// (what the layers use: it never makes share truncation's rare large error; it sends
+    /// one more element per truncation per party and takes two rounds per truncation).
+    /// [`Rounding::Floor`] is ABY3 share truncation, CryptGPU's protocol (one round bare,
+    /// about one and a half fused with a product), kept by name for measurement:
+    /// `ApproxParams::default().with_rounding(Rounding::Floor)`.
     pub rounding: Rounding,
 }
 
@@ -168,7 +170,7 @@ impl Default for ApproxParams {
             log_iters: 2,
             log_exp_iters: 8,
             log_order: 8,
-            rounding: Rounding::Floor,
+            rounding: Rounding::WrapFree,
         }
     }
 }

@@ -51,7 +51,7 @@ fn main() -> Result<()> {
                 let plain = Tensor::from_vec(&p.dev, shape.clone(), xs.clone())?;
                 let owner = PartyId::ALL[0];
                 let x = p.share_input(owner, (p.id == owner).then_some(&plain), &shape)?;
-                let t = p.truncate(&x, f)?;
+                let t = p.truncate_share(&x, f)?;
                 let opened = p.reveal_all(&t)?.to_vec()?;
                 let wf = p.truncate_with(&x, f, Rounding::WrapFree)?;
                 let wf_opened = p.reveal_all(&wf)?.to_vec()?;

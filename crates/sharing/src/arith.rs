@@ -318,10 +318,19 @@ impl<D: Device> Party<D> {
         AShare::new(z, next)
     }
 
-    /// The fixed-point product `B(x, y) / 2^f`: the ring product followed by truncation,
-    /// fused so each party sends `|B(x, y)|` elements in total (two rounds of latency);
-    /// see [`truncate_parts`](Self::truncate_parts).
+    /// The fixed-point product `B(x, y) / 2^f`: the ring product followed by wrap-free
+    /// truncation ([`Rounding::WrapFree`], what the layers use: never a large error for
+    /// `|B(x, y)| < 2^62`), two rounds, `2·|B(x, y)|` elements sent by each party.
     pub fn product_trunc(&self, op: Product, x: &AShare<D>, y: &AShare<D>) -> Result<AShare<D>> {
+        self.product_trunc_with(op, x, y, Rounding::WrapFree)
+    }
+
+    /// The fixed-point product with ABY3 share truncation ([`Rounding::Floor`],
+    /// CryptGPU's protocol), fused so each party sends `|B(x, y)|` elements in total (two
+    /// rounds of latency; see [`truncate_parts`](Self::truncate_parts)). It fails with a
+    /// large error with probability about `|x|/2^63` per element: for measurement and
+    /// comparison with CryptGPU, not for models.
+    pub fn product_trunc_share(&self, op: Product, x: &AShare<D>, y: &AShare<D>) -> Result<AShare<D>> {
         self.product_trunc_with(op, x, y, Rounding::Floor)
     }
 
@@ -352,7 +361,8 @@ impl<D: Device> Party<D> {
         }
     }
 
-    /// Elementwise fixed-point product `x ⊙ y / 2^f`.
+    /// Elementwise fixed-point product `x ⊙ y / 2^f` (wrap-free truncation, as every
+    /// product of this family: [`product_trunc`](Self::product_trunc)).
     pub fn mul(&self, x: &AShare<D>, y: &AShare<D>) -> Result<AShare<D>> {
         self.product_trunc(Product::Elementwise, x, y)
     }
@@ -374,12 +384,20 @@ impl<D: Device> Party<D> {
 
     // ---- truncation ---------------------------------------------------------------------------
 
-    /// Divides a sharing by `2^bits` (ABY3 share truncation, as CryptGPU). One round:
-    /// parties 0 and 1 each send `n` elements, party 2 nothing.
+    /// Divides a sharing by `2^bits` with wrap-free truncation ([`Rounding::WrapFree`]:
+    /// exact stochastic rounding for any `|x| < 2^62`, never a large error; two rounds,
+    /// `2n` elements sent by each party).
+    pub fn truncate(&self, x: &AShare<D>, bits: u32) -> Result<AShare<D>> {
+        self.truncate_with(x, bits, Rounding::WrapFree)
+    }
+
+    /// Divides a sharing by `2^bits` with ABY3 share truncation ([`Rounding::Floor`], as
+    /// CryptGPU): one round, parties 0 and 1 each send `n` elements, party 2 nothing; a
+    /// large error with probability about `|x|/2^63` per element. For measurement.
     ///
     /// Party 1 already holds `x_1 + x_2`, party 0 holds `x_0`: a 2-out-of-2 sharing that
     /// [`truncate_parts`](Self::truncate_parts) finishes.
-    pub fn truncate(&self, x: &AShare<D>, bits: u32) -> Result<AShare<D>> {
+    pub fn truncate_share(&self, x: &AShare<D>, bits: u32) -> Result<AShare<D>> {
         self.truncate_with(x, bits, Rounding::Floor)
     }
 

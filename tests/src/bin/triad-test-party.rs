@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use triad_fixed::FixedConfig;
 use triad_ring::{CpuDevice, Shape};
-use triad_sharing::{Error, Party};
+use triad_sharing::{Error, Party, Product};
 use triad_transport::{connect_tls, PartiesConfig, PartyId, TlsIdentity};
 
 fn run(id: u8, config: PathBuf, rounds: u64, pause: std::time::Duration) -> Result<u64, Error> {
@@ -26,7 +26,7 @@ fn run(id: u8, config: PathBuf, rounds: u64, pause: std::time::Duration) -> Resu
     let mut x = p.random(&shape)?;
     let mut i = 0u64;
     while rounds == 0 || i < rounds {
-        x = p.mul(&x, &x)?;
+        x = p.product_trunc_share(Product::Elementwise, &x, &x)?;
         x = x.add(&p.random(&shape)?)?;
         i += 1;
     }
