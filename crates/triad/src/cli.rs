@@ -156,6 +156,9 @@ pub struct JobArgs {
     /// The owner's plaintext initial weights (safetensors, F32 or F64, named <layer>.<param>).
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
+    /// Load --weights even if triad saved them for another model (every tensor's name and shape must still fit).
+    #[arg(long, requires = "weights")]
+    pub force_weights: bool,
     /// The owner writes the opened final weights here (safetensors, F64).
     #[arg(long, value_name = "FILE")]
     pub save_weights: Option<PathBuf>,
@@ -220,6 +223,7 @@ impl JobArgs {
             samples: self.samples,
             eval_batch: if train { self.eval_batch } else { batch },
             weights: self.weights.clone(),
+            force_weights: self.force_weights,
             save_weights: self.save_weights.clone(),
             checkpoint: self.checkpoint.clone(),
             checkpoint_every: self.checkpoint_every,
@@ -480,6 +484,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 samples: Some(a.samples),
                 eval_batch: 250,
                 weights: None,
+                force_weights: false,
                 save_weights: None,
                 checkpoint: None,
                 checkpoint_every: None,

@@ -69,6 +69,8 @@ pub struct JobSpec {
     pub eval_batch: usize,
     /// The owner's plaintext initial weights.
     pub weights: Option<PathBuf>,
+    /// Load them even if saved for another model (`--force-weights`).
+    pub force_weights: bool,
     /// Where the owner writes the opened final weights.
     pub save_weights: Option<PathBuf>,
     /// Where each party writes its share checkpoint.
@@ -137,6 +139,7 @@ impl JobSpec {
             }
         };
         let weights = match &self.weights {
+            Some(p) if self.force_weights => weights::load_plain_forced(p, net)?,
             Some(p) => weights::load_plain(p, net)?,
             None => net.init_weights(self.seed),
         };

@@ -226,6 +226,7 @@ mod tests {
             samples: Some(3),
             eval_batch: 2,
             weights: None,
+            force_weights: false,
             save_weights: None,
             checkpoint: None,
             checkpoint_every: None,

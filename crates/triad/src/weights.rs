@@ -55,10 +55,36 @@ pub(crate) fn write(
 
 /// Reads plaintext weights for `net` from a safetensors file, checking that every
 /// parameter and buffer is there with its shape and nothing else is. A mismatch lists
-/// every missing, misshapen and unexpected tensor at once.
+/// every missing, misshapen and unexpected tensor at once. A file triad wrote for another
+/// model (its `model` metadata) is refused in one line, even where names and shapes
+/// happen to fit; [`load_plain_forced`] loads it anyway.
 pub fn load_plain(path: &Path, net: &Graph) -> Result<Vec<Vec<f64>>> {
+    load_plain_checked(path, net, false)
+}
+
+/// [`load_plain`] without the model-name check (`--force-weights`): every tensor name
+/// and shape must still fit.
+pub fn load_plain_forced(path: &Path, net: &Graph) -> Result<Vec<Vec<f64>>> {
+    load_plain_checked(path, net, true)
+}
+
+fn load_plain_checked(path: &Path, net: &Graph, force: bool) -> Result<Vec<Vec<f64>>> {
     let bytes = read(path)?;
     let st = parse(path, &bytes)?;
+    if !force {
+        let meta = SafeTensors::read_metadata(&bytes).ok().and_then(|(_, m)| m.metadata().clone());
+        if let Some(saved) = meta.as_ref().and_then(|m| m.get("model")) {
+            if saved != &net.name {
+                return Err(bad(
+                    path,
+                    format!(
+                        "was saved for model {saved}, not {} (--force-weights loads it anyway if every tensor fits)",
+                        net.name
+                    ),
+                ));
+            }
+        }
+    }
     let expected = param_names(net);
     let mut out = Vec::with_capacity(expected.len());
     let mut problems = Vec::new();

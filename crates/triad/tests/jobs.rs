@@ -256,6 +256,42 @@ fn weights_out_and_back_in_give_the_same_predictions() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A weights file triad saved for one model is refused for another in one line, even
+/// where every tensor fits (LeNet with average pooling and with max pooling have the same
+/// tensors), unless `--force-weights`; a file for a model with other tensors is refused
+/// even then, listing what does not fit.
+#[test]
+fn weights_saved_for_another_model_are_refused_unless_forced() {
+    let dir = tempdir("weights-model");
+    let w = dir.join("w.safetensors");
+    let w_s = w.to_str().unwrap();
+    train_json("1", "4", "0", &["--save-weights", w_s]);
+    let infer = |extra: &[&str]| {
+        let mut a = vec!["infer", "--model", "lenet-maxpool", "--weights", w_s, "--samples", "2", "-q"];
+        a.extend_from_slice(extra);
+        triad(&a)
+    };
+    assert_one_error_line(
+        &infer(&[]),
+        "was saved for model lenet-relu-avg, not lenet-relu-max (--force-weights loads it anyway",
+    );
+    stdout_ok(&infer(&["--force-weights"]));
+    let o = triad(&[
+        "infer",
+        "--model",
+        "alexnet",
+        "--dataset",
+        "cifar10",
+        "--random",
+        "--weights",
+        w_s,
+        "--force-weights",
+        "-q",
+    ]);
+    assert_one_error_line(&o, "does not fit model");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// CIFAR-10 from its binary files: a small directory in the standard format (one label
 /// byte and 3072 pixel bytes per record) is read, trained on and classified; a file that
 /// is not a whole number of records is refused with one line.
