@@ -71,20 +71,8 @@ pub fn load_plain_forced(path: &Path, net: &Graph) -> Result<Vec<Vec<f64>>> {
 fn load_plain_checked(path: &Path, net: &Graph, force: bool) -> Result<Vec<Vec<f64>>> {
     let bytes = read(path)?;
     let st = parse(path, &bytes)?;
-    if !force {
-        let meta = SafeTensors::read_metadata(&bytes).ok().and_then(|(_, m)| m.metadata().clone());
-        if let Some(saved) = meta.as_ref().and_then(|m| m.get("model")) {
-            if saved != &net.name {
-                return Err(bad(
-                    path,
-                    format!(
-                        "was saved for model {saved}, not {} (--force-weights loads it anyway if every tensor fits)",
-                        net.name
-                    ),
-                ));
-            }
-        }
-    }
+    let meta = SafeTensors::read_metadata(&bytes).ok().and_then(|(_, m)| m.metadata().clone());
+    let saved_for = meta.as_ref().and_then(|m| m.get("model")).filter(|m| **m != net.name).cloned();
     let expected = param_names(net);
     let mut out = Vec::with_capacity(expected.len());
     let mut problems = Vec::new();
@@ -104,7 +92,17 @@ fn load_plain_checked(path: &Path, net: &Graph, force: bool) -> Result<Vec<Vec<f
     extra.sort_unstable();
     problems.extend(extra.iter().map(|n| format!("unexpected {n}")));
     if !problems.is_empty() {
-        return Err(bad(path, format!("does not fit model {}: {}", net.name, problems.join("; "))));
+        let other = saved_for.map(|m| format!(" (it was saved for model {m})")).unwrap_or_default();
+        return Err(bad(path, format!("does not fit model {}: {}{other}", net.name, problems.join("; "))));
+    }
+    if let (Some(saved), false) = (saved_for, force) {
+        return Err(bad(
+            path,
+            format!(
+                "was saved for model {saved}, not {} (--force-weights loads it anyway: every tensor fits)",
+                net.name
+            ),
+        ));
     }
     Ok(out)
 }

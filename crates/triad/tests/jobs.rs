@@ -259,7 +259,7 @@ fn weights_out_and_back_in_give_the_same_predictions() {
 /// A weights file triad saved for one model is refused for another in one line, even
 /// where every tensor fits (LeNet with average pooling and with max pooling have the same
 /// tensors), unless `--force-weights`; a file for a model with other tensors is refused
-/// even then, listing what does not fit.
+/// even then, listing what does not fit and whose file it is.
 #[test]
 fn weights_saved_for_another_model_are_refused_unless_forced() {
     let dir = tempdir("weights-model");
@@ -273,7 +273,7 @@ fn weights_saved_for_another_model_are_refused_unless_forced() {
     };
     assert_one_error_line(
         &infer(&[]),
-        "was saved for model lenet-relu-avg, not lenet-relu-max (--force-weights loads it anyway",
+        "was saved for model lenet-relu-avg, not lenet-relu-max (--force-weights loads it anyway: every tensor fits)",
     );
     stdout_ok(&infer(&["--force-weights"]));
     let o = triad(&[
@@ -289,6 +289,7 @@ fn weights_saved_for_another_model_are_refused_unless_forced() {
         "-q",
     ]);
     assert_one_error_line(&o, "does not fit model");
+    assert_one_error_line(&o, "(it was saved for model lenet-relu-avg)");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
