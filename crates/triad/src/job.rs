@@ -143,6 +143,18 @@ impl JobSpec {
             Some(p) => weights::load_plain(p, net)?,
             None => net.init_weights(self.seed),
         };
+        // The owner's plaintext range check on what the job computes first (not on a
+        // resumed model, whose weights are shares).
+        if self.resume.is_none() {
+            let (split, n) = if self.train {
+                (&data.train, self.batch.min(data.train.len()))
+            } else {
+                (&data.test, data.test.len())
+            };
+            let idx: Vec<usize> = (0..n.min(crate::precheck::SAMPLES_CHECKED)).collect();
+            let (x, _) = split.batch(&idx);
+            crate::precheck::owner_range_check(net, &weights, &x, idx.len(), self.frac_bits, self.train)?;
+        }
         Ok(OwnerInputs { data, weights })
     }
 }

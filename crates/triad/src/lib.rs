@@ -57,6 +57,7 @@ pub mod job;
 pub mod keygen;
 pub mod models;
 pub mod onnx;
+pub mod precheck;
 pub mod progress;
 pub mod report;
 pub mod resume;

@@ -73,6 +73,28 @@ fn weights_that_do_not_fit_the_model() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The LeNet whose first convolution's bias is 1e7 (loadable: the encoding limit
+/// is about 4e12): it never runs to wrong logits. The owner's plaintext check stops it
+/// before anything is shared, in one line naming the convolution; with `--guard` too.
+#[test]
+fn a_lenet_whose_products_would_wrap_is_refused_naming_the_layer() {
+    let dir = tempdir("bigbias");
+    let w = dir.join("lenet.safetensors");
+    let net = triad::models::ModelName::Lenet.net(triad::models::Shape::Mnist).unwrap();
+    let mut weights = net.init_weights(1);
+    weights[1].iter_mut().for_each(|b| *b = 1e7);
+    triad::weights::save_plain(&w, &net, &weights).unwrap();
+    for extra in [&[][..], &["--guard"][..]] {
+        let mut args = vec!["infer", "--weights", w.to_str().unwrap(), "--samples", "4"];
+        args.extend_from_slice(extra);
+        assert_one_error_line(&triad(&args), "at node 00_conv2d (conv2d): its output values reach 2^22");
+    }
+    let mut args = vec!["train", "--weights", w.to_str().unwrap(), "--steps", "1", "--batch", "4", "--samples", "0"];
+    args.push("-q");
+    assert_one_error_line(&triad(&args), "at node 00_conv2d (conv2d)");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn port_in_use() {
     let dir = tempdir("port");

@@ -342,26 +342,54 @@ fn range_warnings_name_the_node_at_risk() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `--guard` on the same model: every party stops at the convolution whose output (1e7)
-/// is past the 2^21 the guard allows at 20 fractional bits, in one line naming it; on the
-/// unmodified model the guard passes and the outputs are the unguarded run's. And
-/// `--frac-bits` beyond what any product survives is refused before anything runs.
+/// The same model, refused before anything runs: the owner's plaintext check of its
+/// first samples finds the convolution's output (1e7) past the 2^22 where products wrap
+/// around, in one error line after the range warning.
 #[test]
-fn guard_stops_at_the_node_out_of_range() {
-    let dir = tempdir("onnx-guard");
-    let src = fixture("tiny_cnn_ts.onnx");
+fn the_owners_plaintext_check_refuses_a_model_that_would_wrap() {
+    let dir = tempdir("onnx-precheck");
     let risky = risky_model(&dir);
     let x = fixture("tiny_cnn.input.npy");
-    let o = triad(&["infer", "--onnx", risky.to_str().unwrap(), "--inputs", &x, "--guard", "-q"]);
-    // The range warning of the plaintext weights comes first, then the one error line.
+    let o = triad(&["infer", "--onnx", risky.to_str().unwrap(), "--inputs", &x, "-q"]);
     let err = String::from_utf8_lossy(&o.stderr);
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
     assert!(!o.status.success(), "{err}");
     assert_eq!(errors.len(), 1, "{err}");
     assert!(
-        errors[0].contains("overflow guard: node conv/Conv (conv2d): its output has values outside ±2097152"),
+        errors[0].contains("plaintext check of its first")
+            && errors[0].contains("at node conv/Conv (conv2d): its output"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--guard` where the owner's check cannot see: 65 samples, the first 64 as the fixture's,
+/// the last one ten million times larger. The check (of the first 64) passes, and every
+/// party stops at the first node past the guard's bound, in one line naming it; without the last
+/// sample the guard passes and the outputs are the unguarded run's. And `--frac-bits`
+/// beyond what any product survives is refused before anything runs.
+#[test]
+fn guard_stops_at_the_node_out_of_range() {
+    let dir = tempdir("onnx-guard");
+    let src = fixture("tiny_cnn_ts.onnx");
+    let (shape, x) = npy::read_f64(std::path::Path::new(&fixture("tiny_cnn.input.npy"))).unwrap();
+    let per: usize = shape[1..].iter().product();
+    let mut big = Vec::new();
+    for i in 0..65 {
+        let s = &x[(i % shape[0]) * per..(i % shape[0] + 1) * per];
+        big.extend(s.iter().map(|v| if i == 64 { v * 1e7 } else { *v }));
+    }
+    let mut dims = shape.clone();
+    dims[0] = 65;
+    let xs = dir.join("x65.npy");
+    npy::write_f64(&xs, &dims, &big).unwrap();
+    let o = triad(&["infer", "--onnx", &src, "--inputs", xs.to_str().unwrap(), "--guard", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("overflow guard: ") && errors[0].contains("has values outside ±2097152"), "{err}");
+    let x = fixture("tiny_cnn.input.npy");
     let out = |guard: bool, name: &str| {
         let y = dir.join(name);
         let mut args = vec!["infer", "--onnx", &src, "--inputs", &x, "--output", y.to_str().unwrap(), "-q"];

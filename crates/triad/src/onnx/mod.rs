@@ -89,8 +89,10 @@ const MAX_RANGE_LINES: usize = 10;
 /// Prints a warning line (stderr) for every node whose magnitude bound threatens the
 /// fixed-point range ([`range::check`]), for inputs bounded by the largest of `x`: the
 /// first [`MAX_RANGE_LINES`], then one line with how many more (worst-case bounds grow
-/// with depth, and a deep model would otherwise bury its own output).
-pub fn warn_ranges(im: &triad_onnx::Imported, x: &[f64], frac_bits: u32) -> Result<()> {
+/// with depth, and a deep model would otherwise bury its own output). Then the owner's
+/// plaintext check ([`crate::precheck`]) on the first `first` samples (`train`: in
+/// training mode), which refuses the job if a value certainly leaves the range.
+pub fn warn_ranges(im: &triad_onnx::Imported, x: &[f64], frac_bits: u32, first: usize, train: bool) -> Result<()> {
     let bound = range::input_bound(x);
     let warnings = range::check(&im.graph, &im.weights, bound, frac_bits)?;
     for w in warnings.iter().take(MAX_RANGE_LINES) {
@@ -100,7 +102,9 @@ pub fn warn_ranges(im: &triad_onnx::Imported, x: &[f64], frac_bits: u32) -> Resu
         let more = warnings.len() - MAX_RANGE_LINES;
         eprintln!("warning: {more} more nodes may leave the fixed-point range (triad inspect --input-bound {bound} lists every one)");
     }
-    Ok(())
+    let per: usize = im.graph.input().iter().product();
+    let n = first.min(crate::precheck::SAMPLES_CHECKED).min(x.len() / per.max(1));
+    crate::precheck::owner_range_check(&im.graph, &im.weights, &x[..n * per], n, frac_bits, train)
 }
 
 /// The fixed-point configuration of `--frac-bits`.
@@ -123,7 +127,7 @@ pub fn infer(
     let public = PublicGraph::of(&im.graph)?;
     let (n, x) = read_inputs(&im.graph, inputs)?;
     let fixed = fixed_config(frac_bits)?;
-    warn_ranges(im, &x, frac_bits)?;
+    warn_ranges(im, &x, frac_bits, n, false)?;
     let batch = batch.unwrap_or(64).clamp(1, n);
     let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
     let owner = OwnerModel { graph: &public, weights: &im.weights, x: &x, n, batch };

@@ -355,7 +355,7 @@ pub fn infer_as_party(
             let im = super::import(model)?;
             let public = PublicGraph::of(&im.graph)?;
             let (n, x) = super::read_inputs(&im.graph, inputs)?;
-            super::warn_ranges(&im, &x, frac_bits)?;
+            super::warn_ranges(&im, &x, frac_bits, n, false)?;
             let batch = batch.unwrap_or(64).clamp(1, n);
             (Some((im, public, x, n, batch)), None)
         }

@@ -247,7 +247,7 @@ impl Prepared {
             return Err(Error::Usage(format!("{}: no training samples, or not of the model's shape", data.name)));
         }
         super::fixed_config(opt.frac_bits)?;
-        super::warn_ranges(im, &data.x, opt.frac_bits)?;
+        super::warn_ranges(im, &data.x, opt.frac_bits, opt.batch.clamp(1, n), true)?;
         let mut onehot = vec![0.0; n * classes];
         for (i, &l) in data.y.iter().enumerate() {
             onehot[i * classes + l as usize] = 1.0;
