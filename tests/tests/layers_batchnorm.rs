@@ -12,7 +12,7 @@
 //! gradients (sums over `m` terms) relative to their size.
 #![allow(clippy::unwrap_used)]
 
-use triad_layers::{scale_bits, Backend, Layer, Op, Plain, SplitMix, SCALE_SIGNIFICANT_BITS};
+use triad_layers::{check_public_multiplier, scale_bits, Backend, Layer, Op, Plain, SplitMix, SCALE_SIGNIFICANT_BITS};
 use triad_transport::PartyId;
 
 const P0: PartyId = PartyId::ALL[0];
@@ -134,4 +134,19 @@ fn small_public_multipliers_keep_twelve_significant_bits() {
     // Never more than 2f, nor more than the encoder allows.
     assert_eq!(scale_bits(F, 1e-30), 2 * F);
     assert_eq!(scale_bits(30, 1e-30), triad_fixed::MAX_FRAC_BITS);
+}
+
+/// A public multiplier too small for the range is refused, not computed with: every
+/// constant a job uses passes, `1e-13` (past `2^(8 - 2f)`) does not.
+#[test]
+fn public_multipliers_too_small_for_the_range_are_refused() {
+    for c in [0.05, 0.9, 5e-4, 1e-6, 1.0 / (128.0 * 112.0 * 112.0), 1.0 / 9.0, 0.0] {
+        assert!(check_public_multiplier(c, scale_bits(F, c)).is_ok(), "{c}");
+    }
+    for c in [1e-13, -1e-13, f64::NAN] {
+        let e = check_public_multiplier(c, scale_bits(F, c)).unwrap_err().to_string();
+        assert!(e.contains("too small for the fixed-point range") || c.is_nan(), "{c}: {e}");
+    }
+    // With f bits only (no extra bits), 1e-5 would lose 5% of itself: refused.
+    assert!(check_public_multiplier(1e-5, F).is_err());
 }

@@ -235,6 +235,7 @@ impl<D: Device> Backend for Party<D> {
     fn scale(&self, x: &AShare<D>, c: f64) -> Result<AShare<D>> {
         let _g = self.net.scope("scale");
         let bits = scale_bits(self.fixed.frac_bits, c);
+        check_public_multiplier(c, bits)?;
         let c = triad_fixed::FixedConfig { frac_bits: bits }.encode(c)?;
         self.truncate_with(&x.mul_scalar(c)?, bits, Rounding::WrapFree)
     }
@@ -298,6 +299,9 @@ impl<D: Device> Backend for Party<D> {
         let _g = self.net.scope("mul_public");
         let full = public_like(x.shape().dims(), c, c_dims)?;
         let bits = public_bits(self.fixed.frac_bits, &full.data);
+        for &v in &c[..] {
+            check_public_multiplier(v, bits)?;
+        }
         let enc = triad_fixed::FixedConfig { frac_bits: bits };
         let t = Tensor::from_vec(&self.dev, full.shape.clone(), enc.encode_slice(&full.data)?)?;
         self.truncate_with(&x.mul_public(&t)?, bits, Rounding::WrapFree)
@@ -342,6 +346,29 @@ fn public_like(dims: &[usize], c: &[f64], c_dims: &[usize]) -> Result<PTensor> {
     let mut lifted = vec![1; dims.len() - c_dims.len()];
     lifted.extend_from_slice(c_dims);
     c.reshape(&lifted)?.broadcast_to(dims)
+}
+
+/// The largest relative error a public multiplier's encoding may have (`2^-8`): beyond
+/// it [`check_public_multiplier`] refuses the constant rather than compute with it.
+pub const PUBLIC_MULTIPLIER_MAX_REL_ERROR: f64 = 1.0 / 256.0;
+
+/// `Err` naming `c` if encoding it with `bits` fractional bits (as a product by a public
+/// constant does on shares) loses more than [`PUBLIC_MULTIPLIER_MAX_REL_ERROR`] of it,
+/// or makes it zero. With [`scale_bits`] this refuses only constants below about
+/// `2^(8 - 2f)` (`2^-32` at `f = 20`): learning rates, momentum, weight decay, `1/m` of
+/// batch norm and pooling divisors all pass; a job checks its own up front.
+pub fn check_public_multiplier(c: f64, bits: u32) -> Result<()> {
+    if c == 0.0 {
+        return Ok(());
+    }
+    let scale = 2f64.powi(bits as i32);
+    let rel = ((c * scale).round() / scale - c).abs() / c.abs();
+    if !c.is_finite() || rel > PUBLIC_MULTIPLIER_MAX_REL_ERROR {
+        return Err(Error::Usage(format!(
+            "the public constant {c:e} encodes with a relative error of {rel:.1e} in {bits} fractional bits (at most 2^-8 allowed): too small for the fixed-point range"
+        )));
+    }
+    Ok(())
 }
 
 /// Significant bits a public scalar multiplier keeps in [`Backend::scale`] on shares.

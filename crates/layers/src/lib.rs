@@ -106,7 +106,9 @@ pub mod zoo;
 /// The datasets (re-exported for the training command and tests).
 pub use triad_data as data;
 
-pub use backend::{scale_bits, Backend, Plain, SCALE_SIGNIFICANT_BITS};
+pub use backend::{
+    check_public_multiplier, scale_bits, Backend, Plain, PUBLIC_MULTIPLIER_MAX_REL_ERROR, SCALE_SIGNIFICANT_BITS,
+};
 pub use graph::{
     layer_name, Chain, Constant, ConvSpec, Graph, GraphBuilder, Node, Op, PoolSpec, SplitMix, SummaryRow, TensorInfo,
 };

@@ -205,6 +205,7 @@ impl JobArgs {
         if batch == 0 || self.eval_batch == 0 {
             return Err(Error::Usage("batch sizes must be positive".into()));
         }
+        check_sgd_constants(self.lr, self.momentum, self.weight_decay, self.frac_bits)?;
         let spec = JobSpec {
             train,
             model: self.model,
@@ -233,6 +234,20 @@ impl JobArgs {
         spec.net()?;
         Ok(spec)
     }
+}
+
+/// Every public constant of SGD must survive its fixed-point encoding (the products by
+/// them are `Backend::scale`s): one line naming the option otherwise, before any party
+/// starts.
+pub(crate) fn check_sgd_constants(lr: f64, momentum: f64, weight_decay: f64, frac_bits: u32) -> Result<()> {
+    for (name, c) in [("--lr", lr), ("--momentum", momentum), ("--weight-decay", weight_decay)] {
+        if !c.is_finite() || c < 0.0 {
+            return Err(Error::Usage(format!("{name} {c}: a finite value, not negative")));
+        }
+        triad_layers::check_public_multiplier(c, triad_layers::scale_bits(frac_bits, c))
+            .map_err(|e| Error::Usage(format!("{name} {c}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Options of `demo`.

@@ -95,6 +95,20 @@ fn a_lenet_whose_products_would_wrap_is_refused_naming_the_layer() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// SGD's public constants are checked before any party starts: a learning rate too small
+/// for the fixed-point range, or a negative one, is one line naming the option.
+#[test]
+fn sgd_constants_that_do_not_survive_the_encoding_are_refused() {
+    let args = |lr: &str| {
+        triad(&["train", "--random", "--steps", "1", "--batch", "2", "--samples", "0", &format!("--lr={lr}")])
+    };
+    assert_one_error_line(
+        &args("1e-13"),
+        "--lr 0.0000000000001: the public constant 1e-13 encodes with a relative error",
+    );
+    assert_one_error_line(&args("-0.1"), "--lr -0.1: a finite value, not negative");
+}
+
 #[test]
 fn port_in_use() {
     let dir = tempdir("port");

@@ -60,15 +60,16 @@ fn onnx_train_data(a: &JobArgs, g: &triad_layers::Graph) -> Result<super::train:
     }
 }
 
-fn onnx_train_options(a: &JobArgs) -> super::train::TrainOptions {
-    super::train::TrainOptions {
+fn onnx_train_options(a: &JobArgs) -> Result<super::train::TrainOptions> {
+    crate::cli::check_sgd_constants(a.lr, a.momentum, a.weight_decay, a.frac_bits)?;
+    Ok(super::train::TrainOptions {
         batch: a.batch.unwrap_or(32),
         epochs: a.epochs,
         steps: a.steps,
         sgd: triad_layers::Sgd { lr: a.lr, momentum: a.momentum, weight_decay: a.weight_decay },
         frac_bits: a.frac_bits,
         guard: a.guard,
-    }
+    })
 }
 
 fn print_onnx_training(r: &super::train::OnnxTrainReport) {
@@ -93,7 +94,7 @@ pub(crate) fn train(a: &JobArgs) -> Result<()> {
     let im = super::import(model)?;
     let data = onnx_train_data(a, &im.graph)?;
     let save = a.save_weights.as_deref();
-    let r = super::train::train(model, &im, &data, save, onnx_train_options(a), a.out.backend)?;
+    let r = super::train::train(model, &im, &data, save, onnx_train_options(a)?, a.out.backend)?;
     if a.out.json {
         println!("{}", to_json(&r)?);
     } else {
@@ -119,7 +120,7 @@ fn party_train(pa: &PartyArgs, a: &JobArgs, expect: Option<&str>) -> Result<()> 
         data,
         save: a.save_weights.as_deref(),
     });
-    let r = train_as_party(owner, expect, session, onnx_train_options(a), a.out.backend)?;
+    let r = train_as_party(owner, expect, session, onnx_train_options(a)?, a.out.backend)?;
     if a.out.json {
         println!("{}", to_json(&r)?);
     } else {
