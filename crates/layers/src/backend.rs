@@ -299,7 +299,7 @@ impl<D: Device> Backend for Party<D> {
         let _g = self.net.scope("mul_public");
         let full = public_like(x.shape().dims(), c, c_dims)?;
         let bits = public_bits(self.fixed.frac_bits, &full.data);
-        for &v in &c[..] {
+        for &v in c {
             check_public_multiplier(v, bits)?;
         }
         let enc = triad_fixed::FixedConfig { frac_bits: bits };
