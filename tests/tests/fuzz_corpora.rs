@@ -1,0 +1,77 @@
+//! The fuzz corpora, replayed on stable without libFuzzer: every file of
+//! `fuzz/corpus/<target>/` goes through the target's body (`triad_tests::fuzz`), the same
+//! function the fuzz target calls. A crash the fuzzer found stays fixed once its input is
+//! in the corpus. `write_seed_corpora` (ignored) regenerates the seeds that need the
+//! library to write them (weights files, share checkpoints).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use triad_tests::fuzz::TARGETS;
+
+fn corpus(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
+}
+
+#[test]
+fn every_target_has_a_seed_corpus_and_every_input_replays() {
+    let mut total = 0;
+    for (name, body) in TARGETS {
+        let dir = corpus(name);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{name}: empty corpus");
+        for f in &files {
+            let data = std::fs::read(f).unwrap();
+            let r = std::panic::catch_unwind(|| body(&data));
+            assert!(r.is_ok(), "{name}: {} fails", f.display());
+        }
+        println!("{name}: {} inputs", files.len());
+        total += files.len();
+    }
+    assert!(total > 0);
+}
+
+#[test]
+fn every_fuzz_target_is_listed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fuzz_targets");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed, "fuzz/fuzz_targets and triad_tests::fuzz::TARGETS differ");
+}
+
+/// Writes the seeds made by the library itself: a valid weights file and a valid share
+/// checkpoint for the fuzz model, and a valid CIFAR-10 record.
+#[test]
+#[ignore = "regenerates seed corpora: cargo test -p triad-tests --test fuzz_corpora -- --ignored"]
+fn write_seed_corpora() {
+    use triad_fixed::FixedConfig;
+    use triad_ring::CpuDevice;
+    use triad_transport::{LinkConfig, PartyId};
+    let net = triad_tests::fuzz::weights_model();
+    let w = net.init_weights(7);
+    triad::weights::save_plain(&corpus("weights_plain").join("valid.safetensors"), &net, &w).unwrap();
+    let tmp = std::env::temp_dir().join(format!("triad-seed-{}", std::process::id()));
+    triad_sharing::run_in_process_with_test_keys(CpuDevice, &LinkConfig::default(), FixedConfig::default(), 1, |p| {
+        let owner = PartyId::ALL[0];
+        let mut m = triad_layers::Model::new(p, &net, owner, (p.id == owner).then_some(&w[..]))?;
+        triad::weights::save_shares(&tmp, p, &mut m, 5).map_err(|e| triad_sharing::Error::Usage(e.to_string()))?;
+        Ok(())
+    })
+    .unwrap();
+    std::fs::copy(triad::weights::share_path(&tmp, 0), corpus("share_checkpoint").join("valid.safetensors")).unwrap();
+    let mut rec = vec![3u8];
+    rec.extend((0..3072).map(|i| (i % 251) as u8));
+    std::fs::write(corpus("cifar_reader").join("one_record.bin"), &rec).unwrap();
+    rec[0] = 10;
+    std::fs::write(corpus("cifar_reader").join("bad_label.bin"), &rec).unwrap();
+}
