@@ -75,3 +75,47 @@ fn write_seed_corpora() {
     rec[0] = 10;
     std::fs::write(corpus("cifar_reader").join("bad_label.bin"), &rec).unwrap();
 }
+
+/// Found by the `compare` target: max pooling of an image with no rows (valid pooling
+/// parameters, `in_h = 0`, padding 1, window 2) made every window padding only, and the
+/// spec has no maximum there. The protocol now refuses it with a typed error on every
+/// party. The input is `fuzz/corpus/compare/regress_maxpool_empty_image`.
+#[test]
+fn maxpool_of_an_empty_image_is_a_typed_error() {
+    use triad_ring::{Pool2dParams, Shape};
+    let pp = Pool2dParams {
+        batch: 1,
+        channels: 1,
+        in_h: 0,
+        in_w: 3,
+        kh: 2,
+        kw: 2,
+        stride_h: 1,
+        stride_w: 1,
+        pad_h: 1,
+        pad_w: 1,
+    };
+    let out = triad_tests::parties::in_process(4, |p| {
+        let x = p.random(&Shape::new([1, 1, 0, 3]))?;
+        Ok(triad_compare::maxpool(p, &x, &pp).map(|_| ()).map_err(|e| e.to_string()))
+    })
+    .unwrap();
+    for r in out {
+        let e = r.unwrap_err();
+        assert!(e.contains("every window is padding"), "{e}");
+    }
+    let data = std::fs::read(corpus("compare").join("regress_maxpool_empty_image")).unwrap();
+    triad_tests::fuzz::compare(&data);
+}
+
+/// Found by the `npy_reader` target: a dtype descriptor holding a newline (and NULs) was
+/// echoed raw into the error, which is then not one line. It is escaped now. The input is
+/// `fuzz/corpus/npy_reader/regress_dtype_with_newline.npy`.
+#[test]
+fn npy_dtype_errors_are_one_line() {
+    let data = std::fs::read(corpus("npy_reader").join("regress_dtype_with_newline.npy")).unwrap();
+    let e = triad_data::npy::parse(&data).unwrap_err().to_string();
+    assert!(!e.contains('\n') && !e.contains('\0'), "{e:?}");
+    assert!(e.contains("<f8\\n"), "the descriptor is shown escaped: {e:?}");
+    triad_tests::fuzz::npy_reader(&data);
+}
