@@ -939,7 +939,8 @@ pub fn approx(data: &[u8]) {
 /// ReLU), forward and backward on shares against the enclosure backend built from
 /// the spec's layer model (`crate::enclosure`): the opened output and every parameter
 /// gradient must lie inside its interval. Weights, inputs and the output gradient come
-/// from the bytes, in `[-1, 1]`, `[-4, 4]` and `[-1, 1]`.
+/// from the bytes, in `[-0.5, 0.5]`, `[-1, 1]` and `[-1, 1]` (the enclosure backend
+/// needs its sums below 2^52 units: about 4096 in real terms).
 pub fn layer(data: &[u8]) {
     use crate::enclosure::{ETensor, Enclosure};
     use triad_layers::{Backend, ConvSpec, Graph, Model, Op, PoolSpec};
@@ -971,10 +972,10 @@ pub fn layer(data: &[u8]) {
     let w: Vec<Vec<f64>> = net
         .tensors()
         .iter()
-        .map(|t| (0..t.shape.iter().product::<usize>()).map(|_| b.real(-1.0, 1.0)).collect())
+        .map(|t| (0..t.shape.iter().product::<usize>()).map(|_| b.real(-0.5, 0.5)).collect())
         .collect();
     let xs: Vec<usize> = std::iter::once(batch).chain(net.input().iter().copied()).collect();
-    let x: Vec<f64> = (0..xs.iter().product::<usize>()).map(|_| b.real(-4.0, 4.0)).collect();
+    let x: Vec<f64> = (0..xs.iter().product::<usize>()).map(|_| b.real(-1.0, 1.0)).collect();
     // The output shape, from a plaintext-free run on the enclosure backend.
     let e = Enclosure { fixed };
     let mut em = Model::new(&e, &net, p0, Some(&w)).unwrap_or_else(|err| panic!("enclosure model: {err}"));

@@ -108,14 +108,16 @@ fn maxpool_of_an_empty_image_is_a_typed_error() {
     triad_tests::fuzz::compare(&data);
 }
 
-/// Found by the `npy_reader` target: a dtype descriptor holding a newline (and NULs) was
-/// echoed raw into the error, which is then not one line. It is escaped now. The input is
-/// `fuzz/corpus/npy_reader/regress_dtype_with_newline.npy`.
+/// Found by the `npy_reader` target: a dtype descriptor, then a shape dimension, holding a
+/// newline (and NULs) was echoed raw into the error, which was then not one line. Both are
+/// escaped now. The inputs are `fuzz/corpus/npy_reader/regress_*_with_newline.npy`.
 #[test]
-fn npy_dtype_errors_are_one_line() {
-    let data = std::fs::read(corpus("npy_reader").join("regress_dtype_with_newline.npy")).unwrap();
-    let e = triad_data::npy::parse(&data).unwrap_err().to_string();
-    assert!(!e.contains('\n') && !e.contains('\0'), "{e:?}");
-    assert!(e.contains("<f8\\n"), "the descriptor is shown escaped: {e:?}");
-    triad_tests::fuzz::npy_reader(&data);
+fn npy_header_errors_are_one_line() {
+    for (file, shown) in [("regress_dtype_with_newline.npy", "<f8\\n"), ("regress_dimension_with_newline.npy", "\\n")] {
+        let data = std::fs::read(corpus("npy_reader").join(file)).unwrap();
+        let e = triad_data::npy::parse(&data).unwrap_err().to_string();
+        assert!(!e.contains('\n') && !e.contains('\0'), "{file}: {e:?}");
+        assert!(e.contains(shown), "{file}: the file's text is shown escaped: {e:?}");
+        triad_tests::fuzz::npy_reader(&data);
+    }
 }

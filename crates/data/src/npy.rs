@@ -277,7 +277,7 @@ fn parse_header(h: &str) -> Result<(String, bool, Vec<usize>), NpyError> {
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| p.trim_end_matches('L').parse::<usize>().map_err(|_| bad(&format!("dimension '{p}' is not a size"))))
+        .map(|p| p.trim_end_matches('L').parse::<usize>().map_err(|_| bad(&format!("dimension {p:?} is not a size"))))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((descr, fortran, shape))
 }
