@@ -663,7 +663,8 @@ pub fn sharing(data: &[u8]) {
 /// The comparisons: A2B and MSB, bit injection and ReLU bit for bit against the simulator
 /// on any 64-bit values; max / argmax along a chosen axis with its backward, and max
 /// pooling forward and backward, opened and equal to the spec's plain functions on their
-/// documented domain (pairwise differences below 2^63: values below 2^62 in magnitude).
+/// documented domain (pairwise differences below 2^63: values below 2^62 in magnitude);
+/// outside it (any words) argmax gives a result or a typed error, never a panic.
 pub fn compare(data: &[u8]) {
     use triad_compare as cmp;
     use triad_spec::compare as spec;
@@ -736,6 +737,18 @@ pub fn compare(data: &[u8]) {
             let x = b.values(dims.iter().product(), 62);
             let mut gd = dims.clone();
             gd.remove(axis);
+            if b.byte() % 8 == 0 {
+                // Outside the domain (any words): a result or a typed error, never a panic.
+                let wide = b.values(x.len(), 64);
+                let r = run_in_process_with_test_keys(CpuDevice, &link(), FixedConfig::default(), seed, |p| {
+                    let a = share(p, 0, &wide, &dims)?;
+                    cmp::argmax_axis(p, &a, axis).map(|_| ())
+                });
+                if let Err(e) = r {
+                    assert!(!matches!(e, triad_sharing::Error::Panicked(..)), "a party panicked: {e}");
+                }
+                return;
+            }
             let g = b.values(gd.iter().product(), 40);
             let out = three(seed, |p| {
                 let a = share(p, 0, &x, &dims)?;
