@@ -247,8 +247,8 @@ fn link() -> LinkConfig {
 }
 
 /// Share checkpoints (party 0's file): the metadata reader and, when it accepts the file,
-/// `load_shares` into the model on three parties in process; the loaded state must be
-/// exactly the file's tensors, or the load a one-line error.
+/// `load_shares` into the model on three parties in process: it returns the metadata's
+/// step, or a one-line error (never a panic, and the parties never fail around it).
 pub fn share_checkpoint(data: &[u8]) {
     let dir = scratch("shares");
     put(&triad::weights::share_path(&dir, 0), data);

@@ -121,3 +121,17 @@ fn npy_header_errors_are_one_line() {
         triad_tests::fuzz::npy_reader(&data);
     }
 }
+
+/// The valid seeds stay valid (else the weights targets would only ever fuzz the error
+/// paths): the weights file loads into the fuzz model, the checkpoint's metadata reads back.
+#[test]
+fn the_valid_weights_seeds_load() {
+    let net = triad_tests::fuzz::weights_model();
+    let w = triad::weights::load_plain(&corpus("weights_plain").join("valid.safetensors"), &net).unwrap();
+    assert_eq!(w, net.init_weights(7));
+    let dir = std::env::temp_dir().join(format!("triad-seed-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(corpus("share_checkpoint").join("valid.safetensors"), triad::weights::share_path(&dir, 0)).unwrap();
+    let meta = triad::weights::read_share_meta(&dir, 0).unwrap();
+    assert_eq!((meta.model.as_str(), meta.party, meta.step), (net.name.as_str(), 0, 5));
+}
