@@ -134,4 +134,11 @@ fn the_valid_weights_seeds_load() {
     std::fs::copy(corpus("share_checkpoint").join("valid.safetensors"), triad::weights::share_path(&dir, 0)).unwrap();
     let meta = triad::weights::read_share_meta(&dir, 0).unwrap();
     assert_eq!((meta.model.as_str(), meta.party, meta.step), (net.name.as_str(), 0, 5));
+    let p0 = triad_transport::PartyId::ALL[0];
+    let [step, _, _] = triad_tests::parties::in_process(3, |p| {
+        let mut m = triad_layers::Model::new(p, &net, p0, (p.id == p0).then_some(&w[..]))?;
+        Ok((p.id == p0).then(|| triad::weights::load_shares(&dir, p, &mut m).map_err(|e| e.to_string())))
+    })
+    .unwrap();
+    assert_eq!(step, Some(Ok(5)), "party 0 loads the valid checkpoint");
 }
