@@ -1,14 +1,8 @@
-//! The graph decoder parties 1 and 2 run on party 0's message: any bytes give a graph or
-//! a typed error, never a panic; a graph has shapes, and its encoding is the bytes it
-//! came from (the encoding is canonical, so its SHA-256 names it).
+//! The graph decoder of `triad party ... --onnx-from-owner`: a graph with shapes whose
+//! encoding is the bytes it came from, or a typed error.
+//! The body is `triad_tests::fuzz::graph_wire`, which `tests/tests/fuzz_corpora.rs` replays on stable.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use triad_layers::graph_wire;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(g) = graph_wire::decode(data) {
-        assert!(g.node_dims().is_ok());
-        assert_eq!(graph_wire::encode(&g).as_deref(), Some(data));
-    }
-});
+fuzz_target!(|data: &[u8]| triad_tests::fuzz::graph_wire(data));

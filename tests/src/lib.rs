@@ -29,6 +29,7 @@
 pub mod convert;
 pub mod device_suite;
 pub mod enclosure;
+pub mod fuzz;
 pub mod strategies;
 pub mod views;
 

@@ -170,9 +170,16 @@ pub fn pool_windows<D: Device>(p: &Party<D>, x: &AShare<D>, params: &Pool2dParam
 
 /// Max pooling (NCHW) with kernel, stride and padding: the windows, then [`argmax_axis`]
 /// over the window axis. `ceil(log2(KH·KW))` levels of 10 rounds (2x2: 2 levels, 20
-/// rounds). Inputs must be fixed-point values in range (`|x| < 2^62`).
+/// rounds). Inputs must be fixed-point values in range (`|x| < 2^62`). An image with no
+/// rows or no columns is refused (every window would be padding, with no maximum).
 pub fn maxpool<D: Device>(p: &Party<D>, x: &AShare<D>, params: &Pool2dParams) -> Result<MaxPool<D>> {
     let _g = p.net.scope("maxpool");
+    if params.in_h == 0 || params.in_w == 0 {
+        return Err(Error::Usage(format!(
+            "max pooling of a {}x{} image: every window is padding, there is no maximum",
+            params.in_h, params.in_w
+        )));
+    }
     let w = pool_windows(p, x, params)?;
     let r = reduce(p, &w, 4, true)?;
     Ok(MaxPool { out: r.max, onehot: r.onehot, params: *params })

@@ -65,8 +65,9 @@ impl NpyDtype {
             "|u1" | "<u1" | "=u1" => NpyDtype::U1,
             "|i1" | "<i1" | "=i1" => NpyDtype::I1,
             "|b1" => NpyDtype::B1,
-            d if d.starts_with('>') => return Err(NpyError::BigEndian(d.to_string())),
-            d => return Err(NpyError::Dtype(d.to_string())),
+            // Escaped: the descriptor comes from the file and the error is one line.
+            d if d.starts_with('>') => return Err(NpyError::BigEndian(d.escape_debug().to_string())),
+            d => return Err(NpyError::Dtype(d.escape_debug().to_string())),
         })
     }
 
@@ -276,7 +277,7 @@ fn parse_header(h: &str) -> Result<(String, bool, Vec<usize>), NpyError> {
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| p.trim_end_matches('L').parse::<usize>().map_err(|_| bad(&format!("dimension '{p}' is not a size"))))
+        .map(|p| p.trim_end_matches('L').parse::<usize>().map_err(|_| bad(&format!("dimension {p:?} is not a size"))))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((descr, fortran, shape))
 }

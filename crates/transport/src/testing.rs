@@ -90,3 +90,47 @@ pub fn tls_stranger(
     let mut first = [0u8; 1];
     raw_read(&mut conn, &mut sock, &mut first).map_err(|e| TransportError::from_io(to, &e, timeout))
 }
+
+/// A frame as the reader thread's assembler delivers it: kind, depth (data frames; 0
+/// otherwise) and message bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssembledFrame {
+    /// The frame's kind.
+    pub kind: FrameKind,
+    /// The depth word of a data frame; 0 for the other kinds.
+    pub depth: u64,
+    /// The message (after the depth word).
+    pub bytes: Vec<u8>,
+}
+
+/// How an assembled stream ended: `Ok` with the `(received, expected)` bytes of a frame
+/// left incomplete (if any), or the error of the first malformed header.
+pub type AssemblyEnd = Result<Option<(u64, u64)>, TransportError>;
+
+/// Feeds `stream` to the reader thread's frame assembler in pieces: each piece is the
+/// assembler's next destination, cut to the next length from `cuts` (cycled; a zero or
+/// an empty list means "as much as it asks for"). Returns the frames that completed, in
+/// order, up to the first malformed header (its error), and the bytes of the frame left
+/// incomplete at the end as `(received, expected)`. This is the code the reader thread
+/// runs on decrypted bytes, without TLS or threads, for the fuzzer and its replay test.
+pub fn assemble(stream: &[u8], cuts: &[usize], max_frame_bytes: u64) -> (Vec<AssembledFrame>, AssemblyEnd) {
+    let mut asm = crate::tls::Assembler::new(max_frame_bytes);
+    let mut frames = Vec::new();
+    let (mut at, mut k) = (0, 0);
+    while at < stream.len() {
+        let dst = asm.dst();
+        assert!(!dst.is_empty(), "the assembler asked for zero bytes (it would never progress)");
+        let cut = cuts.get(k % cuts.len().max(1)).copied().unwrap_or(0);
+        k += 1;
+        let want = if cut == 0 { dst.len() } else { cut.min(dst.len()) };
+        let n = want.min(stream.len() - at);
+        dst[..n].copy_from_slice(&stream[at..at + n]);
+        at += n;
+        match asm.advance(n, PartyId::ALL[1]) {
+            Ok(Some(f)) => frames.push(AssembledFrame { kind: f.kind(), depth: f.depth(), bytes: f.bytes().to_vec() }),
+            Ok(None) => {}
+            Err(e) => return (frames, Err(e)),
+        }
+    }
+    (frames, Ok(asm.partial()))
+}

@@ -19,5 +19,6 @@ mod setup;
 pub use accept::HANDSHAKE_TIMEOUT;
 pub use identity::{certificate_party, generate_party_identity, generate_test_pki, PartyPem, Pki, TlsIdentity};
 pub use link::heartbeat_interval;
+pub(crate) use reader::Assembler;
 pub use setup::{connect_tls, connect_tls_with_listener};
 pub(crate) use setup::{raw_dial, raw_read, raw_tls, raw_write};

@@ -17,7 +17,7 @@ use std::time::Instant;
 pub(super) const READ_BUF: usize = 256 << 10;
 
 /// Reassembles frames from the plaintext stream into word-aligned buffers.
-pub(super) struct Assembler {
+pub(crate) struct Assembler {
     max_frame_bytes: u64,
     header: [u8; FRAME_HEADER_LEN],
     header_got: usize,
@@ -41,7 +41,7 @@ pub(super) struct Body {
 
 /// A complete frame: its kind, its depth (data frames; 0 otherwise) and its message
 /// (`len` bytes in `words`, native order).
-pub(super) struct Frame {
+pub(crate) struct Frame {
     kind: FrameKind,
     depth: u64,
     words: Vec<u64>,
@@ -49,18 +49,26 @@ pub(super) struct Frame {
 }
 
 impl Frame {
-    pub(super) fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &crate::wire::words_as_bytes(&self.words)[..self.len]
+    }
+
+    pub(crate) fn kind(&self) -> FrameKind {
+        self.kind
+    }
+
+    pub(crate) fn depth(&self) -> u64 {
+        self.depth
     }
 }
 
 impl Assembler {
-    pub(super) fn new(max_frame_bytes: u64) -> Assembler {
+    pub(crate) fn new(max_frame_bytes: u64) -> Assembler {
         Assembler { max_frame_bytes, header: [0; FRAME_HEADER_LEN], header_got: 0, body: None }
     }
 
     /// Where the next plaintext bytes go; never empty.
-    pub(super) fn dst(&mut self) -> &mut [u8] {
+    pub(crate) fn dst(&mut self) -> &mut [u8] {
         match &mut self.body {
             None => &mut self.header[self.header_got..],
             Some(b) => {
@@ -81,7 +89,7 @@ impl Assembler {
     }
 
     /// Record `n` bytes written into `dst()`; returns a frame when one completes.
-    pub(super) fn advance(&mut self, n: usize, peer: PartyId) -> Result<Option<Frame>, TransportError> {
+    pub(crate) fn advance(&mut self, n: usize, peer: PartyId) -> Result<Option<Frame>, TransportError> {
         match &mut self.body {
             None => {
                 self.header_got += n;
@@ -141,7 +149,7 @@ impl Assembler {
     }
 
     /// `(received, expected)` bytes of the frame in progress, if any.
-    pub(super) fn partial(&self) -> Option<(u64, u64)> {
+    pub(crate) fn partial(&self) -> Option<(u64, u64)> {
         match &self.body {
             Some(b) => {
                 Some(((FRAME_HEADER_LEN + b.depth_got + b.got) as u64, (FRAME_HEADER_LEN + b.depth_len + b.len) as u64))
