@@ -395,6 +395,9 @@ pub struct PartyArgs {
     /// Override the file's timeout (setup and every receive).
     #[arg(long)]
     pub timeout_ms: Option<u64>,
+    /// Threads this party computes with (default: all cores, or a third of them when the parties file puts all three parties on this machine's loopback).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// The job; all three parties must be given the same one.
     #[command(subcommand)]
     pub job: PartyJob,
@@ -531,6 +534,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Infer(a) => job_local(&command, &a, false),
         Command::Inspect(a) => onnx_cli::inspect(&a),
         Command::Party(pa) => {
+            crate::run::set_thread_budget(pa.threads, &pa.config)?;
             let (a, train) = match &pa.job {
                 PartyJob::Train(a) => (a, true),
                 PartyJob::Infer(a) => (a, false),

@@ -28,6 +28,19 @@ impl CpuDevice {
     pub fn new() -> Self {
         CpuDevice
     }
+
+    /// Sets how many threads the CPU device computes with in this process (rayon's global
+    /// pool), before its first use: a party's thread budget, so that three parties on one
+    /// machine do not each start a full pool and oversubscribe its cores. `Err` if the
+    /// pool was already started (its size then stays).
+    pub fn set_threads(threads: usize) -> Result<(), String> {
+        rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global().map_err(|e| e.to_string())
+    }
+
+    /// The threads the CPU device computes with.
+    pub fn threads() -> usize {
+        rayon::current_num_threads()
+    }
 }
 
 /// Builds a vector of `n` elements without zero-filling it first: chunk `i` of `chunk`
