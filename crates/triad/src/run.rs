@@ -82,7 +82,8 @@ fn fixed(job: &JobSpec) -> Result<FixedConfig> {
 /// Sets this party process's thread budget before anything computes: `--threads N`, else
 /// `RAYON_NUM_THREADS` if set, else a third of the cores when every party's address in the
 /// parties file is a loopback address (three parties on this machine, which would
-/// otherwise start three full pools), else every core. Says so on stderr when it limits.
+/// otherwise start three full pools), else every core. Silent: stderr is for errors,
+/// one line each.
 /// Measured on 2 cores (BENCHMARKS.md): a LeNet training step of three processes takes
 /// 2.68 s with one thread per party against 2.71 s with two each (medians of three,
 /// interleaved); the gain grows with the oversubscription.
@@ -100,9 +101,6 @@ pub(crate) fn set_thread_budget(threads: Option<usize>, config: &Path) -> Result
         None if co_located => (cores / 3).max(1),
         None => return Ok(()),
     };
-    if threads.is_none() {
-        eprintln!("triad: all three parties are on this machine's loopback: {n} of its {cores} cores for this party (--threads to choose)");
-    }
     triad_ring::CpuDevice::set_threads(n).map_err(|e| Error::Usage(format!("--threads {n}: {e}")))
 }
 
