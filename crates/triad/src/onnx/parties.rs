@@ -258,22 +258,35 @@ pub fn infer<D: Device>(
     p.net.barrier()?;
     p.net.reset_costs();
     let t = Instant::now();
-    let per: Vec<usize> = g.input().to_vec();
+    let logits = infer_batches(p, &mut m, owner.map(|o| o.x), job.n, job.batch)?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok(InferOutcome { job, logits, costs: p.net.costs(), secs })
+}
+
+/// Private inference of `n` samples in batches of `batch`: party 0 shares each batch of
+/// `x` (row-major, `n` samples of the model's input), every party runs the forward pass,
+/// and the outputs are opened to party 0 only (`Some` there, `None` elsewhere).
+pub(crate) fn infer_batches<D: Device>(
+    p: &Party<D>,
+    m: &mut Model<Party<D>>,
+    x: Option<&[f64]>,
+    n: usize,
+    batch: usize,
+) -> Result<Option<Vec<f64>>> {
+    let per: Vec<usize> = m.graph.input().to_vec();
     let per_len: usize = per.iter().product();
     let mut logits = Vec::new();
-    for start in (0..job.n).step_by(job.batch) {
-        let k = job.batch.min(job.n - start);
+    for start in (0..n).step_by(batch.max(1)) {
+        let k = batch.min(n - start);
         let mut dims = vec![k];
         dims.extend(&per);
-        let xs = owner.map(|o| &o.x[start * per_len..(start + k) * per_len]);
+        let xs = x.map(|x| &x[start * per_len..(start + k) * per_len]);
         let y = m.forward(p, p.input(OWNER, xs, &dims)?)?;
         if let Some(v) = p.open(OWNER, &y)? {
             logits.extend(v);
         }
     }
-    let secs = t.elapsed().as_secs_f64();
-    let logits = (p.id == OWNER).then_some(logits);
-    Ok(InferOutcome { job, logits, costs: p.net.costs(), secs })
+    Ok((p.id == OWNER).then_some(logits))
 }
 
 /// Where a party's ONNX job comes from.

@@ -195,7 +195,6 @@ pub fn train_party<D: Device>(
     let classes: usize = g.out_dims()?.iter().product();
     let (n, batch) = (job.n, job.batch);
     let per_epoch = n.div_ceil(batch);
-    let is_owner = p.id == OWNER;
     let mut m = Model::new(p, g, OWNER, owner.map(|o| o.model.weights))?;
     m.guard = parties::guard_of(p, guard)?;
     p.net.barrier()?;
@@ -212,19 +211,11 @@ pub fn train_party<D: Device>(
         m.train_step(p, xs, &y, &plan.sgd)?;
     }
     m.train = false;
-    let mut logits = Vec::new();
-    for start in (0..plan.n_eval).step_by(batch) {
-        let k = batch.min(plan.n_eval - start);
-        let mut dims = vec![k];
-        dims.extend(&per);
-        let xs = owner.map(|o| &o.eval_x[start * per_len..(start + k) * per_len]);
-        let out = m.forward(p, p.input(OWNER, xs, &dims)?)?;
-        logits.extend(p.open(OWNER, &out)?.unwrap_or_default());
-    }
+    let logits = parties::infer_batches(p, &mut m, owner.map(|o| o.eval_x), plan.n_eval, batch)?;
     // The trained weights are opened (to the owner only) when the owner asked for them.
     let state = if plan.save { m.open_weights(p, OWNER)? } else { None };
     let secs = t.elapsed().as_secs_f64();
-    Ok(TrainOutcome { job, plan, logits: is_owner.then_some(logits), state, secs, costs: p.net.costs() })
+    Ok(TrainOutcome { job, plan, logits, state, secs, costs: p.net.costs() })
 }
 
 /// Party 0's side of a training job, ready to run: the training graph, its encoding, and
