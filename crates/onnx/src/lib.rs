@@ -421,14 +421,21 @@ fn f16_to_f64(h: u16) -> f64 {
     }
 }
 
-/// A reading error: one line, naming the file and what is wrong.
+/// A reading error: one line, naming the file and what is wrong (names taken from the
+/// file have their control characters escaped, so a newline in a tensor's name cannot
+/// make the message two lines).
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: {kind}")]
+#[error("{}: {}", one_line(.file), one_line(&.kind.to_string()))]
 pub struct Error {
     /// The model file (or `<bytes>` for [`parse`] without a name).
     pub file: String,
     /// What is wrong.
     pub kind: ErrorKind,
+}
+
+/// `s` with every control character escaped (`\n`, `\u{1b}`, ...).
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// What is wrong with a model file.
