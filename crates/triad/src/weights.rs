@@ -24,8 +24,19 @@ pub fn param_names(net: &Graph) -> Vec<(String, Vec<usize>)> {
     net.tensors().into_iter().map(|t| (t.name, t.shape)).collect()
 }
 
+/// A weights or checkpoint file's error. Its detail quotes the file (tensor names, the
+/// `model` metadata, the safetensors parser's message, which quotes the header): control
+/// characters there are escaped, so a crafted name cannot break the error's one line.
 pub(crate) fn bad(path: &Path, detail: impl Into<String>) -> Error {
-    Error::Weights { path: PathBuf::from(path), detail: detail.into() }
+    let mut escaped = String::new();
+    for c in detail.into().chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    Error::Weights { path: PathBuf::from(path), detail: escaped }
 }
 
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
