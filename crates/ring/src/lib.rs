@@ -10,6 +10,9 @@
 //! - [`CpuDevice`]: the CPU implementation (rayon; a register-blocked ring GEMM for matrix
 //!   products and im2col convolutions).
 //!
+//! - [`Profiled`]: any device with a [`triad_profile`] span around each call (where a
+//!   party's time goes, for `triad bench --profile`).
+//!
 //! The PRG ([`prg`]) is defined here too, because every device must reproduce the same
 //! stream bit for bit.
 //!
@@ -25,6 +28,7 @@ pub mod cpu;
 pub mod device;
 pub mod dry;
 pub mod prg;
+pub mod profiled;
 pub mod shape;
 pub mod tensor;
 
@@ -32,6 +36,7 @@ pub use cpu::CpuDevice;
 pub use device::{BinaryOp, Device, DeviceError, DeviceResult, UnaryOp};
 pub use dry::{DryBuffer, DryRunDevice};
 pub use prg::PrgKey;
+pub use profiled::Profiled;
 pub use shape::{Conv2dParams, MatmulSpec, Pool2dParams, Shape, StridedLayout};
 pub use tensor::Tensor;
 

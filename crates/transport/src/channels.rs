@@ -257,6 +257,7 @@ impl Channels {
     }
 
     fn send_payload(&self, to: Peer, payload: Payload) -> Result<(), TransportError> {
+        let _s = triad_profile::span(triad_profile::Work::Send);
         self.check()?;
         let peer = self.peer_id(to);
         let len = payload.byte_len() as u64;
@@ -305,6 +306,7 @@ impl Channels {
     /// Receive a message of exactly `len` u64s from `from`, waiting at most the timeout.
     /// A message of another length is [`TransportError::Malformed`].
     pub fn recv_u64s(&self, from: Peer, len: usize) -> Result<Vec<u64>, TransportError> {
+        let _s = triad_profile::span(triad_profile::Work::Wait);
         let (depth, p) = self.recv_payload(from)?;
         let n = p.byte_len() as u64;
         match p.into_u64s(len) {
@@ -325,6 +327,7 @@ impl Channels {
 
     /// Receive a message of exactly `len` bytes from `from`, waiting at most the timeout.
     pub fn recv_bytes(&self, from: Peer, len: usize) -> Result<Vec<u8>, TransportError> {
+        let _s = triad_profile::span(triad_profile::Work::Wait);
         let (depth, p) = self.recv_payload(from)?;
         let n = p.byte_len() as u64;
         match p.into_bytes(len) {

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use triad_fixed::FixedConfig;
 use triad_layers::{one_hot, softmax_xent_grad, Backend, Graph, Model, Sgd, SplitMix};
-use triad_ring::Device;
+use triad_profile::{Profile, Work};
+use triad_ring::{Device, Profiled};
 use triad_sharing::{run_in_process, Party};
 use triad_transport::{Cost, CostTable, LinkConfig};
 
@@ -57,6 +58,16 @@ pub struct Row {
     pub rounds: u64,
     /// Bytes sent by parties 0, 1, 2.
     pub bytes: [u64; 3],
+    /// With `--profile`: party 0's milliseconds per kind of work ([`Work`]), then `other`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<(&'static str, f64)>>,
+}
+
+/// Milliseconds per kind of work, then `other` (the wall time in none of them).
+fn work_ms(p: &Profile) -> Vec<(&'static str, f64)> {
+    let mut v: Vec<(&'static str, f64)> = Work::ALL.iter().map(|w| (w.as_str(), p.secs(*w) * 1e3)).collect();
+    v.push(("other", p.other_secs() * 1e3));
+    v
 }
 
 /// One benchmark: a model, a dataset, inference or training.
@@ -78,6 +89,9 @@ pub struct BenchResult {
     pub dry_run: bool,
     /// Per layer, then the total (last row).
     pub rows: Vec<Row>,
+    /// With `--profile`: each party's whole profile (milliseconds per kind of work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub party_profiles: Option<Vec<Vec<(&'static str, f64)>>>,
 }
 
 fn row(phase: &str, layer: String, secs: f64, costs: &[Cost; 3]) -> Row {
@@ -87,26 +101,45 @@ fn row(phase: &str, layer: String, secs: f64, costs: &[Cost; 3]) -> Row {
         secs,
         rounds: costs.iter().map(|c| c.rounds).max().unwrap_or(0),
         bytes: [costs[0].bytes_sent, costs[1].bytes_sent, costs[2].bytes_sent],
+        profile: None,
     }
 }
 
-/// Records each node's time (from the previous node's end to its own) as
-/// `(phase, label, seconds)`.
-fn timer<'a>(
-    phase: &'static str,
-    labels: &'a [String],
-    times: &'a mut Vec<(String, String, f64)>,
-) -> impl FnMut(usize) + 'a {
+/// One timed piece of a benchmark: phase, label, seconds, and its profile on party 0.
+type Timed = (String, String, f64, Profile);
+
+/// Records each node's time (from the previous node's end to its own) and what the
+/// profile (when on) gathered meanwhile.
+fn timer<'a>(phase: &'static str, labels: &'a [String], times: &'a mut Vec<Timed>) -> impl FnMut(usize) + 'a {
     let mut t = Instant::now();
+    let mut p = triad_profile::snapshot();
     move |i| {
-        times.push((phase.into(), labels.get(i).cloned().unwrap_or_default(), t.elapsed().as_secs_f64()));
+        let now = triad_profile::snapshot();
+        let label = labels.get(i).cloned().unwrap_or_default();
+        times.push((phase.into(), label, t.elapsed().as_secs_f64(), now.since(&p)));
         t = Instant::now();
+        p = now;
     }
+}
+
+/// Times `f` as one piece of the benchmark.
+fn timed<T>(phase: &str, times: &mut Vec<Timed>, f: impl FnOnce() -> T) -> T {
+    let (t, p) = (Instant::now(), triad_profile::snapshot());
+    let out = f();
+    times.push((phase.into(), phase.into(), t.elapsed().as_secs_f64(), triad_profile::snapshot().since(&p)));
+    out
 }
 
 /// Times one forward pass (and with `train`, backward pass and SGD step) on random
-/// inputs; per-layer times are party 0's.
-fn bench_one<D: Device>(dev: D, net: &Graph, batch: usize, train: bool) -> Result<Vec<Row>> {
+/// inputs; per-layer times are party 0's. With `profile`, each party's thread is profiled
+/// ([`triad_profile`]; `dev` should be [`Profiled`] for the device's share of it).
+fn bench_one<D: Device>(
+    dev: D,
+    net: &Graph,
+    batch: usize,
+    train: bool,
+    profile: bool,
+) -> Result<(Vec<Row>, Option<Vec<Vec<(&'static str, f64)>>>)> {
     let dims: Vec<usize> = std::iter::once(batch).chain(net.input().iter().copied()).collect();
     let classes: usize = net.out_dims()?.iter().product();
     let numel: usize = dims.iter().product();
@@ -124,39 +157,47 @@ fn bench_one<D: Device>(dev: D, net: &Graph, batch: usize, train: bool) -> Resul
         let ys = p.input(OWNER, owner.then_some(&y[..]), &[batch, classes])?;
         p.net.barrier()?;
         p.net.reset_costs();
-        let mut times: Vec<(String, String, f64)> = Vec::new();
+        if profile {
+            triad_profile::start();
+        }
+        let mut times: Vec<Timed> = Vec::new();
         let t_all = Instant::now();
         let labels: Vec<String> =
             model.graph.nodes.iter().map(|n| format!("{}  {}", n.name, n.op.describe())).collect();
         let h = model.forward_observed(p, xs, &mut timer("forward", &labels, &mut times))?;
         if train {
-            let t = Instant::now();
-            let (_, g) = softmax_xent_grad(p, &h, &ys)?;
-            times.push(("loss".into(), "loss".into(), t.elapsed().as_secs_f64()));
+            let (_, g) = timed("loss", &mut times, || softmax_xent_grad(p, &h, &ys))?;
             model.backward_observed(p, g, &mut timer("backward", &labels, &mut times))?;
-            let t = Instant::now();
-            model.sgd_step(p, &Sgd::new(0.01))?;
-            times.push(("sgd".into(), "sgd".into(), t.elapsed().as_secs_f64()));
+            timed("sgd", &mut times, || model.sgd_step(p, &Sgd::new(0.01)))?;
         }
-        Ok((times, t_all.elapsed().as_secs_f64(), p.net.costs()))
+        let secs = t_all.elapsed().as_secs_f64();
+        let whole = triad_profile::finish();
+        Ok((times, secs, p.net.costs(), whole))
     })?;
     let tables: [CostTable; 3] = [out[0].2.clone(), out[1].2.clone(), out[2].2.clone()];
     let mut rows = Vec::new();
-    for (phase, layer, secs) in &out[0].0 {
+    for (phase, layer, secs, prof) in &out[0].0 {
         let scope = match phase.as_str() {
             "forward" | "backward" => format!("{phase}/{}", layer.split_whitespace().next().unwrap_or("")),
             other => other.to_string(),
         };
         let c = [tables[0].subtree(&scope), tables[1].subtree(&scope), tables[2].subtree(&scope)];
-        rows.push(row(phase, layer.clone(), *secs, &c));
+        let mut r = row(phase, layer.clone(), *secs, &c);
+        r.profile = profile.then(|| work_ms(prof));
+        rows.push(r);
     }
     let total = [tables[0].total(), tables[1].total(), tables[2].total()];
-    rows.push(row("total", "total".into(), out[0].1, &total));
-    Ok(rows)
+    let mut r = row("total", "total".into(), out[0].1, &total);
+    r.profile = profile.then(|| work_ms(&out[0].3));
+    rows.push(r);
+    let parties = profile.then(|| out.iter().map(|o| work_ms(&o.3)).collect());
+    Ok((rows, parties))
 }
 
 /// Runs one benchmark on the chosen backend, or with `dry_run` on
-/// [`DryRunDevice`](triad_ring::DryRunDevice) (exact bytes and rounds, no times).
+/// [`DryRunDevice`](triad_ring::DryRunDevice) (exact bytes and rounds, no times). With
+/// `profile` (not with `dry_run`), the rows say where party 0's time went
+/// ([`triad_profile::Work`]) and the result holds each party's whole profile.
 pub fn bench(
     m: ModelName,
     d: Shape,
@@ -164,16 +205,22 @@ pub fn bench(
     batch: usize,
     backend: BackendKind,
     dry_run: bool,
+    profile: bool,
 ) -> Result<BenchResult> {
+    if dry_run && profile {
+        return Err(Error::Usage("--profile times the arithmetic, which --dry-run does not run".into()));
+    }
     let net = m.net(d).map_err(Error::Usage)?;
-    let rows = if dry_run {
-        let mut rows = bench_one(triad_ring::DryRunDevice, &net, batch, train)?;
+    let (rows, party_profiles) = if dry_run {
+        let (mut rows, _) = bench_one(triad_ring::DryRunDevice, &net, batch, train, false)?;
         for r in &mut rows {
             r.secs = f64::NAN;
         }
-        rows
+        (rows, None)
+    } else if profile {
+        crate::with_device!(backend, dev => bench_one(Profiled(dev), &net, batch, train, true)?)
     } else {
-        crate::with_device!(backend, dev => bench_one(dev, &net, batch, train)?)
+        crate::with_device!(backend, dev => bench_one(dev, &net, batch, train, false)?)
     };
     Ok(BenchResult {
         model: m.as_str().to_string(),
@@ -184,6 +231,7 @@ pub fn bench(
         backend,
         dry_run,
         rows,
+        party_profiles,
     })
 }
 
@@ -211,5 +259,36 @@ pub fn render(b: &BenchResult) -> String {
             bytes(r.bytes[2])
         );
     }
+    if let Some(parties) = &b.party_profiles {
+        render_profile(&mut s, b, parties, w);
+    }
     s
+}
+
+/// The profile tables: party 0's milliseconds per layer and kind of work, then each
+/// party's totals.
+fn render_profile(s: &mut String, b: &BenchResult, parties: &[Vec<(&'static str, f64)>], w: usize) {
+    let Some(kinds) = parties.first() else { return };
+    let _ = writeln!(s, "  where the time goes (ms on each party's thread; other: in none of these)");
+    let _ = write!(s, "  {:<8}  {:<w$}", "phase", "layer");
+    for (k, _) in kinds {
+        let _ = write!(s, "  {k:>8}");
+    }
+    let _ = writeln!(s);
+    let cells = |s: &mut String, v: &[(&'static str, f64)]| {
+        for (_, ms) in v {
+            let _ = write!(s, "  {ms:>8.1}");
+        }
+        let _ = writeln!(s);
+    };
+    for r in &b.rows {
+        if let Some(v) = &r.profile {
+            let _ = write!(s, "  {:<8}  {:<w$}", r.phase, r.layer);
+            cells(s, v);
+        }
+    }
+    for (i, v) in parties.iter().enumerate() {
+        let _ = write!(s, "  {:<8}  {:<w$}", "total", format!("party {i}"));
+        cells(s, v);
+    }
 }

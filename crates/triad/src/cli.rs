@@ -329,6 +329,11 @@ pub struct BenchArgs {
     /// (they are data-oblivious, so the counts are exact); no times. Seconds for any model.
     #[arg(long)]
     pub dry_run: bool,
+    /// Where the time goes: each party's thread timed per kind of work (matrix products,
+    /// convolutions, pooling, PRG, bit packing, elementwise, layout, transfers, sending,
+    /// waiting on peers, other), per layer and in total.
+    #[arg(long)]
+    pub profile: bool,
     /// Where the shares live and the arithmetic runs.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendKind,
@@ -608,7 +613,7 @@ fn run_bench(command: &str, b: &BenchArgs) -> Result<()> {
     let mut results = Vec::new();
     for (m, d) in list {
         if inference {
-            let r = bench::bench(m, d, false, 1, b.backend, b.dry_run)?;
+            let r = bench::bench(m, d, false, 1, b.backend, b.dry_run, b.profile)?;
             if !b.json {
                 println!("{}", bench::render(&r));
             }
@@ -618,7 +623,7 @@ fn run_bench(command: &str, b: &BenchArgs) -> Result<()> {
             let batch = paper_train_batch(m, d).or(b.train_batch);
             match batch {
                 Some(n) => {
-                    let r = bench::bench(m, d, true, n, b.backend, b.dry_run)?;
+                    let r = bench::bench(m, d, true, n, b.backend, b.dry_run, b.profile)?;
                     if !b.json {
                         println!("{}", bench::render(&r));
                     }
