@@ -113,7 +113,7 @@ struct Inner {
     arch: String,
     stream: Arc<CudaStream>,
     k: Kernels,
-    /// cuBLAS, when its library is present (the float64 limb path needs it).
+    /// cuBLAS, when its library is present (the float64 limb and int8 digit paths need it).
     blas: Option<CudaBlas>,
     /// The pinned host buffers every host transfer goes through ([`staging`]).
     staging: staging::Staging,
@@ -380,7 +380,7 @@ impl CudaDevice {
         &self.inner.arch
     }
 
-    /// Whether cuBLAS was found (the float64 limb path needs it).
+    /// Whether cuBLAS was found (the float64 limb and int8 digit paths need it).
     pub fn has_cublas(&self) -> bool {
         self.inner.blas.is_some()
     }
