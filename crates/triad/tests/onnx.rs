@@ -308,6 +308,30 @@ fn train_onnx_on_the_bundled_mnist() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The zoo's options that an ONNX job does not take (initial weights, checkpoints,
+/// resuming, the plaintext twin) are each refused in one line naming the flag, before any
+/// party starts (a party's refusal comes before its missing config file is read).
+#[test]
+fn onnx_jobs_refuse_the_zoo_only_options() {
+    let (model, inputs) = (fixture("mlp_ts.onnx"), fixture("mlp.input.npy"));
+    let train = ["train", "--onnx", &model, "--inputs", &inputs, "--labels", &inputs, "--steps", "1"];
+    for (extra, flag) in [
+        (&["--weights", "w.safetensors"][..], "--weights"),
+        (&["--checkpoint", "ck"][..], "--checkpoint"),
+        (&["--checkpoint-every", "5"][..], "--checkpoint-every"),
+        (&["--resume", "ck"][..], "--resume"),
+        (&["--twin"][..], "--twin"),
+    ] {
+        let args: Vec<&str> = train.iter().chain(extra).copied().collect();
+        assert_one_error_line(&triad(&args), &format!("train --onnx: {flag} is for zoo models only"));
+    }
+    let party = ["party", "--id", "1", "--config", "/nonexistent/parties.toml", "train", "--onnx-from-owner"];
+    let args: Vec<&str> = party.iter().chain(&["--resume", "ck"]).copied().collect();
+    assert_one_error_line(&triad(&args), "train --onnx: --resume is for zoo models only");
+    let infer = ["infer", "--onnx", &model, "--inputs", &inputs, "--weights", "w.safetensors"];
+    assert_one_error_line(&triad(&infer), "infer --onnx: --weights is for zoo models only");
+}
+
 /// The tiny CNN fixture with its convolution's bias set to 1e7, written into `dir`.
 fn risky_model(dir: &std::path::Path) -> PathBuf {
     let src = fixture("tiny_cnn_ts.onnx");

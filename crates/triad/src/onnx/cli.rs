@@ -60,6 +60,28 @@ fn onnx_train_data(a: &JobArgs, g: &triad_layers::Graph) -> Result<super::train:
     }
 }
 
+/// The zoo's options that an ONNX job does not take: each is refused in one line naming
+/// it, before any party starts, rather than silently ignored. Training refuses all five;
+/// inference the two it would otherwise read.
+fn refuse_zoo_options(a: &JobArgs, train: bool) -> Result<()> {
+    let weights = "the initial weights are the ONNX file's initializers";
+    let checkpoints = "checkpoints of ONNX training are not supported (train in one run)";
+    let refused = [
+        ("--weights", a.weights.is_some(), weights, true),
+        ("--resume", a.resume.is_some(), checkpoints, true),
+        ("--checkpoint", a.checkpoint.is_some(), checkpoints, train),
+        ("--checkpoint-every", a.checkpoint_every.is_some(), checkpoints, train),
+        ("--twin", a.twin, "the plaintext twin is not supported for ONNX models", train),
+    ];
+    match refused.into_iter().find(|&(_, given, _, applies)| given && applies) {
+        Some((flag, _, why, _)) => {
+            let job = if train { "train" } else { "infer" };
+            Err(Error::Usage(format!("{job} --onnx: {flag} is for zoo models only: {why}")))
+        }
+        None => Ok(()),
+    }
+}
+
 fn onnx_train_options(a: &JobArgs) -> Result<super::train::TrainOptions> {
     crate::cli::check_sgd_constants(a.lr, a.momentum, a.weight_decay, a.frac_bits)?;
     Ok(super::train::TrainOptions {
@@ -91,6 +113,7 @@ fn print_onnx_training(r: &super::train::OnnxTrainReport) {
 /// `triad train --onnx`.
 pub(crate) fn train(a: &JobArgs) -> Result<()> {
     let Some(model) = &a.onnx else { return Err(Error::Usage("train --onnx FILE".into())) };
+    refuse_zoo_options(a, true)?;
     let im = super::import(model)?;
     let data = onnx_train_data(a, &im.graph)?;
     let save = a.save_weights.as_deref();
@@ -105,6 +128,7 @@ pub(crate) fn train(a: &JobArgs) -> Result<()> {
 
 fn party_train(pa: &PartyArgs, a: &JobArgs, expect: Option<&str>) -> Result<()> {
     use super::train::{train_as_party, OwnerJob};
+    refuse_zoo_options(a, true)?;
     let session = crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?;
     let loaded = match &a.onnx {
         Some(model) => {
@@ -143,6 +167,7 @@ pub(crate) fn party(pa: &PartyArgs, a: &JobArgs, train: bool) -> Result<()> {
     if train {
         return party_train(pa, a, expect.as_deref());
     }
+    refuse_zoo_options(a, false)?;
     let source = match (&a.onnx, &a.inputs) {
         (Some(model), Some(inputs)) => Source::Owner { model, inputs, output: a.output.as_deref(), batch: a.batch },
         (Some(_), None) => {
@@ -165,6 +190,7 @@ pub(crate) fn infer(command: &str, a: &JobArgs) -> Result<()> {
     let (Some(model), Some(inputs)) = (&a.onnx, &a.inputs) else {
         return Err(Error::Usage("infer --onnx FILE needs --inputs X.npy (the owner's inputs)".into()));
     };
+    refuse_zoo_options(a, false)?;
     let im = super::import(model)?;
     if !a.out.json {
         let what = format!("private inference of {}, three parties in this process", model.display());
