@@ -308,6 +308,43 @@ fn train_onnx_on_the_bundled_mnist() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `train --onnx --data DIR` reads MNIST IDX files from the directory (here 16 training
+/// and 8 test digits written uncompressed) instead of the bundled ones.
+#[test]
+fn train_onnx_on_an_mnist_directory() {
+    let dir = tempdir("onnx-data");
+    let idx = |dims: &[u32], data: &[u8]| -> Vec<u8> {
+        let mut v = vec![0, 0, 0x08, dims.len() as u8];
+        dims.iter().for_each(|d| v.extend(d.to_be_bytes()));
+        v.extend(data);
+        v
+    };
+    for (split, n) in [("train", 16u32), ("t10k", 8)] {
+        let pixels: Vec<u8> = (0..n as usize * 784).map(|i| (i * 7 % 251) as u8).collect();
+        let labels: Vec<u8> = (0..n as u8).map(|i| i % 10).collect();
+        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), idx(&[n, 28, 28], &pixels)).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), idx(&[n], &labels)).unwrap();
+    }
+    let data = dir.to_str().unwrap();
+    let j = json(&triad(&[
+        "train",
+        "--onnx",
+        &fixture("tiny_cnn_ts.onnx"),
+        "--data",
+        data,
+        "--steps",
+        "2",
+        "--batch",
+        "8",
+        "--json",
+    ]));
+    assert_eq!(j["steps"].as_u64(), Some(2), "{j}");
+    assert_eq!(j["samples"].as_u64(), Some(16), "{j}");
+    assert!(j["data"].as_str().unwrap().contains(data), "{j}");
+    assert_eq!(j["evaluated"].as_str(), Some("8 test samples"), "{j}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The zoo's options that an ONNX job does not take (initial weights, checkpoints,
 /// resuming, the plaintext twin) are each refused in one line naming the flag, before any
 /// party starts (a party's refusal comes before its missing config file is read).
