@@ -52,6 +52,10 @@ proptest! {
         // windows of an all-ones input hold 0).
         let padded = spec::pool_windows(&x, &p, pad);
         let inside = spec::pool_windows(&vec![1; ni_of(&p)], &p, 0);
+        // The zip below stops at the shortest: the three must have one entry per tap.
+        prop_assert_eq!(padded.len(), win.len());
+        prop_assert_eq!(inside.len(), win.len());
+        prop_assert_eq!(win.len(), spec::numel(&p.windows_dims()));
         for (i, ((&got, &w0), &at)) in padded.iter().zip(&win).zip(&inside).enumerate() {
             let want = if at == 1 { w0 } else { pad };
             prop_assert_eq!(got, want, "window entry {}", i);
