@@ -365,3 +365,99 @@ fn every_prefix_and_bit_flip_of_a_model_is_handled() {
         }
     }
 }
+
+/// A node named after its operator (`Reshape` is `reshape`).
+fn node(op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        name: op.to_lowercase(),
+        op_type: op.into(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+/// The import of a model of input `x` (`[N, ...sample]`) through `nodes` to the last
+/// node's first output, with the initializers `inits`.
+fn import_nodes(sample: &[i64], nodes: Vec<NodeProto>, inits: Vec<TensorProto>) -> Result<Imported, ImportError> {
+    let mut dims = vec![Dimension { dim_value: None, dim_param: Some("N".into()) }];
+    dims.extend(sample.iter().map(|&k| Dimension { dim_value: Some(k), dim_param: None }));
+    let out = nodes.last().unwrap().output[0].clone();
+    let graph = GraphProto {
+        node: nodes,
+        name: "g".into(),
+        initializer: inits,
+        input: vec![value("x", dims)],
+        output: vec![value(&out, vec![Dimension::default()])],
+        ..Default::default()
+    };
+    import(&parse(&model(graph, 17).encode_to_vec(), None).unwrap(), "m.onnx")
+}
+
+/// Identity and Dropout (no mask output) pass their input through; `x * 2` and `x / 4`
+/// are public multipliers, and `1 - x` is `(-1)·x + 1`: no secret tensor for any.
+#[test]
+fn passthrough_and_public_scalars_import() {
+    let scalar = |name: &str, v: f32| f32_tensor(name, &[], &[v]);
+    let im = import_nodes(
+        &[4],
+        vec![
+            node("Identity", &["x"], &["a"], vec![]),
+            node("Dropout", &["a"], &["b", ""], vec![]),
+            node("Mul", &["b", "two"], &["c"], vec![]),
+            node("Div", &["c", "four"], &["d"], vec![]),
+            node("Sub", &["one", "d"], &["y"], vec![]),
+        ],
+        vec![scalar("two", 2.0), scalar("four", 4.0), scalar("one", 1.0)],
+    )
+    .unwrap();
+    let k = |v: f64| triad_layers::Constant { dims: vec![1], values: vec![v] };
+    let ops: Vec<&triad_layers::Op> = im.graph.nodes[1..].iter().map(|n| &n.op).collect();
+    use triad_layers::Op::{AddConst, MulConst};
+    assert_eq!(ops, [&MulConst(k(2.0)), &MulConst(k(0.25)), &MulConst(k(-1.0)), &AddConst(k(1.0))]);
+    assert!(im.weights.is_empty(), "public scalars became secret tensors: {:?}", im.weights);
+}
+
+/// What the importer refuses, each one line naming the node: among them a reshape whose
+/// target shape is computed from the model's input at run time.
+#[test]
+fn refused_imports_are_one_line_naming_the_node() {
+    let img = [1, 4, 4];
+    let w = f32_tensor("w", &[1, 1, 1, 1], &[1.0]);
+    let one = |op: &str, ins: &[&str], attrs: Vec<AttributeProto>| vec![node(op, ins, &["y"], attrs)];
+    let k22 = || attr_ints("kernel_shape", &[2, 2]);
+    let cases: Vec<(&[i64], Vec<NodeProto>, Vec<TensorProto>, &str)> = vec![
+        (
+            &[4],
+            vec![node("Relu", &["x"], &["h"], vec![]), node("Reshape", &["h", "x"], &["y"], vec![])],
+            vec![],
+            "node 'reshape' (Reshape): the target shape is computed at run time (a dynamic reshape)",
+        ),
+        (
+            &[4],
+            vec![node("Dropout", &["x"], &["y", "mask"], vec![])],
+            vec![],
+            "the dropout mask output is not supported",
+        ),
+        (
+            &img,
+            one("Conv", &["x", "w"], vec![attr_ints("dilations", &[2, 2])]),
+            vec![w],
+            "node 'conv' (Conv): dilated convolutions are not supported",
+        ),
+        (&img, one("MaxPool", &["x"], vec![k22(), attr_ints("dilations", &[1, 2])]), vec![], "dilated pooling"),
+        (&img, one("AveragePool", &["x"], vec![k22(), attr_int("ceil_mode", 1)]), vec![], "ceil_mode = 1"),
+        (&[4], one("Softmax", &["x"], vec![attr_int("axis", 0)]), vec![], "softmax is supported over the features"),
+        (&img, one("Softmax", &["x"], vec![attr_int("axis", 1)]), vec![], "softmax is supported over the features"),
+        (&img, one("ReduceMean", &["x"], vec![attr_ints("axes", &[1])]), vec![], "a mean over axes [1] is not"),
+        (&img, one("ReduceMean", &["x"], vec![attr_ints("axes", &[-1])]), vec![], "a mean over axes [3] is not"),
+        (&img, one("ReduceMean", &["x"], vec![]), vec![], "a mean over every axis is not supported"),
+        (&[4], one("Mul", &["x", "x"], vec![]), vec![], "(Mul): a product of two computed values is not supported"),
+    ];
+    for (sample, nodes, inits, want) in cases {
+        let e = import_nodes(sample, nodes, inits).unwrap_err().to_string();
+        assert!(e.starts_with("m.onnx: node '") && e.contains(want), "{e:?} lacks {want:?}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}
