@@ -2,11 +2,14 @@
 # CNN with batch norm, max pooling, adaptive average pooling, a normalising Sub/Div in its
 # forward and a projection shortcut, exported by both exporters, with onnxruntime's
 # outputs beside it. Needs torch, onnx, onnxruntime, onnxscript. Run:
-#   python tools/onnx-fixtures/unseen_residual.py OUT_DIR
-#   for n in res_ts res_dy; do triad infer --onnx OUT_DIR/$n.onnx --inputs OUT_DIR/x.npy --output OUT_DIR/$n.triad.npy; done
-# then compare OUT_DIR/$n.triad.npy with OUT_DIR/$n.ort.npy (BENCHMARKS.md has the result).
+#   python tools/onnx-fixtures/unseen_residual.py OUT_DIR [TRIAD]
+# which, with the triad binary TRIAD (default target/release/triad, if it exists), also runs
+#   triad infer --onnx OUT_DIR/$n.onnx --inputs OUT_DIR/x.npy --output OUT_DIR/$n.triad.npy
+# for n in res_ts res_dy and prints the largest difference from OUT_DIR/$n.ort.npy and the
+# argmaxes that agree (BENCHMARKS.md has the result).
 import sys
 import os
+import subprocess
 import numpy as np, torch, torch.nn as nn, onnxruntime as ort
 OUT = sys.argv[1] if len(sys.argv) > 1 else "."
 os.makedirs(OUT, exist_ok=True)
@@ -51,3 +54,12 @@ for name in ["res_ts", "res_dy"]:
     y = s.run(None, {s.get_inputs()[0].name: x})[0]
     np.save(f"{OUT}/{name}.ort.npy", y.astype(np.float64))
     print(name, y.shape)
+TRIAD = sys.argv[2] if len(sys.argv) > 2 else "target/release/triad"
+if os.path.exists(TRIAD):
+    for name in ["res_ts", "res_dy"]:
+        out = f"{OUT}/{name}.triad.npy"
+        subprocess.run([TRIAD, "infer", "--onnx", f"{OUT}/{name}.onnx", "--inputs", OUT + "/x.npy", "--output", out], check=True, stdout=subprocess.DEVNULL)
+        t, o = np.load(out), np.load(f"{OUT}/{name}.ort.npy")
+        print(f"{name}: max |triad - onnxruntime| = {np.abs(t - o).max():.1e}, argmax equal {(t.argmax(1) == o.argmax(1)).sum()} of {len(o)}")
+else:
+    print(f"no triad binary at {TRIAD}: run triad infer --onnx yourself (see the top of this file)")
