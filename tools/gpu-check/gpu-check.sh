@@ -37,11 +37,20 @@ limited() {
     timeout "$want" "$@"
 }
 
-# NVRTC: the machine's CUDA 13 libraries (the crate names the file in TRIAD_NVRTC_LIB).
+# Files the tests read from the working tree: this checkout's, not the one they were built in
+# (the packed binaries carry the build machine's CARGO_MANIFEST_DIR).
+export TRIAD_MNIST_DIR="$PWD/datasets/mnist-10k"
+export TRIAD_KERNELS_DIR="$PWD/kernels"
+# NVRTC: the machine's CUDA 13 libraries (the crate names the file in TRIAD_NVRTC_LIB), else
+# the one in a Python environment's nvidia-cuda-nvrtc package.
 if [ -z "${TRIAD_NVRTC_LIB:-}" ]; then
     for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu; do
         if [ -f "$d/libnvrtc.so.13" ]; then export TRIAD_NVRTC_LIB="$d/libnvrtc.so.13"; break; fi
     done
+fi
+if [ -z "${TRIAD_NVRTC_LIB:-}" ]; then
+    f="$(find /opt /usr/local/lib /usr/lib/python3* -name 'libnvrtc.so.13' -print -quit 2>/dev/null)"
+    [ -n "$f" ] && export TRIAD_NVRTC_LIB="$f"
 fi
 echo "TRIAD_NVRTC_LIB=${TRIAD_NVRTC_LIB:-none found}" >"$OUT/suites.txt"
 limited 160 bash .gpu/run.sh >>"$OUT/suites.txt" 2>&1
