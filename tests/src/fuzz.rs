@@ -150,10 +150,21 @@ pub fn parties_config(data: &[u8]) {
 }
 
 /// The ONNX reader: a model in the supported opsets or a one-line error. No base folder,
-/// so external data is refused without touching the file system.
+/// so external data is refused without touching the file system. A model it accepts goes
+/// on through the importer (`triad_onnx::import`, what `triad infer --onnx` runs next): a
+/// graph whose output shape can be computed (`Graph::out_dims`), or a one-line error.
 pub fn onnx_reader(data: &[u8]) {
-    match triad_onnx::parse(data, None) {
-        Ok(m) => assert!((triad_onnx::OPSET_MIN..=triad_onnx::OPSET_MAX).contains(&m.opset)),
+    let m = match triad_onnx::parse(data, None) {
+        Ok(m) => m,
+        Err(e) => return one_line(&e),
+    };
+    assert!((triad_onnx::OPSET_MIN..=triad_onnx::OPSET_MAX).contains(&m.opset));
+    match triad_onnx::import(&m, "fuzz.onnx") {
+        Ok(imp) => {
+            if let Err(e) = imp.graph.out_dims() {
+                panic!("an imported graph without an output shape: {e}");
+            }
+        }
         Err(e) => one_line(&e),
     }
 }
