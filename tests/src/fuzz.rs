@@ -691,13 +691,18 @@ pub fn sharing(data: &[u8]) {
 /// on any 64-bit values; max / argmax along a chosen axis with its backward, and max
 /// pooling forward and backward, opened and equal to the spec's plain functions on their
 /// documented domain (pairwise differences below 2^63: values below 2^62 in magnitude);
-/// outside it (any words) argmax gives a result or a typed error, never a panic.
+/// outside it (any words) argmax gives a result or a typed error, never a panic. The range
+/// check of the overflow guard (`all_in_range`) against its ideal
+/// (`triad_spec::compare::all_in_range`) on values at its edges, and its typed error for
+/// bits outside `1..=62`.
 pub fn compare(data: &[u8]) {
     use triad_compare as cmp;
     use triad_spec::compare as spec;
     let mut b = Bytes(data);
     let seed = u64::from(b.byte());
-    match b.byte() % 3 {
+    // (Branches 0 to 2 keep the choice bytes they had before the range check was added as
+    // branch 3, so the committed corpus means what it did.)
+    match b.byte() % 4 {
         0 => {
             // MSB (through A2B), ReLU and its mask, and bit injection of the MSB.
             let n = b.range(1, 8);
@@ -800,6 +805,51 @@ pub fn compare(data: &[u8]) {
                 spec::max_axis_backward(&g, &onehot, &dims, axis),
                 "max backward"
             );
+        }
+        3 => {
+            // The overflow guard's range check against its ideal: one opened bit, the same
+            // at every party, true exactly when every value lies in [-2^bits, 2^bits).
+            // Values sit at and around the edges ±2^bits (or anywhere, or in range); bits
+            // outside 1..=62 must be the typed misuse error at every party.
+            let n = b.range(0, 9);
+            let tag = b.byte();
+            let bits = match tag % 16 {
+                0 => [0, 63, 64, u32::MAX][usize::from(tag >> 4) % 4],
+                _ => b.range(1, 62) as u32,
+            };
+            let edge = 1i128 << bits.min(63);
+            let x: Vec<u64> = (0..n)
+                .map(|_| match b.byte() % 4 {
+                    0 => b.value(),
+                    1 => b.values(1, bits.clamp(1, 64))[0],
+                    t => {
+                        let d = i128::from(b.byte() % 4) - 2;
+                        let e = if t == 2 { edge } else { -edge };
+                        (e + d) as u64
+                    }
+                })
+                .collect();
+            let out = run_in_process_with_test_keys(CpuDevice, &link(), FixedConfig::default(), seed, |p| {
+                let a = share(p, 0, &x, &[n])?;
+                Ok(cmp::all_in_range(p, &a, bits))
+            })
+            .unwrap_or_else(|e| panic!("the parties failed around a range check: {e}"));
+            if !(1..=62).contains(&bits) {
+                for (i, r) in out.iter().enumerate() {
+                    match r {
+                        Err(triad_sharing::Error::Usage(m)) => assert!(m.contains("1..=62"), "party {i}: {m}"),
+                        other => panic!("party {i}: all_in_range with bits {bits} gave {other:?}"),
+                    }
+                }
+                return;
+            }
+            let got: Vec<bool> = out
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|e| panic!("all_in_range, bits {bits}: {e}")))
+                .collect();
+            assert!(got[0] == got[1] && got[1] == got[2], "the parties opened different bits: {got:?}");
+            let want = spec::all_in_range(&x, bits);
+            assert_eq!(got[0], want, "all_in_range of {x:?} with bits {bits}");
         }
         _ => {
             // Max pooling forward and backward; invalid parameters are a typed error.
