@@ -298,6 +298,7 @@ fn pinned_expected() -> bool {
 /// odd sizes, one chunk exactly, one element either side of it, and several chunks (so that
 /// both buffers are reused while copies from them may still be in flight), bit exact.
 #[test]
+#[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
 fn transfers_round_trip_bit_exact() {
     let dev = gpu_or_skip!(cuda(), "transfers_round_trip_bit_exact");
     assert_eq!(dev.pinned_staging(), pinned_expected(), "staging of {}", dev.name());
@@ -315,6 +316,7 @@ fn transfers_round_trip_bit_exact() {
 /// between two uploads, and three threads transferring at once through one device's pool;
 /// every result against the CPU device.
 #[test]
+#[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
 fn transfers_interleaved_with_compute() {
     use triad_ring::BinaryOp;
     let dev = gpu_or_skip!(cuda(), "transfers_interleaved_with_compute");
