@@ -685,6 +685,129 @@ pub fn sharing(data: &[u8]) {
         assert_eq!(want[12].reconstruct(), sr::conv2d_grad_input(&conv, &cw, &cp), "conv2d grad input");
         assert_eq!(want[13].reconstruct(), sr::conv2d_grad_weight(&ci, &conv, &cp), "conv2d grad weight");
     }
+    sharing_outside(&mut b, seed, &cp);
+}
+
+/// The sharing protocols outside their domain: parameters a caller can get wrong give a
+/// typed error, or the documented result, never a panic. The byte after the in-domain
+/// part chooses (0, as past the end of the input, tries nothing, so the committed inputs
+/// keep their meaning), then the values (`|x| < 2^32`) and the bad number of bits (0, 63,
+/// 64 and beyond, `u32::MAX`):
+/// - share truncation: by 0 bits exactly `x`; by 63, the parts' shifts, `floor(x / 2^63)`
+///   or one below; by 64 or more `RingError::Params` (a shift must be below 64);
+/// - wrap-free truncation outside its documented `1..=62`: the misuse error at every party;
+/// - products whose operands' shapes do not fit (elementwise, matrix product and
+///   convolution, with either truncation or none), and a sharing whose two components
+///   differ in shape: a typed error at every party, before anything is sent;
+/// - an owner whose plaintext has another shape than the agreed one (`share_input`): the
+///   owner's misuse error, and a typed error (not a hang) at the parties it leaves.
+fn sharing_outside(b: &mut Bytes<'_>, seed: u64, cp: &sr::Conv2d) {
+    use triad_sharing::Error;
+    let tag = b.byte();
+    if tag == 0 {
+        return;
+    }
+    let n = b.range(1, 8);
+    let x = b.values(n, 32);
+    let bits = match b.byte() % 4 {
+        0 => 0,
+        1 => 63,
+        2 => 64 + u32::from(b.byte()),
+        _ => u32::MAX,
+    };
+    let each = |f: &(dyn Fn(&Party<CpuDevice>) -> triad_sharing::Result<()> + Sync)| {
+        run_in_process_with_test_keys(CpuDevice, &link(), FixedConfig::default(), seed, |p| Ok(f(p)))
+            .unwrap_or_else(|e| panic!("a party failed outside the call under test: {e}"))
+    };
+    match tag % 4 {
+        0 => {
+            let r = run_in_process_with_test_keys(CpuDevice, &link(), FixedConfig::default(), seed, |p| {
+                let xs = share(p, 0, &x, &[n])?;
+                Ok(p.reveal_all(&p.truncate_share(&xs, bits)?)?.to_vec()?)
+            });
+            match r {
+                Ok([o0, o1, o2]) => {
+                    assert!(o0 == o1 && o1 == o2, "the parties opened different values");
+                    match bits {
+                        0 => assert_eq!(o0, x, "share truncation by 0 bits"),
+                        63 => truncated(&o0, &x, 63, -1, 0, "share truncation by 63 bits"),
+                        _ => panic!("share truncation by {bits} bits gave a result"),
+                    }
+                }
+                Err(Error::Ring(RingError::Params { .. })) if bits >= 64 => {}
+                Err(e) => panic!("share truncation by {bits} bits: {e:?}"),
+            }
+        }
+        1 => {
+            let out = each(&|p| {
+                let xs = share(p, 0, &x, &[n])?;
+                p.truncate(&xs, bits).map(drop)
+            });
+            for (i, r) in out.iter().enumerate() {
+                match r {
+                    Err(Error::Usage(m)) if m.contains("outside 1..=62") => {}
+                    other => panic!("party {i}: wrap-free truncation by {bits} bits gave {other:?}"),
+                }
+            }
+        }
+        2 => {
+            // Operands that do not fit, for each product and rounding the tag picks.
+            let (m, k, nn) = (b.range(1, 3), b.range(1, 3), b.range(1, 3));
+            let rounding = [None, Some(Rounding::Floor), Some(Rounding::WrapFree)][usize::from(tag >> 2) % 3];
+            let rp = convert::conv(cp);
+            let (op, ld, rd) = match (tag >> 4) % 4 {
+                0 => (Product::Elementwise, vec![n], vec![n + 1]),
+                1 => (Product::Matmul { a_trans: false, b_trans: false }, vec![m, k], vec![k + 1, nn]),
+                2 => {
+                    let mut id = cp.input_dims().to_vec();
+                    id[3] += 1;
+                    (Product::Conv2d(rp), id, cp.weight_dims().to_vec())
+                }
+                _ => {
+                    // One sharing whose components differ in shape.
+                    let out = each(&|p| {
+                        let xs = share(p, 0, &x, &[n])?;
+                        let longer = Tensor::zeros(&p.dev, [n + 1])?;
+                        AShare::new(xs.own, longer).map(drop)
+                    });
+                    for (i, r) in out.iter().enumerate() {
+                        assert!(matches!(r, Err(Error::Usage(_))), "party {i}: mismatched components gave {r:?}");
+                    }
+                    return;
+                }
+            };
+            let (lv, rv) = (vec![1u64 << 20; ld.iter().product()], vec![1u64 << 20; rd.iter().product()]);
+            let out = each(&|p| {
+                let l = share(p, 0, &lv, &ld)?;
+                let r = share(p, 1, &rv, &rd)?;
+                match rounding {
+                    None => p.product(op, &l, &r),
+                    Some(ro) => p.product_trunc_with(op, &l, &r, ro),
+                }
+                .map(drop)
+            });
+            for (i, r) in out.iter().enumerate() {
+                assert!(matches!(r, Err(Error::Ring(_))), "party {i}: {op:?} of {ld:?} and {rd:?} gave {r:?}");
+            }
+        }
+        _ => {
+            let owner = b.range(0, 2);
+            let out = each(&|p| {
+                let o = PartyId::ALL[owner];
+                let t = Tensor::from_vec(&p.dev, [n], x.clone())?;
+                p.share_input(o, (p.id == o).then_some(&t), &Shape::new([n + 1])).map(drop)
+            });
+            for (i, r) in out.iter().enumerate() {
+                match r {
+                    Err(Error::Usage(m)) if i == owner => assert!(m.contains("differs from the agreed shape"), "{m}"),
+                    Err(e) if i != owner => {
+                        assert!(!matches!(e, Error::Panicked(..)), "party {i} panicked: {e}")
+                    }
+                    other => panic!("party {i}: a plaintext of the wrong shape gave {other:?}"),
+                }
+            }
+        }
+    }
 }
 
 /// The comparisons: A2B and MSB, bit injection and ReLU bit for bit against the simulator
@@ -1101,5 +1224,76 @@ pub fn layer(data: &[u8]) {
         if let Some((i, v, (lo, hi))) = ETensor::first_outside(enc, &units) {
             panic!("{}: tensor {k}, element {i}: private {v} outside the spec's [{lo}, {hi}]", net.name);
         }
+    }
+    layer_outside(&mut b, seed, &net, (&w, &x, &g), (&xs, &ys));
+}
+
+/// The same layer outside the domain: weights and inputs scaled by up to `2^44` (past the
+/// products' `2^62` and past the encoding limit of about `4.4e12`), or one of them made
+/// `±1e13`, infinite or NaN, with the overflow guard on or off. The byte after the
+/// in-domain part chooses (0, as past the end, tries nothing). The documented results:
+/// a value the owner cannot encode is the owner's typed `Fixed` error (the other parties
+/// end with a typed error, not a hang); without the guard the layer runs and opens a
+/// result (wrapped values are garbage, silently: what the guard is for); with the guard,
+/// a result or the guard's `OutOfRange`. Never a panic.
+fn layer_outside(
+    b: &mut Bytes<'_>,
+    seed: u64,
+    net: &triad_layers::Graph,
+    (w, x, g): (&[Vec<f64>], &[f64], &[f64]),
+    (xs, ys): (&[usize], &[usize]),
+) {
+    use triad_layers::{Backend, Guard, Model};
+    use triad_sharing::Error;
+    let tag = b.byte();
+    if tag == 0 {
+        return;
+    }
+    let fixed = FixedConfig::default();
+    let p0 = PartyId::ALL[0];
+    let (sw, sx) = (f64::from(1u32 << b.range(0, 22)), f64::from(1u32 << b.range(0, 22)));
+    let (sw, sx) = (sw * f64::from(1u32 << b.range(0, 22)), sx * f64::from(1u32 << b.range(0, 22)));
+    let mut w: Vec<Vec<f64>> = w.iter().map(|t| t.iter().map(|v| v * sw).collect()).collect();
+    let mut x: Vec<f64> = x.iter().map(|v| v * sx).collect();
+    if tag % 4 == 3 {
+        let bad = [1e13, -1e13, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, f64::MAX][b.range(0, 5)];
+        let at = usize::from(b.byte()) + 256 * usize::from(b.byte());
+        let nw: usize = w.iter().map(Vec::len).sum();
+        if at % 2 == 0 && nw > 0 {
+            let mut k = (at / 2) % nw;
+            for t in &mut w {
+                if k < t.len() {
+                    t[k] = bad;
+                    break;
+                }
+                k -= t.len();
+            }
+        } else {
+            let k = (at / 2) % x.len();
+            x[k] = bad;
+        }
+    }
+    let guard = (tag & 4 != 0).then(|| Guard::for_frac_bits(fixed.frac_bits)).flatten();
+    let encodable = w.iter().flatten().chain(&x).all(|&v| fixed.encode(v).is_ok());
+    let r = run_in_process_with_test_keys(CpuDevice, &link(), fixed, seed, |p| {
+        let owner = p.id == p0;
+        let mut m = Model::new(p, net, p0, owner.then_some(&w[..]))?;
+        m.guard = guard;
+        let y = m.forward(p, p.input(p0, owner.then_some(&x[..]), xs)?)?;
+        m.backward(p, p.input(p0, owner.then_some(g), ys)?)?;
+        p.open(p0, &y)
+    });
+    match r {
+        Ok([Some(y), None, None]) => {
+            assert!(encodable, "{}: values past the encoding limit were accepted", net.name);
+            assert_eq!(y.len(), ys.iter().product::<usize>());
+        }
+        Ok(other) => panic!("{}: opened to the wrong parties: {other:?}", net.name),
+        Err(Error::Fixed(e)) => {
+            assert!(!encodable, "{}: encodable values refused: {e}", net.name);
+            one_line(&e);
+        }
+        Err(Error::OutOfRange { at, .. }) if guard.is_some() && encodable => assert!(!at.is_empty()),
+        Err(e) => panic!("{}: scaled by 2^{} and 2^{} (guard {guard:?}): {e:?}", net.name, sw.log2(), sx.log2()),
     }
 }
