@@ -427,7 +427,8 @@ fn refused_imports_are_one_line_naming_the_node() {
     let w = f32_tensor("w", &[1, 1, 1, 1], &[1.0]);
     let one = |op: &str, ins: &[&str], attrs: Vec<AttributeProto>| vec![node(op, ins, &["y"], attrs)];
     let k22 = || attr_ints("kernel_shape", &[2, 2]);
-    let cases: Vec<(&[i64], Vec<NodeProto>, Vec<TensorProto>, &str)> = vec![
+    type Case<'a> = (&'a [i64], Vec<NodeProto>, Vec<TensorProto>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             &[4],
             vec![node("Relu", &["x"], &["h"], vec![]), node("Reshape", &["h", "x"], &["y"], vec![])],
