@@ -2,6 +2,7 @@
 
 use crate::cost::{CostTable, Meter};
 use crate::error::TransportError;
+use crate::netmodel::{NetModel, Pipe};
 use crate::wire::Payload;
 use crate::{LinkConfig, PartyId, Peer};
 use std::fmt;
@@ -18,6 +19,8 @@ pub(crate) enum Event {
         depth: u64,
         /// The message itself.
         payload: Payload,
+        /// Under a [`NetModel`](crate::NetModel) in process: when it is delivered.
+        deliver_at: Option<Instant>,
     },
     /// The peer said bye: nothing more will come.
     Closed,
@@ -27,8 +30,9 @@ pub(crate) enum Event {
 
 /// The outgoing half of one link; the two implementations (in-process, TLS) differ here.
 pub(crate) trait Link: Send + Sync + fmt::Debug {
-    /// Queue a message of depth `depth`; never blocks on the peer.
-    fn send(&self, depth: u64, payload: Payload) -> Result<(), TransportError>;
+    /// Queue a message of depth `depth`; never blocks on the peer. Under a
+    /// [`NetModel`](crate::NetModel), `deliver_at` is when the peer may have it.
+    fn send(&self, depth: u64, payload: Payload, deliver_at: Option<Instant>) -> Result<(), TransportError>;
     /// Start a graceful close: bye follows the queued messages.
     fn close(&self);
     /// Wait until the queued messages have left, or `deadline`. Over TLS it also waits for
@@ -155,6 +159,8 @@ pub struct Channels {
     meter: Arc<Mutex<Meter>>,
     timeout: Duration,
     max_frame_bytes: u64,
+    /// The modelled network and the two outgoing pipes (slot order).
+    net: Option<(NetModel, [Mutex<Pipe>; 2])>,
     /// Every message received while recording (feature `recording`, tests only).
     #[cfg(feature = "recording")]
     recording: Mutex<Option<Vec<Received>>>,
@@ -204,6 +210,7 @@ impl Channels {
             meter: Arc::new(Mutex::new(Meter::default())),
             timeout: cfg.timeout,
             max_frame_bytes: cfg.max_frame_bytes,
+            net: cfg.net.map(|m| (m, [Mutex::new(Pipe::new()), Mutex::new(Pipe::new())])),
             #[cfg(feature = "recording")]
             recording: Mutex::new(None),
         }
@@ -265,7 +272,8 @@ impl Channels {
             return Err(self.core.fail(TransportError::TooLarge { peer, len, max: self.max_frame_bytes }));
         }
         let depth = lock(&self.meter).on_send(len);
-        self.links[to.slot()].send(depth, payload).map_err(|e| self.core.fail(e))
+        let deliver_at = self.net.as_ref().map(|(m, pipes)| lock(&pipes[to.slot()]).deliver_at(m, len));
+        self.links[to.slot()].send(depth, payload, deliver_at).map_err(|e| self.core.fail(e))
     }
 
     /// The next message from `from` and its depth.
@@ -284,7 +292,10 @@ impl Channels {
                 return Err(self.core.fail(TransportError::Timeout { peer, after: self.timeout }));
             }
             match rx.recv_timeout(left) {
-                Ok(Event::Data { depth, payload }) => {
+                Ok(Event::Data { depth, payload, deliver_at }) => {
+                    if let Some(t) = deliver_at {
+                        std::thread::sleep(t.saturating_duration_since(Instant::now()));
+                    }
                     link.consumed(payload.byte_len());
                     return Ok((depth, payload));
                 }

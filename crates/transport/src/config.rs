@@ -35,7 +35,7 @@
 
 use crate::fingerprint::Fingerprint;
 use crate::wire::{DEFAULT_MAX_FRAME_BYTES, MAX_SESSION_LEN};
-use crate::{LinkConfig, PartyId};
+use crate::{LinkConfig, NetModel, PartyId};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -185,6 +185,9 @@ pub struct PartiesConfig {
     pub ca: Option<PathBuf>,
     /// Parties 0, 1, 2 in order.
     pub parties: [PartyConfig; 3],
+    /// A modelled network for measurements ([`NetModel`]; `triad party --rtt-ms --gbps`),
+    /// never read from or written to the file.
+    pub net: Option<NetModel>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -344,6 +347,7 @@ impl PartiesConfig {
             max_buffered_bytes: raw.max_buffered_bytes,
             ca: raw.ca.map(PathBuf::from),
             parties: [a, b, c],
+            net: None,
         })
     }
 
@@ -391,6 +395,7 @@ impl PartiesConfig {
             max_frame_bytes: self.max_frame_bytes,
             max_buffered_bytes: self.max_buffered_bytes.unwrap_or(self.max_frame_bytes.saturating_mul(2)),
             session: self.session.clone(),
+            net: self.net,
         }
     }
 

@@ -18,9 +18,11 @@ struct InProcLink {
 }
 
 impl Link for InProcLink {
-    fn send(&self, depth: u64, payload: Payload) -> Result<(), TransportError> {
+    fn send(&self, depth: u64, payload: Payload, deliver_at: Option<Instant>) -> Result<(), TransportError> {
         // The depth travels beside the moved payload: no copy of the data.
-        self.tx.send(Event::Data { depth, payload }).map_err(|_| TransportError::PeerClosed { peer: self.peer })
+        self.tx
+            .send(Event::Data { depth, payload, deliver_at })
+            .map_err(|_| TransportError::PeerClosed { peer: self.peer })
     }
 
     fn close(&self) {

@@ -176,6 +176,7 @@ mod cost;
 mod error;
 mod fingerprint;
 mod inproc;
+mod netmodel;
 mod tls;
 mod wire;
 
@@ -194,6 +195,7 @@ pub use cost::{Cost, CostTable};
 pub use error::{HandshakeMismatch, TransportError};
 pub use fingerprint::Fingerprint;
 pub use inproc::in_process;
+pub use netmodel::NetModel;
 pub use tls::{
     certificate_party, connect_tls, connect_tls_with_listener, generate_party_identity, generate_test_pki,
     heartbeat_interval, PartyPem, Pki, TlsIdentity, HANDSHAKE_TIMEOUT,
@@ -329,6 +331,9 @@ pub struct LinkConfig {
     pub max_buffered_bytes: u64,
     /// Session id; over TCP both ends of every connection must agree on it.
     pub session: String,
+    /// A modelled network ([`NetModel`]): every message this party sends is delivered a
+    /// round-trip half and its serialisation later. `None`: as fast as the link goes.
+    pub net: Option<NetModel>,
 }
 
 impl Default for LinkConfig {
@@ -338,6 +343,7 @@ impl Default for LinkConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_buffered_bytes: DEFAULT_MAX_FRAME_BYTES.saturating_mul(2),
             session: "triad".to_string(),
+            net: None,
         }
     }
 }

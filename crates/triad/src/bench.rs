@@ -11,7 +11,7 @@ use triad_layers::{one_hot, softmax_xent_grad, Backend, Graph, Model, Sgd, Split
 use triad_profile::{Profile, Work};
 use triad_ring::{Device, Profiled};
 use triad_sharing::{run_in_process, Party};
-use triad_transport::{Cost, CostTable, LinkConfig};
+use triad_transport::{Cost, CostTable, LinkConfig, NetModel};
 
 use crate::error::{Error, Result};
 use crate::job::OWNER;
@@ -60,11 +60,14 @@ pub struct Row {
     pub bytes: [u64; 3],
     /// With `--profile`: party 0's milliseconds per kind of work ([`Work`]), then `other`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub profile: Option<Vec<(&'static str, f64)>>,
+    pub profile: Option<WorkMs>,
 }
 
+/// Milliseconds per kind of work ([`Work::as_str`]), then `other`.
+pub type WorkMs = Vec<(&'static str, f64)>;
+
 /// Milliseconds per kind of work, then `other` (the wall time in none of them).
-fn work_ms(p: &Profile) -> Vec<(&'static str, f64)> {
+fn work_ms(p: &Profile) -> WorkMs {
     let mut v: Vec<(&'static str, f64)> = Work::ALL.iter().map(|w| (w.as_str(), p.secs(*w) * 1e3)).collect();
     v.push(("other", p.other_secs() * 1e3));
     v
@@ -87,11 +90,14 @@ pub struct BenchResult {
     pub backend: BackendKind,
     /// Counted on the dry-run device: bytes and rounds are exact, times are not measured.
     pub dry_run: bool,
+    /// The modelled network, when one was asked for (`--rtt-ms`, `--gbps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     /// Per layer, then the total (last row).
     pub rows: Vec<Row>,
     /// With `--profile`: each party's whole profile (milliseconds per kind of work).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub party_profiles: Option<Vec<Vec<(&'static str, f64)>>>,
+    pub party_profiles: Option<Vec<WorkMs>>,
 }
 
 fn row(phase: &str, layer: String, secs: f64, costs: &[Cost; 3]) -> Row {
@@ -135,11 +141,12 @@ fn timed<T>(phase: &str, times: &mut Vec<Timed>, f: impl FnOnce() -> T) -> T {
 /// ([`triad_profile`]; `dev` should be [`Profiled`] for the device's share of it).
 fn bench_one<D: Device>(
     dev: D,
+    link: &LinkConfig,
     net: &Graph,
     batch: usize,
     train: bool,
     profile: bool,
-) -> Result<(Vec<Row>, Option<Vec<Vec<(&'static str, f64)>>>)> {
+) -> Result<(Vec<Row>, Option<Vec<WorkMs>>)> {
     let dims: Vec<usize> = std::iter::once(batch).chain(net.input().iter().copied()).collect();
     let classes: usize = net.out_dims()?.iter().product();
     let numel: usize = dims.iter().product();
@@ -148,8 +155,7 @@ fn bench_one<D: Device>(
     let labels: Vec<u8> = (0..batch).map(|_| (rng.next_u64() % classes as u64) as u8).collect();
     let y = one_hot(&labels, classes);
     let w = net.init_weights(3);
-    let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
-    let out = run_in_process(dev, &link, FixedConfig::default(), |p: &Party<D>| {
+    let out = run_in_process(dev, link, FixedConfig::default(), |p: &Party<D>| {
         let owner = p.id == OWNER;
         let mut model = Model::new(p, net, OWNER, owner.then_some(&w[..]))?;
         model.train = train;
@@ -194,34 +200,41 @@ fn bench_one<D: Device>(
     Ok((rows, parties))
 }
 
-/// Runs one benchmark on the chosen backend, or with `dry_run` on
-/// [`DryRunDevice`](triad_ring::DryRunDevice) (exact bytes and rounds, no times). With
-/// `profile` (not with `dry_run`), the rows say where party 0's time went
-/// ([`triad_profile::Work`]) and the result holds each party's whole profile.
-pub fn bench(
-    m: ModelName,
-    d: Shape,
-    train: bool,
-    batch: usize,
-    backend: BackendKind,
-    dry_run: bool,
-    profile: bool,
-) -> Result<BenchResult> {
-    if dry_run && profile {
+/// How `bench` runs.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchOptions {
+    /// Where the shares live and the arithmetic runs.
+    pub backend: BackendKind,
+    /// On [`DryRunDevice`](triad_ring::DryRunDevice): exact bytes and rounds, no times.
+    pub dry_run: bool,
+    /// Where each party's time goes ([`triad_profile::Work`]); not with `dry_run`.
+    pub profile: bool,
+    /// A modelled network between the parties ([`NetModel`]); `None`: in-process links.
+    pub net: Option<NetModel>,
+}
+
+/// Runs one benchmark as `opt` says. With `profile`, the rows say where party 0's time
+/// went and the result holds each party's whole profile.
+pub fn bench(m: ModelName, d: Shape, train: bool, batch: usize, opt: &BenchOptions) -> Result<BenchResult> {
+    if opt.dry_run && opt.profile {
         return Err(Error::Usage("--profile times the arithmetic, which --dry-run does not run".into()));
     }
     let net = m.net(d).map_err(Error::Usage)?;
-    let (rows, party_profiles) = if dry_run {
-        let (mut rows, _) = bench_one(triad_ring::DryRunDevice, &net, batch, train, false)?;
+    let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), net: opt.net, ..LinkConfig::default() };
+    let (rows, party_profiles) = if opt.dry_run {
+        let link = LinkConfig { net: None, ..link };
+        let (mut rows, _) = bench_one(triad_ring::DryRunDevice, &link, &net, batch, train, false)?;
         for r in &mut rows {
             r.secs = f64::NAN;
         }
         (rows, None)
-    } else if profile {
-        crate::with_device!(backend, dev => bench_one(Profiled(dev), &net, batch, train, true)?)
+    } else if opt.profile {
+        crate::with_device!(opt.backend, dev => bench_one(Profiled(dev), &link, &net, batch, train, true)?)
     } else {
-        crate::with_device!(backend, dev => bench_one(dev, &net, batch, train, false)?)
+        crate::with_device!(opt.backend, dev => bench_one(dev, &link, &net, batch, train, false)?)
     };
+    let backend = opt.backend;
+    let dry_run = opt.dry_run;
     Ok(BenchResult {
         model: m.as_str().to_string(),
         net: net.name.clone(),
@@ -230,9 +243,34 @@ pub fn bench(
         batch,
         backend,
         dry_run,
+        network: opt.net.filter(|_| !dry_run).map(Network::of),
         rows,
         party_profiles,
     })
+}
+
+/// The modelled network of a benchmark, and what it predicts from rounds and bytes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Network {
+    /// Round-trip time, milliseconds.
+    pub rtt_ms: f64,
+    /// Bandwidth of each link direction, Gbit/s.
+    pub gbps: f64,
+    #[serde(skip)]
+    model: NetModel,
+}
+
+impl Network {
+    fn of(model: NetModel) -> Network {
+        Network { rtt_ms: model.rtt.as_secs_f64() * 1e3, gbps: model.bytes_per_sec as f64 * 8.0 / 1e9, model }
+    }
+
+    /// The network's share of a row's time: `rounds · rtt/2 + bytes / bandwidth`, with the
+    /// bytes a party sends as if on one link (an upper bound: they go over two).
+    pub fn predict_secs(&self, r: &Row) -> f64 {
+        let most = r.bytes.iter().copied().max().unwrap_or(0);
+        self.model.predict(r.rounds, most).as_secs_f64()
+    }
 }
 
 /// A benchmark as a table.
@@ -259,6 +297,15 @@ pub fn render(b: &BenchResult) -> String {
             bytes(r.bytes[2])
         );
     }
+    if let (Some(n), Some(total)) = (&b.network, b.rows.last()) {
+        let _ = writeln!(
+            s,
+            "  network: {} ms round trip, {} Gbit/s per link; its share by the model (rounds · rtt/2 + bytes / bandwidth): {:.1} ms of the total",
+            n.rtt_ms,
+            n.gbps,
+            n.predict_secs(total) * 1e3
+        );
+    }
     if let Some(parties) = &b.party_profiles {
         render_profile(&mut s, b, parties, w);
     }
@@ -267,7 +314,7 @@ pub fn render(b: &BenchResult) -> String {
 
 /// The profile tables: party 0's milliseconds per layer and kind of work, then each
 /// party's totals.
-fn render_profile(s: &mut String, b: &BenchResult, parties: &[Vec<(&'static str, f64)>], w: usize) {
+fn render_profile(s: &mut String, b: &BenchResult, parties: &[WorkMs], w: usize) {
     let Some(kinds) = parties.first() else { return };
     let _ = writeln!(s, "  where the time goes (ms on each party's thread; other: in none of these)");
     let _ = write!(s, "  {:<8}  {:<w$}", "phase", "layer");

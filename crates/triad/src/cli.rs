@@ -334,12 +334,31 @@ pub struct BenchArgs {
     /// waiting on peers, other), per layer and in total.
     #[arg(long)]
     pub profile: bool,
+    /// Model a network between the parties: this round-trip time in milliseconds on every
+    /// link (each message arrives half of it after it has left). With --gbps or alone.
+    #[arg(long, value_name = "MS")]
+    pub rtt_ms: Option<f64>,
+    /// Model a network between the parties: this bandwidth in Gbit/s on each direction of
+    /// every link (a message of n bytes takes n/bandwidth to leave). With --rtt-ms or alone.
+    #[arg(long, value_name = "GBITS")]
+    pub gbps: Option<f64>,
     /// Where the shares live and the arithmetic runs.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendKind,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The network `--rtt-ms` and `--gbps` ask for: `None` when neither is given; one alone
+/// leaves the other unconstrained (0 ms, 10,000 Gbit/s).
+pub fn net_model(rtt_ms: Option<f64>, gbps: Option<f64>) -> Result<Option<triad_transport::NetModel>> {
+    if rtt_ms.is_none() && gbps.is_none() {
+        return Ok(None);
+    }
+    triad_transport::NetModel::new(rtt_ms.unwrap_or(0.0), gbps.unwrap_or(1e4))
+        .map(Some)
+        .map_err(|e| Error::Usage(format!("--rtt-ms/--gbps: {e}")))
 }
 
 /// Options of `keygen`: `--party` (this machine's party, for three organisations),
@@ -403,6 +422,14 @@ pub struct PartyArgs {
     /// Threads this party computes with (default: all cores, or a third of them when the parties file puts all three parties on this machine's loopback).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Measure over a modelled network: this round-trip time in milliseconds on the links
+    /// this party sends on (give all three parties the same).
+    #[arg(long, value_name = "MS")]
+    pub rtt_ms: Option<f64>,
+    /// Measure over a modelled network: this bandwidth in Gbit/s on each link direction
+    /// this party sends on (give all three parties the same).
+    #[arg(long, value_name = "GBITS")]
+    pub gbps: Option<f64>,
     /// The job; all three parties must be given the same one.
     #[command(subcommand)]
     pub job: PartyJob,
@@ -551,8 +578,9 @@ pub fn run(cli: Cli) -> Result<()> {
             if !a.out.json {
                 println!("{}", report::header(&command, &format!("party {}: {}", pa.id, what(&job))));
             }
-            let r =
-                run_party_process(&command, &job, a.out.backend, pa.id, &pa.config, pa.timeout_ms, a.out.progress())?;
+            let session =
+                crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?.with_net(net_model(pa.rtt_ms, pa.gbps)?);
+            let r = run_party_process(&command, &job, a.out.backend, session, a.out.progress())?;
             emit(&r, a.out.json)
         }
         Command::Keygen(k) => crate::keygen::run(&k),
@@ -607,13 +635,22 @@ fn run_bench(command: &str, b: &BenchArgs) -> Result<()> {
         }
     }
     let inference = b.inference || !b.training;
+    let opt = bench::BenchOptions {
+        backend: b.backend,
+        dry_run: b.dry_run,
+        profile: b.profile,
+        net: net_model(b.rtt_ms, b.gbps)?,
+    };
+    if opt.net.is_some() && b.dry_run {
+        return Err(Error::Usage("--rtt-ms/--gbps time a modelled network, which --dry-run does not run".into()));
+    }
     if !b.json {
         println!("{}", report::header(command, "bench: the paper's models, three parties in this process"));
     }
     let mut results = Vec::new();
     for (m, d) in list {
         if inference {
-            let r = bench::bench(m, d, false, 1, b.backend, b.dry_run, b.profile)?;
+            let r = bench::bench(m, d, false, 1, &opt)?;
             if !b.json {
                 println!("{}", bench::render(&r));
             }
@@ -623,7 +660,7 @@ fn run_bench(command: &str, b: &BenchArgs) -> Result<()> {
             let batch = paper_train_batch(m, d).or(b.train_batch);
             match batch {
                 Some(n) => {
-                    let r = bench::bench(m, d, true, n, b.backend, b.dry_run, b.profile)?;
+                    let r = bench::bench(m, d, true, n, &opt)?;
                     if !b.json {
                         println!("{}", bench::render(&r));
                     }

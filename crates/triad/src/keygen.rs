@@ -184,6 +184,7 @@ fn parties_config(
         max_buffered_bytes: None,
         ca,
         parties,
+        net: None,
     }
 }
 

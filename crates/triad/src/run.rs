@@ -182,6 +182,13 @@ impl Session {
         Ok(Session { me, cfg, ident })
     }
 
+    /// Runs over a modelled network ([`NetModel`](triad_transport::NetModel); `triad party
+    /// --rtt-ms --gbps`), or as fast as the links go (`None`).
+    pub fn with_net(mut self, net: Option<triad_transport::NetModel>) -> Session {
+        self.cfg.net = net;
+        self
+    }
+
     /// How the report names this run.
     pub fn mode(&self) -> String {
         format!("party {} of three processes (mutual TLS, session {})", self.me.index(), self.cfg.session)
@@ -200,20 +207,17 @@ impl Session {
     }
 }
 
-/// Runs `job` as party `id` of three processes, connected as `config` describes.
+/// Runs `job` as the party of `session`, one of three processes.
 pub fn run_party_process(
     command: &str,
     job: &JobSpec,
     backend: BackendKind,
-    id: u8,
-    config: &Path,
-    timeout_ms: Option<u64>,
+    session: Session,
     progress: Progress,
 ) -> Result<Report> {
     let t = Instant::now();
     let net = job.net()?;
     let fixed = fixed(job)?;
-    let session = Session::load(id, config, timeout_ms)?;
     let me = session.me;
     // The owner loads its data and weights before connecting, so a bad file fails fast.
     let owner = if me == OWNER { Some(job.owner_inputs(&net)?) } else { None };

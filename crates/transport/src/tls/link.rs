@@ -29,8 +29,8 @@ pub fn heartbeat_interval(timeout: Duration) -> Duration {
 }
 
 pub(super) enum Cmd {
-    /// A message and its depth.
-    Data(u64, Payload),
+    /// A message, its depth, and under a [`NetModel`](crate::NetModel) when to write it.
+    Data(u64, Payload, Option<Instant>),
     Bye,
     Abort,
 }
@@ -172,10 +172,10 @@ impl Link for TlsLink {
         self.shared.buffered.fetch_sub(bytes as u64, Ordering::SeqCst);
     }
 
-    fn send(&self, depth: u64, payload: Payload) -> Result<(), TransportError> {
+    fn send(&self, depth: u64, payload: Payload, deliver_at: Option<Instant>) -> Result<(), TransportError> {
         let peer = self.shared.peer;
         match lock(&self.queue).as_ref() {
-            Some(tx) => tx.send(Cmd::Data(depth, payload)).map_err(|_| TransportError::PeerClosed { peer }),
+            Some(tx) => tx.send(Cmd::Data(depth, payload, deliver_at)).map_err(|_| TransportError::PeerClosed { peer }),
             None => Err(TransportError::PeerClosed { peer }),
         }
     }
@@ -332,7 +332,14 @@ pub(super) fn writer_main(shared: &LinkShared, queue: Receiver<Cmd>, core: &Weak
         let r = match cmd {
             // Nothing to send for a while: tell the peer this party is alive.
             None => w.frame(FrameKind::Heartbeat, &[], &[]),
-            Some(Cmd::Data(depth, p)) => w.frame(FrameKind::Data, &depth.to_le_bytes(), &payload_bytes(&p)),
+            Some(Cmd::Data(depth, p, deliver_at)) => {
+                // A modelled network: the frame is written when it would arrive (loopback
+                // then carries it at once); frames behind it queue as on a real link.
+                if let Some(t) = deliver_at {
+                    thread::sleep(t.saturating_duration_since(Instant::now()));
+                }
+                w.frame(FrameKind::Data, &depth.to_le_bytes(), &payload_bytes(&p))
+            }
             Some(Cmd::Bye) => {
                 let r = w.send_bye();
                 if let Err(e) = r {

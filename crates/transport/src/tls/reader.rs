@@ -189,7 +189,7 @@ impl ReadState {
                 }
                 shared.buffered.fetch_add(frame.len as u64, Ordering::SeqCst);
                 let payload = Payload::Words { len_bytes: frame.len, words: frame.words };
-                Ok(match inbound.send(Event::Data { depth: frame.depth, payload }) {
+                Ok(match inbound.send(Event::Data { depth: frame.depth, payload, deliver_at: None }) {
                     Ok(()) => Flow::Continue,
                     Err(_) => Flow::Stop,
                 })
