@@ -11,8 +11,9 @@
 //!
 //!   ```ignore
 //!   triad_tests::device_suite!(cpu, triad_ring::CpuDevice::new());
-//!   // a GPU that may be absent (its tests are #[ignore]d; run them with --include-ignored):
-//!   triad_tests::device_suite!(cuda, optional triad_cuda::CudaDevice::new(0).ok());
+//!   // a GPU that may be absent (its tests are #[ignore]d; run them with --include-ignored);
+//!   // `gpu::cuda()` prints the one skip line, or fails under TRIAD_REQUIRE_GPU=1:
+//!   triad_tests::device_suite!(cuda, optional triad_tests::gpu::cuda());
 //!   ```
 //! - [`strategies`]: proptest strategies for ring values biased to edge cases, shapes
 //!   with degenerate (0 and 1) dimensions, bit masks, and convolution / pooling
