@@ -90,6 +90,9 @@ pub struct BenchResult {
     pub backend: BackendKind,
     /// Counted on the dry-run device: bytes and rounds are exact, times are not measured.
     pub dry_run: bool,
+    /// Peak resident memory during the benchmark, bytes: the three parties together (one
+    /// process); `None` where unknown or in a dry run.
+    pub peak_rss_bytes: Option<u64>,
     /// The modelled network, when one was asked for (`--rtt-ms`, `--gbps`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
@@ -221,6 +224,7 @@ pub fn bench(m: ModelName, d: Shape, train: bool, batch: usize, opt: &BenchOptio
     }
     let net = m.net(d).map_err(Error::Usage)?;
     let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), net: opt.net, ..LinkConfig::default() };
+    crate::memory::reset_peak();
     let (rows, party_profiles) = if opt.dry_run {
         let link = LinkConfig { net: None, ..link };
         let (mut rows, _) = bench_one(triad_ring::DryRunDevice, &link, &net, batch, train, false)?;
@@ -244,6 +248,7 @@ pub fn bench(m: ModelName, d: Shape, train: bool, batch: usize, opt: &BenchOptio
         backend,
         dry_run,
         network: opt.net.filter(|_| !dry_run).map(Network::of),
+        peak_rss_bytes: if dry_run { None } else { crate::memory::peak_rss_bytes() },
         rows,
         party_profiles,
     })
@@ -296,6 +301,9 @@ pub fn render(b: &BenchResult) -> String {
             bytes(r.bytes[1]),
             bytes(r.bytes[2])
         );
+    }
+    if let Some(m) = b.peak_rss_bytes {
+        let _ = writeln!(s, "  memory: peak resident {} for the three parties (one process)", bytes(m));
     }
     if let (Some(n), Some(total)) = (&b.network, b.rows.last()) {
         let _ = writeln!(

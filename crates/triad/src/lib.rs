@@ -55,6 +55,7 @@ pub mod error;
 pub mod files;
 pub mod job;
 pub mod keygen;
+pub mod memory;
 pub mod models;
 pub mod onnx;
 pub mod precheck;

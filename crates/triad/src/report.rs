@@ -115,5 +115,9 @@ pub fn render(r: &Report) -> String {
     comm_row(&mut s, "training", &r.parties, |p| p.train.as_ref());
     comm_row(&mut s, "inference", &r.parties, |p| p.infer.as_ref());
     let _ = writeln!(s, "\nwall time    {:.1} s (setup, data and twin included)", r.wall_secs);
+    if let Some(m) = r.peak_rss_bytes {
+        let whose = if r.parties.len() == 1 { "this party's process" } else { "the three parties' process" };
+        let _ = writeln!(s, "memory       peak resident {} ({whose})", bytes(m));
+    }
     s
 }

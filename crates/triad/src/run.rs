@@ -73,6 +73,9 @@ pub struct Report {
     pub wall_secs: f64,
     /// Each party's result (one entry when run as one party of three processes).
     pub parties: Vec<PartyResult>,
+    /// Peak resident memory of this process in bytes: all three parties in one process,
+    /// or this party's own process ([`crate::memory`]; `None` where unknown).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 fn fixed(job: &JobSpec) -> Result<FixedConfig> {
@@ -247,6 +250,7 @@ fn report(
         mode,
         wall_secs: start.elapsed().as_secs_f64(),
         parties,
+        peak_rss_bytes: crate::memory::peak_rss_bytes(),
     }
 }
 
