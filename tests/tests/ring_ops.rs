@@ -10,3 +10,68 @@ fn check_names_are_distinct() {
     names.dedup();
     assert_eq!(names.len(), n, "a check is listed twice");
 }
+
+/// The CPU device's fused methods (`delta_swaps`, `and_part`, `into_host`) against their
+/// default implementations (`triad_ring::device::fused`, written with the unfused methods,
+/// which the CUDA and dry-run devices use), bit for bit on random inputs, over lengths that
+/// span several parallel chunks; and the profiling wrapper forwards them unchanged.
+mod fused {
+    use proptest::prelude::*;
+    use triad_ring::cpu::CHUNK;
+    use triad_ring::device::fused;
+    use triad_ring::{CpuDevice, Device, DryBuffer, DryRunDevice, Profiled};
+    use triad_tests::ok;
+
+    fn words(seed: u64, n: usize) -> Vec<u64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = s;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            })
+            .collect()
+    }
+
+    fn len() -> impl Strategy<Value = usize> {
+        prop_oneof![0..130usize, Just(CHUNK - 1), Just(2 * CHUNK + 17)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn delta_swaps_equal_the_default(
+            n in len(),
+            seed in any::<u64>(),
+            swaps in proptest::collection::vec((0u32..70, any::<u64>()), 0..5),
+        ) {
+            let dev = CpuDevice::new();
+            let a = words(seed, n);
+            let want = ok(fused::delta_swaps(&dev, &a, &swaps))?;
+            prop_assert_eq!(&ok(dev.delta_swaps(&a, &swaps))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).delta_swaps(&a, &swaps))?, &want);
+            prop_assert_eq!(ok(DryRunDevice::new().delta_swaps(&DryBuffer::new(n), &swaps))?.len(), n);
+        }
+
+        #[test]
+        fn and_part_equals_the_default(
+            n in len(),
+            seed in any::<u64>(),
+            y_shl in prop_oneof![Just(0u32), 0u32..64],
+            mask in prop_oneof![Just(u64::MAX), any::<u64>()],
+        ) {
+            let dev = CpuDevice::new();
+            let v: Vec<Vec<u64>> = (0..6u64).map(|k| words(seed ^ k.wrapping_mul(0x1234_5678_9ABC_DEF1), n)).collect();
+            let (x, y, r) = ([&v[0], &v[1]], [&v[2], &v[3]], [&v[4], &v[5]]);
+            let want = ok(fused::and_part(&dev, x, y, y_shl, r, mask))?;
+            prop_assert_eq!(&ok(dev.and_part(x, y, y_shl, r, mask))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).and_part(x, y, y_shl, r, mask))?, &want);
+            prop_assert_eq!(&ok(dev.into_host(v[0].clone()))?, &ok(dev.to_host(&v[0]))?);
+            let d = DryBuffer::new(n);
+            prop_assert_eq!(ok(DryRunDevice::new().and_part([&d, &d], [&d, &d], y_shl, [&d, &d], mask))?.len(), n);
+        }
+    }
+}

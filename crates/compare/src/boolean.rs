@@ -1,7 +1,7 @@
 //! The boolean circuits: masked AND, A2B (carry-save + Kogge-Stone) and MSB (carry-save +
 //! a carry tree over bits 0..62).
 
-use triad_ring::{BinaryOp, Device, Tensor};
+use triad_ring::{BinaryOp, Device, RingError, Tensor};
 use triad_sharing::{AShare, BShare, Error, Party, Result};
 use triad_transport::Peer;
 
@@ -32,21 +32,59 @@ pub fn and_packed<D: Device>(p: &Party<D>, x: &BShare<D>, y: &BShare<D>, mask: u
 /// Several masked ANDs in one round: the packed streams are concatenated into one message
 /// to the previous party (each stream padded to whole words).
 pub fn and_packed_many<D: Device>(p: &Party<D>, jobs: &[AndJob<'_, D>]) -> Result<Vec<BShare<D>>> {
+    let parts: Vec<Part<'_, D>> = jobs
+        .iter()
+        .map(|j| Part { x: [&j.x.own, &j.x.next], y: [&j.y.own, &j.y.next], y_shl: 0, mask: j.mask })
+        .collect();
+    and_parts(p, &parts)
+}
+
+/// One masked AND on components: `x & (y << y_shl)`, `mask` lanes only. The operands are
+/// the components `(x_i, x_{i+1})` a party holds; naming them rather than a [`BShare`] lets a
+/// caller pass a sharing it holds in other tensors, and the shift is fused into the AND.
+struct Part<'a, D: Device> {
+    x: [&'a Tensor<D>; 2],
+    y: [&'a Tensor<D>; 2],
+    y_shl: u32,
+    mask: u64,
+}
+
+/// [`and_packed_many`] on [`Part`]s. Each party's 3-out-of-3 part (with its fresh XOR
+/// sharing of zero `β_i = F(k_i) ^ F(k_{i+1})`, one stream per AND, drawn in order) is one
+/// fused device pass ([`Device::and_part`]).
+fn and_parts<D: Device>(p: &Party<D>, jobs: &[Part<'_, D>]) -> Result<Vec<BShare<D>>> {
     let _g = p.net.scope("and");
     let mut owns = Vec::with_capacity(jobs.len());
     let mut message = Vec::new();
     let mut lens = Vec::with_capacity(jobs.len());
     for j in jobs {
-        if j.x.shape() != j.y.shape() {
-            return Err(Error::Usage(format!("and: operand shapes differ: {} and {}", j.x.shape(), j.y.shape())));
+        let shape = j.x[0].shape();
+        if [j.x[1], j.y[0], j.y[1]].iter().any(|t| t.shape() != shape) {
+            return Err(Error::Usage(format!("and: operand shapes differ: {} and {}", shape, j.y[0].shape())));
         }
-        let mut z = j.x.own.and(&j.y.own.xor(&j.y.next)?)?;
-        z.xor_assign(&j.x.next.and(&j.y.own)?)?;
-        z.xor_assign(&p.zero_share_xor(z.shape())?)?;
-        let z = z.scalar(BinaryOp::And, j.mask)?;
-        let packed = z.pack_bits(j.mask)?.to_vec()?;
+        if j.y_shl >= 64 {
+            return Err(Error::Usage(format!("and: shift {} is not below 64", j.y_shl)));
+        }
+        let stream = p.next_stream();
+        let r = [p.prg_prev(shape, stream)?, p.prg_next(shape, stream)?];
+        let buf = p
+            .dev
+            .and_part(
+                [j.x[0].buffer(), j.x[1].buffer()],
+                [j.y[0].buffer(), j.y[1].buffer()],
+                j.y_shl,
+                [r[0].buffer(), r[1].buffer()],
+                j.mask,
+            )
+            .map_err(RingError::from)?;
+        let z = Tensor::from_buffer(&p.dev, shape.clone(), buf)?;
+        let packed = p.dev.into_host(z.pack_bits(j.mask)?.into_buffer()).map_err(RingError::from)?;
         lens.push(packed.len());
-        message.extend_from_slice(&packed);
+        if message.is_empty() {
+            message = packed;
+        } else {
+            message.extend_from_slice(&packed);
+        }
         owns.push(z);
     }
     let total = message.len();
@@ -54,23 +92,24 @@ pub fn and_packed_many<D: Device>(p: &Party<D>, jobs: &[AndJob<'_, D>]) -> Resul
     let got = p.net.recv_u64s(Peer::Next, total)?;
     let mut at = 0;
     let mut out = Vec::with_capacity(jobs.len());
+    let single = jobs.len() == 1;
+    let mut got = Some(got);
     for ((j, own), len) in jobs.iter().zip(owns).zip(lens) {
-        let packed = Tensor::from_vec(&p.dev, [len], got[at..at + len].to_vec())?;
+        let words = match (single, got.take()) {
+            (true, Some(all)) => all,
+            (_, Some(all)) => {
+                let w = all[at..at + len].to_vec();
+                got = Some(all);
+                w
+            }
+            (_, None) => return Err(Error::Usage("and: message already used".into())),
+        };
+        let packed = Tensor::from_vec(&p.dev, [len], words)?;
         at += len;
-        let next = packed.unpack_bits(j.x.shape().clone(), j.mask)?;
+        let next = packed.unpack_bits(j.x[0].shape().clone(), j.mask)?;
         out.push(BShare { own, next });
     }
     Ok(out)
-}
-
-/// The binary sharing of arithmetic component `j` held trivially: component `j` is
-/// `x_j`, the other two are zero (party `i` holds `x_i` as own and `x_{i+1}` as next).
-fn component<D: Device>(p: &Party<D>, x: &AShare<D>, j: usize) -> Result<BShare<D>> {
-    let i = p.index();
-    let zero = || Tensor::zeros(&p.dev, x.shape().clone());
-    let own = if i == j { x.own.try_clone()? } else { zero()? };
-    let next = if (i + 1) % 3 == j { x.next.try_clone()? } else { zero()? };
-    Ok(BShare { own, next })
 }
 
 /// `x ^ c` for a public word `c` (XORed into component 0).
@@ -84,17 +123,33 @@ pub fn xor_const<D: Device>(p: &Party<D>, x: &BShare<D>, c: u64) -> Result<BShar
     Ok(out)
 }
 
-/// Carry-save step: `x = s + c` with `s = x_0 ^ x_1 ^ x_2` (local) and
+/// Carry-save step: `x = s + c` with `s = x_0 ^ x_1 ^ x_2` (local: the arithmetic
+/// components read as XOR components are a binary sharing of `s`, so `s` is `x` itself) and
 /// `c = maj(x_0, x_1, x_2) << 1`, `maj = ((x_0^x_1) & (x_0^x_2)) ^ x_0` (one AND round,
-/// 63 bits per element: bit 63 of `maj` is shifted out).
-fn carry_save<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<(BShare<D>, BShare<D>)> {
-    // The arithmetic components read as XOR components are a binary sharing of s.
-    let s = BShare { own: x.own.try_clone()?, next: x.next.try_clone()? };
-    let b0 = component(p, x, 0)?;
-    let a = b0.xor(&component(p, x, 1)?)?;
-    let b = b0.xor(&component(p, x, 2)?)?;
-    let maj = and_packed(p, &a, &b, !TOP)?.xor(&b0)?;
-    Ok((s, maj.shl(1)?))
+/// 63 bits per element: bit 63 of `maj` is shifted out). Returns `c`.
+///
+/// The AND's operands are the trivial binary sharings `a = x_0 ^ x_1` and `b = x_0 ^ x_2`
+/// (component `j` of `x_j` is `x_j`, the others zero), which party `i` holds as
+/// components of `x` or zeros, without computing them; likewise `^ x_0`.
+fn carry_save<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
+    let i = p.index();
+    let zero = Tensor::zeros(&p.dev, x.shape().clone())?;
+    let (own, next) = (&x.own, &x.next);
+    // Party i holds components (i, i+1): a has components 0 and 1, b components 0 and 2.
+    let (a, b) = match i {
+        0 => ([own, next], [own, &zero]),
+        1 => ([own, &zero], [&zero, next]),
+        _ => ([&zero, next], [own, next]),
+    };
+    let mut out = and_parts(p, &[Part { x: a, y: b, y_shl: 0, mask: !TOP }])?;
+    let mut maj = out.pop().ok_or_else(|| Error::Usage("carry_save: no result".into()))?;
+    // ^ x_0: component 0 is party 0's own and party 2's next.
+    match i {
+        0 => maj.own.xor_assign(own)?,
+        2 => maj.next.xor_assign(next)?,
+        _ => {}
+    }
+    maj.shl(1)
 }
 
 /// Mask of the bits `lo..=hi`.
@@ -114,30 +169,41 @@ fn bit_range(lo: u32, hi: u32) -> u64 {
 /// only the lanes still needed (63 + 62 + 557 = 682 bits, 85.25 bytes per element per party).
 pub fn a2b<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     let _g = p.net.scope("a2b");
-    let (s, c) = carry_save(p, x)?;
-    let prop = s.xor(&c)?;
+    let c = carry_save(p, x)?;
+    // s is x's components read as XOR components.
+    let s = [&x.own, &x.next];
+    let prop = BShare { own: x.own.xor(&c.own)?, next: x.next.xor(&c.next)? };
     // c_0 = 0, so g_0 = 0; g_63 is never used.
-    let mut g = and_packed(p, &s, &c, bit_range(1, 62))?;
-    let mut pp = prop.try_clone()?;
+    let mut g = one(and_parts(p, &[Part { x: s, y: parts(&c), y_shl: 0, mask: bit_range(1, 62) }])?)?;
+    let mut pp_next: Option<BShare<D>> = None;
     for l in 0..6u32 {
         let d = 1u32 << l;
         let gmask = bit_range(d + 1, 62);
         let pmask = if l < 5 { bit_range(2 * d + 1, 62) } else { 0 };
-        let gs = g.shl(d)?;
-        let ps = pp.shl(d)?;
-        let mut jobs = vec![AndJob { x: &pp, y: &gs, mask: gmask }];
+        let pp = pp_next.as_ref().unwrap_or(&prop);
+        let mut jobs = vec![Part { x: parts(pp), y: parts(&g), y_shl: d, mask: gmask }];
         if pmask != 0 {
-            jobs.push(AndJob { x: &pp, y: &ps, mask: pmask });
+            jobs.push(Part { x: parts(pp), y: parts(pp), y_shl: d, mask: pmask });
         }
-        let mut r = and_packed_many(p, &jobs)?.into_iter();
+        let mut r = and_parts(p, &jobs)?.into_iter();
         let t1 = r.next().ok_or_else(|| Error::Usage("a2b: missing AND".into()))?;
         g = g.xor(&t1)?;
         if let Some(t2) = r.next() {
-            pp = t2;
+            pp_next = Some(t2);
         }
     }
     // sum bit j = p_j ^ carry_j, carry_j = G[0..j-1].
     prop.xor(&g.shl(1)?)
+}
+
+/// A sharing's two components, as [`Part`] operands.
+fn parts<D: Device>(x: &BShare<D>) -> [&Tensor<D>; 2] {
+    [&x.own, &x.next]
+}
+
+/// The one result of a one-job [`and_parts`].
+fn one<D: Device>(mut out: Vec<BShare<D>>) -> Result<BShare<D>> {
+    out.pop().ok_or_else(|| Error::Usage("and: no result".into()))
 }
 
 /// The most significant bit of `x` (its two's complement sign) as a binary sharing of a
@@ -148,11 +214,12 @@ pub fn a2b<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
 /// (30.25 bytes) per element per party. `MSB = s_63 ^ c_63 ^ carry_63`.
 pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     let _g = p.net.scope("msb");
-    let (s, c) = carry_save(p, x)?;
+    let c = carry_save(p, x)?;
     // Work in the lane order with the 6-bit lane index reversed (local, linear): there the
     // tops of every tree level form one contiguous lane range and each merge is a fixed
-    // shift, so every round packs a contiguous mask.
-    let s = bit_reverse_lanes(&s)?;
+    // shift, so every round packs a contiguous mask. (s is x's components read as XOR
+    // components.)
+    let s = BShare { own: reverse_lanes(&x.own)?, next: reverse_lanes(&x.next)? };
     let c = bit_reverse_lanes(&c)?;
     let prop = s.xor(&c)?;
     // Lanes 0 and 63 are their own images: g_0 = 0 (c_0 = 0) and g_63 is not needed.
@@ -175,19 +242,18 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     let mut pp = t2.xor(&ps.and_mask(TOP)?)?;
     for level in 2..=6u32 {
         // Level `level` merges groups of 2^(level-1) bits; its tops are the reversed lanes
-        // 64 - 2^(6-level) ..= 63, and hi and lo tops are 2^(6-level) lanes apart.
+        // 64 - 2^(6-level) ..= 63, and hi and lo tops are 2^(6-level) lanes apart (the
+        // shift is fused into the AND).
         let d = 1u32 << (6 - level);
         let lowest = 64 - d;
         let gmask = bit_range(lowest, 63);
         // The lowest group contains bit 0: its P is never needed; nor any P after level 5.
         let pmask = if level < 6 { bit_range(lowest + 1, 63) } else { 0 };
-        let gs = gg.shl(d)?;
-        let ps = pp.shl(d)?;
-        let mut jobs = vec![AndJob { x: &pp, y: &gs, mask: gmask }];
+        let mut jobs = vec![Part { x: parts(&pp), y: parts(&gg), y_shl: d, mask: gmask }];
         if pmask != 0 {
-            jobs.push(AndJob { x: &pp, y: &ps, mask: pmask });
+            jobs.push(Part { x: parts(&pp), y: parts(&pp), y_shl: d, mask: pmask });
         }
-        let mut r = and_packed_many(p, &jobs)?.into_iter();
+        let mut r = and_parts(p, &jobs)?.into_iter();
         let t1 = r.next().ok_or_else(|| Error::Usage("msb: missing AND".into()))?;
         let new_p = r.next();
         gg = gg.xor(&t1)?;
@@ -199,21 +265,31 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     prop.xor(&gg)?.shr(63)
 }
 
+/// The three delta swaps `(d, m)` that reverse a 6-bit lane index: they exchange index
+/// bits (0, 5), (1, 4) and (2, 3); `m` holds the lower lanes of the swapped pairs.
+fn reversal_swaps() -> [(u32, u64); 3] {
+    [(0u32, 5u32), (1, 4), (2, 3)].map(|(a, b)| {
+        let d = (1u32 << b) - (1u32 << a);
+        // Lower lanes of the swapped pairs: index bit a set, bit b clear.
+        let m = (0..64u32).filter(|j| j & (1 << a) != 0 && j & (1 << b) == 0).fold(0u64, |m, j| m | 1 << j);
+        (d, m)
+    })
+}
+
+/// One component with its lanes reversed: one device pass ([`Device::delta_swaps`]).
+fn reverse_lanes<D: Device>(t: &Tensor<D>) -> Result<Tensor<D>> {
+    let dev = t.device();
+    Ok(Tensor::from_buffer(
+        dev,
+        t.shape().clone(),
+        dev.delta_swaps(t.buffer(), &reversal_swaps()).map_err(RingError::from)?,
+    )?)
+}
+
 /// Lane `j` moves to lane `rev6(j)` (the 6-bit index reversed) in every component: three
 /// delta swaps exchanging index bits (0, 5), (1, 4) and (2, 3).
 pub fn bit_reverse_lanes<D: Device>(x: &BShare<D>) -> Result<BShare<D>> {
-    let one = |t: &Tensor<D>| -> Result<Tensor<D>> {
-        let mut t = t.try_clone()?;
-        for (a, b) in [(0u32, 5u32), (1, 4), (2, 3)] {
-            let d = (1u32 << b) - (1u32 << a);
-            // Lower lanes of the swapped pairs: index bit a set, bit b clear.
-            let m = (0..64u32).filter(|j| j & (1 << a) != 0 && j & (1 << b) == 0).fold(0u64, |m, j| m | 1 << j);
-            let u = t.shr(d)?.xor(&t)?.scalar(BinaryOp::And, m)?;
-            t = t.xor(&u)?.xor(&u.shl(d)?)?;
-        }
-        Ok(t)
-    };
-    Ok(BShare { own: one(&x.own)?, next: one(&x.next)? })
+    Ok(BShare { own: reverse_lanes(&x.own)?, next: reverse_lanes(&x.next)? })
 }
 
 /// Lane-0 bit sharing of `1 ^ b` for a lane-0 bit sharing `b`.

@@ -132,6 +132,14 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     }
     /// Copies a buffer back to the host.
     fn to_host(&self, buf: &Self::Buffer) -> DeviceResult<Vec<u64>>;
+    /// Moves a buffer back to the host: [`to_host`](Device::to_host) of a buffer that is
+    /// no longer needed (no copy on the CPU device, whose buffers are host vectors; a
+    /// message about to be sent need not be copied first). (`into_*` with `&self`: the
+    /// device is the one that owns the buffer.)
+    #[allow(clippy::wrong_self_convention)]
+    fn into_host(&self, buf: Self::Buffer) -> DeviceResult<Vec<u64>> {
+        self.to_host(&buf)
+    }
     /// A copy of `buf` on the same device.
     fn copy(&self, buf: &Self::Buffer) -> DeviceResult<Self::Buffer>;
 
@@ -144,6 +152,39 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     fn binary_assign(&self, op: BinaryOp, a: &mut Self::Buffer, b: &Self::Buffer) -> DeviceResult<()>;
     /// `op(a, s)` with a public scalar `s`.
     fn binary_scalar(&self, op: BinaryOp, a: &Self::Buffer, s: u64) -> DeviceResult<Self::Buffer>;
+
+    // ---- fused elementwise ---------------------------------------------------------
+    // Each is a short sequence of the methods above in one pass over memory: a comparison
+    // circuit's local work is many cheap bitwise steps over large buffers, and one pass per
+    // step made it memory-bound. The default implementations (in [`fused`]) are those
+    // sequences, so a device gets the method without writing a kernel; a device overrides
+    // one only with a result identical bit for bit.
+
+    /// A sequence of delta swaps applied to every element: for each `(d, m)` in order,
+    /// `u = ((a >> d) ^ a) & m; a = a ^ u ^ (u << d)`, exchanging the bits of `m` with the
+    /// bits `d` above them (`m & (m << d)` must be 0 and `0 < d < 64`). Three such swaps
+    /// reverse the 6-bit lane index of a word, the lane order of the MSB carry tree.
+    fn delta_swaps(&self, a: &Self::Buffer, swaps: &[(u32, u64)]) -> DeviceResult<Self::Buffer> {
+        fused::delta_swaps(self, a, swaps)
+    }
+
+    /// The local part of a masked AND of replicated XOR shares, shifted operand:
+    /// with `y'_k = y_k << y_shl` (`y_shl < 64`),
+    /// `(x[0] & (y'[0] ^ y'[1]) ^ x[1] & y'[0] ^ r[0] ^ r[1]) & mask`, that is party `i`'s
+    /// 3-out-of-3 part `x_i y_i ^ x_i y_{i+1} ^ x_{i+1} y_i ^ β_i` of `x & (y << y_shl)` with
+    /// `β_i = r[0] ^ r[1]` its part of a zero sharing (the two PRG draws), keeping the
+    /// `mask` lanes. All six buffers have equal lengths. Fused: nine passes (shifts, ANDs,
+    /// XORs, mask: up to nine) become one.
+    fn and_part(
+        &self,
+        x: [&Self::Buffer; 2],
+        y: [&Self::Buffer; 2],
+        y_shl: u32,
+        r: [&Self::Buffer; 2],
+        mask: u64,
+    ) -> DeviceResult<Self::Buffer> {
+        fused::and_part(self, x, y, y_shl, r, mask)
+    }
 
     // ---- bits --------------------------------------------------------------------
     /// Packs the bits selected by `mask` of every element into a dense bit stream.
@@ -205,4 +246,47 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// `len` words of the PRG stream `(key, stream)` starting at word `offset`; see
     /// [`prg`](crate::prg) for the exact definition every device reproduces.
     fn prg_fill(&self, key: &PrgKey, stream: u64, offset: u64, len: usize) -> DeviceResult<Self::Buffer>;
+}
+
+/// The default implementations of the fused methods, written with the unfused ones: the
+/// definition each override must reproduce bit for bit (the device suite's `ring_ops`
+/// tests compare the CPU device's overrides with these).
+pub mod fused {
+    use super::{BinaryOp, Device, DeviceResult, UnaryOp};
+
+    /// [`Device::delta_swaps`] as shifts, XORs and ANDs.
+    pub fn delta_swaps<D: Device>(dev: &D, a: &D::Buffer, swaps: &[(u32, u64)]) -> DeviceResult<D::Buffer> {
+        let mut t = dev.copy(a)?;
+        for &(d, m) in swaps {
+            let mut u = dev.unary(UnaryOp::ShrLogical(d), &t)?;
+            dev.binary_assign(BinaryOp::Xor, &mut u, &t)?;
+            let u = dev.binary_scalar(BinaryOp::And, &u, m)?;
+            dev.binary_assign(BinaryOp::Xor, &mut t, &u)?;
+            dev.binary_assign(BinaryOp::Xor, &mut t, &dev.unary(UnaryOp::Shl(d), &u)?)?;
+        }
+        Ok(t)
+    }
+
+    /// [`Device::and_part`] as shifts, XORs and ANDs.
+    pub fn and_part<D: Device>(
+        dev: &D,
+        x: [&D::Buffer; 2],
+        y: [&D::Buffer; 2],
+        y_shl: u32,
+        r: [&D::Buffer; 2],
+        mask: u64,
+    ) -> DeviceResult<D::Buffer> {
+        let shifted;
+        let y = if y_shl == 0 {
+            y
+        } else {
+            shifted = [dev.unary(UnaryOp::Shl(y_shl), y[0])?, dev.unary(UnaryOp::Shl(y_shl), y[1])?];
+            [&shifted[0], &shifted[1]]
+        };
+        let mut z = dev.binary(BinaryOp::Xor, y[0], y[1])?;
+        dev.binary_assign(BinaryOp::And, &mut z, x[0])?;
+        dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::And, x[1], y[0])?)?;
+        dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::Xor, r[0], r[1])?)?;
+        dev.binary_scalar(BinaryOp::And, &z, mask)
+    }
 }

@@ -43,6 +43,11 @@ impl<D: Device> Device for Profiled<D> {
         self.0.to_host(buf)
     }
 
+    fn into_host(&self, buf: Self::Buffer) -> DeviceResult<Vec<u64>> {
+        let _s = span(Work::Transfer);
+        self.0.into_host(buf)
+    }
+
     fn copy(&self, buf: &Self::Buffer) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Layout);
         self.0.copy(buf)
@@ -66,6 +71,23 @@ impl<D: Device> Device for Profiled<D> {
     fn binary_scalar(&self, op: BinaryOp, a: &Self::Buffer, s: u64) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Elementwise);
         self.0.binary_scalar(op, a, s)
+    }
+
+    fn delta_swaps(&self, a: &Self::Buffer, swaps: &[(u32, u64)]) -> DeviceResult<Self::Buffer> {
+        let _s = span(Work::Elementwise);
+        self.0.delta_swaps(a, swaps)
+    }
+
+    fn and_part(
+        &self,
+        x: [&Self::Buffer; 2],
+        y: [&Self::Buffer; 2],
+        y_shl: u32,
+        r: [&Self::Buffer; 2],
+        mask: u64,
+    ) -> DeviceResult<Self::Buffer> {
+        let _s = span(Work::Elementwise);
+        self.0.and_part(x, y, y_shl, r, mask)
     }
 
     fn pack_bits(&self, a: &Self::Buffer, mask: u64) -> DeviceResult<Self::Buffer> {

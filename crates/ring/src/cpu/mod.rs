@@ -112,6 +112,13 @@ fn zip_assign(a: &mut [u64], b: &[u64], f: impl Fn(u64, u64) -> u64 + Sync) {
     })
 }
 
+/// One delta swap `(d, m)`: the bits of `m` exchanged with the bits `d` above them.
+#[inline(always)]
+fn delta_swap(v: u64, (d, m): (u32, u64)) -> u64 {
+    let u = ((v >> (d % 64)) ^ v) & m;
+    v ^ u ^ (u << (d % 64))
+}
+
 /// Contiguous run of set bits `[lo, lo + k)` if `mask` is one.
 fn contiguous(mask: u64) -> Option<(u32, u32)> {
     if mask == 0 {
@@ -251,6 +258,10 @@ impl Device for CpuDevice {
         Ok(buf.clone())
     }
 
+    fn into_host(&self, buf: Vec<u64>) -> DeviceResult<Vec<u64>> {
+        Ok(buf)
+    }
+
     fn copy(&self, buf: &Vec<u64>) -> DeviceResult<Vec<u64>> {
         Ok(buf.clone())
     }
@@ -276,6 +287,36 @@ impl Device for CpuDevice {
 
     fn binary_scalar(&self, op: BinaryOp, a: &Vec<u64>, s: u64) -> DeviceResult<Vec<u64>> {
         Ok(dispatch_binary!(op, f => map1(a, move |x| f(x, s))))
+    }
+
+    fn delta_swaps(&self, a: &Vec<u64>, swaps: &[(u32, u64)]) -> DeviceResult<Vec<u64>> {
+        // The common case, the three swaps of a 6-bit lane reversal, with the loop unrolled.
+        if let [s0, s1, s2] = *swaps {
+            return Ok(map1(a, move |v| delta_swap(delta_swap(delta_swap(v, s0), s1), s2)));
+        }
+        Ok(map1(a, |v| swaps.iter().fold(v, |v, &s| delta_swap(v, s))))
+    }
+
+    fn and_part(
+        &self,
+        x: [&Vec<u64>; 2],
+        y: [&Vec<u64>; 2],
+        y_shl: u32,
+        r: [&Vec<u64>; 2],
+        mask: u64,
+    ) -> DeviceResult<Vec<u64>> {
+        let n = x[0].len();
+        let sh = y_shl % 64;
+        Ok(par_build(n, CHUNK, |i, o| {
+            let at = i * CHUNK..i * CHUNK + o.len();
+            let ys = y[0][at.clone()].iter().zip(&y[1][at.clone()]);
+            let rs = r[0][at.clone()].iter().zip(&r[1][at.clone()]);
+            let xs = x[0][at.clone()].iter().zip(&x[1][at]);
+            for (o, (((&x0, &x1), (&y0, &y1)), (&r0, &r1))) in o.iter_mut().zip(xs.zip(ys).zip(rs)) {
+                let (a, b) = (y0 << sh, y1 << sh);
+                o.write(((x0 & (a ^ b)) ^ (x1 & a) ^ r0 ^ r1) & mask);
+            }
+        }))
     }
 
     fn pack_bits(&self, a: &Vec<u64>, mask: u64) -> DeviceResult<Vec<u64>> {
