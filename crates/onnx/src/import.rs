@@ -65,13 +65,15 @@ impl Source {
     }
 }
 
-/// Why a model cannot be imported: one line, naming the node.
+/// Why a model cannot be imported: one line, naming the node. Shown with its control
+/// characters escaped: names quoted from the file (a node's, a tensor's) cannot make it
+/// two lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportError(pub String);
 
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&crate::one_line(&self.0))
     }
 }
 

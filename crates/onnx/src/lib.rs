@@ -434,7 +434,7 @@ pub struct Error {
 }
 
 /// `s` with every control character escaped (`\n`, `\u{1b}`, ...).
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
