@@ -175,6 +175,7 @@ pub fn onnx_reader(data: &[u8]) {
         Err(e) => {
             let msg = e.to_string();
             assert!(msg.starts_with("fuzz.onnx: ") && msg.len() > "fuzz.onnx: ".len(), "import error {msg:?}");
+            one_line(&e);
         }
     }
 }

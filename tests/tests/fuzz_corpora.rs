@@ -157,12 +157,9 @@ fn the_valid_weights_seeds_load() {
 
 /// Found by the `onnx_reader` target as soon as it went on through the importer: a model
 /// the reader accepts whose node input names hold a newline (the fuzzer merged names)
-/// makes `triad_onnx::import`'s error quote them raw, in several lines. The reader's own
-/// errors escape names (`regress_tensor_name_with_newline`); the importer's do not yet.
-/// Ignored until `crates/onnx` escapes them (then un-ignore this and make the
-/// `onnx_reader` body check `one_line` on import errors too).
+/// made `triad_onnx::import`'s error quote them raw, in several lines. Import errors now
+/// escape control characters as the reader's do (`regress_tensor_name_with_newline`).
 #[test]
-#[ignore = "known bug in crates/onnx: import errors quote names from the file raw (a newline makes two lines)"]
 fn import_errors_are_one_line() {
     for file in ["regress_import_name_with_newline_gemm", "regress_import_name_with_newline_conv"] {
         let data = std::fs::read(corpus("onnx_reader").join(file)).unwrap();
