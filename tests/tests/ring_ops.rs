@@ -11,15 +11,16 @@ fn check_names_are_distinct() {
     assert_eq!(names.len(), n, "a check is listed twice");
 }
 
-/// The CPU device's fused methods (`delta_swaps`, `and_part`, `into_host`) against their
-/// default implementations (`triad_ring::device::fused`, written with the unfused methods,
-/// which the CUDA and dry-run devices use), bit for bit on random inputs, over lengths that
-/// span several parallel chunks; and the profiling wrapper forwards them unchanged.
+/// The CPU device's fused methods (`delta_swaps`, `and_part`, `and_part_prg`, `into_host`)
+/// against their default implementations (`triad_ring::device::fused`, written with the
+/// unfused methods, which the CUDA and dry-run devices use), bit for bit on random inputs,
+/// over lengths that span several parallel chunks; and the profiling wrapper forwards them
+/// unchanged.
 mod fused {
     use proptest::prelude::*;
     use triad_ring::cpu::CHUNK;
     use triad_ring::device::fused;
-    use triad_ring::{CpuDevice, Device, DryBuffer, DryRunDevice, Profiled};
+    use triad_ring::{CpuDevice, Device, DryBuffer, DryRunDevice, PrgKey, Profiled};
     use triad_tests::ok;
 
     fn words(seed: u64, n: usize) -> Vec<u64> {
@@ -72,6 +73,27 @@ mod fused {
             prop_assert_eq!(&ok(dev.into_host(v[0].clone()))?, &ok(dev.to_host(&v[0]))?);
             let d = DryBuffer::new(n);
             prop_assert_eq!(ok(DryRunDevice::new().and_part([&d, &d], [&d, &d], y_shl, [&d, &d], mask))?.len(), n);
+        }
+
+        #[test]
+        fn and_part_prg_equals_the_default(
+            n in len(),
+            seed in any::<u64>(),
+            keys in any::<([u8; 32], [u8; 32])>(),
+            stream in any::<u64>(),
+            y_shl in prop_oneof![Just(0u32), 0u32..64],
+            mask in prop_oneof![Just(u64::MAX), any::<u64>()],
+        ) {
+            let dev = CpuDevice::new();
+            let v: Vec<Vec<u64>> = (0..4u64).map(|k| words(seed ^ k.wrapping_mul(0x1234_5678_9ABC_DEF1), n)).collect();
+            let (x, y) = ([&v[0], &v[1]], [&v[2], &v[3]]);
+            let (k0, k1) = (PrgKey::from_bytes(keys.0), PrgKey::from_bytes(keys.1));
+            let want = ok(fused::and_part_prg(&dev, x, y, y_shl, [&k0, &k1], stream, mask))?;
+            prop_assert_eq!(&ok(dev.and_part_prg(x, y, y_shl, [&k0, &k1], stream, mask))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).and_part_prg(x, y, y_shl, [&k0, &k1], stream, mask))?, &want);
+            let d = DryBuffer::new(n);
+            let dry = ok(DryRunDevice::new().and_part_prg([&d, &d], [&d, &d], y_shl, [&k0, &k1], stream, mask))?;
+            prop_assert_eq!(dry.len(), n);
         }
     }
 }

@@ -51,33 +51,14 @@ struct Part<'a, D: Device> {
 
 /// [`and_packed_many`] on [`Part`]s. Each party's 3-out-of-3 part (with its fresh XOR
 /// sharing of zero `β_i = F(k_i) ^ F(k_{i+1})`, one stream per AND, drawn in order) is one
-/// fused device pass ([`Device::and_part`]).
+/// fused device pass ([`Party::and_part`]).
 fn and_parts<D: Device>(p: &Party<D>, jobs: &[Part<'_, D>]) -> Result<Vec<BShare<D>>> {
     let _g = p.net.scope("and");
     let mut owns = Vec::with_capacity(jobs.len());
     let mut message = Vec::new();
     let mut lens = Vec::with_capacity(jobs.len());
     for j in jobs {
-        let shape = j.x[0].shape();
-        if [j.x[1], j.y[0], j.y[1]].iter().any(|t| t.shape() != shape) {
-            return Err(Error::Usage(format!("and: operand shapes differ: {} and {}", shape, j.y[0].shape())));
-        }
-        if j.y_shl >= 64 {
-            return Err(Error::Usage(format!("and: shift {} is not below 64", j.y_shl)));
-        }
-        let stream = p.next_stream();
-        let r = [p.prg_prev(shape, stream)?, p.prg_next(shape, stream)?];
-        let buf = p
-            .dev
-            .and_part(
-                [j.x[0].buffer(), j.x[1].buffer()],
-                [j.y[0].buffer(), j.y[1].buffer()],
-                j.y_shl,
-                [r[0].buffer(), r[1].buffer()],
-                j.mask,
-            )
-            .map_err(RingError::from)?;
-        let z = Tensor::from_buffer(&p.dev, shape.clone(), buf)?;
+        let z = p.and_part(j.x, j.y, j.y_shl, j.mask)?;
         let packed = p.dev.into_host(z.pack_bits(j.mask)?.into_buffer()).map_err(RingError::from)?;
         lens.push(packed.len());
         if message.is_empty() {
@@ -89,21 +70,13 @@ fn and_parts<D: Device>(p: &Party<D>, jobs: &[Part<'_, D>]) -> Result<Vec<BShare
     }
     let total = message.len();
     p.net.send_u64s(Peer::Prev, message)?;
-    let got = p.net.recv_u64s(Peer::Next, total)?;
+    let mut got = p.net.recv_u64s(Peer::Next, total)?;
     let mut at = 0;
     let mut out = Vec::with_capacity(jobs.len());
     let single = jobs.len() == 1;
-    let mut got = Some(got);
     for ((j, own), len) in jobs.iter().zip(owns).zip(lens) {
-        let words = match (single, got.take()) {
-            (true, Some(all)) => all,
-            (_, Some(all)) => {
-                let w = all[at..at + len].to_vec();
-                got = Some(all);
-                w
-            }
-            (_, None) => return Err(Error::Usage("and: message already used".into())),
-        };
+        // One stream is the whole message: take it rather than copy it.
+        let words = if single { std::mem::take(&mut got) } else { got[at..at + len].to_vec() };
         let packed = Tensor::from_vec(&p.dev, [len], words)?;
         at += len;
         let next = packed.unpack_bits(j.x[0].shape().clone(), j.mask)?;

@@ -186,6 +186,22 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::and_part(self, x, y, y_shl, r, mask)
     }
 
+    /// [`and_part`](Device::and_part) with the zero sharing drawn inside: `r[k]` is words
+    /// `0 .. len` of the PRG stream `(keys[k], stream)`, as [`prg_fill`](Device::prg_fill)
+    /// gives them. Fused: the two draws need not be written to memory and read back (a
+    /// CPU device makes them a piece at a time in cache).
+    fn and_part_prg(
+        &self,
+        x: [&Self::Buffer; 2],
+        y: [&Self::Buffer; 2],
+        y_shl: u32,
+        keys: [&PrgKey; 2],
+        stream: u64,
+        mask: u64,
+    ) -> DeviceResult<Self::Buffer> {
+        fused::and_part_prg(self, x, y, y_shl, keys, stream, mask)
+    }
+
     // ---- bits --------------------------------------------------------------------
     /// Packs the bits selected by `mask` of every element into a dense bit stream.
     ///
@@ -253,6 +269,7 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
 /// tests compare the CPU device's overrides with these).
 pub mod fused {
     use super::{BinaryOp, Device, DeviceResult, UnaryOp};
+    use crate::prg::PrgKey;
 
     /// [`Device::delta_swaps`] as shifts, XORs and ANDs.
     pub fn delta_swaps<D: Device>(dev: &D, a: &D::Buffer, swaps: &[(u32, u64)]) -> DeviceResult<D::Buffer> {
@@ -288,5 +305,20 @@ pub mod fused {
         dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::And, x[1], y[0])?)?;
         dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::Xor, r[0], r[1])?)?;
         dev.binary_scalar(BinaryOp::And, &z, mask)
+    }
+
+    /// [`Device::and_part_prg`] as two [`Device::prg_fill`]s and [`Device::and_part`].
+    pub fn and_part_prg<D: Device>(
+        dev: &D,
+        x: [&D::Buffer; 2],
+        y: [&D::Buffer; 2],
+        y_shl: u32,
+        keys: [&PrgKey; 2],
+        stream: u64,
+        mask: u64,
+    ) -> DeviceResult<D::Buffer> {
+        let n = dev.len(x[0]);
+        let r = [dev.prg_fill(keys[0], stream, 0, n)?, dev.prg_fill(keys[1], stream, 0, n)?];
+        dev.and_part(x, y, y_shl, [&r[0], &r[1]], mask)
     }
 }

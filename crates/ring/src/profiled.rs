@@ -90,6 +90,20 @@ impl<D: Device> Device for Profiled<D> {
         self.0.and_part(x, y, y_shl, r, mask)
     }
 
+    fn and_part_prg(
+        &self,
+        x: [&Self::Buffer; 2],
+        y: [&Self::Buffer; 2],
+        y_shl: u32,
+        keys: [&PrgKey; 2],
+        stream: u64,
+        mask: u64,
+    ) -> DeviceResult<Self::Buffer> {
+        // Mostly the two ChaCha draws.
+        let _s = span(Work::Prg);
+        self.0.and_part_prg(x, y, y_shl, keys, stream, mask)
+    }
+
     fn pack_bits(&self, a: &Self::Buffer, mask: u64) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Bits);
         self.0.pack_bits(a, mask)

@@ -111,6 +111,34 @@ impl<D: Device> Party<D> {
         Ok(a.binary(BinaryOp::Xor, &self.prg_next(shape, s)?)?)
     }
 
+    /// The local half of a binary AND of `x` and `y << y_shl` (lane shift), `mask` lanes
+    /// kept: this party's 3-out-of-3 part `x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ β_i` with
+    /// `x = [x_i, x_{i+1}]`, `y` likewise shifted, and `β_i` exactly
+    /// [`zero_share_xor`](Self::zero_share_xor)'s (the next stream), in one device pass
+    /// ([`Device::and_part_prg`]) rather than one per step.
+    pub fn and_part(&self, x: [&Tensor<D>; 2], y: [&Tensor<D>; 2], y_shl: u32, mask: u64) -> Result<Tensor<D>> {
+        let shape = x[0].shape();
+        if let Some(t) = [x[1], y[0], y[1]].into_iter().find(|t| t.shape() != shape) {
+            return Err(Error::Usage(format!("and: operand shapes differ: {shape} and {}", t.shape())));
+        }
+        if y_shl >= 64 {
+            return Err(Error::Usage(format!("and: shift {y_shl} is not below 64")));
+        }
+        let s = self.next_stream();
+        let z = self
+            .dev
+            .and_part_prg(
+                [x[0].buffer(), x[1].buffer()],
+                [y[0].buffer(), y[1].buffer()],
+                y_shl,
+                [&self.keys.prev, &self.keys.next],
+                s,
+                mask,
+            )
+            .map_err(triad_ring::RingError::from)?;
+        Ok(Tensor::from_buffer(&self.dev, shape.clone(), z)?)
+    }
+
     /// Sends a tensor's elements to a neighbour.
     pub fn send(&self, to: Peer, t: &Tensor<D>) -> Result<()> {
         self.net.send_u64s(to, t.to_vec()?)?;

@@ -188,7 +188,7 @@ fn pack_group(a: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [
     }
 }
 
-fn unpack_group(words: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [u64]) {
+fn unpack_group(words: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [MaybeUninit<u64>]) {
     let kmask: u128 = if k == 64 { u128::from(u64::MAX) } else { (1u128 << k) - 1 };
     let mut acc: u128 = 0;
     let mut avail = 0u32;
@@ -200,7 +200,7 @@ fn unpack_group(words: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: 
             avail += 64;
             w += 1;
         }
-        *o = deposit((acc & kmask) as u64, mask, run);
+        o.write(deposit((acc & kmask) as u64, mask, run));
         acc >>= k;
         avail -= k;
     }
@@ -319,6 +319,40 @@ impl Device for CpuDevice {
         }))
     }
 
+    fn and_part_prg(
+        &self,
+        x: [&Vec<u64>; 2],
+        y: [&Vec<u64>; 2],
+        y_shl: u32,
+        keys: [&PrgKey; 2],
+        stream: u64,
+        mask: u64,
+    ) -> DeviceResult<Vec<u64>> {
+        // The draws are made a piece at a time into buffers that stay in L1, as in
+        // `prg_fill`, and consumed there.
+        const PIECE: usize = 8 * 64;
+        let n = x[0].len();
+        let sh = y_shl % 64;
+        Ok(par_build(n, CHUNK, |i, o| {
+            let mut r = [[0u64; PIECE]; 2];
+            for (j, piece) in o.chunks_mut(PIECE).enumerate() {
+                let start = i * CHUNK + j * PIECE;
+                let m = piece.len();
+                for (rk, key) in r.iter_mut().zip(keys) {
+                    prg::fill_words(key, stream, start as u64, &mut rk[..m]);
+                }
+                let at = start..start + m;
+                let ys = y[0][at.clone()].iter().zip(&y[1][at.clone()]);
+                let rs = r[0][..m].iter().zip(&r[1][..m]);
+                let xs = x[0][at.clone()].iter().zip(&x[1][at]);
+                for (o, (((&x0, &x1), (&y0, &y1)), (&r0, &r1))) in piece.iter_mut().zip(xs.zip(ys).zip(rs)) {
+                    let (a, b) = (y0 << sh, y1 << sh);
+                    o.write(((x0 & (a ^ b)) ^ (x1 & a) ^ r0 ^ r1) & mask);
+                }
+            }
+        }))
+    }
+
     fn pack_bits(&self, a: &Vec<u64>, mask: u64) -> DeviceResult<Vec<u64>> {
         let k = mask.count_ones();
         let total_bits = a.len() * k as usize;
@@ -338,20 +372,20 @@ impl Device for CpuDevice {
 
     fn unpack_bits(&self, packed: &Vec<u64>, len: usize, mask: u64) -> DeviceResult<Vec<u64>> {
         let k = mask.count_ones();
-        let mut out = vec![0u64; len];
         if k == 0 || len == 0 {
-            return Ok(out);
+            return Ok(vec![0u64; len]);
         }
         let run = contiguous(mask);
         let kw = k as usize;
-        out.par_chunks_mut(64 * 256).enumerate().for_each(|(ci, o)| {
+        // Every element is written (no zero-fill first: this runs once per AND of a
+        // comparison circuit, on buffers as large as its input).
+        Ok(par_build(len, 64 * 256, |ci, o| {
             for (gi, og) in o.chunks_mut(64).enumerate() {
                 let start = (ci * 256 + gi) * kw;
                 let words = packed.get(start..).unwrap_or(&[]);
                 unpack_group(&words[..kw.min(words.len())], mask, k, run, og);
             }
-        });
-        Ok(out)
+        }))
     }
 
     fn sum_axis(&self, a: &Vec<u64>, outer: usize, axis: usize, inner: usize) -> DeviceResult<Vec<u64>> {
