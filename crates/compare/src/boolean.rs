@@ -103,16 +103,21 @@ pub fn xor_const<D: Device>(p: &Party<D>, x: &BShare<D>, c: u64) -> Result<BShar
 ///
 /// The AND's operands are the trivial binary sharings `a = x_0 ^ x_1` and `b = x_0 ^ x_2`
 /// (component `j` of `x_j` is `x_j`, the others zero), which party `i` holds as
-/// components of `x` or zeros, without computing them; likewise `^ x_0`.
+/// components of `x` or zeros, without computing them; likewise `^ x_0`. Parties 1 and 2
+/// need no zeros: their parts `x_1 & x_2` and `x_2 & x_0` are the same AND with equal
+/// components (`u & (v ^ v) ^ u & v = u & v`).
 fn carry_save<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     let i = p.index();
-    let zero = Tensor::zeros(&p.dev, x.shape().clone())?;
     let (own, next) = (&x.own, &x.next);
+    let zero = if i == 0 { Some(Tensor::zeros(&p.dev, x.shape().clone())?) } else { None };
     // Party i holds components (i, i+1): a has components 0 and 1, b components 0 and 2.
-    let (a, b) = match i {
-        0 => ([own, next], [own, &zero]),
-        1 => ([own, &zero], [&zero, next]),
-        _ => ([&zero, next], [own, next]),
+    let (a, b) = match (i, &zero) {
+        // a = (x_0, x_1), b = (x_0, 0).
+        (0, Some(zero)) => ([own, next], [own, zero]),
+        // a = (x_1, 0), b = (0, x_2): x_1 & x_2.
+        (1, _) => ([own, own], [next, next]),
+        // a = (0, x_0), b = (x_2, x_0): x_0 & x_2.
+        _ => ([next, next], [own, own]),
     };
     let mut out = and_parts(p, &[Part { x: a, y: b, y_shl: 0, mask: !TOP }])?;
     let mut maj = out.pop().ok_or_else(|| Error::Usage("carry_save: no result".into()))?;
@@ -160,7 +165,7 @@ pub fn a2b<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
         }
         let mut r = and_parts(p, &jobs)?.into_iter();
         let t1 = r.next().ok_or_else(|| Error::Usage("a2b: missing AND".into()))?;
-        g = g.xor(&t1)?;
+        xor_into(&mut g, &t1)?;
         if let Some(t2) = r.next() {
             pp_next = Some(t2);
         }
@@ -194,9 +199,10 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     // components.)
     let s = BShare { own: reverse_lanes(&x.own)?, next: reverse_lanes(&x.next)? };
     let c = bit_reverse_lanes(&c)?;
-    let prop = s.xor(&c)?;
     // Lanes 0 and 63 are their own images: g_0 = 0 (c_0 = 0) and g_63 is not needed.
     let g = and_packed(p, &s, &c, bit_range(1, 62))?;
+    let mut prop = s;
+    xor_into(&mut prop, &c)?;
     // Tree: a group's (G, P) sits at its top bit. The 64th leaf (bit 63) is the public
     // (G, P) = (0, 1), so the root's G is the carry into bit 63. Level 1 pairs bits
     // (2m+1, 2m), i.e. reversed lanes (32 + m', m') for m' = rev5(m): a shift by 32. The
@@ -211,8 +217,11 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
         (Some(a), Some(b)) => (a, b),
         _ => return Err(Error::Usage("msb: missing AND".into())),
     };
-    let mut gg = g.xor(&t1)?.xor(&gs.and_mask(TOP)?)?;
-    let mut pp = t2.xor(&ps.and_mask(TOP)?)?;
+    let mut gg = g;
+    xor_into(&mut gg, &t1)?;
+    xor_into(&mut gg, &gs.and_mask(TOP)?)?;
+    let mut pp = t2;
+    xor_into(&mut pp, &ps.and_mask(TOP)?)?;
     for level in 2..=6u32 {
         // Level `level` merges groups of 2^(level-1) bits; its tops are the reversed lanes
         // 64 - 2^(6-level) ..= 63, and hi and lo tops are 2^(6-level) lanes apart (the
@@ -229,13 +238,21 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
         let mut r = and_parts(p, &jobs)?.into_iter();
         let t1 = r.next().ok_or_else(|| Error::Usage("msb: missing AND".into()))?;
         let new_p = r.next();
-        gg = gg.xor(&t1)?;
+        xor_into(&mut gg, &t1)?;
         if let Some(t2) = new_p {
             pp = t2;
         }
     }
     // MSB = p_63 ^ carry_63 (lane 63 is fixed by the reversal), moved to lane 0.
-    prop.xor(&gg)?.shr(63)
+    xor_into(&mut gg, &prop)?;
+    gg.shr(63)
+}
+
+/// `a ^= b` in place, component by component (no fresh buffer).
+fn xor_into<D: Device>(a: &mut BShare<D>, b: &BShare<D>) -> Result<()> {
+    a.own.xor_assign(&b.own)?;
+    a.next.xor_assign(&b.next)?;
+    Ok(())
 }
 
 /// The three delta swaps `(d, m)` that reverse a 6-bit lane index: they exchange index
@@ -268,6 +285,17 @@ pub fn bit_reverse_lanes<D: Device>(x: &BShare<D>) -> Result<BShare<D>> {
 /// Lane-0 bit sharing of `1 ^ b` for a lane-0 bit sharing `b`.
 pub fn not_bit<D: Device>(p: &Party<D>, b: &BShare<D>) -> Result<BShare<D>> {
     xor_const(p, b, 1)
+}
+
+/// [`not_bit`] of a sharing no longer needed: its components are reused, not copied (one
+/// pass, on the one component that absorbs the constant, instead of three).
+pub(crate) fn not_bit_owned<D: Device>(p: &Party<D>, mut b: BShare<D>) -> Result<BShare<D>> {
+    match p.index() {
+        0 => b.own = b.own.scalar(BinaryOp::Xor, 1)?,
+        2 => b.next = b.next.scalar(BinaryOp::Xor, 1)?,
+        _ => {}
+    }
+    Ok(b)
 }
 
 #[cfg(test)]

@@ -57,7 +57,11 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     let shape = b.shape().clone();
     let n = shape.numel();
     let i = p.index();
-    let one_bit = |t: &Tensor<D>| -> Result<Tensor<D>> { Ok(t.shr(bit)?.scalar(BinaryOp::And, 1)?.reshape([n])?) };
+    let one_bit = |t: &Tensor<D>| -> Result<Tensor<D>> {
+        // (Lane 0 needs no shift: one pass fewer.)
+        let t = if bit == 0 { t.scalar(BinaryOp::And, 1)? } else { t.shr(bit)?.scalar(BinaryOp::And, 1)? };
+        Ok(t.reshape([n])?)
+    };
     let own_bit = one_bit(&b.own)?;
     let next_bit = one_bit(&b.next)?;
     // Two streams per third: stream 2r for the output masks r0, r1; 2r+1 for the OT masks.

@@ -3,7 +3,7 @@
 use triad_ring::{Device, Pool2dParams, Shape, Tensor};
 use triad_sharing::{AShare, Error, Party, Product, Result};
 
-use crate::boolean::{msb, not_bit};
+use crate::boolean::{msb, not_bit_owned};
 use crate::inject::inject_bit;
 
 /// The padding value of max pooling: `-2^62`, below every fixed-point value in range
@@ -33,7 +33,7 @@ fn ones<D: Device>(p: &Party<D>, shape: impl Into<Shape>) -> Result<AShare<D>> {
 
 /// One DReLU of a difference, injected: `[a ≥ b]` as 0 / 1 (9 rounds).
 fn ge_arith<D: Device>(p: &Party<D>, diff: &AShare<D>) -> Result<AShare<D>> {
-    let b = not_bit(p, &msb(p, diff)?)?;
+    let b = not_bit_owned(p, msb(p, diff)?)?;
     inject_bit(p, &b, 0)
 }
 

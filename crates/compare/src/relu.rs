@@ -3,20 +3,20 @@
 use triad_ring::Device;
 use triad_sharing::{AShare, BShare, Party, Product, Result};
 
-use crate::boolean::{msb, not_bit};
+use crate::boolean::{msb, not_bit_owned};
 use crate::inject::inject_bit;
 
 /// `DReLU(x) = [x ≥ 0] = 1 ^ MSB(x)` as a lane-0 bit sharing. Exact for every ring value
 /// (the two's complement sign). 8 rounds, 242 bits per element per party.
 pub fn drelu<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     let _g = p.net.scope("drelu");
-    not_bit(p, &msb(p, x)?)
+    not_bit_owned(p, msb(p, x)?)
 }
 
 /// `[x ≥ 0]` as an arithmetic sharing of 0 or 1: [`drelu`] then bit injection. 9 rounds.
 pub fn drelu_arith<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<AShare<D>> {
     let _g = p.net.scope("drelu");
-    let b = not_bit(p, &msb(p, x)?)?;
+    let b = not_bit_owned(p, msb(p, x)?)?;
     inject_bit(p, &b, 0)
 }
 
@@ -37,7 +37,7 @@ pub fn gt<D: Device>(p: &Party<D>, x: &AShare<D>, y: &AShare<D>) -> Result<BShar
 /// `[x ≥ y] = 1 ^ MSB(x - y)` (same domain as [`lt`]).
 pub fn ge<D: Device>(p: &Party<D>, x: &AShare<D>, y: &AShare<D>) -> Result<BShare<D>> {
     let _g = p.net.scope("ge");
-    not_bit(p, &msb(p, &x.sub(y)?)?)
+    not_bit_owned(p, msb(p, &x.sub(y)?)?)
 }
 
 /// `[x > 0] = MSB(-x)`. Exact for every ring value except the most negative, `-2^63`
@@ -61,7 +61,7 @@ pub struct Relu<D: Device> {
 /// product); about 30 + 16 + 8 = 54 bytes per element per party.
 pub fn relu<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<Relu<D>> {
     let _g = p.net.scope("relu");
-    let b = not_bit(p, &msb(p, x)?)?;
+    let b = not_bit_owned(p, msb(p, x)?)?;
     let mask = inject_bit(p, &b, 0)?;
     let out = p.product(Product::Elementwise, x, &mask)?;
     Ok(Relu { out, mask })
