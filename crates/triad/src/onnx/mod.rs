@@ -12,6 +12,8 @@
 //!   the public graph, the others check and decode it, then all run it.
 //! - [`train`]: `triad train --onnx` on NumPy data or a dataset (the bundled MNIST).
 //! - [`range`]: the fixed-point range check `inspect`, `infer` and `train` print.
+//! - [`local`]: the same jobs as a library on values in memory (the Python package's
+//!   local mode).
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,6 +28,7 @@ use crate::job::OWNER;
 use crate::run::BackendKind;
 
 pub(crate) mod cli;
+pub mod local;
 pub mod parties;
 pub mod range;
 pub mod train;
@@ -66,21 +69,32 @@ pub fn import(path: &Path) -> Result<triad_onnx::Imported> {
 /// The owner's NumPy inputs, checked against the graph's input shape: `(n, values)`.
 pub fn read_inputs(g: &Graph, inputs: &Path) -> Result<(usize, Vec<f64>)> {
     let (shape, x) = triad_layers::data::npy::read_f64(inputs)?;
+    let n = check_inputs(g, &inputs.display().to_string(), &shape, &x)?;
+    Ok((n, x))
+}
+
+/// The owner's inputs `x` of shape `shape` (`[N, ...]`, row-major), checked against the
+/// graph's input shape: the number of samples `N`, or one error line naming `what` (the
+/// file, or the argument).
+pub fn check_inputs(g: &Graph, what: &str, shape: &[usize], x: &[f64]) -> Result<usize> {
     let per: Vec<usize> = shape.iter().skip(1).copied().collect();
     if shape.is_empty() || per != g.input() {
         return Err(Error::Usage(format!(
-            "{}: inputs of shape {shape:?}; the model takes [N, {}]",
-            inputs.display(),
+            "{what}: inputs of shape {shape:?}; the model takes [N, {}]",
             g.input().iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
         )));
     }
     if shape[0] == 0 {
-        return Err(Error::Usage(format!("{}: no samples", inputs.display())));
+        return Err(Error::Usage(format!("{what}: no samples")));
+    }
+    let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if len != Some(x.len()) {
+        return Err(Error::Usage(format!("{what}: {} values for the shape {shape:?}", x.len())));
     }
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Usage(format!("{}: element {i} is not finite", inputs.display())));
+        return Err(Error::Usage(format!("{what}: element {i} is not finite")));
     }
-    Ok((shape[0], x))
+    Ok(shape[0])
 }
 
 /// The most range warnings `infer` and `train` print (`inspect` prints every one).
@@ -113,7 +127,8 @@ pub(crate) fn fixed_config(frac_bits: u32) -> Result<FixedConfig> {
 }
 
 /// Private inference of an ONNX model on the owner's NumPy inputs, three parties in this
-/// process (the same announcement and job as three processes run, [`parties::infer`]).
+/// process (the same announcement and job as three processes run, [`parties::infer`]);
+/// with `output` the outputs are written there as `[N, outputs]` float64.
 pub fn infer(
     model: &Path,
     im: &triad_onnx::Imported,
@@ -124,13 +139,35 @@ pub fn infer(
     guard: bool,
     backend: BackendKind,
 ) -> Result<OnnxReport> {
-    let public = PublicGraph::of(&im.graph)?;
     let (n, x) = read_inputs(&im.graph, inputs)?;
+    let (logits, mut report) = infer_values(model, im, n, &x, batch, frac_bits, guard, backend)?;
+    if let Some(path) = output {
+        let outs = logits.len() / n;
+        triad_layers::data::npy::write_f64(path, &[n, outs], &logits)?;
+        report.output = Some(path.display().to_string());
+    }
+    Ok(report)
+}
+
+/// Private inference of an ONNX model on `n` samples `x` (row-major, checked by
+/// [`check_inputs`]), three parties in this process: the opened outputs, `n` rows of the
+/// graph's output size, and the report (`output` unset).
+pub fn infer_values(
+    model: &Path,
+    im: &triad_onnx::Imported,
+    n: usize,
+    x: &[f64],
+    batch: Option<usize>,
+    frac_bits: u32,
+    guard: bool,
+    backend: BackendKind,
+) -> Result<(Vec<f64>, OnnxReport)> {
+    let public = PublicGraph::of(&im.graph)?;
     let fixed = fixed_config(frac_bits)?;
-    warn_ranges(im, &x, frac_bits, n, false)?;
+    warn_ranges(im, x, frac_bits, n, false)?;
     let batch = batch.unwrap_or(64).clamp(1, n);
     let link = LinkConfig { timeout: Duration::from_secs(24 * 3600), ..LinkConfig::default() };
-    let owner = OwnerModel { graph: &public, weights: &im.weights, x: &x, n, batch };
+    let owner = OwnerModel { graph: &public, weights: &im.weights, x, n, batch };
     let results = crate::with_device!(backend, dev => run_in_process(dev, &link, fixed, |p: &Party<_>| {
         let mine = (p.id == OWNER).then_some(&owner);
         parties::infer(p, mine, None, false, guard).map_err(crate::run::into_protocol)
@@ -138,22 +175,20 @@ pub fn infer(
     let [o0, o1, o2] = results;
     let logits = o0.logits.unwrap_or_default();
     let outs: usize = im.graph.out_dims()?.iter().product();
-    if let Some(path) = output {
-        triad_layers::data::npy::write_f64(path, &[n, outs], &logits)?;
-    }
     let totals = [o0.costs.total(), o1.costs.total(), o2.costs.total()];
-    Ok(OnnxReport {
+    let report = OnnxReport {
         model: model.display().to_string(),
         nodes: im.graph.nodes.len() - 1,
         params: im.graph.num_params(),
         graph_sha256: public.sha256,
         samples: n,
         predictions: argmax_rows(&logits, outs.max(1)),
-        output: output.map(|p| p.display().to_string()),
+        output: None,
         secs: o0.secs,
         bytes: totals.each_ref().map(|c| c.bytes_sent),
         rounds: totals.iter().map(|c| c.rounds).max().unwrap_or(0),
-    })
+    };
+    Ok((logits, report))
 }
 
 /// The human-readable lines of an [`OnnxReport`].

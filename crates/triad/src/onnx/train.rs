@@ -37,6 +37,13 @@ pub struct OnnxTrainReport {
     pub evaluated: String,
     /// Where the trained model was written.
     pub saved: Option<String>,
+    /// Bytes sent by each party in training and evaluation (three parties in this
+    /// process; one party of three processes reports its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<[u64; 3]>,
+    /// Communication rounds (the most any party counted; three parties in this process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u64>,
 }
 
 /// Options of [`train`].
@@ -282,6 +289,8 @@ fn owner_report(
         accuracy: right as f64 / data.eval_y.len().max(1) as f64,
         evaluated: data.eval_name.clone(),
         saved: save.map(|p| p.display().to_string()),
+        bytes: None,
+        rounds: None,
     })
 }
 
@@ -304,8 +313,11 @@ pub fn train(
         let mine = (p.id == OWNER).then_some(&owner);
         train_party(p, mine, None, false, opt.guard).map_err(crate::run::into_protocol)
     }).map_err(crate::run::from_protocol)?);
-    let [out, _, _] = results;
-    owner_report(model, im, data, save, &out)
+    let totals = results.each_ref().map(|o| o.costs.total());
+    let mut report = owner_report(model, im, data, save, &results[0])?;
+    report.bytes = Some(totals.each_ref().map(|c| c.bytes_sent));
+    report.rounds = totals.iter().map(|c| c.rounds).max();
+    Ok(report)
 }
 
 /// What one party of three processes reports after training an ONNX model.

@@ -33,15 +33,27 @@ impl TrainData {
     /// is on the training inputs.
     pub fn from_npy(g: &Graph, inputs: &Path, labels: &Path) -> Result<TrainData> {
         let (n, x) = super::read_inputs(g, inputs)?;
-        let classes: usize = g.out_dims()?.iter().product();
         let y = triad_layers::data::npy::read_labels(labels)?;
+        TrainData::labelled(g, inputs.display().to_string(), n, x, &labels.display().to_string(), y)
+    }
+
+    /// Inputs `x` of shape `[N, ...]` (the model's input shape, row-major) and labels `y`
+    /// (`N` classes), given in memory; errors name them `x` and `labels`. The evaluation
+    /// is on the training inputs.
+    pub fn from_values(g: &Graph, shape: &[usize], x: Vec<f64>, y: Vec<i64>) -> Result<TrainData> {
+        let n = super::check_inputs(g, "x", shape, &x)?;
+        TrainData::labelled(g, "x".into(), n, x, "labels", y)
+    }
+
+    /// `n` checked inputs `x` named `name`, with their labels `y` (named `labels`) checked.
+    fn labelled(g: &Graph, name: String, n: usize, x: Vec<f64>, labels: &str, y: Vec<i64>) -> Result<TrainData> {
+        let classes: usize = g.out_dims()?.iter().product();
         if y.len() != n {
-            return Err(Error::Usage(format!("{}: {} labels for {n} inputs", labels.display(), y.len())));
+            return Err(Error::Usage(format!("{labels}: {} labels for {n} inputs", y.len())));
         }
         if let Some(bad) = y.iter().find(|&&l| l < 0 || l as usize >= classes) {
-            return Err(Error::Usage(format!("{}: label {bad} outside 0..{classes}", labels.display())));
+            return Err(Error::Usage(format!("{labels}: label {bad} outside 0..{classes}")));
         }
-        let name = inputs.display().to_string();
         Ok(TrainData { name, eval_name: "the training inputs".into(), eval_x: x.clone(), eval_y: y.clone(), x, y })
     }
 
