@@ -170,6 +170,9 @@ fn deposit(v: u64, mask: u64, run: Option<(u32, u32)>) -> u64 {
 
 /// Packs elements `a` (one group of at most 64) into `out` (k words for a full group).
 fn pack_group(a: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [u64]) {
+    if let Some((lo, k)) = run {
+        return pack_group_run(a, lo, k, out);
+    }
     let mut acc: u128 = 0;
     let mut filled = 0u32;
     let mut w = 0usize;
@@ -188,7 +191,46 @@ fn pack_group(a: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [
     }
 }
 
+/// [`pack_group`] for the contiguous mask of bits `lo .. lo + k` (every mask of the
+/// comparison circuits): the field extraction without a per-element mask walk.
+fn pack_group_run(a: &[u64], lo: u32, k: u32, out: &mut [u64]) {
+    let kmask = if k == 64 { u64::MAX } else { (1u64 << k) - 1 };
+    let mut acc: u128 = 0;
+    let mut filled = 0u32;
+    let mut w = 0usize;
+    for &v in a {
+        acc |= u128::from((v >> lo) & kmask) << filled;
+        filled += k;
+        if filled >= 64 {
+            out[w] = acc as u64;
+            w += 1;
+            acc >>= 64;
+            filled -= 64;
+        }
+    }
+    if filled > 0 && w < out.len() {
+        out[w] = acc as u64;
+    }
+}
+
+/// [`unpack_group`] for the contiguous mask of bits `lo .. lo + k`: each element's field
+/// read independently from the (at most two) words it spans.
+fn unpack_group_run(words: &[u64], lo: u32, k: u32, out: &mut [MaybeUninit<u64>]) {
+    let kmask = if k == 64 { u64::MAX } else { (1u64 << k) - 1 };
+    let mut buf = [0u64; 65];
+    buf[..words.len()].copy_from_slice(words);
+    for (e, o) in out.iter_mut().enumerate() {
+        let t = e * k as usize;
+        let (w, off) = (t / 64, (t % 64) as u32);
+        let f = (buf[w] >> off) | ((buf[w + 1] << 1) << (63 - off));
+        o.write((f & kmask) << lo);
+    }
+}
+
 fn unpack_group(words: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [MaybeUninit<u64>]) {
+    if let Some((lo, k)) = run {
+        return unpack_group_run(words, lo, k, out);
+    }
     let kmask: u128 = if k == 64 { u128::from(u64::MAX) } else { (1u128 << k) - 1 };
     let mut acc: u128 = 0;
     let mut avail = 0u32;
