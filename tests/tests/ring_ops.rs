@@ -11,11 +11,11 @@ fn check_names_are_distinct() {
     assert_eq!(names.len(), n, "a check is listed twice");
 }
 
-/// The CPU device's fused methods (`delta_swaps`, `and_part`, `and_part_prg`, `into_host`)
-/// against their default implementations (`triad_ring::device::fused`, written with the
-/// unfused methods, which the CUDA and dry-run devices use), bit for bit on random inputs,
-/// over lengths that span several parallel chunks; and the profiling wrapper forwards them
-/// unchanged.
+/// The CPU device's fused methods (`delta_swaps`, `xor_assign_shl`, `and_part`,
+/// `and_part_prg`, `into_host`) against their default implementations
+/// (`triad_ring::device::fused`, written with the unfused methods, which the CUDA and dry-run
+/// devices use), bit for bit on random inputs, over lengths that span several parallel
+/// chunks; and the profiling wrapper forwards them unchanged.
 mod fused {
     use proptest::prelude::*;
     use triad_ring::cpu::CHUNK;
@@ -55,6 +55,28 @@ mod fused {
             prop_assert_eq!(&ok(dev.delta_swaps(&a, &swaps))?, &want);
             prop_assert_eq!(&ok(Profiled(dev).delta_swaps(&a, &swaps))?, &want);
             prop_assert_eq!(ok(DryRunDevice::new().delta_swaps(&DryBuffer::new(n), &swaps))?.len(), n);
+        }
+
+        #[test]
+        fn xor_assign_shl_equals_the_default(
+            n in len(),
+            seed in any::<u64>(),
+            s in 0u32..64,
+            m in prop_oneof![Just(1u64 << 63), any::<u64>()],
+        ) {
+            let dev = CpuDevice::new();
+            let (a, b) = (words(seed, n), words(!seed, n));
+            let mut want = a.clone();
+            ok(fused::xor_assign_shl(&dev, &mut want, &b, s, m))?;
+            let mut got = a.clone();
+            ok(dev.xor_assign_shl(&mut got, &b, s, m))?;
+            prop_assert_eq!(&got, &want);
+            let mut got = a;
+            ok(Profiled(dev).xor_assign_shl(&mut got, &b, s, m))?;
+            prop_assert_eq!(&got, &want);
+            let mut d = DryBuffer::new(n);
+            ok(DryRunDevice::new().xor_assign_shl(&mut d, &DryBuffer::new(n), s, m))?;
+            prop_assert_eq!(d.len(), n);
         }
 
         #[test]

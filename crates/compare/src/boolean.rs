@@ -208,20 +208,25 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     // (2m+1, 2m), i.e. reversed lanes (32 + m', m') for m' = rev5(m): a shift by 32. The
     // pair (63, 62) is local, (0 ^ 1&g_62, 1&p_62) = (g_62, p_62); the pair (1, 0) (lane 32)
     // has g_0 = 0 and its P is never needed. So level 1 computes lanes 33..=62.
-    let gs = g.shl(32)?;
-    let ps = prop.shl(32)?;
     let mid = bit_range(33, 62);
-    let mut r = and_packed_many(p, &[AndJob { x: &prop, y: &gs, mask: mid }, AndJob { x: &prop, y: &ps, mask: mid }])?
-        .into_iter();
+    let mut r = and_parts(
+        p,
+        &[
+            Part { x: parts(&prop), y: parts(&g), y_shl: 32, mask: mid },
+            Part { x: parts(&prop), y: parts(&prop), y_shl: 32, mask: mid },
+        ],
+    )?
+    .into_iter();
     let (t1, t2) = match (r.next(), r.next()) {
         (Some(a), Some(b)) => (a, b),
         _ => return Err(Error::Usage("msb: missing AND".into())),
     };
-    let mut gg = g;
-    xor_into(&mut gg, &t1)?;
-    xor_into(&mut gg, &gs.and_mask(TOP)?)?;
+    // The local pair lands in lane 63: G ^= (g << 32) & TOP, P ^= (prop << 32) & TOP.
+    let mut gg = t1;
+    xor_into(&mut gg, &g)?;
+    xor_shl_into(&mut gg, &g, 32, TOP)?;
     let mut pp = t2;
-    xor_into(&mut pp, &ps.and_mask(TOP)?)?;
+    xor_shl_into(&mut pp, &prop, 32, TOP)?;
     for level in 2..=6u32 {
         // Level `level` merges groups of 2^(level-1) bits; its tops are the reversed lanes
         // 64 - 2^(6-level) ..= 63, and hi and lo tops are 2^(6-level) lanes apart (the
@@ -246,6 +251,19 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     // MSB = p_63 ^ carry_63 (lane 63 is fixed by the reversal), moved to lane 0.
     xor_into(&mut gg, &prop)?;
     gg.shr(63)
+}
+
+/// `a ^= (b << s) & m` in place, component by component, in one device pass each
+/// ([`Device::xor_assign_shl`]).
+fn xor_shl_into<D: Device>(a: &mut BShare<D>, b: &BShare<D>, s: u32, m: u64) -> Result<()> {
+    if a.shape() != b.shape() || s >= 64 {
+        return Err(Error::Usage(format!("xor_shl: shapes {} and {}, shift {s}", a.shape(), b.shape())));
+    }
+    for (a, b) in [(&mut a.own, &b.own), (&mut a.next, &b.next)] {
+        let dev = a.device().clone();
+        dev.xor_assign_shl(a.buffer_mut(), b.buffer(), s, m).map_err(RingError::from)?;
+    }
+    Ok(())
 }
 
 /// `a ^= b` in place, component by component (no fresh buffer).

@@ -168,6 +168,13 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::delta_swaps(self, a, swaps)
     }
 
+    /// `a ^= (b << s) & m` elementwise, in place (`s < 64`; `a` and `b` have equal
+    /// lengths). Fused: a shift, a mask and an XOR (three passes and two temporaries)
+    /// become one pass; the carry tree of MSB folds a shifted lane into its result so.
+    fn xor_assign_shl(&self, a: &mut Self::Buffer, b: &Self::Buffer, s: u32, m: u64) -> DeviceResult<()> {
+        fused::xor_assign_shl(self, a, b, s, m)
+    }
+
     /// The local part of a masked AND of replicated XOR shares, shifted operand:
     /// with `y'_k = y_k << y_shl` (`y_shl < 64`),
     /// `(x[0] & (y'[0] ^ y'[1]) ^ x[1] & y'[0] ^ r[0] ^ r[1]) & mask`, that is party `i`'s
@@ -282,6 +289,12 @@ pub mod fused {
             dev.binary_assign(BinaryOp::Xor, &mut t, &dev.unary(UnaryOp::Shl(d), &u)?)?;
         }
         Ok(t)
+    }
+
+    /// [`Device::xor_assign_shl`] as a shift, an AND and an XOR.
+    pub fn xor_assign_shl<D: Device>(dev: &D, a: &mut D::Buffer, b: &D::Buffer, s: u32, m: u64) -> DeviceResult<()> {
+        let t = dev.binary_scalar(BinaryOp::And, &dev.unary(UnaryOp::Shl(s), b)?, m)?;
+        dev.binary_assign(BinaryOp::Xor, a, &t)
     }
 
     /// [`Device::and_part`] as shifts, XORs and ANDs.

@@ -78,6 +78,11 @@ impl<D: Device> Device for Profiled<D> {
         self.0.delta_swaps(a, swaps)
     }
 
+    fn xor_assign_shl(&self, a: &mut Self::Buffer, b: &Self::Buffer, s: u32, m: u64) -> DeviceResult<()> {
+        let _s = span(Work::Elementwise);
+        self.0.xor_assign_shl(a, b, s, m)
+    }
+
     fn and_part(
         &self,
         x: [&Self::Buffer; 2],

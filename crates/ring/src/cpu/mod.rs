@@ -339,6 +339,12 @@ impl Device for CpuDevice {
         Ok(map1(a, |v| swaps.iter().fold(v, |v, &s| delta_swap(v, s))))
     }
 
+    fn xor_assign_shl(&self, a: &mut Vec<u64>, b: &Vec<u64>, s: u32, m: u64) -> DeviceResult<()> {
+        let s = s % 64;
+        zip_assign(a, b, move |a, b| a ^ ((b << s) & m));
+        Ok(())
+    }
+
     fn and_part(
         &self,
         x: [&Vec<u64>; 2],
