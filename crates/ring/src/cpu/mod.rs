@@ -170,36 +170,25 @@ fn deposit(v: u64, mask: u64, run: Option<(u32, u32)>) -> u64 {
 
 /// Packs elements `a` (one group of at most 64) into `out` (k words for a full group).
 fn pack_group(a: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [u64]) {
-    if let Some((lo, k)) = run {
-        return pack_group_run(a, lo, k, out);
-    }
-    let mut acc: u128 = 0;
-    let mut filled = 0u32;
-    let mut w = 0usize;
-    for &v in a {
-        acc |= u128::from(extract(v, mask, run)) << filled;
-        filled += k;
-        if filled >= 64 {
-            out[w] = acc as u64;
-            w += 1;
-            acc >>= 64;
-            filled -= 64;
+    match run {
+        // The contiguous mask of bits `lo .. lo + k` (every mask of the comparison
+        // circuits): the field extraction without a per-element mask walk.
+        Some((lo, k)) => {
+            let kmask = if k == 64 { u64::MAX } else { (1u64 << k) - 1 };
+            pack_fields(a, k, out, |v| (v >> lo) & kmask)
         }
-    }
-    if filled > 0 && w < out.len() {
-        out[w] = acc as u64;
+        None => pack_fields(a, k, out, |v| extract(v, mask, run)),
     }
 }
 
-/// [`pack_group`] for the contiguous mask of bits `lo .. lo + k` (every mask of the
-/// comparison circuits): the field extraction without a per-element mask walk.
-fn pack_group_run(a: &[u64], lo: u32, k: u32, out: &mut [u64]) {
-    let kmask = if k == 64 { u64::MAX } else { (1u64 << k) - 1 };
+/// Packs the `k`-bit field `field(v)` of each element of `a` into `out`, back to back.
+#[inline(always)]
+fn pack_fields(a: &[u64], k: u32, out: &mut [u64], field: impl Fn(u64) -> u64) {
     let mut acc: u128 = 0;
     let mut filled = 0u32;
     let mut w = 0usize;
     for &v in a {
-        acc |= u128::from((v >> lo) & kmask) << filled;
+        acc |= u128::from(field(v)) << filled;
         filled += k;
         if filled >= 64 {
             out[w] = acc as u64;
