@@ -4,14 +4,15 @@ use std::thread;
 
 use triad_fixed::FixedConfig;
 use triad_ring::Device;
-use triad_transport::{in_process, LinkConfig, PartyId};
+use triad_transport::{in_process, LinkConfig, PartyId, TransportError};
 
 use crate::error::{Error, Result};
 use crate::party::Party;
 
 /// Runs `f` on three parties, each on its own thread, linked in process, with keys agreed
-/// at setup from the OS random source. Returns each party's result in party order; the
-/// first party error (by party order) if any failed.
+/// at setup from the OS random source. Returns each party's result in party order, or, if
+/// any failed, the error where the failure started: the first party (by id) whose error
+/// is its own rather than a peer's abort or hang-up.
 pub fn run_in_process<D, R, F>(dev: D, link: &LinkConfig, fixed: FixedConfig, f: F) -> Result<[R; 3]>
 where
     D: Device,
@@ -73,6 +74,19 @@ where
             })
             .collect()
     });
+    // When parties fail, report where the failure started: a party stopped by a peer's
+    // abort (or hang-up) only carries that peer's news, so a party's own error comes
+    // first; among those, the lowest party id.
+    let own = |e: &Error| {
+        !matches!(e, Error::Transport(TransportError::PeerAborted { .. } | TransportError::PeerClosed { .. }))
+    };
+    let first = results.iter().position(|r| matches!(r, Err(e) if own(e)));
+    if let Some(i) = first.or_else(|| results.iter().position(Result::is_err)) {
+        if let Some(Err(e)) = results.into_iter().nth(i) {
+            return Err(e);
+        }
+        return Err(Error::Usage("a party failed".into()));
+    }
     let mut out = Vec::with_capacity(3);
     for r in results {
         out.push(r?);

@@ -248,10 +248,16 @@ fn run<D: Device>(
     progress: Progress,
 ) -> Result<PartyResult> {
     let is_owner = p.id == OWNER;
+    // This party's own checkpoints are read before any message: a missing or unfit file
+    // is this party's own one-line error, not a peer's abort that raced ahead of it.
+    let my_checkpoints = match &job.resume {
+        Some(dir) => Some(checkpoint::checkpoints_of(dir, p.index(), &net.name, job.frac_bits)?),
+        None => None,
+    };
     let owner_sizes = owner.map(|o| (o.data.train.len(), o.data.test.len()));
     let start::Sizes { n_train, n_test, save_weights } = start::agree_job(p, job, owner_sizes)?;
-    let resumed = match &job.resume {
-        Some(dir) => Some(resume::agree_checkpoints(p, dir, &net.name, job.frac_bits)?),
+    let resumed = match my_checkpoints {
+        Some(mine) => Some(resume::agree_checkpoints(p, mine)?),
         None => None,
     };
     // Training continues the run of its checkpoints (or starts a new one) as a new attempt.

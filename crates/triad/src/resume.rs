@@ -11,13 +11,13 @@
 //! line naming the party whose latest checkpoint differs, e.g.
 //! `party 2's checkpoint is from run 3fa1c2d4…, parties 0 and 1's is from run 9c07e5b1…`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use triad_ring::Device;
 use triad_sharing::Party;
 use triad_transport::Peer;
 
-use crate::checkpoint::{self, CheckpointMeta};
+use crate::checkpoint::CheckpointMeta;
 use crate::error::{Error, Result};
 use crate::start::{fnv1a, RunId};
 
@@ -86,15 +86,14 @@ impl State {
     }
 }
 
-/// Exchanges the checkpoint states of `dir` and returns the file this party resumes from
-/// and its metadata (the module docs).
+/// Exchanges the states of this party's checkpoints `mine` (from
+/// [`checkpoints_of`](crate::checkpoint::checkpoints_of), read before the session's first
+/// message) and returns the file this party resumes from and its metadata (the module
+/// docs).
 pub fn agree_checkpoints<D: Device>(
     p: &Party<D>,
-    dir: &Path,
-    model: &str,
-    frac_bits: u32,
+    mut mine: Vec<(PathBuf, CheckpointMeta)>,
 ) -> Result<(PathBuf, CheckpointMeta)> {
-    let mut mine = checkpoint::checkpoints_of(dir, p.index(), model, frac_bits)?;
     let states: Vec<State> = mine.iter().map(|(_, m)| State::of(m)).collect();
     let _s = p.net.scope("setup");
     for peer in Peer::BOTH {
