@@ -207,3 +207,21 @@ pub(super) fn accept_loop(setup: Arc<Setup>, listener: TcpListener, tx: Sender<S
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strangers_are_described_in_words() {
+        let after = Duration::from_millis(5000);
+        let timed_out = io::Error::from(io::ErrorKind::TimedOut);
+        assert_eq!(stranger_reason(&timed_out, after), "did not complete TLS within 5000 ms");
+        for kind in [io::ErrorKind::UnexpectedEof, io::ErrorKind::ConnectionReset] {
+            let e = io::Error::from(kind);
+            assert_eq!(stranger_reason(&e, after), "closed the connection before completing TLS");
+        }
+        let tls = io::Error::new(io::ErrorKind::InvalidData, rustls::Error::NoCertificatesPresented);
+        assert!(stranger_reason(&tls, after).starts_with("TLS error: "), "{}", stranger_reason(&tls, after));
+    }
+}

@@ -210,3 +210,38 @@ pub(super) fn check_cert_identity(
         _ => Err(cert_err(fallback, "the certificate names more than one party".into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn abort_reasons_are_cut_at_a_character_boundary() {
+        let max = MAX_ABORT_REASON_BYTES as usize;
+        assert_eq!(abort_payload("short"), b"short");
+        let long = "é".repeat(max); // two bytes each
+        let cut = abort_payload(&long);
+        assert!(cut.len() <= max && cut.len() >= max - 1);
+        assert!(std::str::from_utf8(cut).is_ok());
+    }
+
+    #[test]
+    fn a_bounded_socket_past_its_deadline_times_out_at_once() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sock = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let _peer = l.accept().unwrap();
+        let limit = Limit { at: Instant::now(), after: Duration::from_millis(1) };
+        let t = Instant::now();
+        let mut b = limit.on(&sock);
+        assert_eq!(b.read(&mut [0u8; 4]).unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(b.write(b"x").unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // With time left, a silent peer makes a read wait only until the deadline.
+        let limit = Limit { at: Instant::now() + Duration::from_millis(50), after: Duration::from_millis(50) };
+        let e = limit.on(&sock).read(&mut [0u8; 4]).unwrap_err();
+        assert!(matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+}

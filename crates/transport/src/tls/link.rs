@@ -372,3 +372,22 @@ pub(super) fn writer_main(shared: &LinkShared, queue: Receiver<Cmd>, core: &Weak
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_come_four_times_per_timeout_within_bounds() {
+        assert_eq!(heartbeat_interval(Duration::from_millis(1000)), Duration::from_millis(250));
+        assert_eq!(heartbeat_interval(Duration::from_millis(4)), Duration::from_millis(5));
+        assert_eq!(heartbeat_interval(Duration::from_secs(3600)), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_payload_is_its_bytes_on_the_wire() {
+        let p = Payload::Words { words: vec![0x0807_0605_0403_0201, 0x1009], len_bytes: 10 };
+        assert_eq!(&*payload_bytes(&p), &[1, 2, 3, 4, 5, 6, 7, 8, 9, 0x10]);
+        assert_eq!(&*payload_bytes(&Payload::Bytes(vec![7, 8])), &[7, 8]);
+    }
+}

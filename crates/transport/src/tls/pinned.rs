@@ -125,3 +125,34 @@ impl ServerCertVerifier for PinnedServers {
     }
     signature_checks!();
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::tls::identity::generate_party_identity;
+    use rustls::pki_types::pem::PemObject;
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_pinned_certificate_naming_its_party_passes_and_others_do_not() {
+        let [c0, c1, c2] = PartyId::ALL.map(|p| der(&generate_party_identity(p, "127.0.0.1").unwrap().cert_pem));
+        let pins = [Fingerprint::of(&c0), Fingerprint::of(&c1), Fingerprint::of(&c2)];
+        let [_, p1, p2] = PartyId::ALL;
+        assert_eq!(check_pin(&pins, &[p1, p2], &c1).unwrap(), p1);
+        assert_eq!(check_pin(&pins, &[p1, p2], &c2).unwrap(), p2);
+        // Pinned, but not for a party allowed here.
+        let e = check_pin(&pins, &[p1, p2], &c0).unwrap_err().to_string();
+        assert!(e.contains("is not the one the parties file pins for party 1 or party 2"), "{e}");
+        // A stranger's certificate, naming party 1.
+        let stranger = der(&generate_party_identity(p1, "127.0.0.1").unwrap().cert_pem);
+        assert!(check_pin(&pins, &[p1], &stranger).unwrap_err().to_string().contains("is not the one"));
+        // Party 0's certificate pinned in party 1's place: pinned, but it names party 0.
+        let swapped = [pins[0], pins[0], pins[2]];
+        let e = check_pin(&swapped, &[p1], &c0).unwrap_err().to_string();
+        assert!(e.contains("is pinned for party 1 but does not name party1"), "{e}");
+    }
+}
