@@ -119,6 +119,14 @@ fn delta_swap(v: u64, (d, m): (u32, u64)) -> u64 {
     v ^ u ^ (u << (d % 64))
 }
 
+/// One word of [`Device::and_part`]: `(x0 & (y0' ^ y1')) ^ (x1 & y0') ^ r0 ^ r1`, masked,
+/// with `y_k' = y_k << sh`.
+#[inline(always)]
+fn and_word([x0, x1]: [u64; 2], [y0, y1]: [u64; 2], [r0, r1]: [u64; 2], sh: u32, mask: u64) -> u64 {
+    let (a, b) = (y0 << sh, y1 << sh);
+    ((x0 & (a ^ b)) ^ (x1 & a) ^ r0 ^ r1) & mask
+}
+
 /// Contiguous run of set bits `[lo, lo + k)` if `mask` is one.
 fn contiguous(mask: u64) -> Option<(u32, u32)> {
     if mask == 0 {
@@ -350,8 +358,7 @@ impl Device for CpuDevice {
             let rs = r[0][at.clone()].iter().zip(&r[1][at.clone()]);
             let xs = x[0][at.clone()].iter().zip(&x[1][at]);
             for (o, (((&x0, &x1), (&y0, &y1)), (&r0, &r1))) in o.iter_mut().zip(xs.zip(ys).zip(rs)) {
-                let (a, b) = (y0 << sh, y1 << sh);
-                o.write(((x0 & (a ^ b)) ^ (x1 & a) ^ r0 ^ r1) & mask);
+                o.write(and_word([x0, x1], [y0, y1], [r0, r1], sh, mask));
             }
         }))
     }
@@ -383,8 +390,7 @@ impl Device for CpuDevice {
                 let rs = r[0][..m].iter().zip(&r[1][..m]);
                 let xs = x[0][at.clone()].iter().zip(&x[1][at]);
                 for (o, (((&x0, &x1), (&y0, &y1)), (&r0, &r1))) in piece.iter_mut().zip(xs.zip(ys).zip(rs)) {
-                    let (a, b) = (y0 << sh, y1 << sh);
-                    o.write(((x0 & (a ^ b)) ^ (x1 & a) ^ r0 ^ r1) & mask);
+                    o.write(and_word([x0, x1], [y0, y1], [r0, r1], sh, mask));
                 }
             }
         }))
