@@ -77,19 +77,20 @@ where
     // When parties fail, report where the failure started: a party stopped by a peer's
     // abort (or hang-up) only carries that peer's news, so a party's own error comes
     // first; among those, the lowest party id.
-    let own = |e: &Error| {
-        !matches!(e, Error::Transport(TransportError::PeerAborted { .. } | TransportError::PeerClosed { .. }))
+    let relayed = |e: &Error| {
+        matches!(e, Error::Transport(TransportError::PeerAborted { .. } | TransportError::PeerClosed { .. }))
     };
-    let first = results.iter().position(|r| matches!(r, Err(e) if own(e)));
-    if let Some(i) = first.or_else(|| results.iter().position(Result::is_err)) {
-        if let Some(Err(e)) = results.into_iter().nth(i) {
-            return Err(e);
-        }
-        return Err(Error::Usage("a party failed".into()));
-    }
     let mut out = Vec::with_capacity(3);
+    let mut errors = Vec::new();
     for r in results {
-        out.push(r?);
+        match r {
+            Ok(v) => out.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        let i = errors.iter().position(|e| !relayed(e)).unwrap_or(0);
+        return Err(errors.swap_remove(i));
     }
     out.try_into().map_err(|_| Error::Usage("expected three results".into()))
 }
