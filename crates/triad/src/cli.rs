@@ -334,14 +334,9 @@ pub struct BenchArgs {
     /// waiting on peers, other), per layer and in total.
     #[arg(long)]
     pub profile: bool,
-    /// Model a network between the parties: this round-trip time in milliseconds on every
-    /// link (each message arrives half of it after it has left). With --gbps or alone.
-    #[arg(long, value_name = "MS")]
-    pub rtt_ms: Option<f64>,
-    /// Model a network between the parties: this bandwidth in Gbit/s on each direction of
-    /// every link (a message of n bytes takes n/bandwidth to leave). With --rtt-ms or alone.
-    #[arg(long, value_name = "GBITS")]
-    pub gbps: Option<f64>,
+    /// A modelled network between the parties.
+    #[command(flatten)]
+    pub net: NetArgs,
     /// Where the shares live and the arithmetic runs.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendKind,
@@ -350,15 +345,31 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// The network `--rtt-ms` and `--gbps` ask for: `None` when neither is given; one alone
-/// leaves the other unconstrained (0 ms, 10,000 Gbit/s).
-pub fn net_model(rtt_ms: Option<f64>, gbps: Option<f64>) -> Result<Option<triad_transport::NetModel>> {
-    if rtt_ms.is_none() && gbps.is_none() {
-        return Ok(None);
+/// `--rtt-ms` and `--gbps`: measure over a modelled network (`bench`, and `party`, where
+/// all three parties must be given the same).
+#[derive(Clone, Debug, Default, Args)]
+pub struct NetArgs {
+    /// Model a network between the parties: this round-trip time in milliseconds on every
+    /// link (each message arrives half of it after it has left). With --gbps or alone.
+    #[arg(long, value_name = "MS")]
+    pub rtt_ms: Option<f64>,
+    /// Model a network between the parties: this bandwidth in Gbit/s on each direction of
+    /// every link (a message of n bytes takes n/bandwidth to leave). With --rtt-ms or alone.
+    #[arg(long, value_name = "GBITS")]
+    pub gbps: Option<f64>,
+}
+
+impl NetArgs {
+    /// The network asked for: `None` when neither flag is given; one alone leaves the
+    /// other unconstrained (0 ms, 10,000 Gbit/s).
+    pub fn model(&self) -> Result<Option<triad_transport::NetModel>> {
+        if self.rtt_ms.is_none() && self.gbps.is_none() {
+            return Ok(None);
+        }
+        triad_transport::NetModel::new(self.rtt_ms.unwrap_or(0.0), self.gbps.unwrap_or(1e4))
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("--rtt-ms/--gbps: {e}")))
     }
-    triad_transport::NetModel::new(rtt_ms.unwrap_or(0.0), gbps.unwrap_or(1e4))
-        .map(Some)
-        .map_err(|e| Error::Usage(format!("--rtt-ms/--gbps: {e}")))
 }
 
 /// Options of `keygen`: `--party` (this machine's party, for three organisations),
@@ -422,17 +433,20 @@ pub struct PartyArgs {
     /// Threads this party computes with (default: all cores, or a third of them when the parties file puts all three parties on this machine's loopback).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Measure over a modelled network: this round-trip time in milliseconds on the links
-    /// this party sends on (give all three parties the same).
-    #[arg(long, value_name = "MS")]
-    pub rtt_ms: Option<f64>,
-    /// Measure over a modelled network: this bandwidth in Gbit/s on each link direction
-    /// this party sends on (give all three parties the same).
-    #[arg(long, value_name = "GBITS")]
-    pub gbps: Option<f64>,
+    /// A modelled network on the links this party sends on.
+    #[command(flatten)]
+    pub net: NetArgs,
     /// The job; all three parties must be given the same one.
     #[command(subcommand)]
     pub job: PartyJob,
+}
+
+impl PartyArgs {
+    /// This party's session: the parties file (with `--timeout-ms`) and, with `--rtt-ms` or
+    /// `--gbps`, the modelled network.
+    pub fn session(&self) -> Result<crate::run::Session> {
+        Ok(crate::run::Session::load(self.id, &self.config, self.timeout_ms)?.with_net(self.net.model()?))
+    }
 }
 
 /// The job of a party process.
@@ -578,9 +592,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if !a.out.json {
                 println!("{}", report::header(&command, &format!("party {}: {}", pa.id, what(&job))));
             }
-            let session =
-                crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?.with_net(net_model(pa.rtt_ms, pa.gbps)?);
-            let r = run_party_process(&command, &job, a.out.backend, session, a.out.progress())?;
+            let r = run_party_process(&command, &job, a.out.backend, pa.session()?, a.out.progress())?;
             emit(&r, a.out.json)
         }
         Command::Keygen(k) => crate::keygen::run(&k),
@@ -635,12 +647,7 @@ fn run_bench(command: &str, b: &BenchArgs) -> Result<()> {
         }
     }
     let inference = b.inference || !b.training;
-    let opt = bench::BenchOptions {
-        backend: b.backend,
-        dry_run: b.dry_run,
-        profile: b.profile,
-        net: net_model(b.rtt_ms, b.gbps)?,
-    };
+    let opt = bench::BenchOptions { backend: b.backend, dry_run: b.dry_run, profile: b.profile, net: b.net.model()? };
     if opt.net.is_some() && b.dry_run {
         return Err(Error::Usage("--rtt-ms/--gbps time a modelled network, which --dry-run does not run".into()));
     }

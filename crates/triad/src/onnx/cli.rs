@@ -129,8 +129,7 @@ pub(crate) fn train(a: &JobArgs) -> Result<()> {
 fn party_train(pa: &PartyArgs, a: &JobArgs, expect: Option<&str>) -> Result<()> {
     use super::train::{train_as_party, OwnerJob};
     refuse_zoo_options(a, true)?;
-    let session = crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?
-        .with_net(crate::cli::net_model(pa.rtt_ms, pa.gbps)?);
+    let session = pa.session()?;
     let loaded = match &a.onnx {
         Some(model) => {
             let im = super::import(model)?;
@@ -176,8 +175,7 @@ pub(crate) fn party(pa: &PartyArgs, a: &JobArgs, train: bool) -> Result<()> {
         }
         (None, _) => Source::FromOwner { expect: expect.as_deref() },
     };
-    let session = crate::run::Session::load(pa.id, &pa.config, pa.timeout_ms)?
-        .with_net(crate::cli::net_model(pa.rtt_ms, pa.gbps)?);
+    let session = pa.session()?;
     let r = parties::infer_as_party(source, session, a.frac_bits, a.guard, a.out.backend)?;
     if a.out.json {
         println!("{}", to_json(&r)?);
