@@ -32,6 +32,25 @@
 //! fingerprint = "sha256:3A:91:..."
 //! # ... parties 1 and 2
 //! ```
+//!
+//! **Clients of `triad serve`** (optional): a `[[party]]` entry may say where that
+//! party's server accepts clients (`client_address`, `host:port`), and `[[client]]`
+//! entries enrol each client by a name and the fingerprint of its certificate (made by
+//! the client itself, [`generate_client_identity`](crate::generate_client_identity)):
+//!
+//! ```toml
+//! [[party]]
+//! id = 0
+//! address = "alice.example:7000"
+//! client_address = "alice.example:7100"   # optional
+//! # cert, key, fingerprint as above; parties 1 and 2 likewise
+//! [[client]]
+//! name = "carol"                          # 1 to 64 of A-Z a-z 0-9 . _ -
+//! fingerprint = "sha256:5C:0E:..."
+//! ```
+//!
+//! Names and fingerprints must be unique, and no client may have a party's pinned
+//! fingerprint.
 
 use crate::fingerprint::Fingerprint;
 use crate::wire::{DEFAULT_MAX_FRAME_BYTES, MAX_SESSION_LEN};
@@ -132,6 +151,52 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A `client_address` that is not `host:port`.
+    #[error("party {party}: client_address {address:?} is invalid: {reason}")]
+    BadClientAddress {
+        /// The party id.
+        party: u8,
+        /// The address as written.
+        address: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `[[client]]` name that is empty, too long or has a character outside
+    /// `A-Z a-z 0-9 . _ -`.
+    #[error("client name {name:?} is invalid: a name is 1 to {max} characters from A-Z, a-z, 0-9, '.', '_' and '-'", max = MAX_CLIENT_NAME_LEN)]
+    BadClientName {
+        /// The name as written.
+        name: String,
+    },
+    /// A `[[client]]` fingerprint that does not parse.
+    #[error("client {name:?}: bad fingerprint: {reason}")]
+    BadClientFingerprint {
+        /// The client's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two `[[client]]` entries with the same name.
+    #[error("client {0:?} is enrolled more than once")]
+    DuplicateClient(String),
+    /// Two `[[client]]` entries with the same fingerprint.
+    #[error("clients {first:?} and {second:?} have the same fingerprint {fingerprint}: each client needs a certificate of its own")]
+    DuplicateClientFingerprint {
+        /// The earlier entry's name.
+        first: String,
+        /// The later entry's name.
+        second: String,
+        /// The shared fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// A `[[client]]` fingerprint that is a party's pinned fingerprint.
+    #[error("client {name:?} has the fingerprint pinned for party {party}: a client needs a certificate of its own, never a party's")]
+    ClientIsParty {
+        /// The client's name.
+        name: String,
+        /// The party whose pin it is.
+        party: u8,
+    },
     /// An empty path.
     #[error("{field} path must not be empty{}", party.map(|p| format!(" (party {p})")).unwrap_or_default())]
     EmptyPath {
@@ -163,6 +228,22 @@ pub struct PartyConfig {
     pub key: PathBuf,
     /// The SHA-256 of its certificate, when trust is pinned rather than from a CA.
     pub fingerprint: Option<Fingerprint>,
+    /// `host:port` where this party's server (`triad serve`) accepts clients, if it
+    /// serves any (`client_address`).
+    pub client_address: Option<String>,
+}
+
+/// Longest client name: 64 characters.
+const MAX_CLIENT_NAME_LEN: usize = 64;
+
+/// A client enrolled with the servers (a `[[client]]` entry): a peer presenting a
+/// certificate with this fingerprint is this client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrolledClient {
+    /// Its name: 1 to 64 characters from `A-Z a-z 0-9 . _ -`.
+    pub name: String,
+    /// The SHA-256 of its certificate.
+    pub fingerprint: Fingerprint,
 }
 
 /// The parsed parties file.
@@ -185,6 +266,8 @@ pub struct PartiesConfig {
     pub ca: Option<PathBuf>,
     /// Parties 0, 1, 2 in order.
     pub parties: [PartyConfig; 3],
+    /// The clients enrolled with the servers (`[[client]]` entries), in file order.
+    pub clients: Vec<EnrolledClient>,
     /// A modelled network for measurements ([`NetModel`]; `triad party --rtt-ms --gbps`),
     /// never read from or written to the file.
     pub net: Option<NetModel>,
@@ -206,6 +289,8 @@ struct RawConfig {
     ca: Option<String>,
     #[serde(default)]
     party: Vec<RawParty>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    client: Vec<RawClient>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -213,10 +298,19 @@ struct RawConfig {
 struct RawParty {
     id: i64,
     address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_address: Option<String>,
     cert: String,
     key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fingerprint: Option<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    name: String,
+    fingerprint: String,
 }
 
 /// Check a session id.
@@ -235,33 +329,80 @@ pub(crate) fn validate_session(session: &str) -> Result<(), ConfigError> {
 
 /// Check that `address` looks like `host:port` (no name resolution).
 fn validate_address(party: u8, address: &str) -> Result<(), ConfigError> {
-    let bad =
-        |reason: &str| ConfigError::BadAddress { party, address: address.to_string(), reason: reason.to_string() };
+    address_problem(address).map_err(|reason| ConfigError::BadAddress {
+        party,
+        address: address.to_string(),
+        reason: reason.to_string(),
+    })
+}
+
+/// Check that a party's `client_address` looks like `host:port` (no name resolution).
+fn validate_client_address(party: u8, address: &str) -> Result<(), ConfigError> {
+    address_problem(address).map_err(|reason| ConfigError::BadClientAddress {
+        party,
+        address: address.to_string(),
+        reason: reason.to_string(),
+    })
+}
+
+/// What is wrong with `address` as `host:port`, if anything.
+fn address_problem(address: &str) -> Result<(), &'static str> {
     let (host, port) = if let Some(rest) = address.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']' after an IPv6 address"))?;
-        let port = after.strip_prefix(':').ok_or_else(|| bad("expected host:port"))?;
+        let (host, after) = rest.split_once(']').ok_or("missing ']' after an IPv6 address")?;
+        let port = after.strip_prefix(':').ok_or("expected host:port")?;
         if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad("not a valid IPv6 address between '[' and ']'"));
+            return Err("not a valid IPv6 address between '[' and ']'");
         }
         (host, port)
     } else {
-        let (host, port) = address.rsplit_once(':').ok_or_else(|| bad("expected host:port"))?;
+        let (host, port) = address.rsplit_once(':').ok_or("expected host:port")?;
         if host.contains(':') {
-            return Err(bad("IPv6 addresses must be written in brackets, e.g. [::1]:7000"));
+            return Err("IPv6 addresses must be written in brackets, e.g. [::1]:7000");
         }
         (host, port)
     };
     if host.is_empty() {
-        return Err(bad("the host is empty"));
+        return Err("the host is empty");
     }
     if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("the host contains whitespace"));
+        return Err("the host contains whitespace");
     }
-    let port: u16 = port.parse().map_err(|_| bad("the port is not a number from 1 to 65535"))?;
+    let port: u16 = port.parse().map_err(|_| "the port is not a number from 1 to 65535")?;
     if port == 0 {
-        return Err(bad("port 0 is not allowed"));
+        return Err("port 0 is not allowed");
     }
     Ok(())
+}
+
+/// Whether `name` is a valid client name: 1 to 64 characters from `A-Z a-z 0-9 . _ -`.
+pub(crate) fn valid_client_name(name: &str) -> bool {
+    (1..=MAX_CLIENT_NAME_LEN).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Check the `[[client]]` entries against each other and the parties' pins.
+fn parse_clients(raw: Vec<RawClient>, parties: &[PartyConfig; 3]) -> Result<Vec<EnrolledClient>, ConfigError> {
+    let mut clients: Vec<EnrolledClient> = Vec::with_capacity(raw.len());
+    for c in raw {
+        if !valid_client_name(&c.name) {
+            return Err(ConfigError::BadClientName { name: c.name });
+        }
+        let fingerprint = match c.fingerprint.parse::<Fingerprint>() {
+            Ok(f) => f,
+            Err(reason) => return Err(ConfigError::BadClientFingerprint { name: c.name, reason }),
+        };
+        if clients.iter().any(|e| e.name == c.name) {
+            return Err(ConfigError::DuplicateClient(c.name));
+        }
+        if let Some(e) = clients.iter().find(|e| e.fingerprint == fingerprint) {
+            return Err(ConfigError::DuplicateClientFingerprint { first: e.name.clone(), second: c.name, fingerprint });
+        }
+        if let Some(p) = parties.iter().find(|p| p.fingerprint == Some(fingerprint)) {
+            return Err(ConfigError::ClientIsParty { name: c.name, party: p.id.as_u8() });
+        }
+        clients.push(EnrolledClient { name: c.name, fingerprint });
+    }
+    Ok(clients)
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -311,6 +452,9 @@ impl PartiesConfig {
                 return Err(ConfigError::DuplicateParty(n));
             }
             validate_address(n, &p.address)?;
+            if let Some(a) = &p.client_address {
+                validate_client_address(n, a)?;
+            }
             for (field, v) in [("cert", &p.cert), ("key", &p.key)] {
                 if v.is_empty() {
                     return Err(ConfigError::EmptyPath { party: Some(n), field });
@@ -326,6 +470,7 @@ impl PartiesConfig {
                 cert: PathBuf::from(p.cert),
                 key: PathBuf::from(p.key),
                 fingerprint,
+                client_address: p.client_address,
             });
         }
         let [a, b, c] = slots;
@@ -339,6 +484,8 @@ impl PartiesConfig {
             (true, _) => return Err(ConfigError::MixedTrust),
             (false, n) => return Err(ConfigError::NoTrust { missing: unpinned.filter(|_| n > 0) }),
         }
+        let parties = [a, b, c];
+        let clients = parse_clients(raw.client, &parties)?;
         Ok(PartiesConfig {
             session: raw.session,
             timeout: Duration::from_millis(timeout_ms),
@@ -346,7 +493,8 @@ impl PartiesConfig {
             max_frame_bytes,
             max_buffered_bytes: raw.max_buffered_bytes,
             ca: raw.ca.map(PathBuf::from),
-            parties: [a, b, c],
+            parties,
+            clients,
             net: None,
         })
     }
@@ -414,10 +562,16 @@ impl PartiesConfig {
                 .map(|p| RawParty {
                     id: i64::from(p.id.as_u8()),
                     address: p.address.clone(),
+                    client_address: p.client_address.clone(),
                     cert: p.cert.to_string_lossy().into_owned(),
                     key: p.key.to_string_lossy().into_owned(),
                     fingerprint: p.fingerprint.map(|f| f.to_string()),
                 })
+                .collect(),
+            client: self
+                .clients
+                .iter()
+                .map(|c| RawClient { name: c.name.clone(), fingerprint: c.fingerprint.to_string() })
                 .collect(),
         };
         toml::to_string(&raw).unwrap_or_default()

@@ -48,6 +48,23 @@
 //! of what was dropped). A peer that has shown a valid party certificate is a party: a
 //! failure after that fails the setup, naming it.
 //!
+//! # Clients of `triad serve`
+//!
+//! With `triad serve` the three parties run as long-lived servers, and each also accepts
+//! **clients** over TLS 1.3 at its [`PartyConfig::client_address`]. A client is
+//! *enrolled by fingerprint*: it makes its own key and self-signed certificate
+//! ([`generate_client_identity`]), whose subject alternative name is `client-<name>` and
+//! never a party's name, and the parties file lists it in a `[[client]]` entry
+//! ([`EnrolledClient`]: a name and the certificate's SHA-256 [`Fingerprint`]; see
+//! [`PartiesConfig::clients`]). The server ([`service_acceptor`]) presents its **party
+//! certificate** and requires a client certificate whose fingerprint is enrolled;
+//! [`enrolled_client_name`] then says which client connected. The client
+//! ([`service_connector`]) dials server `i` under the TLS server name `party<i>` and
+//! accepts it only if its certificate has the fingerprint the client pins for it and
+//! names `party<i>`. Both sides offer only the ALPN protocol `triad-client/1`, so a party
+//! dialling a client port by mistake (it offers `triad-p<i>`) is refused, and the
+//! party-to-party links never accept a client (its certificate names no party).
+//!
 //! # Wire format
 //!
 //! After the TLS handshake every byte on a link belongs to a frame:
@@ -190,15 +207,16 @@ use std::time::Duration;
 #[cfg(feature = "recording")]
 pub use channels::Received;
 pub use channels::{Channels, ScopeGuard};
-pub use config::{ConfigError, PartiesConfig, PartyConfig, DEFAULT_TIMEOUT_MS};
+pub use config::{ConfigError, EnrolledClient, PartiesConfig, PartyConfig, DEFAULT_TIMEOUT_MS};
 pub use cost::{Cost, CostTable};
 pub use error::{HandshakeMismatch, TransportError};
 pub use fingerprint::Fingerprint;
 pub use inproc::in_process;
 pub use netmodel::NetModel;
 pub use tls::{
-    certificate_party, connect_tls, connect_tls_with_listener, generate_party_identity, generate_test_pki,
-    heartbeat_interval, PartyPem, Pki, TlsIdentity, HANDSHAKE_TIMEOUT,
+    certificate_party, connect_tls, connect_tls_with_listener, enrolled_client_name, generate_client_identity,
+    generate_party_identity, generate_test_pki, heartbeat_interval, service_acceptor, service_connector, ClientPem,
+    PartyPem, Pki, TlsIdentity, HANDSHAKE_TIMEOUT,
 };
 pub use wire::{
     check_handshake, decode_frame_header, decode_handshake, encode_frame_header, encode_handshake, FrameError,

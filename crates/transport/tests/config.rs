@@ -239,3 +239,111 @@ fn inbound_budget_defaults_to_two_frames_and_holds_one() {
     let c = PartiesConfig::parse(&text.replace("999", "1000")).unwrap();
     assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
 }
+
+/// A client fingerprint unlike FP.
+fn client_fp(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+#[test]
+fn clients_and_client_addresses_parse_and_round_trip() {
+    // Files without them parse as before.
+    let c = PartiesConfig::parse(GOOD).unwrap();
+    assert!(c.clients.is_empty() && c.parties.iter().all(|p| p.client_address.is_none()));
+    assert!(!c.to_toml().contains("client"), "{}", c.to_toml());
+    let text = format!(
+        "{}\n[[client]]\nname = \"alice\"\nfingerprint = \"{}\"\n[[client]]\nname = \"B.o_b-2\"\nfingerprint = \"{}\"\n",
+        with("address = \"[::1]:7002\"\n", "address = \"[::1]:7002\"\nclient_address = \"[::1]:7102\"\n"),
+        client_fp(1),
+        client_fp(2).to_uppercase().replacen("SHA256", "sha256", 1),
+    );
+    let c = PartiesConfig::parse(&text).unwrap();
+    assert_eq!(c.parties[2].client_address.as_deref(), Some("[::1]:7102"));
+    assert_eq!(c.parties[0].client_address, None);
+    let names: Vec<&str> = c.clients.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["alice", "B.o_b-2"]);
+    assert_eq!(c.clients[0].fingerprint, client_fp(1).parse().unwrap());
+    assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
+    // Pinned parties and clients together round trip too.
+    let text = format!(
+        "{}[[client]]\nname = \"alice\"\nfingerprint = \"{}\"\n",
+        pinned([FP, &client_fp(7), &client_fp(8)]),
+        client_fp(1)
+    );
+    let c = PartiesConfig::parse(&text).unwrap();
+    assert_eq!(c.clients.len(), 1);
+    assert_eq!(PartiesConfig::parse(&c.to_toml()).unwrap(), c);
+    // Unknown keys in a [[client]] entry are refused.
+    let e = err(&format!("{GOOD}[[client]]\nname = \"a\"\nfingerprint = \"{}\"\ncert = \"a.pem\"\n", client_fp(1)));
+    assert!(matches!(&e, ConfigError::Syntax { .. }) && e.to_string().contains("cert"), "{e}");
+    let e = err(&format!("{GOOD}[[client]]\nname = \"a\"\n"));
+    assert!(matches!(&e, ConfigError::Syntax { .. }) && e.to_string().contains("fingerprint"), "{e}");
+}
+
+#[test]
+fn bad_client_addresses_name_the_party() {
+    for bad in ["127.0.0.1", "127.0.0.1:0", "::1:7100", "a b:7100"] {
+        let e = err(&with(
+            "address = \"127.0.0.1:7000\"\n",
+            &format!("address = \"127.0.0.1:7000\"\nclient_address = \"{bad}\"\n"),
+        ));
+        match &e {
+            ConfigError::BadClientAddress { party, address, .. } => assert_eq!((*party, address.as_str()), (0, bad)),
+            other => panic!("{bad}: {other:?}"),
+        }
+        let msg = e.to_string();
+        assert!(
+            !msg.contains('\n') && msg.contains("party 0") && msg.contains("client_address") && msg.contains(bad),
+            "{msg}"
+        );
+    }
+}
+
+/// GOOD with these `[[client]]` entries (name, fingerprint).
+fn with_clients(clients: &[(&str, &str)]) -> String {
+    clients.iter().fold(GOOD.to_string(), |text, (name, fp)| {
+        format!("{text}[[client]]\nname = {name:?}\nfingerprint = \"{fp}\"\n")
+    })
+}
+
+#[test]
+fn client_entries_are_checked() {
+    let (a, b) = (client_fp(1), client_fp(2));
+    let one_line = |e: &ConfigError| assert!(!e.to_string().contains('\n'), "{e}");
+    // Names: 1 to 64 of A-Z a-z 0-9 . _ -
+    for bad in ["", "a b", "al/ice", "é", "tab\there", &"x".repeat(65)] {
+        let e = err(&with_clients(&[(bad, &a)]));
+        assert_eq!(e, ConfigError::BadClientName { name: bad.to_string() });
+        assert!(e.to_string().contains("is invalid: a name is 1 to 64 characters"), "{e}");
+        one_line(&e);
+    }
+    PartiesConfig::parse(&with_clients(&[(&"x".repeat(64), &a)])).unwrap();
+    // A fingerprint that does not parse.
+    let e = err(&with_clients(&[("alice", "sha256:12")]));
+    assert!(matches!(&e, ConfigError::BadClientFingerprint { name, .. } if name == "alice"), "{e:?}");
+    assert!(e.to_string().starts_with("client \"alice\": bad fingerprint: "), "{e}");
+    one_line(&e);
+    // The same name twice.
+    let e = err(&with_clients(&[("alice", &a), ("alice", &b)]));
+    assert_eq!(e, ConfigError::DuplicateClient("alice".into()));
+    assert_eq!(e.to_string(), "client \"alice\" is enrolled more than once");
+    // The same fingerprint twice (written differently).
+    let e = err(&with_clients(&[("alice", &a), ("bob", &a.to_uppercase().replacen("SHA256", "sha256", 1))]));
+    assert_eq!(
+        e,
+        ConfigError::DuplicateClientFingerprint {
+            first: "alice".into(),
+            second: "bob".into(),
+            fingerprint: a.parse().unwrap()
+        }
+    );
+    assert!(e.to_string().contains("clients \"alice\" and \"bob\" have the same fingerprint sha256:01:01"), "{e}");
+    one_line(&e);
+    // A party's pinned fingerprint.
+    let text =
+        format!("{}[[client]]\nname = \"alice\"\nfingerprint = \"{}\"\n", pinned([&a, FP, &b]), FP.to_lowercase());
+    let e = err(&text);
+    assert_eq!(e, ConfigError::ClientIsParty { name: "alice".into(), party: 1 });
+    assert!(e.to_string().contains("has the fingerprint pinned for party 1"), "{e}");
+    one_line(&e);
+}

@@ -175,6 +175,7 @@ fn parties_config(
         cert: PathBuf::from(format!("party{}.pem", id.as_u8())),
         key: PathBuf::from(format!("party{}.key", id.as_u8())),
         fingerprint: pins[id.index()],
+        client_address: None,
     });
     PartiesConfig {
         session: session.to_string(),
@@ -184,6 +185,7 @@ fn parties_config(
         max_buffered_bytes: None,
         ca,
         parties,
+        clients: Vec::new(),
         net: None,
     }
 }

@@ -86,7 +86,7 @@ impl TlsIdentity {
 
     /// This party's certificate chain and key from PEM text.
     #[allow(clippy::type_complexity)]
-    fn own(
+    pub(super) fn own(
         cert_pem: &str,
         key_pem: &str,
     ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TransportError> {
@@ -204,7 +204,7 @@ impl Pki {
     }
 }
 
-fn rcgen_err(e: rcgen::Error) -> TransportError {
+pub(super) fn rcgen_err(e: rcgen::Error) -> TransportError {
     identity_err(format!("certificate generation failed: {e}"))
 }
 

@@ -27,12 +27,13 @@ impl std::fmt::Display for PinError {
 
 impl std::error::Error for PinError {}
 
-fn pin_error(detail: String) -> rustls::Error {
+pub(super) fn pin_error(detail: String) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(PinError(detail)))))
 }
 
-/// The handshake signature checks both verifiers share: the provider's algorithms
-/// (`self.algs`), against the key in the certificate that passed the pin check.
+/// The handshake signature checks the verifiers here and in `service` share: the
+/// provider's algorithms (`self.algs`), against the key in the certificate that passed
+/// the pin (or enrolment) check.
 macro_rules! signature_checks {
     () => {
         fn verify_tls12_signature(
@@ -56,6 +57,7 @@ macro_rules! signature_checks {
         }
     };
 }
+pub(super) use signature_checks;
 
 /// Check that `cert` is pinned for one of `allowed` and names it; returns the party.
 pub(super) fn check_pin(
