@@ -113,6 +113,9 @@ pub use graph::{
     layer_name, Chain, Constant, ConvSpec, Graph, GraphBuilder, Node, Op, PoolSpec, SplitMix, SummaryRow, TensorInfo,
 };
 pub use layer::{Layer, Param, BN_EPS, BN_MOMENTUM};
-pub use model::{argmax_rows, layer_cost_table, one_hot, softmax_xent_grad, xent_loss, Guard, Model, Sgd};
+pub use model::{
+    argmax_rows, layer_cost_table, one_hot, serving_shapes, serving_tensors, softmax_xent_grad, xent_loss, Guard,
+    Model, Sgd,
+};
 pub use plain::PTensor;
 pub use zoo::{Activation, Dataset, Pooling};

@@ -117,6 +117,25 @@ impl<B: Backend> Model<B> {
         Ok(Model { graph: graph.clone(), layers, train: true, guard: None })
     }
 
+    /// Builds an inference model from tensors that are already on the backend, as a
+    /// server of `triad serve` holds a model its owner uploaded as shares: `next` yields
+    /// them in the order of [`serving_shapes`] (every state tensor in [`Graph::tensors`]
+    /// order, then each batch norm's folded inference map). [`serving_tensors`] gives the
+    /// owner's plaintext in the same order. `train` is off.
+    pub fn from_tensors(graph: &Graph, next: &mut dyn FnMut(&[usize]) -> Result<B::T>) -> Result<Self> {
+        graph.node_dims()?;
+        let mut layers = Vec::with_capacity(graph.nodes.len());
+        for n in &graph.nodes {
+            layers.push(Layer::build(&n.op, &n.name, next)?);
+        }
+        for (n, l) in graph.nodes.iter().zip(&mut layers) {
+            if let Op::BatchNorm { c } = n.op {
+                l.folded = Some((next(&[c])?, next(&[c])?));
+            }
+        }
+        Ok(Model { graph: graph.clone(), layers, train: false, guard: None })
+    }
+
     /// Every parameter, node by node (the order of [`Graph::tensors`] without buffers).
     pub fn params(&self) -> Vec<&Param<B>> {
         self.layers.iter().flat_map(|l| l.params()).collect()
@@ -331,6 +350,51 @@ pub fn layer_cost_table(graph: &Graph, costs: &[CostTable; 3], phase: &str, othe
         s.push_str(&format!("{label:<w$}  {rounds:>7}  {:>14}  {:>14}  {:>14}\n", bytes[0], bytes[1], bytes[2]));
     }
     s
+}
+
+/// The shapes of the tensors a served model is made of, in the order
+/// [`Model::from_tensors`] takes them: every state tensor ([`Graph::tensors`]), then the
+/// folded inference map (two tensors of `c` values) of each batch norm, node by node.
+pub fn serving_shapes(graph: &Graph) -> Vec<Vec<usize>> {
+    let mut shapes: Vec<Vec<usize>> = graph.tensors().into_iter().map(|t| t.shape).collect();
+    for n in &graph.nodes {
+        if let Op::BatchNorm { c } = n.op {
+            shapes.push(vec![c]);
+            shapes.push(vec![c]);
+        }
+    }
+    shapes
+}
+
+/// The model owner's plaintext of a served model, in [`serving_shapes`] order: `weights`
+/// (state order, as [`Model::new`] takes them) followed by each batch norm's inference
+/// map folded in float64.
+pub fn serving_tensors(graph: &Graph, weights: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+    let infos = graph.tensors();
+    if weights.len() != infos.len() {
+        return Err(Error::Usage(format!(
+            "model {}: {} weight tensors for {} parameters and buffers",
+            graph.name,
+            weights.len(),
+            infos.len()
+        )));
+    }
+    for (w, t) in weights.iter().zip(&infos) {
+        if w.len() != t.shape.iter().product::<usize>() {
+            return Err(Error::Usage(format!("weight tensor {}: {} values for shape {:?}", t.name, w.len(), t.shape)));
+        }
+    }
+    let mut out = weights.to_vec();
+    let mut at = 0;
+    for n in &graph.nodes {
+        if let Op::BatchNorm { .. } = n.op {
+            let (a, sh) = fold_batchnorm(&weights[at..at + 4]);
+            out.push(a);
+            out.push(sh);
+        }
+        at += n.op.param_shapes().len() + n.op.buffer_shapes().len();
+    }
+    Ok(out)
 }
 
 /// A batch norm's inference map from its plaintext `[γ, β, running mean, running var]`:
