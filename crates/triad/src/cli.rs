@@ -40,6 +40,12 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Run one party of three processes over mutual TLS.
     Party(PartyArgs),
+    /// Run one of three long-running servers of private inference as a service: enrolled
+    /// clients upload models and classify inputs as secret shares, until SIGTERM.
+    Serve(crate::serve::ServeArgs),
+    /// A client of `triad serve`: upload a model as shares, allow or refuse other
+    /// clients, classify NumPy inputs privately, or run a load test.
+    Client(crate::client::ClientArgs),
     /// Know a model before running it: every node with its shape, every tensor, and the
     /// exact bytes and rounds of private inference and a training step (dry run).
     Inspect(InspectArgs),
@@ -382,8 +388,8 @@ pub struct KeygenArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        required_unless_present_any = ["party", "assemble"],
-        conflicts_with_all = ["party", "assemble"]
+        required_unless_present_any = ["party", "assemble", "client"],
+        conflicts_with_all = ["party", "assemble", "client"]
     )]
     pub hosts: Vec<String>,
     /// With --hosts: their ports, comma separated.
@@ -399,6 +405,22 @@ pub struct KeygenArgs {
     /// With --party: the port this party listens on (default 7000 + N).
     #[arg(long)]
     pub port: Option<u16>,
+    /// With --hosts, for `triad serve`: clients to make keys for and enrol (comma
+    /// separated names); each gets `<name>.pem`, `<name>.key` and a client file
+    /// `<name>.toml`, and every party a `client_address`.
+    #[arg(long, value_delimiter = ',', requires = "hosts")]
+    pub clients: Vec<String>,
+    /// With --clients: the ports the three servers accept clients on.
+    #[arg(long, value_delimiter = ',', default_value = "7100,7101,7102")]
+    pub client_ports: Vec<u16>,
+    /// A client of `triad serve` (a model or data owner): writes its private key and
+    /// certificate, and prints the lines the servers' operators add to enrol it.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["party", "assemble"])]
+    pub client: Option<String>,
+    /// With --client: the parties file, to write the client file `<NAME>.toml` (the
+    /// servers' client addresses and certificate fingerprints).
+    #[arg(long, value_name = "FILE", requires = "client")]
+    pub servers: Option<PathBuf>,
     /// Build the parties file from the three parties' certificates (from `keygen
     /// --party`), pinning each by its fingerprint.
     #[arg(long, num_args = 3, value_names = ["CERT", "CERT", "CERT"])]
@@ -596,6 +618,8 @@ pub fn run(cli: Cli) -> Result<()> {
             emit(&r, a.out.json)
         }
         Command::Keygen(k) => crate::keygen::run(&k),
+        Command::Serve(a) => crate::serve::run(&a),
+        Command::Client(a) => crate::client::run(&a),
         Command::Bench(b) => run_bench(&command, &b),
     }
 }

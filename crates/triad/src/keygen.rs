@@ -17,8 +17,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use triad_service::{ClientConfig, ServerEntry};
 use triad_transport::{
-    certificate_party, generate_party_identity, generate_test_pki, Fingerprint, PartiesConfig, PartyConfig, PartyId,
+    certificate_party, generate_client_identity, generate_party_identity, generate_test_pki, EnrolledClient,
+    Fingerprint, PartiesConfig, PartyConfig, PartyId,
 };
 
 use crate::cli::KeygenArgs;
@@ -35,6 +37,18 @@ pub struct Written {
 
 /// Run `triad keygen` as its arguments say, printing what it wrote.
 pub fn run(k: &KeygenArgs) -> Result<()> {
+    if let Some(name) = &k.client {
+        let (w, fp) = keygen_client(&k.out, name, k.servers.as_deref(), k.force)?;
+        for f in &w.files {
+            println!("wrote {}", f.display());
+        }
+        println!("client {name}: certificate fingerprint {fp}");
+        println!(
+            "send these lines to each server's operator, to add to the parties file (the key stays here):\n\n\
+             [[client]]\nname = \"{name}\"\nfingerprint = \"{fp}\""
+        );
+        return Ok(());
+    }
     if let Some(id) = k.party {
         let party = PartyId::new(id).ok_or_else(|| Error::Usage(format!("--party {id}: must be 0, 1 or 2")))?;
         let host = k.host.as_deref().unwrap_or_default();
@@ -72,7 +86,10 @@ pub fn run(k: &KeygenArgs) -> Result<()> {
          tests only (whoever holds these files can pose as any party). For three organisations, each runs \
          `triad keygen --party N --host H` and then `triad keygen --assemble`."
     );
-    let w = keygen(&k.out, &k.hosts, &k.ports, &k.session, k.timeout_ms, k.force)?;
+    let mut w = keygen(&k.out, &k.hosts, &k.ports, &k.session, k.timeout_ms, k.force)?;
+    if !k.clients.is_empty() {
+        w.files.extend(enrol_local_clients(&k.out, &k.hosts, &k.client_ports, &k.clients)?);
+    }
     for f in &w.files {
         println!("wrote {}", f.display());
     }
@@ -195,6 +212,105 @@ fn checked_toml(cfg: &PartiesConfig) -> Result<String> {
     let text = cfg.to_toml();
     PartiesConfig::parse(&text)?;
     Ok(text)
+}
+
+/// One machine, for `triad serve`: gives each party a `client_address` (`hosts[i]`,
+/// `client_ports[i]`), makes a key and certificate for each client of `names`
+/// (`<name>.pem`, `<name>.key`), enrols them in `out/parties.toml`, and writes each a
+/// client file (`<name>.toml`). Returns the files written.
+pub fn enrol_local_clients(
+    out: &Path,
+    hosts: &[String],
+    client_ports: &[u16],
+    names: &[String],
+) -> Result<Vec<PathBuf>> {
+    let config = out.join("parties.toml");
+    let mut cfg = PartiesConfig::load(&config)?;
+    if client_ports.len() != 3 || client_ports.contains(&0) {
+        return Err(Error::Usage("--client-ports needs three nonzero ports separated by commas".into()));
+    }
+    for (i, p) in cfg.parties.iter_mut().enumerate() {
+        p.client_address = Some(address(&hosts[i], client_ports[i]));
+    }
+    let mut files = Vec::new();
+    for name in names {
+        let c = generate_client_identity(name)?;
+        let (cert, key) = (out.join(format!("{name}.pem")), out.join(format!("{name}.key")));
+        write_file(&cert, &c.cert_pem, false)?;
+        write_file(&key, &c.key_pem, true)?;
+        files.extend([cert, key]);
+        cfg.clients.push(EnrolledClient { name: name.clone(), fingerprint: c.fingerprint });
+    }
+    let text = {
+        // Written with the paths as keygen wrote them (relative to the file).
+        let mut plain = PartiesConfig::parse(&std::fs::read_to_string(&config).map_err(|e| write_err(&config, e))?)?;
+        plain.clients = cfg.clients.clone();
+        for (p, q) in plain.parties.iter_mut().zip(&cfg.parties) {
+            p.client_address = q.client_address.clone();
+        }
+        checked_toml(&plain)?
+    };
+    write_file(&config, &text, false)?;
+    for name in names {
+        let file = out.join(format!("{name}.toml"));
+        let c = client_file(&cfg, PathBuf::from(format!("{name}.pem")), PathBuf::from(format!("{name}.key")))?;
+        write_file(&file, &c.to_toml(), false)?;
+        files.push(file);
+    }
+    Ok(files)
+}
+
+/// The client file for a client with `cert` and `key`: each server's `client_address`
+/// from `cfg` (loaded, so its certificate paths resolve) and its certificate's
+/// fingerprint (the pin, or the certificate file's own).
+pub fn client_file(cfg: &PartiesConfig, cert: PathBuf, key: PathBuf) -> Result<ClientConfig> {
+    let mut servers = Vec::with_capacity(3);
+    for p in &cfg.parties {
+        let address = p.client_address.clone().ok_or_else(|| {
+            Error::Usage(format!(
+                "{} has no client_address in the parties file: its operator must add one for triad serve",
+                p.id
+            ))
+        })?;
+        let fingerprint = match p.fingerprint {
+            Some(fp) => fp,
+            None => {
+                let text = std::fs::read_to_string(&p.cert)
+                    .map_err(|e| Error::Read { path: p.cert.clone(), detail: e.to_string() })?;
+                certificate_party(&text)?.1
+            }
+        };
+        servers.push(ServerEntry { address, fingerprint });
+    }
+    let servers: [ServerEntry; 3] =
+        servers.try_into().map_err(|_| Error::Usage("the parties file needs three parties".into()))?;
+    Ok(ClientConfig { cert, key, servers, timeout: Duration::from_secs(600) })
+}
+
+/// A client of `triad serve`: writes `<name>.key` (owner-only) and `<name>.pem` into
+/// `out`, and with `servers` (the parties file) the client file `<name>.toml`. Returns
+/// what it wrote and the certificate's fingerprint, which the servers' operators enrol.
+pub fn keygen_client(out: &Path, name: &str, servers: Option<&Path>, force: bool) -> Result<(Written, Fingerprint)> {
+    let (key_path, cert_path) = (out.join(format!("{name}.key")), out.join(format!("{name}.pem")));
+    refuse_overwrite(&key_path, force)?;
+    let client = match servers {
+        Some(path) => {
+            let cfg = PartiesConfig::load(path)?;
+            Some(client_file(&cfg, PathBuf::from(format!("{name}.pem")), PathBuf::from(format!("{name}.key")))?)
+        }
+        None => None,
+    };
+    std::fs::create_dir_all(out).map_err(|e| write_err(out, e))?;
+    let pem = generate_client_identity(name)?;
+    write_file(&key_path, &pem.key_pem, true)?;
+    write_file(&cert_path, &pem.cert_pem, false)?;
+    let mut files = vec![key_path, cert_path.clone()];
+    if let Some(c) = client {
+        let file = out.join(format!("{name}.toml"));
+        write_file(&file, &c.to_toml(), false)?;
+        files.push(file);
+    }
+    Ok((Written { config: cert_path, files }, pem.fingerprint))
 }
 
 const ADDRESS_LINE: &str = "triad address:";

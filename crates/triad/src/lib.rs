@@ -50,6 +50,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
+pub mod client;
 pub mod data;
 pub mod error;
 pub mod files;
@@ -63,6 +64,7 @@ pub mod progress;
 pub mod report;
 pub mod resume;
 pub mod run;
+pub mod serve;
 pub mod start;
 pub mod weights;
 
