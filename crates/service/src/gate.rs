@@ -91,6 +91,8 @@ struct Shared {
     changed: Condvar,
     stopping: Arc<AtomicBool>,
     connections: AtomicUsize,
+    /// Test only ([`Gate::start_recording`]): every share body received from clients.
+    recording: Mutex<Option<Vec<Vec<u8>>>>,
 }
 
 /// The gate of one server (see the module docs). Cloning gives another handle to it.
@@ -122,6 +124,7 @@ impl Gate {
             changed: Condvar::new(),
             stopping: Arc::new(AtomicBool::new(false)),
             connections: AtomicUsize::new(0),
+            recording: Mutex::new(None),
         });
         let gate = Gate { shared };
         let g = gate.clone();
@@ -152,6 +155,25 @@ impl Gate {
     /// This server.
     pub fn me(&self) -> PartyId {
         self.shared.me
+    }
+
+    /// Test support (the view-secrecy test): keep every share body clients send from now
+    /// on (a model's shares without its public graph; an input's shares).
+    #[doc(hidden)]
+    pub fn start_recording(&self) {
+        *self.shared.recording.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    }
+
+    /// Test support: what was kept since [`Gate::start_recording`].
+    #[doc(hidden)]
+    pub fn stop_recording(&self) -> Vec<Vec<u8>> {
+        self.shared.recording.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default()
+    }
+
+    fn record(&self, shares: &[u8]) {
+        if let Some(r) = self.shared.recording.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            r.push(shares.to_vec());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -301,6 +323,9 @@ impl Gate {
         let err = |m: String| (Reply::Error { message: format!("{me}: {m}") }, Vec::new());
         match req {
             Request::Upload { model, version, frac_bits, graph_bytes } => {
+                if let Some(shares) = usize::try_from(graph_bytes).ok().and_then(|g| body.get(g..)) {
+                    self.record(shares);
+                }
                 match self.install(client, &model, version, frac_bits, graph_bytes, body) {
                     Ok(info) => (Reply::Uploaded(info), Vec::new()),
                     Err(m) => err(m),
@@ -325,6 +350,7 @@ impl Gate {
                 if self.stopping() {
                     return err("the server is shutting down".into());
                 }
+                self.record(&body);
                 let shares = self.check_infer(client, &model, &dims, body);
                 let (tx, rx): (Sender<Answer>, Receiver<Answer>) = channel();
                 {

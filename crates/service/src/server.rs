@@ -93,7 +93,12 @@ struct Verdict {
     stop: bool,
 }
 
+/// The cost scope of the control messages (public facts; the view-secrecy test leaves
+/// them out of the views it tests for uniformity).
+pub const CONTROL_SCOPE: &str = "control";
+
 fn send_json<D: Device, T: Serialize>(p: &Party<D>, to: Peer, v: &T) -> Result<()> {
+    let _s = p.net.scope(CONTROL_SCOPE);
     let bytes = serde_json::to_vec(v).map_err(|e| ServiceError::Protocol(e.to_string()))?;
     p.net.send_u64s(to, vec![bytes.len() as u64])?;
     p.net.send_bytes(to, bytes)?;
@@ -101,6 +106,7 @@ fn send_json<D: Device, T: Serialize>(p: &Party<D>, to: Peer, v: &T) -> Result<(
 }
 
 fn recv_json<D: Device, T: for<'de> Deserialize<'de>>(p: &Party<D>, from: Peer) -> Result<T> {
+    let _s = p.net.scope(CONTROL_SCOPE);
     let who = p.id.peer(from);
     let len = p.net.recv_u64s(from, 1)?[0];
     if len == 0 || len > MAX_CONTROL_BYTES {
