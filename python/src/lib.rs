@@ -6,6 +6,9 @@
 //! The Python wrapper (`triad/__init__.py`, `triad/local.py`) converts from and to NumPy,
 //! so this crate needs no numpy crate. Every failure is `triad.TriadError` with the one
 //! line the command prints after `error: `. The jobs run with the GIL released.
+//!
+//! [`service::PyClient`] is the base of `triad.Client`, a client of the three servers of
+//! `triad serve` ([`triad_service::Client`]).
 
 use std::path::PathBuf;
 
@@ -14,6 +17,8 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyByteArray;
 use triad::onnx::local;
+
+mod service;
 
 create_exception!(
     triad,
@@ -109,5 +114,6 @@ fn _triad(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(infer, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
+    m.add_class::<service::PyClient>()?;
     Ok(())
 }

@@ -8,6 +8,9 @@ without any of them seeing a value. This package runs triad's ONNX jobs on NumPy
   this process (``triad infer --onnx`` and ``triad train --onnx``), for trying a model;
 - :func:`inspect`: what ``triad inspect --onnx`` prints (nodes, tensors, the fixed-point
   range check, exact bytes and rounds);
+- :class:`Client`: a client of three ``triad serve`` servers, which hold models as
+  secret shares: upload an ONNX model, let other clients use it, classify inputs that no
+  server sees;
 - :class:`TriadError`: every failure, with the one line the ``triad`` command prints
   after ``error:``.
 
@@ -16,6 +19,9 @@ Example::
     import numpy as np, triad
     x = np.load("x.npy")                      # [N, C, H, W] or [N, F], float32 or float64
     y = triad.local.infer("model.onnx", x)    # [N, outputs] float64, opened to the owner
+
+    with triad.Client("reader.toml") as c:    # three `triad serve` servers
+        y = c.infer("model", x)               # x secret-shared; y reconstructed here
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from typing import Union
 from . import _triad
 from ._triad import TriadError
 from . import local
+from .service import Client
 
-__all__ = ["TriadError", "inspect", "local", "__version__"]
+__all__ = ["Client", "TriadError", "inspect", "local", "__version__"]
 
 __version__ = "0.1.0"
 
