@@ -164,7 +164,16 @@ impl Client {
         }
         let mut out = Vec::with_capacity(3);
         for (i, c) in self.conns.iter_mut().enumerate() {
-            match read_frame::<Reply>(c, MAX_REPLY_BODY)? {
+            let frame = read_frame::<Reply>(c, MAX_REPLY_BODY).map_err(|e| match e {
+                ServiceError::Io { source, .. } if source.to_string().contains("alert") => {
+                    ServiceError::Refused(format!(
+                    "party {i} refused this client's certificate ({source}): is it enrolled? Its operator adds the \
+                     [[client]] lines `triad keygen --client` printed"
+                ))
+                }
+                other => other,
+            })?;
+            match frame {
                 Some(r) => out.push(r),
                 None => return Err(ServiceError::Protocol(format!("party {i} closed the connection"))),
             }

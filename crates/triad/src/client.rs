@@ -219,7 +219,13 @@ pub fn load(
     let mut first = connect(config)?;
     let info = match first.describe(id) {
         Ok(info) => info,
-        Err(_) => first.upload(id, &im.graph, &im.weights, 20).map_err(service)?,
+        // Not visible to this client: upload it, unless another client owns that id
+        // (then the reason it is not visible is the error).
+        Err(unseen) => match first.upload(id, &im.graph, &im.weights, 20) {
+            Ok(info) => info,
+            Err(e) if e.to_string().contains("belongs to another client") => return Err(service(unseen)),
+            Err(e) => return Err(service(e)),
+        },
     };
     let digest = crate::onnx::parties::PublicGraph::of(&im.graph)?.sha256;
     if info.graph_sha256 != digest {
