@@ -37,7 +37,7 @@ pub struct ServerEntry {
 /// A client file: who the client is and where the three servers are.
 ///
 /// ```toml
-/// cert = "alice.crt"          # the client's certificate (triad keygen --client alice)
+/// cert = "alice.pem"          # the client's certificate (triad keygen --client alice)
 /// key = "alice.key"           # and its private key
 /// timeout_ms = 600000         # optional: how long to wait for a server's answer
 ///

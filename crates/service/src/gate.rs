@@ -496,7 +496,7 @@ fn take_batch(pending: &mut Vec<Pending>, model: &str, max_batch: usize) -> Vec<
 }
 
 fn not_found(model: &str, client: &str) -> String {
-    format!("no model {model:?} that {client} may use (upload it, or ask its owner to allow {client})")
+    format!("no model {model:?} that {client} may use (upload it under that id, or ask the model's owner to allow {client})")
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -97,6 +97,13 @@ pub fn run(k: &KeygenArgs) -> Result<()> {
         "run each party on its host with: triad party --id N --config {} <train|infer> [options]",
         w.config.display()
     );
+    if !k.clients.is_empty() {
+        println!(
+            "or run the three servers of the service with: triad serve --id N --config {}; clients use their \
+             <name>.toml with triad client or triad.Client",
+            w.config.display()
+        );
+    }
     Ok(())
 }
 

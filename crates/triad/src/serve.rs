@@ -87,7 +87,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         serve(p, &gate, &opt).map_err(service)
     })?);
     eprintln!(
-        "{me}: stopped after {} requests ({} samples in {} batches; {} refused)",
+        "{me}: stopped; inference requests answered: {}, samples: {}, batches: {}, requests refused: {}",
         summary.requests, summary.samples, summary.batches, summary.refused
     );
     Ok(())

@@ -85,7 +85,7 @@ fn three_servers_serve_enrolled_clients_and_stop_on_sigterm() {
     for (i, k) in servers.into_iter().enumerate() {
         let out = k.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(&format!("party {i}: stopped after")), "server {i}: {err}");
+        assert!(err.contains(&format!("party {i}: stopped; inference requests answered")), "server {i}: {err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
