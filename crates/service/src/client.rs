@@ -135,6 +135,9 @@ pub(crate) type Stream = rustls::StreamOwned<rustls::ClientConnection, TcpStream
 /// A connected client (see the module docs).
 pub struct Client {
     conns: Vec<Stream>,
+    /// The public facts of the models this client used, so that a request costs one
+    /// exchange, not two (dropped when a request on the model fails).
+    known: std::collections::HashMap<String, ModelInfo>,
 }
 
 impl std::fmt::Debug for Client {
@@ -154,7 +157,7 @@ impl Client {
         for (i, s) in cfg.servers.iter().enumerate() {
             conns.push(connect_one(&tls, i, &s.address, cfg.timeout)?);
         }
-        Ok(Client { conns })
+        Ok(Client { conns, known: Default::default() })
     }
 
     /// Sends `req` to every server with its own body, then reads the three answers.
@@ -275,7 +278,24 @@ impl Client {
                 x.len()
             )));
         }
-        let info = self.describe(model)?;
+        let info = match self.known.get(model) {
+            Some(info) => info.clone(),
+            None => self.describe(model)?,
+        };
+        let r = self.infer_with(&info, dims, x);
+        match &r {
+            Ok(_) => {
+                self.known.insert(model.to_string(), info);
+            }
+            Err(_) => {
+                self.known.remove(model);
+            }
+        }
+        r
+    }
+
+    fn infer_with(&mut self, info: &ModelInfo, dims: &[usize], x: &[f64]) -> Result<(Vec<usize>, Vec<f64>)> {
+        let model = info.model.as_str();
         let fixed = FixedConfig::new(info.frac_bits).map_err(|e| ServiceError::Usage(format!("frac bits: {e}")))?;
         if dims[1..] != info.input[..] {
             return Err(ServiceError::Usage(format!(

@@ -187,9 +187,10 @@ impl Gate {
     }
 
     /// The leader's next batch: waits (at most `tick`) for a request, then lets requests
-    /// for the oldest one's model gather for up to `max_wait` after it arrived or until
-    /// they hold `max_batch` samples, and takes them (always at least one). Empty after
-    /// `tick` with nothing pending, or when stopping.
+    /// for the oldest one's model gather for up to `max_wait` after it arrived, until they
+    /// hold `max_batch` samples, or until every open client connection has a request
+    /// waiting, and takes them (always at least one). Empty after `tick` with nothing
+    /// pending, or when stopping.
     pub fn next_batch(&self, max_batch: usize, max_wait: Duration, tick: Duration) -> Vec<Pending> {
         let start = Instant::now();
         let mut st = self.lock();
@@ -206,7 +207,11 @@ impl Gate {
                     let model = oldest.model.clone();
                     let waited = oldest.arrived.elapsed();
                     let samples: usize = st.pending.iter().filter(|p| p.model == model).map(Pending::samples).sum();
-                    if samples >= max_batch || waited >= max_wait {
+                    // A connection carries one request at a time: once every open
+                    // connection has a request waiting, no other can join, so waiting
+                    // longer only adds latency (a lone client never waits).
+                    let all_in = st.pending.len() >= self.shared.connections.load(Ordering::SeqCst);
+                    if samples >= max_batch || waited >= max_wait || all_in {
                         return take_batch(&mut st.pending, &model, max_batch);
                     }
                     max_wait - waited
