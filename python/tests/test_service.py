@@ -204,6 +204,44 @@ def test_private_inference_agrees_with_onnxruntime_and_local_mode(owner: triad.C
     assert np.max(np.abs(y - ref)) < 1e-2, np.max(np.abs(y - ref))
 
 
+def onnxruntime_outputs(model: Path, x: np.ndarray) -> Optional[np.ndarray]:
+    """onnxruntime's outputs for `x`, in chunks of the export's fixed batch; `None` when
+    onnxruntime is not installed (CI installs it: there the comparison must run)."""
+    try:
+        import onnxruntime as ort  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        return None
+    sess = ort.InferenceSession(str(model))
+    inp = sess.get_inputs()[0]
+    b = inp.shape[0] if isinstance(inp.shape[0], int) else len(x)
+    assert len(x) % b == 0, (len(x), b)
+    outs = [sess.run(None, {inp.name: x[i : i + b]})[0] for i in range(0, len(x), b)]
+    return np.concatenate(outs).astype(np.float64)
+
+
+def test_a_data_owner_classifies_100_images_as_onnxruntime_does(service: Service, owner: triad.Client) -> None:
+    # The issue's acceptance check: the model owner uploads a PyTorch-exported CNN (the
+    # residual network with batch norm, dynamo exporter, weights in external data), a data
+    # owner classifies 100 images and gets onnxruntime's predictions.
+    owner.upload_model(RESIDUAL, "residual-ort")
+    owner.allow("residual-ort", "reader")
+    x = inputs("residual_cnn", 100, seed=11)
+    want = onnxruntime_outputs(RESIDUAL, x)
+    if want is None:
+        pytest.skip("onnxruntime is not installed (pip install onnxruntime)")
+    with service.client("reader") as reader:
+        y = reader.infer("residual-ort", x)
+    assert y.shape == want.shape == (100, 5)
+    top2 = np.sort(want, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 2e-3  # predictions a 1e-3 error cannot flip
+    assert clear.sum() >= 95, clear.sum()
+    assert np.array_equal(y.argmax(axis=1)[clear], want.argmax(axis=1)[clear])
+    assert np.max(np.abs(y - want)) < 1e-3, np.max(np.abs(y - want))
+    owner.refuse("residual-ort", "reader")
+
+
 def test_reader_needs_the_owners_permission(service: Service, owner: triad.Client, tiny: str) -> None:
     x = inputs("tiny_cnn", 8, seed=1)
     want = owner.infer(tiny, x)
