@@ -27,7 +27,8 @@ use crate::convert;
 pub type Body = fn(&[u8]);
 
 /// Every target: its name (the folder under `fuzz/corpus/`) and its body.
-pub const TARGETS: [(&str, Body); 16] = [
+pub const TARGETS: [(&str, Body); 17] = [
+    ("service_request", service_request),
     ("frame_header", frame_header),
     ("handshake", handshake),
     ("parties_config", parties_config),
@@ -191,11 +192,48 @@ pub fn npy_reader(data: &[u8]) {
 /// The graph decoder parties 1 and 2 run on party 0's message (`triad party ...
 /// --onnx-from-owner`): any bytes give a graph or a typed error, never a panic; a graph
 /// has shapes, and its encoding is the bytes it came from (the encoding is canonical, so
-/// its SHA-256 names it).
+/// its SHA-256 names it); an error is one line.
 pub fn graph_wire(data: &[u8]) {
-    if let Ok(g) = triad_layers::graph_wire::decode(data) {
-        assert!(g.node_dims().is_ok());
-        assert_eq!(triad_layers::graph_wire::encode(&g).as_deref(), Some(data));
+    match triad_layers::graph_wire::decode(data) {
+        Ok(g) => {
+            assert!(g.node_dims().is_ok());
+            assert_eq!(triad_layers::graph_wire::encode(&g).as_deref(), Some(data));
+        }
+        Err(e) => assert!(!e.to_string().contains('\n'), "{e}"),
+    }
+}
+
+/// What a server of `triad serve` reads from an enrolled client (`triad_service::wire`):
+/// any bytes give a request and its body, the clean end of the stream, or a typed error,
+/// never a panic and never an allocation the bytes did not pay for; a request then goes
+/// through the server's own handling ([`triad_service::Gate::try_request`]: an upload's
+/// graph decoded with the checked decoder and its shares counted against the graph, an
+/// inference request's shape and shares checked against the model) to a result or a
+/// one-line reason. The `owner` client has the fuzz model ([`weights_model`]) installed as
+/// `m` first, so
+/// inference requests reach the shape and byte checks.
+pub fn service_request(data: &[u8]) {
+    use triad_service::wire::{read_frame, Request};
+    let fp = triad_transport::Fingerprint([1; 32]);
+    let owner = triad_transport::EnrolledClient { name: "owner".into(), fingerprint: fp };
+    let gate = triad_service::Gate::offline(vec![owner], PartyId::ALL[0], 20);
+    let g = weights_model();
+    let graph = triad_layers::graph_wire::encode(&g).unwrap_or_default();
+    let n: usize = triad_layers::serving_shapes(&g).iter().map(|s| s.iter().product::<usize>()).sum();
+    let mut body = graph.clone();
+    body.resize(graph.len() + 16 * n, 0);
+    let up = Request::Upload { model: "m".into(), version: 1, frac_bits: 20, graph_bytes: graph.len() as u64 };
+    assert_eq!(gate.try_request("owner", up, body), Ok(()));
+    let mut r = data;
+    for _ in 0..4 {
+        match read_frame::<Request>(&mut r, 1 << 24) {
+            Ok(Some((req, body))) => {
+                if let Err(m) = gate.try_request("owner", req, body) {
+                    assert!(!m.contains('\n'), "{m}");
+                }
+            }
+            Ok(None) | Err(_) => return,
+        }
     }
 }
 

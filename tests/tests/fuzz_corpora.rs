@@ -82,6 +82,28 @@ fn write_seed_corpora() {
     std::fs::write(corpus("graph_wire").join("lenet.bin"), triad_layers::graph_wire::encode(&lenet).unwrap()).unwrap();
     std::fs::write(corpus("graph_wire").join("fuzz_model.bin"), triad_layers::graph_wire::encode(&net).unwrap())
         .unwrap();
+    // The service: an upload of the fuzz model, an inference request on the installed
+    // one (`m`, the same model), an allow, and a request with a body cut short.
+    use triad_service::wire::{write_frame, Request};
+    let graph = triad_layers::graph_wire::encode(&net).unwrap();
+    let n: usize = triad_layers::serving_shapes(&net).iter().map(|s| s.iter().product::<usize>()).sum();
+    let mut up = Vec::new();
+    let mut body = graph.clone();
+    body.extend((0..16 * n).map(|i| (i % 251) as u8));
+    let req = Request::Upload { model: "f".into(), version: 9, frac_bits: 20, graph_bytes: graph.len() as u64 };
+    write_frame(&mut up, &req, &body).unwrap();
+    let dir = corpus("service_request");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("upload.bin"), &up).unwrap();
+    let mut infer = Vec::new();
+    let mut dims = vec![2];
+    dims.extend(net.input());
+    let per: usize = net.input().iter().product();
+    let req = Request::Infer { id: 3, model: "m".into(), dims };
+    write_frame(&mut infer, &req, &vec![7u8; 16 * 2 * per]).unwrap();
+    write_frame(&mut infer, &Request::Allow { model: "m".into(), client: "owner".into() }, &[]).unwrap();
+    std::fs::write(dir.join("infer_allow.bin"), &infer).unwrap();
+    std::fs::write(dir.join("cut.bin"), &infer[..infer.len() / 2]).unwrap();
 }
 
 /// Found by the `compare` target: max pooling of an image with no rows (valid pooling

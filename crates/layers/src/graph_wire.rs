@@ -51,8 +51,18 @@ pub struct DecodeError {
 }
 
 impl fmt::Display for DecodeError {
+    /// One line: names quoted from the bytes are shown with their control characters
+    /// escaped (a name may hold a newline; found by the `service_request` fuzz target).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not a valid graph (byte {}): {}", self.at, self.what)
+        write!(f, "not a valid graph (byte {}): ", self.at)?;
+        for c in self.what.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 

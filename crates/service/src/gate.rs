@@ -18,7 +18,7 @@ use triad_layers::{graph_wire, serving_shapes, Graph};
 use triad_transport::{enrolled_client_name, EnrolledClient, PartyId};
 
 use crate::error::{Result, ServiceError};
-use crate::wire::{bytes_to_words, read_frame, write_frame, ModelInfo, Reply, Request};
+use crate::wire::{bytes_to_words, read_frame, write_frame, ModelInfo, Reply, Request, DEFAULT_MAX_BODY_BYTES};
 
 /// The most client connections a server serves at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -133,6 +133,41 @@ impl Gate {
             .spawn(move || g.accept_loop(listener, tls))
             .map_err(|e| ServiceError::io("starting the client listener", e))?;
         Ok(gate)
+    }
+
+    /// Test support (the `service_request` fuzz target): a gate with no listener, whose
+    /// clients are `clients`.
+    #[doc(hidden)]
+    pub fn offline(clients: Vec<EnrolledClient>, me: PartyId, frac_bits: u32) -> Gate {
+        Gate {
+            shared: Arc::new(Shared {
+                me,
+                frac_bits,
+                max_body: DEFAULT_MAX_BODY_BYTES,
+                clients,
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+                stopping: Arc::new(AtomicBool::new(false)),
+                connections: AtomicUsize::new(0),
+                recording: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Test support (the `service_request` fuzz target): what this server does with a
+    /// client's request, up to queueing it: an upload is installed, an allow, refuse or
+    /// describe answered, an inference request checked (not queued). `Err` with the
+    /// one-line reason the client would get.
+    #[doc(hidden)]
+    pub fn try_request(&self, client: &str, req: Request, body: Vec<u8>) -> std::result::Result<(), String> {
+        let reply = match req {
+            Request::Infer { model, dims, .. } => return self.check_infer(client, &model, &dims, body).map(|_| ()),
+            other => self.handle(client, other, body).0,
+        };
+        match reply {
+            Reply::Error { message } => Err(message),
+            _ => Ok(()),
+        }
     }
 
     /// The flag that stops the server (set by SIGTERM, or by [`Gate::stop`]).
