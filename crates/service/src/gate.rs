@@ -115,18 +115,7 @@ impl Gate {
         max_body: u64,
     ) -> Result<Gate> {
         listener.set_nonblocking(true).map_err(|e| ServiceError::io("the client listener", e))?;
-        let shared = Arc::new(Shared {
-            me,
-            frac_bits,
-            max_body,
-            clients,
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
-            stopping: Arc::new(AtomicBool::new(false)),
-            connections: AtomicUsize::new(0),
-            recording: Mutex::new(None),
-        });
-        let gate = Gate { shared };
+        let gate = Gate::new(clients, me, frac_bits, max_body);
         let g = gate.clone();
         std::thread::Builder::new()
             .name(format!("triad-gate-{}", me.index()))
@@ -139,11 +128,15 @@ impl Gate {
     /// clients are `clients`.
     #[doc(hidden)]
     pub fn offline(clients: Vec<EnrolledClient>, me: PartyId, frac_bits: u32) -> Gate {
+        Gate::new(clients, me, frac_bits, DEFAULT_MAX_BODY_BYTES)
+    }
+
+    fn new(clients: Vec<EnrolledClient>, me: PartyId, frac_bits: u32, max_body: u64) -> Gate {
         Gate {
             shared: Arc::new(Shared {
                 me,
                 frac_bits,
-                max_body: DEFAULT_MAX_BODY_BYTES,
+                max_body,
                 clients,
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),

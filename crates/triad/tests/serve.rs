@@ -30,23 +30,8 @@ fn wait_exit(k: &mut Child, within: Duration) -> Option<std::process::ExitStatus
 fn three_servers_serve_enrolled_clients_and_stop_on_sigterm() {
     let dir = tempdir("serve");
     let d = dir.to_str().unwrap();
-    let ports = format!("{},{},{}", free_port(), free_port(), free_port());
     let client_ports = format!("{},{},{}", free_port(), free_port(), free_port());
-    let out = triad(&[
-        "keygen",
-        "--hosts",
-        "127.0.0.1,127.0.0.1,127.0.0.1",
-        "--ports",
-        &ports,
-        "--clients",
-        "owner,reader",
-        "--client-ports",
-        &client_ports,
-        "--out",
-        d,
-    ]);
-    stdout_ok(&out);
-    let cfg = dir.join("parties.toml");
+    let cfg = keygen_with(&dir, 30_000, &["--clients", "owner,reader", "--client-ports", &client_ports]);
     let mut servers: Vec<Child> = (0..3)
         .map(|i| {
             spawn(

@@ -36,18 +36,18 @@ pub fn free_port() -> u16 {
 
 /// Writes certificates and a parties file for three loopback parties with `triad keygen`.
 pub fn keygen(dir: &Path, timeout_ms: u64) -> PathBuf {
+    keygen_with(dir, timeout_ms, &[])
+}
+
+/// [`keygen`] with more arguments (`--clients ...` for `triad serve`).
+pub fn keygen_with(dir: &Path, timeout_ms: u64, more: &[&str]) -> PathBuf {
     let ports = format!("{},{},{}", free_port(), free_port(), free_port());
-    let out = triad(&[
-        "keygen",
-        "--hosts",
-        "127.0.0.1,127.0.0.1,127.0.0.1",
-        "--ports",
-        &ports,
-        "--out",
-        dir.to_str().unwrap(),
-        "--timeout-ms",
-        &timeout_ms.to_string(),
-    ]);
+    let timeout = timeout_ms.to_string();
+    let mut args =
+        vec!["keygen", "--hosts", "127.0.0.1,127.0.0.1,127.0.0.1", "--ports", &ports, "--out", dir.to_str().unwrap()];
+    args.extend(["--timeout-ms", &timeout]);
+    args.extend(more);
+    let out = triad(&args);
     assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
     dir.join("parties.toml")
 }
