@@ -15,6 +15,18 @@ fn fixture(name: &str) -> String {
     format!("{}/../../tests/fixtures/onnx/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The servers, killed if the test fails before it stops them (no process outlives it).
+struct Servers(Vec<Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for k in &mut self.0 {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
+}
+
 fn wait_exit(k: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
     let t = Instant::now();
     while t.elapsed() < within {
@@ -32,7 +44,8 @@ fn three_servers_serve_enrolled_clients_and_stop_on_sigterm() {
     let d = dir.to_str().unwrap();
     let client_ports = format!("{},{},{}", free_port(), free_port(), free_port());
     let cfg = keygen_with(&dir, 30_000, &["--clients", "owner,reader", "--client-ports", &client_ports]);
-    let mut servers: Vec<Child> = (0..3)
+    let mut servers = Servers(Vec::new());
+    servers.0 = (0..3)
         .map(|i| {
             spawn(
                 &["serve", "--id", &i.to_string(), "--config", cfg.to_str().unwrap(), "--threads", "1"]
@@ -45,7 +58,16 @@ fn three_servers_serve_enrolled_clients_and_stop_on_sigterm() {
     let (owner, reader) = (owner.to_str().unwrap(), reader.to_str().unwrap());
     let model = fixture("residual_cnn_ts.onnx");
 
-    let up = stdout_ok(&triad(&["client", "--config", owner, "upload", &model, "--id", "cnn"]));
+    // The servers are up once a client can connect (they start in any order).
+    let t = Instant::now();
+    let up = loop {
+        let out = triad(&["client", "--config", owner, "upload", &model, "--id", "cnn"]);
+        if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("cannot connect") {
+            break stdout_ok(&out);
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the servers did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(up.contains("uploaded \"cnn\""), "{up}");
     // The reader is refused until the owner allows it; then a load test's every answer
     // matches the plaintext twin of the same file.
@@ -61,13 +83,13 @@ fn three_servers_serve_enrolled_clients_and_stop_on_sigterm() {
     assert!(!s.status.success());
 
     // SIGTERM at server 1: all three stop cleanly.
-    let pid = servers[1].id().to_string();
+    let pid = servers.0[1].id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    for (i, k) in servers.iter_mut().enumerate() {
+    for (i, k) in servers.0.iter_mut().enumerate() {
         let status = wait_exit(k, Duration::from_secs(20));
         assert!(status.is_some_and(|s| s.success()), "server {i}: {status:?}");
     }
-    for (i, k) in servers.into_iter().enumerate() {
+    for (i, k) in std::mem::take(&mut servers.0).into_iter().enumerate() {
         let out = k.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("party {i}: stopped; inference requests answered")), "server {i}: {err}");
