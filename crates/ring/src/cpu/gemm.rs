@@ -164,6 +164,9 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[u64], a_trans: bool, b: &[u64], b
     if m.saturating_mul(n).saturating_mul(k) <= SMALL_MACS {
         check_lens(m, k, n, a, b, c);
         gemm_direct(m, k, n, a, a_trans, b, b_trans, c);
+    } else if m <= FEW_ROWS {
+        check_lens(m, k, n, a, b, c);
+        gemm_few_rows(m, k, n, a, a_trans, b, b_trans, c);
     } else {
         gemm_with(Kernel::detect(), m, k, n, a, a_trans, b, b_trans, c);
     }
@@ -173,6 +176,39 @@ fn check_lens(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &[u64]) {
     assert!(a.len() >= m * k, "gemm: a has {} elements, needs {m}x{k}", a.len());
     assert!(b.len() >= k * n, "gemm: b has {} elements, needs {k}x{n}", b.len());
     assert!(c.len() >= m * n, "gemm: c has {} elements, needs {m}x{n}", c.len());
+}
+
+/// At most this many rows of `op(a)` (a batch of a few samples through a linear layer):
+/// packing `b` would cost more than the product, so [`gemm_few_rows`] reads it in place.
+const FEW_ROWS: usize = 4;
+
+/// Unpacked product for a few rows of `op(a)`, in parallel over blocks of output columns:
+/// with `b_trans` every output is a dot product of two contiguous rows (a linear layer's
+/// weights `[out, in]`), else each row of `b` is streamed once per row of `a`.
+/// Measured on the LeNet linear layer 800 → 500 at batch 1: 1.2 to 3.4 ms through the
+/// packed path, most of it packing the 400,000 weights; this reads them once.
+fn gemm_few_rows(m: usize, k: usize, n: usize, a: &[u64], a_trans: bool, b: &[u64], b_trans: bool, c: &mut [u64]) {
+    const COLS: usize = 64;
+    for i in 0..m {
+        let row: Vec<u64> = (0..k).map(|kk| if a_trans { a[kk * m + i] } else { a[i * k + kk] }).collect();
+        c[i * n..(i + 1) * n].par_chunks_mut(COLS).enumerate().for_each(|(blk, out)| {
+            let j0 = blk * COLS;
+            if b_trans {
+                for (jj, o) in out.iter_mut().enumerate() {
+                    let brow = &b[(j0 + jj) * k..(j0 + jj + 1) * k];
+                    *o = row.iter().zip(brow).fold(0u64, |acc, (&x, &y)| acc.wrapping_add(x.wrapping_mul(y)));
+                }
+            } else {
+                out.fill(0);
+                for (kk, &x) in row.iter().enumerate() {
+                    let brow = &b[kk * n + j0..kk * n + j0 + out.len()];
+                    for (o, &y) in out.iter_mut().zip(brow) {
+                        *o = o.wrapping_add(x.wrapping_mul(y));
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// Unpacked loop for tiny products.
@@ -615,6 +651,10 @@ mod tests {
         }
         // Blocks split across several parallel tasks and cache blocks.
         check(None, 300, 20, 600, &mut seed);
+        // A few rows past the tiny size (gemm_few_rows), partial column blocks included.
+        check(None, 1, 800, 500, &mut seed);
+        check(None, 4, 333, 65, &mut seed);
+        check(None, 3, 3000, 7, &mut seed);
         check(None, 130, 300, 70, &mut seed);
     }
 
