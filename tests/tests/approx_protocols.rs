@@ -143,7 +143,12 @@ fn check(
     let mut widest = BigInt::from(0);
     // Points that miss: a share-truncation wrap depends on the random share components (the
     // keys), a bug on the input. Misses are re-run alone under other keys, where they must
-    // pass; and a run may see at most two (a wrap happens about once in a thousand runs).
+    // pass: that is what catches a bug. A run may see at most six: exp with share
+    // truncation (its nine squarings truncate values near the top of the range) missed 21
+    // points in 60 runs of 300 (0.35 a run, at most 2; every other function none in 30
+    // runs), so seven or more in a run has probability below 1e-6 (Poisson). The bound
+    // was two, and a clean-clone CI run met three (seed 1796652843818736179, all three
+    // wraps that passed under other keys).
     let mut missed = Vec::new();
     for (&xr, &g) in raw.iter().zip(&got) {
         let x = spec::raw(xr);
@@ -159,7 +164,7 @@ fn check(
             missed.push(xr);
         }
     }
-    let allowed = if r == Rounding::WrapFree { 0 } else { 2 };
+    let allowed = if r == Rounding::WrapFree { 0 } else { 6 };
     assert!(missed.len() <= allowed, "{name} {r:?} (seed {seed}): {} points missed their bounds", missed.len());
     let again = if missed.is_empty() { Vec::new() } else { run_protocol_keys(&missed, 1, 12, &f) };
     for (&xr, &g) in missed.iter().zip(&again) {
