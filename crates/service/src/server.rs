@@ -93,6 +93,9 @@ struct Verdict {
     stop: bool,
 }
 
+/// The cost scope of the outputs' re-randomisation (one reshare of the batch's outputs).
+pub const OUTPUT_SCOPE: &str = "output";
+
 /// The cost scope of the control messages (public facts; the view-secrecy test leaves
 /// them out of the views it tests for uniformity).
 pub const CONTROL_SCOPE: &str = "control";
@@ -291,8 +294,11 @@ fn run_batch<D: Device>(p: &Party<D>, m: &mut Model<Party<D>>, run: &[Pending]) 
     m.train = false;
     let y = m.forward(p, x)?;
     // Fresh components for the clients: y_i + α_i with a zero sharing α, then a reshare.
-    let z = y.own.add(&p.zero_share(y.shape())?)?;
-    let y = p.reshare(z)?;
+    let y = {
+        let _s = p.net.scope(OUTPUT_SCOPE);
+        let z = y.own.add(&p.zero_share(y.shape())?)?;
+        p.reshare(z)?
+    };
     let out_dims: Vec<usize> = y.shape().dims().to_vec();
     let per_out: usize = out_dims.iter().skip(1).product();
     let (own, next) = (y.own.to_vec()?, y.next.to_vec()?);
