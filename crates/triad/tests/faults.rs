@@ -334,7 +334,12 @@ fn a_party_killed_mid_training_is_reported_by_both_others() {
 fn a_party_stopped_mid_training_is_reported_after_the_timeout() {
     let (said, took) = stop_mid_training(2);
     assert!(said.iter().all(|l| l.contains(&format!("timed out after {TIMEOUT_MS} ms"))), "{said:?}");
-    assert!(took >= Duration::from_millis(TIMEOUT_MS) && took < limit(), "{took:?}");
+    // The timeout runs from the last frame heard from the stopped party, which may precede
+    // the SIGSTOP by up to one heartbeat interval (a quarter of the timeout): a CI run
+    // measured 2.998 s against a 3 s timeout.
+    let earliest =
+        Duration::from_millis(TIMEOUT_MS) - triad_transport::heartbeat_interval(Duration::from_millis(TIMEOUT_MS));
+    assert!(took >= earliest && took < limit(), "{took:?}");
     eprintln!("{said:?} after {took:?}");
 }
 
