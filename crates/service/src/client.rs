@@ -181,17 +181,13 @@ impl Client {
                 None => return Err(ServiceError::Protocol(format!("party {i} closed the connection"))),
             }
         }
-        // The most telling error: one a server found itself, not "another server refused".
-        let mut errors: Vec<&str> = out
-            .iter()
-            .filter_map(|(r, _)| match r {
-                Reply::Error { message } => Some(message.as_str()),
-                _ => None,
-            })
-            .collect();
-        errors.sort_by_key(|m| m.contains("another server"));
-        if let Some(m) = errors.first() {
-            return Err(ServiceError::Refused(m.to_string()));
+        // A refusal of an inference request reads the same from every server (they agree on
+        // its reason); otherwise the first server's.
+        if let Some(m) = out.iter().find_map(|(r, _)| match r {
+            Reply::Error { message } => Some(message),
+            _ => None,
+        }) {
+            return Err(ServiceError::Refused(m.clone()));
         }
         Ok(out)
     }

@@ -34,5 +34,5 @@ pub use client::{Client, ClientConfig, ServerEntry};
 pub use error::{Result, ServiceError};
 pub use gate::{Answer, Gate, Pending, StoredModel, MAX_CONNECTIONS};
 pub use server::{serve, ServeOptions, ServeSummary};
-pub use split::{for_server, reconstruct, split, split_words};
+pub use split::{for_server, reconstruct, split};
 pub use wire::ModelInfo;

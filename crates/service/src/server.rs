@@ -191,9 +191,11 @@ pub fn serve<D: Device>(p: &Party<D>, gate: &Gate, opt: &ServeOptions) -> Result
             let o: Verdict = recv_json(p, other)?;
             check_verdict(p, other, &o, seq, prop.items.len())?;
             let stop = prop.stop || v.stop || o.stop;
-            (prop.model, prop.version, prop.items, mine, vec![prop.verdicts, verdicts, o.verdicts], stop)
+            let all = in_party_order(p.id, prop.verdicts, verdicts, o.verdicts);
+            (prop.model, prop.version, prop.items, mine, all, stop)
         };
-        // The same decision at every party: run a request only if no party refuses it.
+        // The same decision at every party: run a request only if no party refuses it, and
+        // the first refusing party's reason (verdicts are in party order) as its answer.
         let refusal: Vec<Option<String>> =
             (0..items.len()).map(|k| verdicts.iter().find_map(|v| v[k].clone())).collect();
         let mut run = Vec::new();
@@ -268,6 +270,18 @@ pub fn serve<D: Device>(p: &Party<D>, gate: &Gate, opt: &ServeOptions) -> Result
     r.map(|()| summary)
 }
 
+type Verdicts = Vec<Option<String>>;
+
+/// A follower's three verdict lists in party order (party 0's, 1's, 2's), from party 0's,
+/// its own and the other follower's: so all three parties pick the same first reason.
+fn in_party_order(me: PartyId, leader: Verdicts, own: Verdicts, other: Verdicts) -> Vec<Verdicts> {
+    if me.index() == 1 {
+        vec![leader, own, other]
+    } else {
+        vec![leader, other, own]
+    }
+}
+
 fn check_verdict<D: Device>(p: &Party<D>, from: Peer, v: &Verdict, seq: u64, items: usize) -> Result<()> {
     if v.seq != seq || v.verdicts.len() != items {
         return Err(ServiceError::Protocol(format!("{} sent a verdict out of order", p.id.peer(from))));
@@ -314,4 +328,20 @@ fn run_batch<D: Device>(p: &Party<D>, m: &mut Model<Party<D>>, run: &[Pending]) 
         row += k;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn followers_hold_the_verdicts_in_party_order() {
+        let v = |s: &str| vec![Some(s.to_string())];
+        let [_, p1, p2] = PartyId::ALL;
+        // Party 1 hears party 2's verdict as "other"; party 2 hears party 1's.
+        let at1 = in_party_order(p1, v("0"), v("1"), v("2"));
+        let at2 = in_party_order(p2, v("0"), v("2"), v("1"));
+        assert_eq!(at1, at2);
+        assert_eq!(at1, vec![v("0"), v("1"), v("2")]);
+    }
 }

@@ -18,7 +18,7 @@ pub fn split(fixed: &FixedConfig, x: &[f64]) -> Result<[Vec<u64>; 3]> {
 }
 
 /// The three additive components of ring words.
-pub fn split_words(x: &[u64]) -> Result<[Vec<u64>; 3]> {
+fn split_words(x: &[u64]) -> Result<[Vec<u64>; 3]> {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key)
         .map_err(|e| ServiceError::Usage(format!("no randomness from the OS for the shares: {e}")))?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use triad_layers::{Model, PTensor, Plain};
-use triad_service::{Client, ClientConfig, ServiceError};
+use triad_service::{Client, ClientConfig};
 
 use crate::error::{Error, Result};
 use crate::job::OWNER;
@@ -91,15 +91,8 @@ pub enum ClientAction {
     },
 }
 
-fn service(e: ServiceError) -> Error {
-    match e {
-        ServiceError::Transport(t) => Error::Transport(t),
-        other => Error::Usage(other.to_string()),
-    }
-}
-
 fn connect(config: &Path) -> Result<Client> {
-    Client::connect(&ClientConfig::load(config).map_err(service)?).map_err(service)
+    Client::connect(&ClientConfig::load(config)?).map_err(Error::from)
 }
 
 /// Runs `triad client`.
@@ -114,18 +107,18 @@ pub fn run(a: &ClientArgs) -> Result<()> {
             Ok(())
         }
         ClientAction::Allow { id, client } => {
-            connect(&a.config)?.allow(id, client).map_err(service)?;
+            connect(&a.config)?.allow(id, client)?;
             println!("{client} may now use {id:?}");
             Ok(())
         }
         ClientAction::Refuse { id, client } => {
-            connect(&a.config)?.refuse(id, client).map_err(service)?;
+            connect(&a.config)?.refuse(id, client)?;
             println!("{client} may no longer use {id:?}");
             Ok(())
         }
         ClientAction::Infer { id, inputs, output } => {
             let (shape, x) = triad_layers::data::npy::read_f64(inputs)?;
-            let (dims, y) = connect(&a.config)?.infer(id, &shape, &x).map_err(service)?;
+            let (dims, y) = connect(&a.config)?.infer(id, &shape, &x)?;
             let per: usize = dims.iter().skip(1).product();
             let preds = triad_layers::argmax_rows(&y, per.max(1));
             if let Some(path) = output {
@@ -168,7 +161,7 @@ pub fn upload(config: &Path, model: &Path, id: Option<&str>, frac_bits: u32) -> 
         Some(id) => id.to_string(),
         None => model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
     };
-    connect(config)?.upload(&id, &im.graph, &im.weights, frac_bits).map_err(service)
+    connect(config)?.upload(&id, &im.graph, &im.weights, frac_bits).map_err(Error::from)
 }
 
 /// What a load test measured.
@@ -223,8 +216,8 @@ pub fn load(
         // (then the reason it is not visible is the error).
         Err(unseen) => match first.upload(id, &im.graph, &im.weights, 20) {
             Ok(info) => info,
-            Err(e) if e.to_string().contains("belongs to another client") => return Err(service(unseen)),
-            Err(e) => return Err(service(e)),
+            Err(e) if e.to_string().contains("belongs to another client") => return Err(unseen.into()),
+            Err(e) => return Err(e.into()),
         },
     };
     // One connection per client while measuring: the servers batch at once when every
@@ -266,7 +259,7 @@ pub fn load(
                     while Instant::now() < until {
                         let (x, want) = &cases[k % cases.len()];
                         let t = Instant::now();
-                        let (_, y) = cl.infer(id, dims, x).map_err(service)?;
+                        let (_, y) = cl.infer(id, dims, x)?;
                         lat.push(t.elapsed().as_secs_f64() * 1e3);
                         let err = y.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
                         worst = worst.max(err);

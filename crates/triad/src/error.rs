@@ -92,6 +92,19 @@ impl Error {
     }
 }
 
+/// A client's or server's error of the service (`triad serve`, `triad client`): a link
+/// or certificate failure stays one, a protocol step on shares stays one, and the rest
+/// (a refusal, a bad file or array, a peer's bad message) is its one line.
+impl From<triad_service::ServiceError> for Error {
+    fn from(e: triad_service::ServiceError) -> Self {
+        match e {
+            triad_service::ServiceError::Transport(t) => Error::Transport(t),
+            triad_service::ServiceError::Sharing(s) => Error::Protocol(s),
+            other => Error::Usage(other.to_string()),
+        }
+    }
+}
+
 /// Shorthand.
 pub type Result<T> = std::result::Result<T, Error>;
 

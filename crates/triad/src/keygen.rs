@@ -24,7 +24,7 @@ use triad_transport::{
 };
 
 use crate::cli::KeygenArgs;
-use crate::error::{write_err, Error, Result};
+use crate::error::{read_err, write_err, Error, Result};
 
 /// What `keygen` wrote.
 #[derive(Clone, Debug)]
@@ -231,13 +231,15 @@ pub fn enrol_local_clients(
     client_ports: &[u16],
     names: &[String],
 ) -> Result<Vec<PathBuf>> {
-    let config = out.join("parties.toml");
-    let mut cfg = PartiesConfig::load(&config)?;
     if client_ports.len() != 3 || client_ports.contains(&0) {
         return Err(Error::Usage("--client-ports needs three nonzero ports separated by commas".into()));
     }
-    for (i, p) in cfg.parties.iter_mut().enumerate() {
-        p.client_address = Some(address(&hosts[i], client_ports[i]));
+    // The file as keygen wrote it (paths relative to it), changed and written back.
+    let config = out.join("parties.toml");
+    let text = std::fs::read_to_string(&config).map_err(|e| read_err(&config, e))?;
+    let mut cfg = PartiesConfig::parse(&text)?;
+    for ((p, host), port) in cfg.parties.iter_mut().zip(hosts).zip(client_ports) {
+        p.client_address = Some(address(host, *port));
     }
     let mut files = Vec::new();
     for name in names {
@@ -248,19 +250,12 @@ pub fn enrol_local_clients(
         files.extend([cert, key]);
         cfg.clients.push(EnrolledClient { name: name.clone(), fingerprint: c.fingerprint });
     }
-    let text = {
-        // Written with the paths as keygen wrote them (relative to the file).
-        let mut plain = PartiesConfig::parse(&std::fs::read_to_string(&config).map_err(|e| write_err(&config, e))?)?;
-        plain.clients = cfg.clients.clone();
-        for (p, q) in plain.parties.iter_mut().zip(&cfg.parties) {
-            p.client_address = q.client_address.clone();
-        }
-        checked_toml(&plain)?
-    };
-    write_file(&config, &text, false)?;
+    write_file(&config, &checked_toml(&cfg)?, false)?;
+    // The servers' certificates are read from beside the file.
+    let resolved = cfg.with_base_dir(out);
     for name in names {
         let file = out.join(format!("{name}.toml"));
-        let c = client_file(&cfg, PathBuf::from(format!("{name}.pem")), PathBuf::from(format!("{name}.key")))?;
+        let c = client_file(&resolved, PathBuf::from(format!("{name}.pem")), PathBuf::from(format!("{name}.key")))?;
         write_file(&file, &c.to_toml(), false)?;
         files.push(file);
     }

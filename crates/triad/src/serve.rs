@@ -68,11 +68,8 @@ pub fn run(a: &ServeArgs) -> Result<()> {
     let listener = TcpListener::bind(&address)
         .map_err(|e| Error::Usage(format!("{me}: cannot listen for clients at {address}: {e}")))?;
     let clients = session.cfg.clients.clone();
-    let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
-    let enrolled = names.join(", ");
-    let gate =
-        Gate::start(listener, tls, clients.clone(), me, a.frac_bits, triad_service::wire::DEFAULT_MAX_BODY_BYTES)
-            .map_err(service)?;
+    let enrolled = clients.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+    let gate = Gate::start(listener, tls, clients, me, a.frac_bits, triad_service::wire::DEFAULT_MAX_BODY_BYTES)?;
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, gate.stop_flag())
             .map_err(|e| Error::Usage(format!("{me}: cannot handle signal {signal}: {e}")))?;
@@ -84,19 +81,11 @@ pub fn run(a: &ServeArgs) -> Result<()> {
     };
     let summary = crate::with_device!(a.backend, dev => session.run(dev, fixed, |p| {
         eprintln!("{me}: serving clients at {address} (enrolled: {enrolled}); stop with SIGTERM");
-        serve(p, &gate, &opt).map_err(service)
+        serve(p, &gate, &opt).map_err(Error::from)
     })?);
     eprintln!(
         "{me}: stopped; inference requests answered: {}, samples: {}, batches: {}, requests refused: {}",
         summary.requests, summary.samples, summary.batches, summary.refused
     );
     Ok(())
-}
-
-fn service(e: triad_service::ServiceError) -> Error {
-    match e {
-        triad_service::ServiceError::Transport(t) => Error::Transport(t),
-        triad_service::ServiceError::Sharing(s) => Error::Protocol(s),
-        other => Error::Usage(other.to_string()),
-    }
 }
