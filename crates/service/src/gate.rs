@@ -91,7 +91,9 @@ struct Shared {
     changed: Condvar,
     stopping: Arc<AtomicBool>,
     connections: AtomicUsize,
-    /// Test only ([`Gate::start_recording`]): every share body received from clients.
+    /// Test only ([`Gate::start_recording`], feature `recording`): every share body
+    /// received from clients.
+    #[cfg(feature = "recording")]
     recording: Mutex<Option<Vec<Vec<u8>>>>,
 }
 
@@ -142,6 +144,7 @@ impl Gate {
                 changed: Condvar::new(),
                 stopping: Arc::new(AtomicBool::new(false)),
                 connections: AtomicUsize::new(0),
+                #[cfg(feature = "recording")]
                 recording: Mutex::new(None),
             }),
         }
@@ -185,24 +188,29 @@ impl Gate {
         self.shared.me
     }
 
-    /// Test support (the view-secrecy test): keep every share body clients send from now
-    /// on (a model's shares without its public graph; an input's shares).
-    #[doc(hidden)]
+    /// Test support (the view-secrecy test; feature `recording`, which no release binary
+    /// enables): keep every share body clients send from now on (a model's shares without
+    /// its public graph; an input's shares).
+    #[cfg(feature = "recording")]
     pub fn start_recording(&self) {
         *self.shared.recording.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
     }
 
     /// Test support: what was kept since [`Gate::start_recording`].
-    #[doc(hidden)]
+    #[cfg(feature = "recording")]
     pub fn stop_recording(&self) -> Vec<Vec<u8>> {
         self.shared.recording.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default()
     }
 
+    #[cfg(feature = "recording")]
     fn record(&self, shares: &[u8]) {
         if let Some(r) = self.shared.recording.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             r.push(shares.to_vec());
         }
     }
+
+    #[cfg(not(feature = "recording"))]
+    fn record(&self, _shares: &[u8]) {}
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a connection thread panicked; the state is still usable.
