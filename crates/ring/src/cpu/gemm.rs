@@ -190,7 +190,14 @@ const FEW_ROWS: usize = 4;
 fn gemm_few_rows(m: usize, k: usize, n: usize, a: &[u64], a_trans: bool, b: &[u64], b_trans: bool, c: &mut [u64]) {
     const COLS: usize = 64;
     for i in 0..m {
-        let row: Vec<u64> = (0..k).map(|kk| if a_trans { a[kk * m + i] } else { a[i * k + kk] }).collect();
+        // Row i of op(a): in place, or gathered from the column of a transposed `a`.
+        let gathered: Vec<u64>;
+        let row: &[u64] = if a_trans {
+            gathered = (0..k).map(|kk| a[kk * m + i]).collect();
+            &gathered
+        } else {
+            &a[i * k..(i + 1) * k]
+        };
         c[i * n..(i + 1) * n].par_chunks_mut(COLS).enumerate().for_each(|(blk, out)| {
             let j0 = blk * COLS;
             if b_trans {
