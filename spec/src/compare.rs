@@ -24,6 +24,29 @@ pub fn msb(v: u64) -> u64 {
     u64::from(signed(v) < BigInt::from(0))
 }
 
+/// The sign from the low `bits` bits (`bits` in `2..=64`): `MSB(v · 2^(64 - bits))`, i.e. bit
+/// `bits - 1` of `v`. Equals [`msb`] exactly on [`in_sign_domain`].
+pub fn msb_within(v: u64, bits: u32) -> u64 {
+    assert!((2..=64).contains(&bits), "bits {bits}");
+    msb(reduce(&(lift(v) * pow2(64 - bits))))
+}
+
+/// Whether `signed(v)` lies in `[-2^(bits-1), 2^(bits-1))`, where [`msb_within`] is exact.
+pub fn in_sign_domain(v: u64, bits: u32) -> bool {
+    let s = signed(v);
+    s >= -pow2(bits - 1) && s < pow2(bits - 1)
+}
+
+/// ReLU with the sign from the low `bits` bits: `v` where [`msb_within`] is 0, else 0.
+/// Equals [`relu`] exactly on [`in_sign_domain`].
+pub fn relu_within(v: u64, bits: u32) -> u64 {
+    if msb_within(v, bits) == 0 {
+        v
+    } else {
+        0
+    }
+}
+
 /// `DReLU(v) = [signed(v) ≥ 0] = 1 - MSB(v)`.
 pub fn drelu(v: u64) -> u64 {
     1 - msb(v)
@@ -241,31 +264,101 @@ fn reverse_lanes(a: &Shared) -> Shared {
 /// the lanes `64 - 2^(6-L) ..= 63` and a merge is a shift by `2^(6-L)`. Result in lane 0.
 /// Ideal: [`msb`] of the reconstructed value.
 pub fn sim_msb(sim: &mut Sim, x: &Shared) -> Shared {
+    sim_msb_within(sim, x, 64)
+}
+
+/// The lanes each AND of the sign circuit on the low `64 - z` bits computes:
+/// `(carry, generate, [(G, P) of tree levels 1..=6])`, the tree's in the permuted order.
+/// A `(G, P)` of a group is publicly zero when all its leaves are below bit `z` (where the
+/// shifted components are zero; `g_z = 0` too, as `c_z` is a carry out of zeros), and an
+/// AND is computed only when its result is needed (from the root down) and not publicly
+/// zero. For `z = 0`: bits `0..=62`, `1..=62`, then `33..=62` twice, then the tops of
+/// each level (without the lowest group's P).
+pub fn sign_masks(z: u32) -> (u64, u64, [(u64, u64); 6]) {
+    // zero[L][m] = (G publicly 0, P publicly 0) of group m of level L (2^L leaves).
+    let mut zero = vec![vec![(false, false); 64]; 7];
+    for j in 0..64u32 {
+        zero[0][j as usize] = (j <= z || j == 63, j < z);
+    }
+    // Leaf 63 is the public (0, 1): the pair (63, 62) is merged locally.
+    let local = |level: usize, m: usize| level == 1 && m == 31;
+    for level in 1..=6usize {
+        for m in 0..(64 >> level) {
+            let (h, l) = (zero[level - 1][2 * m + 1], zero[level - 1][2 * m]);
+            zero[level][m] = if local(level, m) { l } else { (h.0 && (h.1 || l.0), h.1 || l.1) };
+        }
+    }
+    let mut need = vec![vec![(false, false); 64]; 7];
+    need[6][0] = (true, false);
+    let mut levels = [(0u64, 0u64); 6];
+    for level in (1..=6usize).rev() {
+        for m in 0..(64 >> level) {
+            let (hi, lo) = (2 * m + 1, 2 * m);
+            let n = need[level][m];
+            if local(level, m) {
+                need[0][lo] = n;
+                continue;
+            }
+            let (h, l) = (zero[level - 1][hi], zero[level - 1][lo]);
+            let g_and = n.0 && !h.1 && !l.0;
+            let p_and = n.1 && !h.1 && !l.1;
+            need[level - 1][hi].0 |= n.0;
+            need[level - 1][hi].1 |= g_and || p_and;
+            need[level - 1][lo].0 |= g_and;
+            need[level - 1][lo].1 |= p_and;
+            let lane = bit(rev6(((m << level) + (1 << level) - 1) as u32));
+            if g_and {
+                levels[level - 1].0 |= lane;
+            }
+            if p_and {
+                levels[level - 1].1 |= lane;
+            }
+        }
+    }
+    let generate =
+        (0..64u32).filter(|&j| need[0][j as usize].0 && !zero[0][j as usize].0).fold(0, |m, j| m | bit(rev6(j)));
+    (bit_range(z, 62), generate, levels)
+}
+
+/// [`sim_and_packed`], or nothing (no stream drawn) for an empty mask.
+fn sim_and_some(sim: &mut Sim, x: &Shared, y: &Shared, mask: u64) -> Option<Shared> {
+    (mask != 0).then(|| sim_and_packed(sim, x, y, mask))
+}
+
+/// The sign from the low `bits` bits: [`sim_msb`]'s circuit on `x · 2^(64 - bits)` with the
+/// masks of [`sign_masks`]. Ideal: [`msb_within`] of the reconstructed value.
+pub fn sim_msb_within(sim: &mut Sim, x: &Shared, bits: u32) -> Shared {
+    let z = 64 - bits;
+    let (carry, generate, levels) = sign_masks(z);
+    let x = shl(x, z);
     let s = x.clone();
-    let b0 = component(x, 0);
-    let a = xor(&b0, &component(x, 1));
-    let b = xor(&b0, &component(x, 2));
-    let maj = xor(&sim_and_packed(sim, &a, &b, bit_range(0, 62)), &b0);
+    let b0 = component(&x, 0);
+    let a = xor(&b0, &component(&x, 1));
+    let b = xor(&b0, &component(&x, 2));
+    let maj = xor(&sim_and_packed(sim, &a, &b, carry), &b0);
     let c = reverse_lanes(&shl(&maj, 1));
     let s = reverse_lanes(&s);
     let prop = xor(&s, &c);
-    let g = sim_and_packed(sim, &s, &c, bit_range(1, 62));
-    // level 1: lanes 33..=62 through the protocol, lane 63 (the pair (63, 62)) locally
+    let g = sim_and_packed(sim, &s, &c, generate);
+    let n = x.comps[0].len();
+    let zeros = Shared { comps: [vec![0; n], vec![0; n], vec![0; n]] };
+    // level 1: through the protocol on its masks, the pair (63, 62) locally into lane 63
     let gs = shl(&g, 32);
     let ps = shl(&prop, 32);
-    let t1 = sim_and_packed(sim, &prop, &gs, bit_range(33, 62));
-    let t2 = sim_and_packed(sim, &prop, &ps, bit_range(33, 62));
+    let t1 = sim_and_some(sim, &prop, &gs, levels[0].0).unwrap_or_else(|| zeros.clone());
+    let t2 = sim_and_some(sim, &prop, &ps, levels[0].1).unwrap_or_else(|| zeros.clone());
     let mut gg = xor(&xor(&g, &t1), &and_mask(&gs, bit(63)));
     let mut pp = xor(&t2, &and_mask(&ps, bit(63)));
     for level in 2..=6u32 {
         let d = 1u32 << (6 - level);
-        let tops = bit_range(64 - d, 63);
-        let pmask = if level < 6 { bit_range(65 - d, 63) } else { 0 };
+        let (gmask, pmask) = levels[level as usize - 1];
         let gs = shl(&gg, d);
         let ps = shl(&pp, d);
-        let t1 = sim_and_packed(sim, &pp, &gs, tops);
-        let t2 = if pmask != 0 { Some(sim_and_packed(sim, &pp, &ps, pmask)) } else { None };
-        gg = xor(&gg, &t1);
+        let t1 = sim_and_some(sim, &pp, &gs, gmask);
+        let t2 = sim_and_some(sim, &pp, &ps, pmask);
+        if let Some(t1) = t1 {
+            gg = xor(&gg, &t1);
+        }
         if let Some(t2) = t2 {
             pp = t2;
         }
@@ -323,7 +416,13 @@ pub fn sim_inject(sim: &mut Sim, b: &Shared, lane: u32) -> Shared {
 /// ReLU: MSB, `1 ^ MSB` (the public 1 in component 0), injection, then the ring product
 /// `x · [d]^A`. Returns `(ReLU(x), [d]^A)`. Ideal: [`relu`] and [`drelu`].
 pub fn sim_relu(sim: &mut Sim, x: &Shared) -> (Shared, Shared) {
-    let mut d = sim_msb(sim, x);
+    sim_relu_within(sim, x, 64)
+}
+
+/// [`sim_relu`] with the sign from the low `bits` bits ([`sim_msb_within`]). Ideal:
+/// [`relu_within`] and `1 - `[`msb_within`].
+pub fn sim_relu_within(sim: &mut Sim, x: &Shared, bits: u32) -> (Shared, Shared) {
+    let mut d = sim_msb_within(sim, x, bits);
     d.comps[0] = d.comps[0].iter().map(|&v| v ^ 1).collect();
     let mask = sim_inject(sim, &d, 0);
     let mul =
@@ -351,5 +450,45 @@ mod tests {
         assert_eq!(argmax_axis(&[1, u64::MAX, 3, 3], &[4], 0), vec![0, 0, 1, 0]);
         assert_eq!(argmax_axis(&[1, 2, 3, 0], &[2, 2], 0), vec![0, 1, 1, 0]);
         assert_eq!((rev6(1), rev6(62), rev6(63), rev6(0)), (32, 31, 63, 0));
+        assert_eq!(msb_within(1 << 47, 48), 1);
+        assert_eq!(msb_within((1 << 47) - 1, 48), 0);
+        assert_eq!(msb_within(1 << 48, 48), 0, "outside the domain: bit 47");
+        assert!(in_sign_domain((1u64 << 47).wrapping_neg(), 48) && !in_sign_domain(1 << 47, 48));
+        assert_eq!(relu_within(u64::MAX, 48), 0);
+    }
+
+    /// Inside its domain the narrow sign is the MSB, at every width.
+    #[test]
+    fn msb_within_is_msb_on_its_domain() {
+        for bits in 2..=64u32 {
+            let top = pow2(bits - 1);
+            for v in [
+                BigInt::from(0),
+                top.clone() - 1,
+                -top.clone(),
+                -BigInt::from(1),
+                top.clone() / BigInt::from(3),
+                -(top / BigInt::from(5)),
+            ] {
+                let r = reduce(&v);
+                assert!(in_sign_domain(r, bits));
+                assert_eq!(msb_within(r, bits), msb(r), "bits {bits}, v {v}");
+                assert_eq!(relu_within(r, bits), relu(r), "bits {bits}, v {v}");
+            }
+        }
+    }
+
+    /// The full-width masks, and 179 bits at 48 (the activations' width at f = 20).
+    #[test]
+    fn sign_masks_send_fewer_bits_when_narrower() {
+        let count = |z| {
+            let (c, g, l) = sign_masks(z);
+            c.count_ones() + g.count_ones() + l.iter().map(|(a, b)| a.count_ones() + b.count_ones()).sum::<u32>()
+        };
+        let (c, g, l) = sign_masks(0);
+        assert_eq!((c, g), (bit_range(0, 62), bit_range(1, 62)));
+        assert_eq!(l[0], (bit_range(33, 62), bit_range(33, 62)));
+        assert_eq!(l[5], (bit(63), 0));
+        assert_eq!((count(0), count(16)), (242, 179));
     }
 }

@@ -97,6 +97,8 @@ fn cost_tables_snapshot() {
     insta::assert_snapshot!("inject_bit", table(|p, a, _| cmp::inject_bit(p, &as_binary(a), 0).map(drop)));
     insta::assert_snapshot!("b2a", table(|p, a, _| cmp::b2a(p, &as_binary(a)).map(drop)));
     insta::assert_snapshot!("relu", table(|p, a, _| cmp::relu(p, a).map(drop)));
+    insta::assert_snapshot!("msb_within_48_bits", table(|p, a, _| cmp::msb_within(p, a, 48).map(drop)));
+    insta::assert_snapshot!("relu_within_48_bits", table(|p, a, _| cmp::relu_within(p, a, 48).map(drop)));
     insta::assert_snapshot!(
         "relu_backward",
         table(|p, a, b| {

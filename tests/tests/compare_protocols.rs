@@ -120,6 +120,53 @@ fn msb_drelu_and_gtz_are_exact_for_every_ring_value() {
     }
 }
 
+/// The sign from the low bits: the ideal `msb_within` (bit `bits - 1`) for every ring value,
+/// the edges of its domain among them, so it is the MSB exactly on the domain; and ReLU
+/// on it, forward and backward.
+#[test]
+fn msb_and_relu_within_match_the_ideal_at_every_width() {
+    for (s, &bits) in [2u32, 17, 42, 48, 63, 64].iter().enumerate() {
+        let n = 300;
+        let top = 1u64 << (bits - 1);
+        let mut x = ring_values(n, 500 + s as u64);
+        // The domain's edges, inside and out, and values of every scale.
+        let edges = [top.wrapping_sub(1), top, top.wrapping_neg(), top.wrapping_neg().wrapping_sub(1)];
+        x[..4].copy_from_slice(&edges);
+        for (k, v) in x.iter_mut().enumerate().skip(12).step_by(2) {
+            *v = ((*v as i64) >> (k % 64)) as u64;
+        }
+        let g = SplitMix(600 + s as u64).words(n);
+        let shape = Shape::new([n]);
+        let out = run(8, |p| {
+            let a = share(p, &x, &shape);
+            let gr = share(p, &g, &shape);
+            let m = cmp::msb_within(p, &a, bits)?;
+            let r = cmp::relu_within(p, &a, bits)?;
+            let back = cmp::relu_backward(p, &gr, &r.mask)?;
+            Ok(vec![bparts(&m), parts(&r.out), parts(&back)])
+        });
+        let (m, y, back) = (open_xor(&col(&out, 0)), open(&col(&out, 1)), open(&col(&out, 2)));
+        let mut inside = 0;
+        for k in 0..n {
+            assert_eq!(m[k], ideal::msb_within(x[k], bits), "msb_within {bits} of {:#x}", x[k]);
+            assert_eq!(y[k], ideal::relu_within(x[k], bits), "relu_within {bits} of {:#x}", x[k]);
+            let d = 1 - ideal::msb_within(x[k], bits);
+            assert_eq!(back[k], g[k].wrapping_mul(d), "relu backward at {:#x}", x[k]);
+            if ideal::in_sign_domain(x[k], bits) {
+                inside += 1;
+                assert_eq!(m[k], ideal::msb(x[k]), "inside the domain, the MSB of {:#x}", x[k]);
+            }
+        }
+        assert!(inside >= 3, "{bits} bits: only {inside} values inside the domain");
+    }
+    // Widths outside 2..=64 are a usage error, not a panic.
+    let out = run(8, |p| {
+        let a = share(p, &[1, 2], &Shape::new([2]));
+        Ok([1u32, 65].map(|b| cmp::msb_within(p, &a, b).is_err()))
+    });
+    assert!(out.iter().all(|r| r.iter().all(|&e| e)));
+}
+
 #[test]
 fn comparisons_match_the_ideal_in_range() {
     for (s, &n) in SIZES.iter().enumerate() {

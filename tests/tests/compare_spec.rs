@@ -1,6 +1,6 @@
 //! The comparison protocols against the simulator (`triad_spec::compare`): from the same
 //! test keys and the same calls, the three real parties hold the simulator's components
-//! bit for bit (masked AND, MSB, bit injection with rotated roles, ReLU).
+//! bit for bit (masked AND, MSB and its narrow form, bit injection with rotated roles, ReLU).
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -79,6 +79,27 @@ fn msb_matches_the_simulator_bit_for_bit() {
 }
 
 #[test]
+fn msb_within_matches_the_simulator_bit_for_bit() {
+    for bits in [2u32, 33, 42, 48, 63] {
+        for n in [1, 7, 100] {
+            let x = values(n);
+            let out = run(|p| {
+                let a = share(p, &x);
+                Ok((bp(&cmp::msb_within(p, &a, bits)?), p.stream_position()))
+            });
+            let mut s = sim();
+            let a = s.share_input(0, &x);
+            let want = spec::sim_msb_within(&mut s, &a, bits);
+            let [o0, o1, o2] = out;
+            assert_eq!(o0.1, s.stream_position(), "stream positions agree ({bits} bits)");
+            assert_eq!(shared([o0.0, o1.0, o2.0]), want, "{bits} bits, n = {n}");
+            let got = want.reconstruct_xor();
+            assert!(got.iter().zip(&x).all(|(&b, &v)| b == spec::msb_within(v, bits)));
+        }
+    }
+}
+
+#[test]
 fn inject_matches_the_simulator_bit_for_bit() {
     for n in [1, 2, 3, 5, 100] {
         for lane in [0u32, 63] {
@@ -116,5 +137,26 @@ fn relu_matches_the_simulator_bit_for_bit() {
         assert_eq!(shared([o0.1, o1.1, o2.1]), mask, "mask, n = {n}");
         assert_eq!(shared([o0.0, o1.0, o2.0]), y, "relu, n = {n}");
         assert!(y.reconstruct().iter().zip(&x).all(|(&r, &v)| r == spec::relu(v)));
+    }
+}
+
+#[test]
+fn relu_within_matches_the_simulator_bit_for_bit() {
+    let bits = cmp::activation_sign_bits(FixedConfig::default().frac_bits);
+    assert_eq!(bits, 48);
+    for n in [1, 99] {
+        let x = values(n);
+        let out = run(|p| {
+            let a = share(p, &x);
+            let r = cmp::relu_within(p, &a, bits)?;
+            Ok((ap(&r.out), ap(&r.mask)))
+        });
+        let mut s = sim();
+        let a = s.share_input(0, &x);
+        let (y, mask) = spec::sim_relu_within(&mut s, &a, bits);
+        let [o0, o1, o2] = out;
+        assert_eq!(shared([o0.1, o1.1, o2.1]), mask, "mask, n = {n}");
+        assert_eq!(shared([o0.0, o1.0, o2.0]), y, "relu, n = {n}");
+        assert!(y.reconstruct().iter().zip(&x).all(|(&r, &v)| r == spec::relu_within(v, bits)));
     }
 }

@@ -12,10 +12,12 @@
 //! |---|---|---|
 //! | [`and_packed`] (mask with `k` lanes) | 1 | `k / 8` |
 //! | [`msb`], [`drelu`], [`lt`], [`gt`], [`ge`], [`gtz`] | 8 | 30.25 |
+//! | [`msb_within`] 48 bits (the sign from the low 48 bits) | 8 | 22.375 |
 //! | [`a2b`] (all 64 bits) | 8 | 85.25 |
 //! | [`inject_bit`] | 1 | 16 (roles rotated over thirds: every party) |
 //! | [`b2a`] (all 64 bits) | 1 | 1024 |
 //! | [`relu`] | 10 | 54.25 |
+//! | [`relu_within`] 48 bits (a network's activations at `f = 20`: [`activation_sign_bits`]) | 10 | 46.375 |
 //! | [`relu_backward`] | 1 | 8 |
 //! | [`max_axis`] over `len` | `10 ceil(log2 len)` | `(len - 1) · 54.25 / len` per input element |
 //! | [`argmax_axis`] | as max | max + 8 per input element and level |
@@ -25,7 +27,8 @@
 //!
 //! Byte counts are exact up to the padding of each packed stream to whole words. The
 //! circuits and the security argument of the bit injection are in the book's comparisons
-//! chapter. MSB and DReLU are exact for every ring value; `lt`, `gt`, `ge` are exact
+//! chapter. MSB and DReLU are exact for every ring value, [`msb_within`] and
+//! [`relu_within`] for values below `2^(bits-1)` in magnitude; `lt`, `gt`, `ge` are exact
 //! whenever the difference does not overflow (`|x - y| < 2^63`, always true for
 //! fixed-point values in range, `|x| < 2^62`).
 
@@ -35,10 +38,10 @@ mod max;
 mod range;
 mod relu;
 
-pub use boolean::{a2b, and_packed, and_packed_many, msb, not_bit, xor_const, AndJob};
+pub use boolean::{a2b, and_packed, and_packed_many, msb, msb_within, not_bit, xor_const, AndJob};
 pub use inject::{b2a, inject_bit};
 pub use max::{
     argmax_axis, max_axis, max_axis_backward, maxpool, maxpool_backward, pool_windows, ArgMax, MaxPool, POOL_PAD,
 };
 pub use range::all_in_range;
-pub use relu::{drelu, drelu_arith, ge, gt, gtz, lt, relu, relu_backward, Relu};
+pub use relu::{activation_sign_bits, drelu, drelu_arith, ge, gt, gtz, lt, relu, relu_backward, relu_within, Relu};

@@ -3,7 +3,7 @@
 use triad_ring::Device;
 use triad_sharing::{AShare, BShare, Party, Product, Result};
 
-use crate::boolean::{msb, not_bit_owned};
+use crate::boolean::{msb, msb_within, not_bit_owned};
 use crate::inject::inject_bit;
 
 /// `DReLU(x) = [x ≥ 0] = 1 ^ MSB(x)` as a lane-0 bit sharing. Exact for every ring value
@@ -60,11 +60,31 @@ pub struct Relu<D: Device> {
 /// ring value read as two's complement. 10 rounds: 8 (MSB) + 1 (bit injection) + 1 (ring
 /// product); about 30 + 16 + 8 = 54 bytes per element per party.
 pub fn relu<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<Relu<D>> {
+    relu_within(p, x, 64)
+}
+
+/// [`relu`] with the sign taken from the low `bits` bits ([`msb_within`]): exact for `x`
+/// in `[-2^(bits-1), 2^(bits-1))`; outside it the output is `x` or 0 by bit `bits - 1` of
+/// `x`. 10 rounds; at 48 bits 22.375 + 16 + 8 = 46.375 bytes per element per party.
+pub fn relu_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<Relu<D>> {
     let _g = p.net.scope("relu");
-    let b = not_bit_owned(p, msb(p, x)?)?;
+    let b = not_bit_owned(p, msb_within(p, x, bits)?)?;
     let mask = inject_bit(p, &b, 0)?;
     let out = p.product(Product::Elementwise, x, &mask)?;
     Ok(Relu { out, mask })
+}
+
+/// The width of the sign circuit for a network's activations at `frac_bits` fractional
+/// bits: `68 - f` bits (48 at `f = 20`), at most 64, so [`relu_within`] is exact for
+/// values below `2^(67 - 2f)` in magnitude (`2^27 ≈ 1.3e8` at `f = 20`).
+///
+/// That is 64 times the overflow guard's range, `2^(61 - 2f)`: a value beyond
+/// `2^(62 - 2f)` already wraps the ring in the next layer's product by a weight of
+/// magnitude 1 (its encoding times the weight's passes `2^62` before truncation), so the
+/// narrower circuit changes no result a network can use, and it saves a quarter of the
+/// sign circuit's bytes and work.
+pub fn activation_sign_bits(frac_bits: u32) -> u32 {
+    68u32.saturating_sub(frac_bits).clamp(2, 64)
 }
 
 /// ReLU backward: `grad · [x ≥ 0]` with the bit kept by [`relu`]. One round, 8 bytes per

@@ -259,7 +259,8 @@ impl<D: Device> Backend for Party<D> {
         g.map_layout(|t| t.pool_sum_backward(p))
     }
     fn relu(&self, x: &AShare<D>) -> Result<(AShare<D>, AShare<D>)> {
-        let r = triad_compare::relu(self, x)?;
+        let bits = triad_compare::activation_sign_bits(self.fixed.frac_bits);
+        let r = triad_compare::relu_within(self, x, bits)?;
         Ok((r.out, r.mask))
     }
     fn maxpool(&self, x: &AShare<D>, p: &Pool2dParams) -> Result<(AShare<D>, AShare<D>)> {

@@ -185,8 +185,23 @@ fn pack_group(a: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [
             let kmask = if k == 64 { u64::MAX } else { (1u64 << k) - 1 };
             pack_fields(a, k, out, |v| (v >> lo) & kmask)
         }
-        None => pack_fields(a, k, out, |v| extract(v, mask, run)),
+        None => {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("bmi2") {
+                // SAFETY: the CPU supports BMI2, checked just above.
+                return unsafe { pack_group_bmi2(a, mask, k, out) };
+            }
+            pack_fields(a, k, out, |v| extract(v, mask, run))
+        }
     }
+}
+
+/// [`pack_group`] for a scattered mask with the hardware `pext` (one instruction per
+/// element instead of a walk over the mask's bits: the narrow sign circuit's masks).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2")]
+unsafe fn pack_group_bmi2(a: &[u64], mask: u64, k: u32, out: &mut [u64]) {
+    pack_fields(a, k, out, |v| std::arch::x86_64::_pext_u64(v, mask))
 }
 
 /// Packs the `k`-bit field `field(v)` of each element of `a` into `out`, back to back.
@@ -228,6 +243,24 @@ fn unpack_group(words: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: 
     if let Some((lo, k)) = run {
         return unpack_group_run(words, lo, k, out);
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("bmi2") {
+        // SAFETY: the CPU supports BMI2, checked just above.
+        return unsafe { unpack_group_bmi2(words, mask, k, out) };
+    }
+    unpack_fields(words, k, out, |v| deposit(v, mask, run))
+}
+
+/// [`unpack_group`] for a scattered mask with the hardware `pdep`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2")]
+unsafe fn unpack_group_bmi2(words: &[u64], mask: u64, k: u32, out: &mut [MaybeUninit<u64>]) {
+    unpack_fields(words, k, out, |v| std::arch::x86_64::_pdep_u64(v, mask))
+}
+
+/// Unpacks `k`-bit fields, back to back in `words`, into `out`, each placed by `place`.
+#[inline(always)]
+fn unpack_fields(words: &[u64], k: u32, out: &mut [MaybeUninit<u64>], place: impl Fn(u64) -> u64) {
     let kmask: u128 = if k == 64 { u128::from(u64::MAX) } else { (1u128 << k) - 1 };
     let mut acc: u128 = 0;
     let mut avail = 0u32;
@@ -239,7 +272,7 @@ fn unpack_group(words: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: 
             avail += 64;
             w += 1;
         }
-        o.write(deposit((acc & kmask) as u64, mask, run));
+        o.write(place((acc & kmask) as u64));
         acc >>= k;
         avail -= k;
     }
