@@ -292,12 +292,24 @@ impl<D: Device> Party<D> {
 
     // ---- products -----------------------------------------------------------------------------
 
-    /// This party's 3-out-of-3 part `z_i = B(x_i, y_i + y_{i+1}) + B(x_{i+1}, y_i) + α_i`
-    /// of `B(x, y)`, where `α` is a fresh zero sharing.
+    /// This party's 3-out-of-3 part `z_i = B(x_i, y_i) + B(x_i, y_{i+1}) + B(x_{i+1}, y_i) + α_i`
+    /// of `B(x, y)`, where `α` is a fresh zero sharing. Two products, the components of the
+    /// smaller operand summed first: `B(x_i, y_i + y_{i+1}) + B(x_{i+1}, y_i)`, or
+    /// `B(x_i + x_{i+1}, y_i) + B(x_i, y_{i+1})` when `x` is the smaller (a batch-1 input
+    /// against a layer's weights: the sum is then 800 words, not 400,000). Both are the
+    /// same ring element, so the message is the same.
     fn product_local(&self, op: Product, x: &AShare<D>, y: &AShare<D>) -> Result<Tensor<D>> {
-        let y_sum = y.own.add(&y.next)?;
-        let mut z = op.apply(&x.own, &y_sum)?;
-        z.add_assign(&op.apply(&x.next, &y.own)?)?;
+        let mut z = if x.shape().numel() < y.shape().numel() {
+            let x_sum = x.own.add(&x.next)?;
+            let mut z = op.apply(&x_sum, &y.own)?;
+            z.add_assign(&op.apply(&x.own, &y.next)?)?;
+            z
+        } else {
+            let y_sum = y.own.add(&y.next)?;
+            let mut z = op.apply(&x.own, &y_sum)?;
+            z.add_assign(&op.apply(&x.next, &y.own)?)?;
+            z
+        };
         z.add_assign(&self.zero_share(z.shape())?)?;
         Ok(z)
     }
