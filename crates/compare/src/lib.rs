@@ -37,11 +37,13 @@ mod inject;
 mod max;
 mod range;
 mod relu;
+mod sign;
 
-pub use boolean::{a2b, and_packed, and_packed_many, msb, msb_within, not_bit, xor_const, AndJob};
+pub use boolean::{a2b, and_packed, and_packed_many, not_bit, xor_const, AndJob};
 pub use inject::{b2a, inject_bit};
 pub use max::{
     argmax_axis, max_axis, max_axis_backward, maxpool, maxpool_backward, pool_windows, ArgMax, MaxPool, POOL_PAD,
 };
 pub use range::all_in_range;
 pub use relu::{activation_sign_bits, drelu, drelu_arith, ge, gt, gtz, lt, relu, relu_backward, relu_within, Relu};
+pub use sign::{msb, msb_within};

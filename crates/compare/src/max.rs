@@ -3,8 +3,9 @@
 use triad_ring::{Device, Pool2dParams, Shape, Tensor};
 use triad_sharing::{AShare, Error, Party, Product, Result};
 
-use crate::boolean::{msb, not_bit_owned};
+use crate::boolean::not_bit_owned;
 use crate::inject::inject_bit;
+use crate::sign::msb;
 
 /// The padding value of max pooling: `-2^62`, below every fixed-point value in range
 /// (`|x| < 2^62`), so padded positions never win (ties go to the earlier position, and a

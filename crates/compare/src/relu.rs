@@ -3,8 +3,9 @@
 use triad_ring::Device;
 use triad_sharing::{AShare, BShare, Party, Product, Result};
 
-use crate::boolean::{msb, msb_within, not_bit_owned};
+use crate::boolean::not_bit_owned;
 use crate::inject::inject_bit;
+use crate::sign::{msb, msb_within};
 
 /// `DReLU(x) = [x ≥ 0] = 1 ^ MSB(x)` as a lane-0 bit sharing. Exact for every ring value
 /// (the two's complement sign). 8 rounds, 242 bits per element per party.
