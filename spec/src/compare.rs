@@ -232,15 +232,6 @@ pub fn sim_and_packed(sim: &mut Sim, x: &Shared, y: &Shared, mask: u64) -> Share
     and_mask(&sim.and(x, y), mask)
 }
 
-/// The binary sharing with component `j` equal to arithmetic component `j` of `x` and
-/// the other two zero.
-fn component(x: &Shared, j: usize) -> Shared {
-    let n = x.comps[0].len();
-    let mut comps = [vec![0; n], vec![0; n], vec![0; n]];
-    comps[j] = x.comps[j].clone();
-    Shared { comps }
-}
-
 /// The lane permutation of the MSB circuit: lane `j` moves to lane `rev6(j)`, the 6-bit
 /// index read backwards (lane 63 and lane 0 stay).
 pub fn rev6(j: u32) -> u32 {
@@ -258,27 +249,51 @@ fn reverse_lanes(a: &Shared) -> Shared {
     })
 }
 
-/// MSB: carry-save (`s = x_0^x_1^x_2`, `c = maj << 1`), the lanes of `s` and `c` permuted
-/// by [`rev6`], generate `g = s & c`, then the carry tree over bits 0..62 with the public
-/// leaf `(G, P) = (0, 1)` at bit 63. In the permuted order the tops of tree level `L` are
-/// the lanes `64 - 2^(6-L) ..= 63` and a merge is a shift by `2^(6-L)`. Result in lane 0.
-/// Ideal: [`msb`] of the reconstructed value.
+/// MSB: two summands `a + b = x` (one party's binary sharing of `x_{R0} + x_{R1}`, roles
+/// rotated over thirds: [`sim_summands`]), their lanes permuted by [`rev6`], generate
+/// `g = a & b`, then the carry tree over bits 0..62 with the public leaf `(G, P) = (0, 1)`
+/// at bit 63. In the permuted order the tops of tree level `L` are the lanes
+/// `64 - 2^(6-L) ..= 63` and a merge is a shift by `2^(6-L)`. Result in lane 0. Ideal:
+/// [`msb`] of the reconstructed value.
 pub fn sim_msb(sim: &mut Sim, x: &Shared) -> Shared {
     sim_msb_within(sim, x, 64)
 }
 
-/// The lanes each AND of the sign circuit on the low `64 - z` bits computes:
-/// `(carry, generate, [(G, P) of tree levels 1..=6])`, the tree's in the permuted order.
-/// A `(G, P)` of a group is publicly zero when all its leaves are below bit `z` (where the
-/// shifted components are zero; `g_z = 0` too, as `c_z` is a carry out of zeros), and an
-/// AND is computed only when its result is needed (from the root down) and not publicly
-/// zero. For `z = 0`: bits `0..=62`, `1..=62`, then `33..=62` twice, then the tops of
-/// each level (without the lowest group's P).
+/// The two summands of the sign circuit, on the `lanes` of `x`: in third `r` of the
+/// elements (roles `Rj = (j + r) % 3`), `a` has components `R0: ρ = F(k_{R0}) & lanes`,
+/// `R1: (x_{R0} + x_{R1}) ^ ρ` (sent by `R0` to `R1`, packed), `R2: 0`, and `b` has
+/// `x_{R2}` in component `R2` and zeros elsewhere. One stream per third, drawn in order.
+/// Ideal: `a + b = x` on the lanes.
+pub fn sim_summands(sim: &mut Sim, x: &Shared, lanes: u64) -> (Shared, Shared) {
+    let n = x.comps[0].len();
+    let mut a: [Vec<u64>; 3] = [vec![0; n], vec![0; n], vec![0; n]];
+    let mut b: [Vec<u64>; 3] = [vec![0; n], vec![0; n], vec![0; n]];
+    for r in 0..3 {
+        let (lo, hi) = (r * n / 3, (r + 1) * n / 3);
+        let (r0, r1, r2) = (r, (r + 1) % 3, (r + 2) % 3);
+        let rho = sim.random(hi - lo);
+        for (t, e) in (lo..hi).enumerate() {
+            let rho_e = BinOp::And.apply(rho.comps[r0][t], lanes);
+            let sum = BinOp::Add.apply(x.comps[r0][e], x.comps[r1][e]);
+            a[r0][e] = rho_e;
+            a[r1][e] = BinOp::And.apply(sum ^ rho_e, lanes);
+            b[r2][e] = x.comps[r2][e];
+        }
+    }
+    (Shared { comps: a }, Shared { comps: b })
+}
+
+/// The lanes of the sign circuit on the low `64 - z` bits: `(summand, generate, [(G, P) of
+/// tree levels 1..=6])`, the ANDs' in the permuted order. A `(G, P)` of a group is
+/// publicly zero when all its leaves are below bit `z` (where both summands are zero), and
+/// an AND is computed only when its result is needed (from the root down) and not publicly
+/// zero. For `z = 0`: lanes `0..=63`, then `0..=62`, then `32..=62` and `33..=62`, then the
+/// tops of each level (without the lowest group's P).
 pub fn sign_masks(z: u32) -> (u64, u64, [(u64, u64); 6]) {
     // zero[L][m] = (G publicly 0, P publicly 0) of group m of level L (2^L leaves).
     let mut zero = vec![vec![(false, false); 64]; 7];
     for j in 0..64u32 {
-        zero[0][j as usize] = (j <= z || j == 63, j < z);
+        zero[0][j as usize] = (j < z || j == 63, j < z);
     }
     // Leaf 63 is the public (0, 1): the pair (63, 62) is merged locally.
     let local = |level: usize, m: usize| level == 1 && m == 31;
@@ -317,7 +332,7 @@ pub fn sign_masks(z: u32) -> (u64, u64, [(u64, u64); 6]) {
     }
     let generate =
         (0..64u32).filter(|&j| need[0][j as usize].0 && !zero[0][j as usize].0).fold(0, |m, j| m | bit(rev6(j)));
-    (bit_range(z, 62), generate, levels)
+    (bit_range(z, 63), generate, levels)
 }
 
 /// [`sim_and_packed`], or nothing (no stream drawn) for an empty mask.
@@ -329,15 +344,11 @@ fn sim_and_some(sim: &mut Sim, x: &Shared, y: &Shared, mask: u64) -> Option<Shar
 /// masks of [`sign_masks`]. Ideal: [`msb_within`] of the reconstructed value.
 pub fn sim_msb_within(sim: &mut Sim, x: &Shared, bits: u32) -> Shared {
     let z = 64 - bits;
-    let (carry, generate, levels) = sign_masks(z);
+    let (summand, generate, levels) = sign_masks(z);
     let x = shl(x, z);
-    let s = x.clone();
-    let b0 = component(&x, 0);
-    let a = xor(&b0, &component(&x, 1));
-    let b = xor(&b0, &component(&x, 2));
-    let maj = xor(&sim_and_packed(sim, &a, &b, carry), &b0);
-    let c = reverse_lanes(&shl(&maj, 1));
-    let s = reverse_lanes(&s);
+    let (a, b) = sim_summands(sim, &x, summand);
+    let s = reverse_lanes(&a);
+    let c = reverse_lanes(&b);
     let prop = xor(&s, &c);
     let g = sim_and_packed(sim, &s, &c, generate);
     let n = x.comps[0].len();
@@ -478,17 +489,17 @@ mod tests {
         }
     }
 
-    /// The full-width masks, and 179 bits at 48 (the activations' width at f = 20).
+    /// The full-width masks, and 134 bits of ANDs at 48 (the activations' width at f = 20).
     #[test]
     fn sign_masks_send_fewer_bits_when_narrower() {
         let count = |z| {
-            let (c, g, l) = sign_masks(z);
-            c.count_ones() + g.count_ones() + l.iter().map(|(a, b)| a.count_ones() + b.count_ones()).sum::<u32>()
+            let (_, g, l) = sign_masks(z);
+            g.count_ones() + l.iter().map(|(a, b)| a.count_ones() + b.count_ones()).sum::<u32>()
         };
         let (c, g, l) = sign_masks(0);
-        assert_eq!((c, g), (bit_range(0, 62), bit_range(1, 62)));
-        assert_eq!(l[0], (bit_range(33, 62), bit_range(33, 62)));
+        assert_eq!((c, g), (bit_range(0, 63), bit_range(0, 62)));
+        assert_eq!(l[0], (bit_range(32, 62), bit_range(33, 62)));
         assert_eq!(l[5], (bit(63), 0));
-        assert_eq!((count(0), count(16)), (242, 179));
+        assert_eq!((count(0), count(16)), (181, 134));
     }
 }

@@ -11,8 +11,8 @@ fn check_names_are_distinct() {
     assert_eq!(names.len(), n, "a check is listed twice");
 }
 
-/// The CPU device's fused methods (`delta_swaps`, `xor_assign_shl`, `and_part`,
-/// `and_part_prg`, `into_host`) against their default implementations
+/// The CPU device's fused methods (`delta_swaps`, `place_swapped`, `xor_assign_shl`,
+/// `and_part`, `and_part_prg`, `into_host`) against their default implementations
 /// (`triad_ring::device::fused`, written with the unfused methods, which the CUDA and dry-run
 /// devices use), bit for bit on random inputs, over lengths that span several parallel
 /// chunks; and the profiling wrapper forwards them unchanged.
@@ -20,7 +20,7 @@ mod fused {
     use proptest::prelude::*;
     use triad_ring::cpu::CHUNK;
     use triad_ring::device::fused;
-    use triad_ring::{CpuDevice, Device, DryBuffer, DryRunDevice, PrgKey, Profiled};
+    use triad_ring::{CpuDevice, Device, DryBuffer, DryRunDevice, Placed, PrgKey, Profiled};
     use triad_tests::ok;
 
     fn words(seed: u64, n: usize) -> Vec<u64> {
@@ -55,6 +55,39 @@ mod fused {
             prop_assert_eq!(&ok(dev.delta_swaps(&a, &swaps))?, &want);
             prop_assert_eq!(&ok(Profiled(dev).delta_swaps(&a, &swaps))?, &want);
             prop_assert_eq!(ok(DryRunDevice::new().delta_swaps(&DryBuffer::new(n), &swaps))?.len(), n);
+        }
+
+        #[test]
+        fn place_swapped_equals_the_default(
+            n in len(),
+            seed in any::<u64>(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 4),
+            from in any::<prop::sample::Index>(),
+            three in any::<bool>(),
+        ) {
+            // Two pieces at sorted, non-overlapping places (possibly empty, possibly
+            // touching), read from two sources at some offset; the lane reversal's three
+            // swaps or none.
+            let dev = CpuDevice::new();
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(n + 1)).collect();
+            at.sort_unstable();
+            let (a, b) = (words(seed, n + 9), words(seed ^ 1, n));
+            let off = from.index(10);
+            let pieces = [
+                Placed { at: at[0], src: &a, from: off, count: at[1] - at[0] },
+                Placed { at: at[2], src: &b, from: 0, count: at[3] - at[2] },
+            ];
+            let swaps: Vec<(u32, u64)> = if three { vec![(5, 0x0555_0555_0555_0555), (3, 0x1111_2222_4444_0888), (1, 0x2222_4444_0000_1111)] } else { vec![] };
+            let want = ok(fused::place_swapped(&dev, n, &pieces, &swaps))?;
+            prop_assert_eq!(&ok(dev.place_swapped(n, &pieces, &swaps))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).place_swapped(n, &pieces, &swaps))?, &want);
+            // A piece that does not fit is an error, on either path.
+            let past = [Placed { at: n, src: &b, from: 0, count: 1 }];
+            prop_assert!(dev.place_swapped(n, &past, &swaps).is_err());
+            prop_assert!(fused::place_swapped(&dev, n, &past, &swaps).is_err());
+            let dry = DryBuffer::new(n);
+            let dry_pieces = [Placed { at: 0, src: &dry, from: 0, count: n }];
+            prop_assert_eq!(ok(DryRunDevice::new().place_swapped(n, &dry_pieces, &swaps))?.len(), n);
         }
 
         #[test]

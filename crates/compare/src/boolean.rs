@@ -1,5 +1,5 @@
-//! The boolean circuits: masked AND, carry-save and A2B (carry-save + Kogge-Stone), and
-//! the lane helpers the sign circuit ([`crate::sign`]) shares with them.
+//! The boolean circuits: masked AND and A2B (carry-save + Kogge-Stone), and the lane
+//! helpers the sign circuit ([`crate::sign`]) shares with them.
 
 use triad_ring::{BinaryOp, Device, RingError, Tensor};
 use triad_sharing::{AShare, BShare, Error, Party, Result};
@@ -98,16 +98,15 @@ pub fn xor_const<D: Device>(p: &Party<D>, x: &BShare<D>, c: u64) -> Result<BShar
 
 /// Carry-save step: `x = s + c` with `s = x_0 ^ x_1 ^ x_2` (local: the arithmetic
 /// components read as XOR components are a binary sharing of `s`, so `s` is `x` itself) and
-/// `c = maj(x_0, x_1, x_2) << 1`, `maj = ((x_0^x_1) & (x_0^x_2)) ^ x_0` (one AND round
-/// on the `mask` lanes of `maj`, at most 63 bits per element: bit 63 of `maj` is shifted
-/// out). Returns `c`.
+/// `c = maj(x_0, x_1, x_2) << 1`, `maj = ((x_0^x_1) & (x_0^x_2)) ^ x_0` (one AND round,
+/// 63 bits per element: bit 63 of `maj` is shifted out). Returns `c`.
 ///
 /// The AND's operands are the trivial binary sharings `a = x_0 ^ x_1` and `b = x_0 ^ x_2`
 /// (component `j` of `x_j` is `x_j`, the others zero), which party `i` holds as
 /// components of `x` or zeros, without computing them; likewise `^ x_0`. Parties 1 and 2
 /// need no zeros: their parts `x_1 & x_2` and `x_2 & x_0` are the same AND with equal
 /// components (`u & (v ^ v) ^ u & v = u & v`).
-pub(crate) fn carry_save<D: Device>(p: &Party<D>, x: &AShare<D>, mask: u64) -> Result<BShare<D>> {
+fn carry_save<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     let i = p.index();
     let (own, next) = (&x.own, &x.next);
     let zero = if i == 0 { Some(Tensor::zeros(&p.dev, x.shape().clone())?) } else { None };
@@ -120,7 +119,7 @@ pub(crate) fn carry_save<D: Device>(p: &Party<D>, x: &AShare<D>, mask: u64) -> R
         // a = (0, x_0), b = (x_2, x_0): x_0 & x_2.
         _ => ([next, next], [own, own]),
     };
-    let mut out = and_parts(p, &[Part { x: a, y: b, y_shl: 0, mask }])?;
+    let mut out = and_parts(p, &[Part { x: a, y: b, y_shl: 0, mask: !TOP }])?;
     let mut maj = out.pop().ok_or_else(|| Error::Usage("carry_save: no result".into()))?;
     // ^ x_0: component 0 is party 0's own and party 2's next.
     match i {
@@ -148,7 +147,7 @@ pub(crate) fn bit_range(lo: u32, hi: u32) -> u64 {
 /// only the lanes still needed (63 + 62 + 557 = 682 bits, 85.25 bytes per element per party).
 pub fn a2b<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     let _g = p.net.scope("a2b");
-    let c = carry_save(p, x, !TOP)?;
+    let c = carry_save(p, x)?;
     // s is x's components read as XOR components.
     let s = [&x.own, &x.next];
     let prop = BShare { own: x.own.xor(&c.own)?, next: x.next.xor(&c.next)? };
@@ -207,29 +206,13 @@ pub(crate) fn xor_into<D: Device>(a: &mut BShare<D>, b: &BShare<D>) -> Result<()
 
 /// The three delta swaps `(d, m)` that reverse a 6-bit lane index: they exchange index
 /// bits (0, 5), (1, 4) and (2, 3); `m` holds the lower lanes of the swapped pairs.
-fn reversal_swaps() -> [(u32, u64); 3] {
+pub(crate) fn reversal_swaps() -> [(u32, u64); 3] {
     [(0u32, 5u32), (1, 4), (2, 3)].map(|(a, b)| {
         let d = (1u32 << b) - (1u32 << a);
         // Lower lanes of the swapped pairs: index bit a set, bit b clear.
         let m = (0..64u32).filter(|j| j & (1 << a) != 0 && j & (1 << b) == 0).fold(0u64, |m, j| m | 1 << j);
         (d, m)
     })
-}
-
-/// One component with its lanes reversed: one device pass ([`Device::delta_swaps`]).
-pub(crate) fn reverse_lanes<D: Device>(t: &Tensor<D>) -> Result<Tensor<D>> {
-    let dev = t.device();
-    Ok(Tensor::from_buffer(
-        dev,
-        t.shape().clone(),
-        dev.delta_swaps(t.buffer(), &reversal_swaps()).map_err(RingError::from)?,
-    )?)
-}
-
-/// Lane `j` moves to lane `rev6(j)` (the 6-bit index reversed) in every component: three
-/// delta swaps exchanging index bits (0, 5), (1, 4) and (2, 3).
-pub fn bit_reverse_lanes<D: Device>(x: &BShare<D>) -> Result<BShare<D>> {
-    Ok(BShare { own: reverse_lanes(&x.own)?, next: reverse_lanes(&x.next)? })
 }
 
 /// Lane-0 bit sharing of `1 ^ b` for a lane-0 bit sharing `b`.

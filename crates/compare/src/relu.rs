@@ -8,7 +8,7 @@ use crate::inject::inject_bit;
 use crate::sign::{msb, msb_within};
 
 /// `DReLU(x) = [x ≥ 0] = 1 ^ MSB(x)` as a lane-0 bit sharing. Exact for every ring value
-/// (the two's complement sign). 8 rounds, 242 bits per element per party.
+/// (the two's complement sign). 8 rounds, about 202.3 bits per element per party.
 pub fn drelu<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     let _g = p.net.scope("drelu");
     not_bit_owned(p, msb(p, x)?)
@@ -59,14 +59,14 @@ pub struct Relu<D: Device> {
 
 /// `ReLU(x) = x · DReLU(x)`, exact (no truncation: the bit is an integer 0 / 1) for every
 /// ring value read as two's complement. 10 rounds: 8 (MSB) + 1 (bit injection) + 1 (ring
-/// product); about 30 + 16 + 8 = 54 bytes per element per party.
+/// product); about 25.3 + 16 + 8 = 49.3 bytes per element per party.
 pub fn relu<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<Relu<D>> {
     relu_within(p, x, 64)
 }
 
 /// [`relu`] with the sign taken from the low `bits` bits ([`msb_within`]): exact for `x`
 /// in `[-2^(bits-1), 2^(bits-1))`; outside it the output is `x` or 0 by bit `bits - 1` of
-/// `x`. 10 rounds; at 48 bits 22.375 + 16 + 8 = 46.375 bytes per element per party.
+/// `x`. 10 rounds; at 48 bits 18.75 + 16 + 8 = 42.75 bytes per element per party.
 pub fn relu_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<Relu<D>> {
     let _g = p.net.scope("relu");
     let b = not_bit_owned(p, msb_within(p, x, bits)?)?;

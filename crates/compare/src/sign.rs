@@ -1,13 +1,11 @@
-//! The sign circuit: MSB of a ring value, or of its low `w` bits (carry-save, then a carry
-//! tree in bit-reversed lane order, with only the lanes that are needed and not publicly
-//! zero).
+//! The sign circuit: MSB of a ring value, or of its low `w` bits (two summands, then a carry
+//! tree in bit-reversed lane order).
 
-use triad_ring::{Device, Tensor};
+use triad_ring::{BinaryOp, Device, Placed, RingError, Shape, StridedLayout, Tensor};
 use triad_sharing::{AShare, BShare, Error, Party, Result};
+use triad_transport::Peer;
 
-use crate::boolean::{
-    and_parts, bit_range, bit_reverse_lanes, carry_save, one, parts, reverse_lanes, xor_into, xor_shl_into, Part, TOP,
-};
+use crate::boolean::{and_parts, bit_range, one, parts, reversal_swaps, xor_into, xor_shl_into, Part, TOP};
 
 /// [`and_parts`] leaving out the jobs whose mask is empty (their result is `None`); no
 /// round at all when every mask is empty.
@@ -23,12 +21,80 @@ fn zeros_like<D: Device>(p: &Party<D>, x: &BShare<D>) -> Result<BShare<D>> {
     Ok(BShare { own: Tensor::zeros(&p.dev, x.shape().clone())?, next: Tensor::zeros(&p.dev, x.shape().clone())? })
 }
 
+/// `count` words of `t` from `from`, placed at `at`.
+fn placed<D: Device>(t: &Tensor<D>, at: usize, from: usize, count: usize) -> Placed<'_, D::Buffer> {
+    Placed { at, src: t.buffer(), from, count }
+}
+
+/// Start of third `r` of `n` elements (`r` in `0..=3`), as in the bit injection.
+fn bound(n: usize, r: usize) -> usize {
+    r * n / 3
+}
+
+/// Two binary sharings `a`, `b` with `a + b = x` (ring addition), in one round, on the
+/// `lanes` of `x` (its other lanes must be zero in every component); returned with their
+/// lanes reversed (lane `j` in lane `rev6(j)`), the order of the carry tree.
+///
+/// Third `r` of the elements runs with roles `Rj = party (j + r) % 3`. `R0` knows
+/// `a = x_{R0} + x_{R1}` (its two components) and shares it: component `R0` is
+/// `ρ = F(k_{R0}) & lanes` (a stream of the key it shares with `R2`), component `R1` is
+/// `a ^ ρ`, which it packs and sends to `R1`, and component `R2` is 0. `b = x_{R2}`, which
+/// `R1` and `R2` both hold, is shared trivially (component `R2`, the others 0). `R1` sees
+/// `a` under `ρ`, from a key it lacks; `R2` receives nothing. Each party sends one third of
+/// the elements, `popcount(lanes)` bits each, to its next party. The four components a
+/// party holds are each written once, reversed, by [`Device::place_swapped`].
+fn summands<D: Device>(p: &Party<D>, x: &AShare<D>, lanes: u64) -> Result<(BShare<D>, BShare<D>)> {
+    let shape = x.shape().clone();
+    let n = shape.numel();
+    let i = p.index();
+    let dev = &p.dev;
+    let streams: Vec<u64> = (0..3).map(|_| p.next_stream()).collect();
+    let third = |r: usize| bound(n, r)..bound(n, r + 1);
+    let sh = |k: usize| Shape::new([k]);
+    let slice = |t: &Tensor<D>, r: usize| -> Result<Tensor<D>> {
+        let view = StridedLayout { dims: vec![third(r).len()], strides: vec![1], offset: bound(n, r) };
+        Ok(Tensor::from_buffer(
+            dev,
+            sh(third(r).len()),
+            dev.gather_strided(t.buffer(), &view).map_err(RingError::from)?,
+        )?)
+    };
+    // Role 0 in third i: send a ^ ρ to R1 (the next party).
+    let k0 = third(i).len();
+    let rho0 = p.prg_prev(&sh(k0), streams[i])?.scalar(BinaryOp::And, lanes)?;
+    let mut sent = slice(&x.own, i)?;
+    sent.add_assign(&slice(&x.next, i)?)?;
+    sent.xor_assign(&rho0)?;
+    p.send(Peer::Next, &sent.pack_bits(lanes)?)?;
+    // Role 2 in third i + 1: ρ of R0 (the next party), from the key shared with it.
+    let r2 = (i + 1) % 3;
+    let rho2 = p.prg_next(&sh(third(r2).len()), streams[r2])?.scalar(BinaryOp::And, lanes)?;
+    // Role 1 in third i + 2: a ^ ρ from R0 (the previous party).
+    let r1 = (i + 2) % 3;
+    let k1 = third(r1).len();
+    let words = (k1 * lanes.count_ones() as usize).div_ceil(64);
+    let got = p.recv(Peer::Prev, &sh(words))?.unpack_bits(sh(k1), lanes)?;
+    // Components in element order: third r holds role (i - r) mod 3's.
+    // A third's own tensor (`whole`), or a third of a full one (`part`), at third r.
+    let whole = |t, r| placed(t, bound(n, r), 0, third(r).len());
+    let part = |t, r| placed(t, bound(n, r), bound(n, r), third(r).len());
+    let swaps = reversal_swaps();
+    let place = |pieces: &[Placed<'_, D::Buffer>]| -> Result<Tensor<D>> {
+        Ok(Tensor::from_buffer(dev, shape.clone(), dev.place_swapped(n, pieces, &swaps).map_err(RingError::from)?)?)
+    };
+    let a =
+        BShare { own: place(&[whole(&rho0, i), whole(&got, r1)])?, next: place(&[whole(&sent, i), whole(&rho2, r2)])? };
+    let b = BShare { own: place(&[part(&x.own, r2)])?, next: place(&[part(&x.next, r1)])? };
+    Ok((a, b))
+}
+
 /// The most significant bit of `x` (its two's complement sign) as a binary sharing of a
 /// bit in lane 0 (other lanes zero). Exact for every ring value.
 ///
-/// Carry-save (1 round, 63 bits), generate `g = s & c` (1 round, 62 bits), then a carry
-/// tree over bits 0..62 (6 rounds, 60 + 31 + 15 + 7 + 3 + 1 bits): 8 rounds and 242 bits
-/// (30.25 bytes) per element per party. `MSB = s_63 ^ c_63 ^ carry_63`.
+/// Two summands (1 round: one party's binary sharing of `x_{R0} + x_{R1}`, 64 bits for a
+/// third of the elements each), generate `g = a & b` (1 round, 63 bits), then a carry tree
+/// over bits 0..62 (6 rounds, 61 + 31 + 15 + 7 + 3 + 1 bits): 8 rounds and about 202.3
+/// bits (25.29 bytes) per element per party. `MSB = a_63 ^ b_63 ^ carry_63`.
 pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     msb_within(p, x, 64)
 }
@@ -38,9 +104,10 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
 /// (and an unrelated bit otherwise). `bits` is in `2..=64`; 64 is [`msb`].
 ///
 /// The same circuit as [`msb`] on `x << (64 - bits)` (local): the low `64 - bits` lanes of
-/// every component are then zero, so every AND whose result is publicly zero there, or
-/// whose result no later AND needs, is left out of its round's mask ([`SignMasks`]). Still
-/// 8 rounds; at 48 bits 179 bits (22.4 bytes) per element per party instead of 242.
+/// every component are then zero, so the summand travels in `bits` bits and every AND
+/// whose result is publicly zero there, or whose result no later AND needs, is left out of
+/// its round's mask ([`SignMasks`]). Still 8 rounds; at 48 bits 150 bits (18.75 bytes)
+/// per element per party.
 pub fn msb_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<BShare<D>> {
     let _g = p.net.scope("msb");
     if !(2..=64).contains(&bits) {
@@ -54,14 +121,11 @@ pub fn msb_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<B
     } else {
         x
     };
-    let c = carry_save(p, x, masks.carry)?;
     // Work in the lane order with the 6-bit lane index reversed (local, linear): there the
     // tops of every tree level form one contiguous lane range and each merge is a fixed
-    // shift, so every round of the full-width circuit packs a contiguous mask. (s is x's
-    // components read as XOR components.)
-    let s = BShare { own: reverse_lanes(&x.own)?, next: reverse_lanes(&x.next)? };
-    let c = bit_reverse_lanes(&c)?;
-    // Lanes 0 and 63 are their own images: g_0 = 0 (c_0 = 0) and g_63 is not needed.
+    // shift, so every round of the full-width circuit packs a contiguous mask.
+    let (s, c) = summands(p, x, masks.summand)?;
+    // Lanes 0 and 63 are their own images: g_63 is not needed.
     let g = one(and_parts(p, &[Part { x: parts(&s), y: parts(&c), y_shl: 0, mask: masks.generate }])?)?;
     let mut prop = s;
     xor_into(&mut prop, &c)?;
@@ -122,8 +186,8 @@ pub fn msb_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<B
 /// needed from the root down. For `z = 0` these are [`msb`]'s masks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SignMasks {
-    /// The carry-save AND, in natural lane order: `maj` bits `z..=62`.
-    pub(crate) carry: u64,
+    /// The lanes of the summand that travels, in natural lane order: `z..=63`.
+    pub(crate) summand: u64,
     /// The generate AND `g = s & c`, in reversed lane order.
     pub(crate) generate: u64,
     /// Tree levels 1 to 6: the `(G, P)` ANDs, in reversed lane order.
@@ -132,12 +196,12 @@ pub(crate) struct SignMasks {
 
 impl SignMasks {
     pub(crate) fn new(z: u32) -> SignMasks {
-        // Leaves: g_j = s_j & c_j is zero for j <= z (s_j = 0 below z, c_j = 0 up to z),
-        // p_j = s_j ^ c_j for j < z; leaf 63 is the public (0, 1), merged locally.
+        // Leaves: g_j = a_j & b_j and p_j = a_j ^ b_j are zero for j < z (both summands
+        // are); leaf 63 is the public (0, 1), merged locally.
         let mut g_zero = [[false; 64]; 7];
         let mut p_zero = [[false; 64]; 7];
         for j in 0..64u32 {
-            g_zero[0][j as usize] = j <= z || j == 63;
+            g_zero[0][j as usize] = j < z || j == 63;
             p_zero[0][j as usize] = j < z;
         }
         for level in 1..=6usize {
@@ -184,15 +248,13 @@ impl SignMasks {
         }
         let generate =
             (0..64u32).filter(|&j| need_g[0][j as usize] && !g_zero[0][j as usize]).fold(0u64, |m, j| m | 1 << rev6(j));
-        SignMasks { carry: bit_range(z, 62), generate, levels }
+        SignMasks { summand: bit_range(z, 63), generate, levels }
     }
 
-    /// Bits sent per element by each party.
+    /// Bits of the ANDs sent per element by each party (besides a third of the summand's).
     #[cfg(test)]
     fn bits(&self) -> u32 {
-        self.carry.count_ones()
-            + self.generate.count_ones()
-            + self.levels.iter().map(|(g, p)| g.count_ones() + p.count_ones()).sum::<u32>()
+        self.generate.count_ones() + self.levels.iter().map(|(g, p)| g.count_ones() + p.count_ones()).sum::<u32>()
     }
 }
 
@@ -205,22 +267,23 @@ fn rev6(j: u32) -> u32 {
 mod tests {
     use super::{bit_range, SignMasks, TOP};
 
-    /// The masks of the full-width circuit are the ones `msb` has always sent (242 bits), and
+    /// The masks of the full-width circuit (181 bits of ANDs: the carry-save circuit's 242
+    /// less its 63-bit AND, plus lane 0 of `g` and of level 1, as `b_0` is no longer 0), and
     /// each narrower circuit sends fewer.
     #[test]
     fn sign_masks() {
         let full = SignMasks::new(0);
-        assert_eq!(full.carry, !TOP);
-        assert_eq!(full.generate, bit_range(1, 62));
-        assert_eq!(full.levels[0], (bit_range(33, 62), bit_range(33, 62)));
+        assert_eq!(full.summand, u64::MAX);
+        assert_eq!(full.generate, !TOP);
+        assert_eq!(full.levels[0], (bit_range(32, 62), bit_range(33, 62)));
         for level in 2..=6u32 {
             let d = 1u32 << (6 - level);
             let p = if level < 6 { bit_range(65 - d, 63) } else { 0 };
             assert_eq!(full.levels[level as usize - 1], (bit_range(64 - d, 63), p), "level {level}");
         }
-        assert_eq!(full.bits(), 242);
-        assert_eq!(SignMasks::new(16).bits(), 179);
-        let mut last = 243;
+        assert_eq!(full.bits(), 181);
+        assert_eq!(SignMasks::new(16).bits(), 134);
+        let mut last = 182;
         for z in 0..=62 {
             let b = SignMasks::new(z).bits();
             assert!(b < last, "z = {z}: {b} bits");

@@ -168,6 +168,21 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::delta_swaps(self, a, swaps)
     }
 
+    /// A fresh buffer of `len` words, zero but for the pieces: for each piece,
+    /// `out[at + t] = delta_swaps(src[from + t])` for `t < count` (the swaps as in
+    /// [`delta_swaps`](Self::delta_swaps)). Pieces must lie inside `out` and their sources;
+    /// a piece that does not is an error. Fused: a slice, a swap pass and a placement per
+    /// piece, plus the zeros, become one write of `out`; the sign circuit assembles the
+    /// thirds of its two summands so.
+    fn place_swapped(
+        &self,
+        len: usize,
+        pieces: &[Placed<'_, Self::Buffer>],
+        swaps: &[(u32, u64)],
+    ) -> DeviceResult<Self::Buffer> {
+        fused::place_swapped(self, len, pieces, swaps)
+    }
+
     /// `a ^= (b << s) & m` elementwise, in place (`s < 64`; `a` and `b` have equal
     /// lengths). Fused: a shift, a mask and an XOR (three passes and two temporaries)
     /// become one pass; the carry tree of MSB folds a shifted lane into its result so.
@@ -271,11 +286,43 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     fn prg_fill(&self, key: &PrgKey, stream: u64, offset: u64, len: usize) -> DeviceResult<Self::Buffer>;
 }
 
+/// One piece of [`Device::place_swapped`]: `count` words of `src` from `from`, placed at
+/// `at`.
+#[derive(Debug)]
+pub struct Placed<'a, B> {
+    /// Where in the output.
+    pub at: usize,
+    /// The source buffer.
+    pub src: &'a B,
+    /// Where in the source.
+    pub from: usize,
+    /// How many words.
+    pub count: usize,
+}
+
+impl<B> Placed<'_, B> {
+    /// `Ok` when the piece lies inside an output of `len` words and a source of `src_len`.
+    pub fn check(&self, device: &str, len: usize, src_len: usize) -> DeviceResult<()> {
+        let fits = |start: usize, total: usize| start.checked_add(self.count).is_some_and(|end| end <= total);
+        if fits(self.at, len) && fits(self.from, src_len) {
+            Ok(())
+        } else {
+            Err(DeviceError::Driver {
+                device: device.to_string(),
+                detail: format!(
+                    "place_swapped: {} words from {} of {src_len} to {} of {len} do not fit",
+                    self.count, self.from, self.at
+                ),
+            })
+        }
+    }
+}
+
 /// The default implementations of the fused methods, written with the unfused ones: the
 /// definition each override must reproduce bit for bit (the device suite's `ring_ops`
 /// tests compare the CPU device's overrides with these).
 pub mod fused {
-    use super::{BinaryOp, Device, DeviceResult, UnaryOp};
+    use super::{BinaryOp, Device, DeviceResult, Placed, StridedLayout, UnaryOp};
     use crate::prg::PrgKey;
 
     /// [`Device::delta_swaps`] as shifts, XORs and ANDs.
@@ -289,6 +336,28 @@ pub mod fused {
             dev.binary_assign(BinaryOp::Xor, &mut t, &dev.unary(UnaryOp::Shl(d), &u)?)?;
         }
         Ok(t)
+    }
+
+    /// [`Device::place_swapped`] as zeros, and per piece a strided gather, the swaps and a
+    /// strided scatter.
+    pub fn place_swapped<D: Device>(
+        dev: &D,
+        len: usize,
+        pieces: &[Placed<'_, D::Buffer>],
+        swaps: &[(u32, u64)],
+    ) -> DeviceResult<D::Buffer> {
+        let mut out = dev.fill(len, 0)?;
+        for p in pieces {
+            p.check(&dev.name(), len, dev.len(p.src))?;
+            if p.count == 0 {
+                continue;
+            }
+            let view = |offset| StridedLayout { dims: vec![p.count], strides: vec![1], offset };
+            let part = dev.gather_strided(p.src, &view(p.from))?;
+            let part = dev.delta_swaps(&part, swaps)?;
+            dev.scatter_strided(&mut out, &part, &view(p.at))?;
+        }
+        Ok(out)
     }
 
     /// [`Device::xor_assign_shl`] as a shift, an AND and an XOR.

@@ -1,6 +1,6 @@
 //! [`Profiled`]: any device, with a [`triad_profile`] span around each of its calls.
 
-use crate::device::{BinaryOp, Device, DeviceResult, UnaryOp};
+use crate::device::{BinaryOp, Device, DeviceResult, Placed, UnaryOp};
 use crate::prg::PrgKey;
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 use triad_profile::{span, Work};
@@ -76,6 +76,16 @@ impl<D: Device> Device for Profiled<D> {
     fn delta_swaps(&self, a: &Self::Buffer, swaps: &[(u32, u64)]) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Elementwise);
         self.0.delta_swaps(a, swaps)
+    }
+
+    fn place_swapped(
+        &self,
+        len: usize,
+        pieces: &[Placed<'_, Self::Buffer>],
+        swaps: &[(u32, u64)],
+    ) -> DeviceResult<Self::Buffer> {
+        let _s = span(Work::Elementwise);
+        self.0.place_swapped(len, pieces, swaps)
     }
 
     fn xor_assign_shl(&self, a: &mut Self::Buffer, b: &Self::Buffer, s: u32, m: u64) -> DeviceResult<()> {

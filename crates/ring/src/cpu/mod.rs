@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::device::{BinaryOp, Device, DeviceResult, UnaryOp};
+use crate::device::{BinaryOp, Device, DeviceResult, Placed, UnaryOp};
 use crate::prg::{self, PrgKey};
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 
@@ -53,6 +53,35 @@ fn par_build(n: usize, chunk: usize, f: impl Fn(usize, &mut [MaybeUninit<u64>]) 
     // exactly one call of `f`, and every caller below writes its whole chunk.
     unsafe { v.set_len(n) };
     v
+}
+
+/// [`Device::place_swapped`] with the swaps as `f`: every chunk of the output is written
+/// once, zeros where no piece lies (pieces checked by the caller).
+fn place_with(len: usize, pieces: &[Placed<'_, Vec<u64>>], f: impl Fn(u64) -> u64 + Sync) -> Vec<u64> {
+    par_build(len, CHUNK, |i, o| {
+        let start = i * CHUNK;
+        let end = start + o.len();
+        let mut at = start;
+        // Pieces in output order, so the gaps between them are zeros.
+        let mut order: Vec<&Placed<'_, Vec<u64>>> =
+            pieces.iter().filter(|p| p.at < end && p.at + p.count > start).collect();
+        order.sort_by_key(|p| p.at);
+        for p in order {
+            let lo = p.at.max(start);
+            let hi = (p.at + p.count).min(end);
+            for slot in &mut o[at.min(lo) - start..lo - start] {
+                slot.write(0);
+            }
+            let src = &p.src[p.from + (lo - p.at)..p.from + (hi - p.at)];
+            for (slot, &v) in o[lo - start..hi - start].iter_mut().zip(src) {
+                slot.write(f(v));
+            }
+            at = at.max(hi);
+        }
+        for slot in &mut o[at - start..] {
+            slot.write(0);
+        }
+    })
 }
 
 fn map1(a: &[u64], f: impl Fn(u64) -> u64 + Sync) -> Vec<u64> {
@@ -367,6 +396,22 @@ impl Device for CpuDevice {
             return Ok(map1(a, move |v| delta_swap(delta_swap(delta_swap(v, s0), s1), s2)));
         }
         Ok(map1(a, |v| swaps.iter().fold(v, |v, &s| delta_swap(v, s))))
+    }
+
+    fn place_swapped(
+        &self,
+        len: usize,
+        pieces: &[Placed<'_, Vec<u64>>],
+        swaps: &[(u32, u64)],
+    ) -> DeviceResult<Vec<u64>> {
+        for p in pieces {
+            p.check("cpu", len, p.src.len())?;
+        }
+        // The common case, a 6-bit lane reversal, with the loop unrolled.
+        Ok(match *swaps {
+            [s0, s1, s2] => place_with(len, pieces, move |v| delta_swap(delta_swap(delta_swap(v, s0), s1), s2)),
+            _ => place_with(len, pieces, |v| swaps.iter().fold(v, |v, &s| delta_swap(v, s))),
+        })
     }
 
     fn xor_assign_shl(&self, a: &mut Vec<u64>, b: &Vec<u64>, s: u32, m: u64) -> DeviceResult<()> {
