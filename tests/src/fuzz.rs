@@ -859,8 +859,8 @@ fn sharing_outside(b: &mut Bytes<'_>, seed: u64, cp: &sr::Conv2d) {
     }
 }
 
-/// The comparisons: A2B and MSB, bit injection and ReLU bit for bit against the simulator
-/// on any 64-bit values; max / argmax along a chosen axis with its backward, and max
+/// The comparisons: A2B and MSB, MSB from the low bits at any width, bit injection and ReLU
+/// bit for bit against the simulator on any 64-bit values; max / argmax along a chosen axis with its backward, and max
 /// pooling forward and backward, opened and equal to the spec's plain functions on their
 /// documented domain (pairwise differences below 2^63: values below 2^62 in magnitude);
 /// outside it (any words) argmax gives a result or a typed error, never a panic. The range
@@ -932,6 +932,23 @@ pub fn compare(data: &[u8]) {
             let mut s = sim(seed);
             let rb = s.random(n);
             assert_eq!(shared(got), spec::sim_inject(&mut s, &rb, lane), "injection against the simulator");
+            // The sign from the low bits, at a width the input chooses (read last, so the
+            // corpus's earlier bytes mean what they did): bit for bit against its simulator,
+            // and opened, bit `bits - 1` of each value.
+            let bits = b.range(2, 64) as u32;
+            let got = three(seed, |p| {
+                let a = share(p, 0, &x, &[n])?;
+                let m = cmp::msb_within(p, &a, bits)?;
+                pair(&m.own, &m.next)
+            });
+            let mut s = sim(seed);
+            let a = s.share_input(0, &x);
+            let want = spec::sim_msb_within(&mut s, &a, bits);
+            assert_eq!(shared(got), want, "msb_within {bits} against the simulator");
+            assert!(
+                want.reconstruct_xor().iter().zip(&x).all(|(&m, &v)| m == spec::msb_within(v, bits)),
+                "msb_within {bits}"
+            );
         }
         1 => {
             // Max and argmax along an axis, and max's backward.
