@@ -341,7 +341,8 @@ fn sim_and_some(sim: &mut Sim, x: &Shared, y: &Shared, mask: u64) -> Option<Shar
 }
 
 /// The sign from the low `bits` bits: [`sim_msb`]'s circuit on `x · 2^(64 - bits)` with the
-/// masks of [`sign_masks`]. Ideal: [`msb_within`] of the reconstructed value.
+/// masks of [`sign_masks`]; tree level 2 on words holding the top 32 lanes of two elements
+/// each, levels 3 to 6 on words holding the top 16 lanes of four. Ideal: [`msb_within`] of the reconstructed value.
 pub fn sim_msb_within(sim: &mut Sim, x: &Shared, bits: u32) -> Shared {
     let z = 64 - bits;
     let (summand, generate, levels) = sign_masks(z);
@@ -360,9 +361,24 @@ pub fn sim_msb_within(sim: &mut Sim, x: &Shared, bits: u32) -> Shared {
     let t2 = sim_and_some(sim, &prop, &ps, levels[0].1).unwrap_or_else(|| zeros.clone());
     let mut gg = xor(&xor(&g, &t1), &and_mask(&gs, bit(63)));
     let mut pp = xor(&t2, &and_mask(&ps, bit(63)));
+    // Level 2 on words holding two elements' top 32 lanes, levels 3 to 6 on words holding
+    // four elements' top 16 lanes; the masks repeated in each group.
+    let top16 = bit_range(48, 63);
+    let compact = |a: &Shared, lanes: u64| Shared { comps: a.comps.clone().map(|c| crate::ring::pack_bits(&c, lanes)) };
+    let repeat = |m: u64, width: u32| (0..64 / width).fold(0u64, |r, g| r | (m >> (64 - width)) << (width * g));
     for level in 2..=6u32 {
         let d = 1u32 << (6 - level);
         let (gmask, pmask) = levels[level as usize - 1];
+        let width = if level == 2 { 32 } else { 16 };
+        let (gmask, pmask) = (repeat(gmask, width), repeat(pmask, width));
+        if level == 2 {
+            gg = compact(&gg, bit_range(32, 63));
+            pp = compact(&pp, bit_range(32, 63));
+        }
+        if level == 3 {
+            gg = compact(&gg, repeat(top16, 32));
+            pp = compact(&pp, repeat(top16, 32));
+        }
         let gs = shl(&gg, d);
         let ps = shl(&pp, d);
         let t1 = sim_and_some(sim, &pp, &gs, gmask);
@@ -374,6 +390,7 @@ pub fn sim_msb_within(sim: &mut Sim, x: &Shared, bits: u32) -> Shared {
             pp = t2;
         }
     }
+    let gg = Shared { comps: gg.comps.map(|c| crate::ring::unpack_bits(&c, n, top16)) };
     map1(&xor(&prop, &gg), |v| UnOp::ShrLogical(63).apply(v))
 }
 

@@ -159,6 +159,20 @@ pub fn msb_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<B
     xor_shl_into(&mut pp, &prop, 32, TOP)?;
     for (level, &(gmask, pmask)) in (2..=6u32).zip(&masks.levels[1..]) {
         let d = 1u32 << (6 - level);
+        // Compaction: from level 2 on only the top 32 lanes of a word matter (its tops are
+        // lanes 48..=63 and its merge reads 16 lanes lower), from level 3 on the top 16 (a
+        // merge reads at most 8 lower). So two elements' top halves share a word at level 2,
+        // four elements' top quarters from level 3 on, in element order, and the masks repeat
+        // in each group: the same lanes travel, from a half and then a quarter of the words.
+        let (gmask, pmask) = match level {
+            2 => (repeat(gmask, 32), repeat(pmask, 32)),
+            _ => (repeat(gmask, 16), repeat(pmask, 16)),
+        };
+        if level <= 3 {
+            let lanes = if level == 2 { TOP32 } else { repeat(TOP16, 32) };
+            gg = compact(&gg, lanes)?;
+            pp = compact(&pp, lanes)?;
+        }
         let mut r = and_parts_masked(
             p,
             &[
@@ -177,8 +191,32 @@ pub fn msb_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<B
         }
     }
     // MSB = p_63 ^ carry_63 (lane 63 is fixed by the reversal), moved to lane 0.
+    let mut gg = BShare {
+        own: gg.own.unpack_bits(x.shape().clone(), TOP16)?,
+        next: gg.next.unpack_bits(x.shape().clone(), TOP16)?,
+    };
     xor_into(&mut gg, &prop)?;
     gg.shr(63)
+}
+
+/// Lanes 32..=63, the tops of tree level 1, which level 2 reads.
+const TOP32: u64 = 0xFFFF_FFFF << 32;
+
+/// Lanes 48..=63, the tops of level 2, which levels 3 to 6 read.
+const TOP16: u64 = 0xFFFF << 48;
+
+/// A mask of a word's top `width` lanes, repeated in each `width`-lane group of a word that
+/// holds `64 / width` elements.
+fn repeat(mask: u64, width: u32) -> u64 {
+    let m = mask >> (64 - width);
+    (0..64 / width).fold(0, |r, g| r | m << (g * width))
+}
+
+/// The `lanes` of consecutive words packed back to back ([`Tensor::pack_bits`], local):
+/// with the top half or quarter of each element (or of each group), two or four elements'
+/// share a word, in element order.
+fn compact<D: Device>(x: &BShare<D>, lanes: u64) -> Result<BShare<D>> {
+    Ok(BShare { own: x.own.pack_bits(lanes)?, next: x.next.pack_bits(lanes)? })
 }
 
 /// The lanes each AND of the sign circuit on the low `64 - z` bits computes (the operands
