@@ -180,7 +180,7 @@ pub(crate) fn parts<D: Device>(x: &BShare<D>) -> [&Tensor<D>; 2] {
 }
 
 /// The one result of a one-job [`and_parts`].
-pub(crate) fn one<D: Device>(mut out: Vec<BShare<D>>) -> Result<BShare<D>> {
+fn one<D: Device>(mut out: Vec<BShare<D>>) -> Result<BShare<D>> {
     out.pop().ok_or_else(|| Error::Usage("and: no result".into()))
 }
 

@@ -21,8 +21,9 @@ use triad_ring::{BinaryOp, Device, Shape, Tensor};
 use triad_sharing::{AShare, BShare, Error, Party, Result};
 use triad_transport::Peer;
 
-/// Start of third `r` of `n` elements (`r` in `0..=3`).
-fn bound(n: usize, r: usize) -> usize {
+/// Start of third `r` of `n` elements (`r` in `0..=3`): the thirds whose party roles
+/// rotate, here and in the sign circuit's summands.
+pub(crate) fn bound(n: usize, r: usize) -> usize {
     r * n / 3
 }
 

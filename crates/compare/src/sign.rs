@@ -5,7 +5,8 @@ use triad_ring::{BinaryOp, Device, Placed, RingError, Shape, StridedLayout, Tens
 use triad_sharing::{AShare, BShare, Error, Party, Result};
 use triad_transport::Peer;
 
-use crate::boolean::{and_parts, bit_range, one, parts, reversal_swaps, xor_into, xor_shl_into, Part, TOP};
+use crate::boolean::{and_packed, and_parts, bit_range, parts, reversal_swaps, xor_into, xor_shl_into, Part, TOP};
+use crate::inject::bound;
 
 /// [`and_parts`] leaving out the jobs whose mask is empty (their result is `None`); no
 /// round at all when every mask is empty.
@@ -24,11 +25,6 @@ fn zeros_like<D: Device>(p: &Party<D>, x: &BShare<D>) -> Result<BShare<D>> {
 /// `count` words of `t` from `from`, placed at `at`.
 fn placed<D: Device>(t: &Tensor<D>, at: usize, from: usize, count: usize) -> Placed<'_, D::Buffer> {
     Placed { at, src: t.buffer(), from, count }
-}
-
-/// Start of third `r` of `n` elements (`r` in `0..=3`), as in the bit injection.
-fn bound(n: usize, r: usize) -> usize {
-    r * n / 3
 }
 
 /// Two binary sharings `a`, `b` with `a + b = x` (ring addition), in one round, on the
@@ -126,7 +122,7 @@ pub fn msb_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<B
     // shift, so every round of the full-width circuit packs a contiguous mask.
     let (s, c) = summands(p, x, masks.summand)?;
     // Lanes 0 and 63 are their own images: g_63 is not needed.
-    let g = one(and_parts(p, &[Part { x: parts(&s), y: parts(&c), y_shl: 0, mask: masks.generate }])?)?;
+    let g = and_packed(p, &s, &c, masks.generate)?;
     let mut prop = s;
     xor_into(&mut prop, &c)?;
     // Tree: a group's (G, P) sits at its top bit. The 64th leaf (bit 63) is the public

@@ -58,15 +58,14 @@ fn par_build(n: usize, chunk: usize, f: impl Fn(usize, &mut [MaybeUninit<u64>]) 
 /// [`Device::place_swapped`] with the swaps as `f`: every chunk of the output is written
 /// once, zeros where no piece lies (pieces checked by the caller).
 fn place_with(len: usize, pieces: &[Placed<'_, Vec<u64>>], f: impl Fn(u64) -> u64 + Sync) -> Vec<u64> {
+    // Pieces in output order, so the gaps between them are zeros (sorted once, not per chunk).
+    let mut order: Vec<&Placed<'_, Vec<u64>>> = pieces.iter().collect();
+    order.sort_by_key(|p| p.at);
     par_build(len, CHUNK, |i, o| {
         let start = i * CHUNK;
         let end = start + o.len();
         let mut at = start;
-        // Pieces in output order, so the gaps between them are zeros.
-        let mut order: Vec<&Placed<'_, Vec<u64>>> =
-            pieces.iter().filter(|p| p.at < end && p.at + p.count > start).collect();
-        order.sort_by_key(|p| p.at);
-        for p in order {
+        for p in order.iter().filter(|p| p.at < end && p.at + p.count > start) {
             let lo = p.at.max(start);
             let hi = (p.at + p.count).min(end);
             for slot in &mut o[at.min(lo) - start..lo - start] {
@@ -205,19 +204,32 @@ fn deposit(v: u64, mask: u64, run: Option<(u32, u32)>) -> u64 {
     }
 }
 
-/// Packs elements `a` (one group of at most 64) into `out` (k words for a full group).
-fn pack_group(a: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [u64]) {
+/// Whether the CPU has BMI2's `pext`/`pdep` (asked once per pack or unpack, not per group).
+fn has_bmi2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("bmi2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Packs elements `a` (one group of at most 64) into `out` (k words for a full group);
+/// `bmi2` from [`has_bmi2`].
+fn pack_group(a: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, bmi2: bool, out: &mut [u64]) {
     match run {
-        // The contiguous mask of bits `lo .. lo + k` (every mask of the comparison
-        // circuits): the field extraction without a per-element mask walk.
+        // The contiguous mask of bits `lo .. lo + k` (the full-width comparison circuits'
+        // masks): the field extraction without a per-element mask walk.
         Some((lo, k)) => {
             let kmask = if k == 64 { u64::MAX } else { (1u64 << k) - 1 };
             pack_fields(a, k, out, |v| (v >> lo) & kmask)
         }
         None => {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("bmi2") {
-                // SAFETY: the CPU supports BMI2, checked just above.
+            if bmi2 {
+                // SAFETY: the CPU supports BMI2 (`has_bmi2`).
                 return unsafe { pack_group_bmi2(a, mask, k, out) };
             }
             pack_fields(a, k, out, |v| extract(v, mask, run))
@@ -268,13 +280,13 @@ fn unpack_group_run(words: &[u64], lo: u32, k: u32, out: &mut [MaybeUninit<u64>]
     }
 }
 
-fn unpack_group(words: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, out: &mut [MaybeUninit<u64>]) {
+fn unpack_group(words: &[u64], mask: u64, k: u32, run: Option<(u32, u32)>, bmi2: bool, out: &mut [MaybeUninit<u64>]) {
     if let Some((lo, k)) = run {
         return unpack_group_run(words, lo, k, out);
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("bmi2") {
-        // SAFETY: the CPU supports BMI2, checked just above.
+    if bmi2 {
+        // SAFETY: the CPU supports BMI2 (`has_bmi2`).
         return unsafe { unpack_group_bmi2(words, mask, k, out) };
     }
     unpack_fields(words, k, out, |v| deposit(v, mask, run))
@@ -482,10 +494,11 @@ impl Device for CpuDevice {
             return Ok(out);
         }
         let run = contiguous(mask);
+        let bmi2 = run.is_none() && has_bmi2();
         // 64 elements always fill exactly k words, so groups are independent.
         out.par_chunks_mut(k as usize * 256).zip(a.par_chunks(64 * 256)).for_each(|(o, a)| {
             for (og, ag) in o.chunks_mut(k as usize).zip(a.chunks(64)) {
-                pack_group(ag, mask, k, run, og);
+                pack_group(ag, mask, k, run, bmi2, og);
             }
         });
         Ok(out)
@@ -497,6 +510,7 @@ impl Device for CpuDevice {
             return Ok(vec![0u64; len]);
         }
         let run = contiguous(mask);
+        let bmi2 = run.is_none() && has_bmi2();
         let kw = k as usize;
         // Every element is written (no zero-fill first: this runs once per AND of a
         // comparison circuit, on buffers as large as its input).
@@ -504,7 +518,7 @@ impl Device for CpuDevice {
             for (gi, og) in o.chunks_mut(64).enumerate() {
                 let start = (ci * 256 + gi) * kw;
                 let words = packed.get(start..).unwrap_or(&[]);
-                unpack_group(&words[..kw.min(words.len())], mask, k, run, og);
+                unpack_group(&words[..kw.min(words.len())], mask, k, run, bmi2, og);
             }
         }))
     }
