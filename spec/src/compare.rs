@@ -3,15 +3,17 @@
 //!
 //! **Ideal functionalities** are stated on ring elements read as two's complement
 //! integers ([`signed`]): MSB, DReLU, ReLU, comparisons, max / argmax along an axis (ties:
-//! the first position) and max pooling. MSB, DReLU and ReLU hold for every ring value;
+//! the first position) and max pooling. MSB, DReLU and ReLU hold for every ring value, the
+//! sign from the low bits ([`msb_within`], [`relu_within`]) on [`in_sign_domain`];
 //! comparisons of `x` and `y` hold when `|x - y| < 2^63` ([`in_domain`]), which the
 //! fixed-point range `|x| < 2^62` guarantees; max, argmax and max pooling assume values in
 //! that range.
 //!
 //! **The simulator** replays the protocols on all three parties' components with a
 //! [`Sim`] (same keys, same stream order), so the real parties' components can be checked
-//! bit for bit: the masked AND ([`sim_and_packed`]), MSB ([`sim_msb`]), bit injection with
-//! rotated roles ([`sim_inject`]) and ReLU ([`sim_relu`]).
+//! bit for bit: the masked AND ([`sim_and_packed`]), the two summands ([`sim_summands`]),
+//! MSB ([`sim_msb`], [`sim_msb_within`] with its masks [`sign_masks`]), bit injection with
+//! rotated roles ([`sim_inject`]) and ReLU ([`sim_relu`], [`sim_relu_within`]).
 
 use crate::ring::{BinOp, Pool2d, UnOp};
 use crate::sharing::{Shared, Sim};

@@ -123,7 +123,8 @@ impl Sim {
         Shared { comps: [self.f(0, s, n), self.f(1, s, n), self.f(2, s, n)] }
     }
 
-    /// The 3-out-of-3 parts `z_i = B(x_i, y_i + y_{i+1}) + B(x_{i+1}, y_i) + α_i`.
+    /// The 3-out-of-3 parts `z_i = B(x_i, y_i + y_{i+1}) + B(x_{i+1}, y_i) + α_i` (the party
+    /// sums `x`'s components instead when `x` is the smaller: the same ring element).
     fn product_parts(&mut self, b: &Bilinear<'_>, x: &Shared, y: &Shared) -> [Vec<u64>; 3] {
         let mut z: Vec<Vec<u64>> = (0..3)
             .map(|i| {
