@@ -12,7 +12,7 @@ fn check_names_are_distinct() {
 }
 
 /// The CPU device's fused methods (`delta_swaps`, `place_swapped`, `xor_assign_shl`,
-/// `and_part`, `and_part_prg`, `into_host`) against their default implementations
+/// `and_part`, `and_part_prg`, `add_prg`, `into_host`) against their default implementations
 /// (`triad_ring::device::fused`, written with the unfused methods, which the CUDA and dry-run
 /// devices use), bit for bit on random inputs, over lengths that span several parallel
 /// chunks; and the profiling wrapper forwards them unchanged.
@@ -20,7 +20,7 @@ mod fused {
     use proptest::prelude::*;
     use triad_ring::cpu::CHUNK;
     use triad_ring::device::fused;
-    use triad_ring::{CpuDevice, Device, DryBuffer, DryRunDevice, Placed, PrgKey, Profiled};
+    use triad_ring::{CpuDevice, Device, DryBuffer, DryRunDevice, Placed, PrgKey, PrgTerm, Profiled};
     use triad_tests::ok;
 
     fn words(seed: u64, n: usize) -> Vec<u64> {
@@ -149,6 +149,41 @@ mod fused {
             let d = DryBuffer::new(n);
             let dry = ok(DryRunDevice::new().and_part_prg([&d, &d], [&d, &d], y_shl, [&k0, &k1], stream, mask))?;
             prop_assert_eq!(dry.len(), n);
+        }
+
+        #[test]
+        fn add_prg_equals_the_default(
+            n in len(),
+            seed in any::<u64>(),
+            keys in any::<([u8; 32], [u8; 32])>(),
+            streams in any::<(u64, u64)>(),
+            negate in any::<(bool, bool)>(),
+            terms in 0usize..=2,
+        ) {
+            let dev = CpuDevice::new();
+            let (k0, k1) = (PrgKey::from_bytes(keys.0), PrgKey::from_bytes(keys.1));
+            let all = [
+                PrgTerm { key: &k0, stream: streams.0, negate: negate.0 },
+                PrgTerm { key: &k1, stream: streams.1, negate: negate.1 },
+            ];
+            let terms = &all[..terms];
+            let a = words(seed, n);
+            let mut want = a.clone();
+            ok(fused::add_prg(&dev, &mut want, terms))?;
+            let mut got = a.clone();
+            ok(dev.add_prg(&mut got, terms))?;
+            prop_assert_eq!(&got, &want);
+            let mut got = a.clone();
+            ok(Profiled(dev).add_prg(&mut got, terms))?;
+            prop_assert_eq!(&got, &want);
+            // The zero sharing's form: F(k, s) - F(k, s) adds nothing.
+            let mut got = a.clone();
+            let same = [PrgTerm { negate: false, ..all[0] }, PrgTerm { negate: true, ..all[0] }];
+            ok(dev.add_prg(&mut got, &same))?;
+            prop_assert_eq!(&got, &a);
+            let mut d = DryBuffer::new(n);
+            ok(DryRunDevice::new().add_prg(&mut d, terms))?;
+            prop_assert_eq!(d.len(), n);
         }
     }
 }

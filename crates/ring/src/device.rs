@@ -224,6 +224,15 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::and_part_prg(self, x, y, y_shl, keys, stream, mask)
     }
 
+    /// `a[j] += ±F(key, stream)[j]` for every term in order: words `0 .. len(a)` of each
+    /// PRG stream, as [`prg_fill`](Device::prg_fill) gives them, added (subtracted when
+    /// `negate`) in place. Fused: the draws need not be written to memory and read back (a
+    /// CPU device makes them a piece at a time in cache). A zero sharing added to a
+    /// product's part is the terms `(k_i, s, +)` and `(k_{i+1}, s, -)`.
+    fn add_prg(&self, a: &mut Self::Buffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
+        fused::add_prg(self, a, terms)
+    }
+
     // ---- bits --------------------------------------------------------------------
     /// Packs the bits selected by `mask` of every element into a dense bit stream.
     ///
@@ -286,6 +295,18 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     fn prg_fill(&self, key: &PrgKey, stream: u64, offset: u64, len: usize) -> DeviceResult<Self::Buffer>;
 }
 
+/// One term of [`Device::add_prg`]: the PRG stream `(key, stream)` from word 0, added, or
+/// subtracted when `negate`.
+#[derive(Clone, Copy, Debug)]
+pub struct PrgTerm<'a> {
+    /// The key.
+    pub key: &'a PrgKey,
+    /// The stream id.
+    pub stream: u64,
+    /// Subtract the stream instead of adding it.
+    pub negate: bool,
+}
+
 /// One piece of [`Device::place_swapped`]: `count` words of `src` from `from`, placed at
 /// `at`.
 #[derive(Debug)]
@@ -322,7 +343,7 @@ impl<B> Placed<'_, B> {
 /// definition each override must reproduce bit for bit (the device suite's `ring_ops`
 /// tests compare the CPU device's overrides with these).
 pub mod fused {
-    use super::{BinaryOp, Device, DeviceResult, Placed, StridedLayout, UnaryOp};
+    use super::{BinaryOp, Device, DeviceResult, Placed, PrgTerm, StridedLayout, UnaryOp};
     use crate::prg::PrgKey;
 
     /// [`Device::delta_swaps`] as shifts, XORs and ANDs.
@@ -387,6 +408,16 @@ pub mod fused {
         dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::And, x[1], y[0])?)?;
         dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::Xor, r[0], r[1])?)?;
         dev.binary_scalar(BinaryOp::And, &z, mask)
+    }
+
+    /// [`Device::add_prg`] as one [`Device::prg_fill`] and one add or subtract per term.
+    pub fn add_prg<D: Device>(dev: &D, a: &mut D::Buffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
+        let n = dev.len(a);
+        for t in terms {
+            let r = dev.prg_fill(t.key, t.stream, 0, n)?;
+            dev.binary_assign(if t.negate { BinaryOp::Sub } else { BinaryOp::Add }, a, &r)?;
+        }
+        Ok(())
     }
 
     /// [`Device::and_part_prg`] as two [`Device::prg_fill`]s and [`Device::and_part`].

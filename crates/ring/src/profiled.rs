@@ -1,6 +1,6 @@
 //! [`Profiled`]: any device, with a [`triad_profile`] span around each of its calls.
 
-use crate::device::{BinaryOp, Device, DeviceResult, Placed, UnaryOp};
+use crate::device::{BinaryOp, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
 use crate::prg::PrgKey;
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 use triad_profile::{span, Work};
@@ -117,6 +117,11 @@ impl<D: Device> Device for Profiled<D> {
         // Mostly the two ChaCha draws.
         let _s = span(Work::Prg);
         self.0.and_part_prg(x, y, y_shl, keys, stream, mask)
+    }
+
+    fn add_prg(&self, a: &mut Self::Buffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
+        let _s = span(Work::Prg);
+        self.0.add_prg(a, terms)
     }
 
     fn pack_bits(&self, a: &Self::Buffer, mask: u64) -> DeviceResult<Self::Buffer> {

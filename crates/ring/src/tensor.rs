@@ -3,7 +3,7 @@
 //! Every shape-dependent operation checks its operands and returns a typed
 //! [`RingError`] before the device sees them. Arithmetic wraps mod 2^64.
 
-use crate::device::{BinaryOp, Device, UnaryOp};
+use crate::device::{BinaryOp, Device, PrgTerm, UnaryOp};
 use crate::prg::PrgKey;
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, Shape, StridedLayout};
 use crate::RingError;
@@ -155,6 +155,11 @@ impl<D: Device> Tensor<D> {
     /// `self += other`.
     pub fn add_assign(&mut self, other: &Self) -> R<()> {
         self.binary_assign(BinaryOp::Add, other)
+    }
+    /// `self += ±F(key, stream)` for every term ([`Device::add_prg`]: fused, the draws are
+    /// never written out whole).
+    pub fn add_prg(&mut self, terms: &[PrgTerm<'_>]) -> R<()> {
+        Ok(self.dev.add_prg(&mut self.buf, terms)?)
     }
     /// `self -= other`.
     pub fn sub_assign(&mut self, other: &Self) -> R<()> {

@@ -310,7 +310,7 @@ impl<D: Device> Party<D> {
             z.add_assign(&op.apply(&x.next, &y.own)?)?;
             z
         };
-        z.add_assign(&self.zero_share(z.shape())?)?;
+        self.add_zero_share(&mut z)?;
         Ok(z)
     }
 
@@ -482,16 +482,16 @@ impl<D: Device> Party<D> {
     fn reshare_2of2(&self, part: Option<Tensor<D>>, shape: &Shape) -> Result<AShare<D>> {
         let s = self.next_stream();
         match (self.index(), part) {
-            (0, Some(u0)) => {
-                let s0 = u0.add(&self.prg_next(shape, s)?)?;
+            (0, Some(mut s0)) => {
+                s0.add_prg(&[self.next_term(s, false)])?;
                 self.send(Peer::Prev, &s0)?;
                 let s1 = self.recv(Peer::Next, shape)?;
                 AShare::new(s0, s1)
             }
-            (1, Some(u1)) => {
-                let r01 = self.prg_prev(shape, s)?;
+            (1, Some(mut s1)) => {
                 let r12 = self.prg_next(shape, s)?;
-                let s1 = u1.sub(&r01)?.sub(&r12)?;
+                s1.add_prg(&[self.prev_term(s, true)])?;
+                s1.sub_assign(&r12)?;
                 self.send(Peer::Prev, &s1)?;
                 AShare::new(s1, r12)
             }
@@ -536,18 +536,21 @@ impl<D: Device> Party<D> {
         let offset = 1u64 << 62;
         let u = match self.index() {
             0 => {
-                let c0 = part.add(&self.prg_prev(shape, s_r)?)?.scalar(BinaryOp::Add, offset)?;
+                let mut c0 = part;
+                c0.add_prg(&[self.prev_term(s_r, false)])?;
+                let c0 = c0.scalar(BinaryOp::Add, offset)?;
                 self.send(Peer::Next, &c0)?;
                 let c = c0.add(&self.recv(Peer::Next, shape)?)?;
                 let (high, low) = (c.shr(63)?, c.shl(1)?.shr(bits + 1)?);
-                let t0 = self.prg_prev(shape, s_t)?;
                 let e0 = self.prg_prev(shape, s_e)?;
-                let mut u0 = low.scalar(BinaryOp::Sub, offset >> bits)?.add(&t0)?;
+                let mut u0 = low.scalar(BinaryOp::Sub, offset >> bits)?;
+                u0.add_prg(&[self.prev_term(s_t, false)])?;
                 u0.add_assign(&high.binary(BinaryOp::Mul, &e0)?)?;
                 Some(u0)
             }
             1 => {
-                let c1 = part.add(&self.prg_next(shape, s_r)?)?;
+                let mut c1 = part;
+                c1.add_prg(&[self.next_term(s_r, false)])?;
                 self.send(Peer::Prev, &c1)?;
                 let c = c1.add(&self.recv(Peer::Prev, shape)?)?;
                 let t1 = self.recv(Peer::Next, shape)?;
@@ -556,14 +559,17 @@ impl<D: Device> Party<D> {
                 Some(t1.add(&high.binary(BinaryOp::Mul, &e1)?)?)
             }
             _ => {
-                let r0 = self.prg_next(shape, s_r)?;
-                let r = r0.add(&self.prg_prev(shape, s_r)?)?.sub(&part)?;
+                let mut r = part.neg()?;
+                r.add_prg(&[self.next_term(s_r, false), self.prev_term(s_r, false)])?;
                 let (m, low) = (r.shr(63)?, r.shl(1)?.shr(bits + 1)?);
                 let t = m.shl(63 - bits)?.sub(&low)?;
                 // E = 2^(63-bits) - m·2^(64-bits)
                 let e = m.shl(64 - bits)?.neg()?.scalar(BinaryOp::Add, 1u64 << (63 - bits))?;
-                self.send(Peer::Prev, &t.sub(&self.prg_next(shape, s_t)?)?)?;
-                self.send(Peer::Prev, &e.sub(&self.prg_next(shape, s_e)?)?)?;
+                let (mut t, mut e) = (t, e);
+                t.add_prg(&[self.next_term(s_t, true)])?;
+                e.add_prg(&[self.next_term(s_e, true)])?;
+                self.send(Peer::Prev, &t)?;
+                self.send(Peer::Prev, &e)?;
                 None
             }
         };

@@ -3,7 +3,7 @@
 use std::cell::Cell;
 
 use triad_fixed::FixedConfig;
-use triad_ring::{BinaryOp, Device, PrgKey, Shape, Tensor};
+use triad_ring::{BinaryOp, Device, PrgKey, PrgTerm, Shape, Tensor};
 use triad_transport::{Channels, PartyId, Peer};
 
 use crate::error::{Error, Result};
@@ -96,12 +96,33 @@ impl<D: Device> Party<D> {
         Ok(Tensor::prg(&self.dev, shape.clone(), &self.keys.next, stream, 0)?)
     }
 
+    /// A term of [`Tensor::add_prg`]: stream `s` of the key shared with the previous party,
+    /// `F(k_i, s)`, added (subtracted when `negate`).
+    pub fn prev_term(&self, stream: u64, negate: bool) -> PrgTerm<'_> {
+        PrgTerm { key: &self.keys.prev, stream, negate }
+    }
+
+    /// A term of [`Tensor::add_prg`]: stream `s` of the key shared with the next party,
+    /// `F(k_{i+1}, s)`, added (subtracted when `negate`).
+    pub fn next_term(&self, stream: u64, negate: bool) -> PrgTerm<'_> {
+        PrgTerm { key: &self.keys.next, stream, negate }
+    }
+
+    /// `z += α_i`: this party's part of a fresh zero sharing, exactly
+    /// [`zero_share`](Self::zero_share)'s (the next stream), added in one fused device pass
+    /// ([`Device::add_prg`](triad_ring::Device::add_prg)).
+    pub fn add_zero_share(&self, z: &mut Tensor<D>) -> Result<()> {
+        let s = self.next_stream();
+        Ok(z.add_prg(&[self.prev_term(s, false), self.next_term(s, true)])?)
+    }
+
     /// This party's part `α_i = F(k_i) - F(k_{i+1})` of a fresh zero sharing
     /// (`α_0 + α_1 + α_2 = 0`), without communication.
     pub fn zero_share(&self, shape: &Shape) -> Result<Tensor<D>> {
         let s = self.next_stream();
-        let a = self.prg_prev(shape, s)?;
-        Ok(a.sub(&self.prg_next(shape, s)?)?)
+        let mut a = self.prg_prev(shape, s)?;
+        a.add_prg(&[self.next_term(s, true)])?;
+        Ok(a)
     }
 
     /// This party's part `β_i = F(k_i) ^ F(k_{i+1})` of a fresh XOR sharing of zero.

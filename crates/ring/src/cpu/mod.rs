@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::device::{BinaryOp, Device, DeviceResult, Placed, UnaryOp};
+use crate::device::{BinaryOp, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
 use crate::prg::{self, PrgKey};
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 
@@ -484,6 +484,27 @@ impl Device for CpuDevice {
                 }
             }
         }))
+    }
+
+    fn add_prg(&self, a: &mut Vec<u64>, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
+        // As in `and_part_prg`: each draw a piece at a time into a buffer that stays in L1.
+        const PIECE: usize = 8 * 64;
+        a.par_chunks_mut(CHUNK).enumerate().for_each(|(i, a)| {
+            let mut r = [0u64; PIECE];
+            for (j, piece) in a.chunks_mut(PIECE).enumerate() {
+                let start = (i * CHUNK + j * PIECE) as u64;
+                for t in terms {
+                    let r = &mut r[..piece.len()];
+                    prg::fill_words(t.key, t.stream, start, r);
+                    if t.negate {
+                        piece.iter_mut().zip(&*r).for_each(|(a, &r)| *a = a.wrapping_sub(r));
+                    } else {
+                        piece.iter_mut().zip(&*r).for_each(|(a, &r)| *a = a.wrapping_add(r));
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 
     fn pack_bits(&self, a: &Vec<u64>, mask: u64) -> DeviceResult<Vec<u64>> {
