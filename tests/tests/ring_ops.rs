@@ -12,7 +12,8 @@ fn check_names_are_distinct() {
 }
 
 /// The CPU device's fused methods (`delta_swaps`, `place_swapped`, `xor_assign_shl`,
-/// `and_part`, `and_part_prg`, `add_prg`, `into_host`) against their default implementations
+/// `and_part`, `and_part_prg`, `add_prg`, the bit injection's `inject_offer`, `inject_pick`
+/// and `inject_receive`, `into_host`) against their default implementations
 /// (`triad_ring::device::fused`, written with the unfused methods, which the CUDA and dry-run
 /// devices use), bit for bit on random inputs, over lengths that span several parallel
 /// chunks; and the profiling wrapper forwards them unchanged.
@@ -20,7 +21,7 @@ mod fused {
     use proptest::prelude::*;
     use triad_ring::cpu::CHUNK;
     use triad_ring::device::fused;
-    use triad_ring::{CpuDevice, Device, DryBuffer, DryRunDevice, Placed, PrgKey, PrgTerm, Profiled};
+    use triad_ring::{BitRange, CpuDevice, Device, DryBuffer, DryRunDevice, Placed, PrgKey, PrgTerm, Profiled};
     use triad_tests::ok;
 
     fn words(seed: u64, n: usize) -> Vec<u64> {
@@ -149,6 +150,49 @@ mod fused {
             let d = DryBuffer::new(n);
             let dry = ok(DryRunDevice::new().and_part_prg([&d, &d], [&d, &d], y_shl, [&k0, &k1], stream, mask))?;
             prop_assert_eq!(dry.len(), n);
+        }
+
+        #[test]
+        fn inject_methods_equal_the_defaults(
+            n in len(),
+            seed in any::<u64>(),
+            key in any::<[u8; 32]>(),
+            streams in any::<(u64, u64)>(),
+            bit in prop_oneof![Just(0u32), 0u32..64],
+            cut in any::<prop::sample::Index>(),
+            both in any::<bool>(),
+        ) {
+            // A range of `count` words from `from` of sources longer than it, its bit taken
+            // from one word or from two XOR-ed; offers read from the middle of a message.
+            let dev = CpuDevice::new();
+            let (from, count) = (cut.index(10), n);
+            let (a, b) = (words(seed, from + count + 3), words(!seed, from + count + 3));
+            let bits = BitRange { src: &a, also: both.then_some(&b), bit, from, count };
+            let key = PrgKey::from_bytes(key);
+            let want = ok(fused::inject_offer(&dev, bits, &key, streams.0, streams.1))?;
+            prop_assert_eq!(&ok(dev.inject_offer(bits, &key, streams.0, streams.1))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).inject_offer(bits, &key, streams.0, streams.1))?, &want);
+            let want = ok(fused::inject_pick(&dev, bits, &key, streams.0))?;
+            prop_assert_eq!(&ok(dev.inject_pick(bits, &key, streams.0))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).inject_pick(bits, &key, streams.0))?, &want);
+            let (m, u, v) = (words(seed ^ 2, 2 * count + 5), words(seed ^ 3, count + 1), words(seed ^ 4, count));
+            let (m_at, less) = ((m.len() - 2 * count) / 2, [(&u, 1), (&v, 0)]);
+            let want = ok(fused::inject_receive(&dev, bits, (&m, m_at), less))?;
+            prop_assert_eq!(&ok(dev.inject_receive(bits, (&m, m_at), less))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).inject_receive(bits, (&m, m_at), less))?, &want);
+            // A range past its source, a bit past 63 or offers past the message: an error on
+            // either path.
+            let past = BitRange { from: from + 4, ..bits };
+            prop_assert!(dev.inject_pick(past, &key, 0).is_err());
+            prop_assert!(fused::inject_pick(&dev, past, &key, 0).is_err());
+            let wide = BitRange { bit: 64, ..bits };
+            prop_assert!(dev.inject_offer(wide, &key, 0, 1).is_err());
+            let late = m.len() - 2 * count + 1;
+            prop_assert!(dev.inject_receive(bits, (&m, late), less).is_err());
+            prop_assert!(fused::inject_receive(&dev, bits, (&m, late), less).is_err());
+            let d = DryBuffer::new(from + count);
+            let dry = BitRange { src: &d, also: None, bit, from, count };
+            prop_assert_eq!(ok(DryRunDevice::new().inject_offer(dry, &key, 0, 1))?.len(), 2 * count);
         }
 
         #[test]

@@ -6,7 +6,7 @@ use triad_sharing::{AShare, BShare, Error, Party, Result};
 use triad_transport::Peer;
 
 use crate::boolean::{and_packed, and_parts, bit_range, parts, reversal_swaps, xor_into, xor_shl_into, Part, TOP};
-use crate::inject::bound;
+use crate::inject::{bound, placed};
 
 /// [`and_parts`] leaving out the jobs whose mask is empty (their result is `None`); no
 /// round at all when every mask is empty.
@@ -20,11 +20,6 @@ fn and_parts_masked<D: Device>(p: &Party<D>, jobs: &[Part<'_, D>]) -> Result<Vec
 /// A sharing of zero shaped like `x`.
 fn zeros_like<D: Device>(p: &Party<D>, x: &BShare<D>) -> Result<BShare<D>> {
     Ok(BShare { own: Tensor::zeros(&p.dev, x.shape().clone())?, next: Tensor::zeros(&p.dev, x.shape().clone())? })
-}
-
-/// `count` words of `t` from `from`, placed at `at`.
-fn placed<D: Device>(t: &Tensor<D>, at: usize, from: usize, count: usize) -> Placed<'_, D::Buffer> {
-    Placed { at, src: t.buffer(), from, count }
 }
 
 /// Two binary sharings `a`, `b` with `a + b = x` (ring addition), in one round, on the

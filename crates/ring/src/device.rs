@@ -233,6 +233,38 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::add_prg(self, a, terms)
     }
 
+    /// Bit injection's sender (role `R0`): its two offers, masked, for the bits `e` of
+    /// `bits`. With `r = F(key, r_stream)` and `w = F(key, w_stream)`, word `t` of the result
+    /// is `e[t] - r[t] + w[t]` and word `count + t` is `1 - e[t] - r[t] + w[count + t]`
+    /// (`2 * count` words). Fused: the bits, the draws and both offers in one pass.
+    fn inject_offer(
+        &self,
+        bits: BitRange<'_, Self::Buffer>,
+        key: &PrgKey,
+        r_stream: u64,
+        w_stream: u64,
+    ) -> DeviceResult<Self::Buffer> {
+        fused::inject_offer(self, bits, key, r_stream, w_stream)
+    }
+
+    /// Bit injection's helper: the mask its receiver needs for the choice `f` of `bits`,
+    /// word `t` being word `t + f[t] * count` of `F(key, stream)` (`count` words).
+    fn inject_pick(&self, bits: BitRange<'_, Self::Buffer>, key: &PrgKey, stream: u64) -> DeviceResult<Self::Buffer> {
+        fused::inject_pick(self, bits, key, stream)
+    }
+
+    /// Bit injection's receiver: its choice `f` of `bits` between the two offers at
+    /// `m.1` and `m.1 + count` of `m.0`, less the words at `less[k].1` of `less[k].0`:
+    /// word `t` is `m[m.1 + f[t] * count + t] - Σ_k less_k[less_k.1 + t]` (`count` words).
+    fn inject_receive(
+        &self,
+        bits: BitRange<'_, Self::Buffer>,
+        m: (&Self::Buffer, usize),
+        less: [(&Self::Buffer, usize); 2],
+    ) -> DeviceResult<Self::Buffer> {
+        fused::inject_receive(self, bits, m, less)
+    }
+
     // ---- bits --------------------------------------------------------------------
     /// Packs the bits selected by `mask` of every element into a dense bit stream.
     ///
@@ -307,6 +339,60 @@ pub struct PrgTerm<'a> {
     pub negate: bool,
 }
 
+/// The shared bits a bit injection works on, for one third of the elements: bit `bit` of
+/// words `from .. from + count` of `src`, XOR-ed with the same words of `also` when given
+/// (the two components a party holds).
+#[derive(Debug)]
+pub struct BitRange<'a, B> {
+    /// The words.
+    pub src: &'a B,
+    /// Words XOR-ed with `src` first, if any.
+    pub also: Option<&'a B>,
+    /// Which bit of each word, below 64.
+    pub bit: u32,
+    /// The first word.
+    pub from: usize,
+    /// How many words.
+    pub count: usize,
+}
+
+// Copy for every `B`: the fields are references and numbers (a derive would ask `B: Copy`).
+impl<B> Clone for BitRange<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B> Copy for BitRange<'_, B> {}
+
+impl<B> BitRange<'_, B> {
+    /// `Ok` when the bit is below 64 and the words lie inside `src` (`src_len` words) and
+    /// `also` (`also_len`).
+    pub fn check(&self, device: &str, src_len: usize, also_len: Option<usize>) -> DeviceResult<()> {
+        if self.bit >= 64 {
+            return Err(DeviceError::Driver {
+                device: device.to_string(),
+                detail: format!("bit injection: bit {} is not below 64", self.bit),
+            });
+        }
+        for len in std::iter::once(src_len).chain(also_len) {
+            check_range(device, "bit injection", self.from, self.count, len)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `count` words from `at` lie inside a buffer of `len` words.
+pub fn check_range(device: &str, what: &str, at: usize, count: usize, len: usize) -> DeviceResult<()> {
+    if at.checked_add(count).is_some_and(|end| end <= len) {
+        Ok(())
+    } else {
+        Err(DeviceError::Driver {
+            device: device.to_string(),
+            detail: format!("{what}: {count} words from {at} do not fit a buffer of {len}"),
+        })
+    }
+}
+
 /// One piece of [`Device::place_swapped`]: `count` words of `src` from `from`, placed at
 /// `at`.
 #[derive(Debug)]
@@ -343,7 +429,7 @@ impl<B> Placed<'_, B> {
 /// definition each override must reproduce bit for bit (the device suite's `ring_ops`
 /// tests compare the CPU device's overrides with these).
 pub mod fused {
-    use super::{BinaryOp, Device, DeviceResult, Placed, PrgTerm, StridedLayout, UnaryOp};
+    use super::{check_range, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, StridedLayout, UnaryOp};
     use crate::prg::PrgKey;
 
     /// [`Device::delta_swaps`] as shifts, XORs and ANDs.
@@ -408,6 +494,77 @@ pub mod fused {
         dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::And, x[1], y[0])?)?;
         dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::Xor, r[0], r[1])?)?;
         dev.binary_scalar(BinaryOp::And, &z, mask)
+    }
+
+    /// The bits of a [`BitRange`] as words of 0 and 1.
+    fn bit_words<D: Device>(dev: &D, b: &BitRange<'_, D::Buffer>) -> DeviceResult<D::Buffer> {
+        b.check(&dev.name(), dev.len(b.src), b.also.map(|a| dev.len(a)))?;
+        let view = StridedLayout { dims: vec![b.count], strides: vec![1], offset: b.from };
+        let mut w = dev.gather_strided(b.src, &view)?;
+        if let Some(also) = b.also {
+            dev.binary_assign(BinaryOp::Xor, &mut w, &dev.gather_strided(also, &view)?)?;
+        }
+        dev.binary_scalar(BinaryOp::And, &dev.unary(UnaryOp::ShrLogical(b.bit), &w)?, 1)
+    }
+
+    /// `count` words of `buf` from `at`.
+    fn words<D: Device>(dev: &D, buf: &D::Buffer, at: usize, count: usize) -> DeviceResult<D::Buffer> {
+        check_range(&dev.name(), "bit injection", at, count, dev.len(buf))?;
+        dev.gather_strided(buf, &StridedLayout { dims: vec![count], strides: vec![1], offset: at })
+    }
+
+    /// `a + f·(b - a)`: `b` where `f` is 1, `a` where it is 0.
+    fn pick<D: Device>(dev: &D, f: &D::Buffer, a: &D::Buffer, b: &D::Buffer) -> DeviceResult<D::Buffer> {
+        let d = dev.binary(BinaryOp::Mul, &dev.binary(BinaryOp::Sub, b, a)?, f)?;
+        dev.binary(BinaryOp::Add, a, &d)
+    }
+
+    /// [`Device::inject_offer`] with gathers, draws and elementwise passes.
+    pub fn inject_offer<D: Device>(
+        dev: &D,
+        bits: BitRange<'_, D::Buffer>,
+        key: &PrgKey,
+        r_stream: u64,
+        w_stream: u64,
+    ) -> DeviceResult<D::Buffer> {
+        let n = bits.count;
+        let e = bit_words(dev, &bits)?;
+        let r = dev.prg_fill(key, r_stream, 0, n)?;
+        let lo = dev.binary(BinaryOp::Sub, &e, &r)?;
+        let hi = dev.binary(BinaryOp::Sub, &dev.binary_scalar(BinaryOp::Add, &dev.unary(UnaryOp::Neg, &e)?, 1)?, &r)?;
+        let lo = dev.binary(BinaryOp::Add, &lo, &dev.prg_fill(key, w_stream, 0, n)?)?;
+        let hi = dev.binary(BinaryOp::Add, &hi, &dev.prg_fill(key, w_stream, n as u64, n)?)?;
+        let pieces = [Placed { at: 0, src: &lo, from: 0, count: n }, Placed { at: n, src: &hi, from: 0, count: n }];
+        place_swapped(dev, 2 * n, &pieces, &[])
+    }
+
+    /// [`Device::inject_pick`] as two draws and a select.
+    pub fn inject_pick<D: Device>(
+        dev: &D,
+        bits: BitRange<'_, D::Buffer>,
+        key: &PrgKey,
+        stream: u64,
+    ) -> DeviceResult<D::Buffer> {
+        let n = bits.count;
+        let f = bit_words(dev, &bits)?;
+        pick(dev, &f, &dev.prg_fill(key, stream, 0, n)?, &dev.prg_fill(key, stream, n as u64, n)?)
+    }
+
+    /// [`Device::inject_receive`] as gathers, a select and two subtractions.
+    pub fn inject_receive<D: Device>(
+        dev: &D,
+        bits: BitRange<'_, D::Buffer>,
+        m: (&D::Buffer, usize),
+        less: [(&D::Buffer, usize); 2],
+    ) -> DeviceResult<D::Buffer> {
+        let n = bits.count;
+        let f = bit_words(dev, &bits)?;
+        check_range(&dev.name(), "bit injection", m.1, 2 * n, dev.len(m.0))?;
+        let mut out = pick(dev, &f, &words(dev, m.0, m.1, n)?, &words(dev, m.0, m.1 + n, n)?)?;
+        for (buf, at) in less {
+            dev.binary_assign(BinaryOp::Sub, &mut out, &words(dev, buf, at, n)?)?;
+        }
+        Ok(out)
     }
 
     /// [`Device::add_prg`] as one [`Device::prg_fill`] and one add or subtract per term.

@@ -1,6 +1,6 @@
 //! [`Profiled`]: any device, with a [`triad_profile`] span around each of its calls.
 
-use crate::device::{BinaryOp, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
+use crate::device::{BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
 use crate::prg::PrgKey;
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 use triad_profile::{span, Work};
@@ -122,6 +122,33 @@ impl<D: Device> Device for Profiled<D> {
     fn add_prg(&self, a: &mut Self::Buffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
         let _s = span(Work::Prg);
         self.0.add_prg(a, terms)
+    }
+
+    fn inject_offer(
+        &self,
+        bits: BitRange<'_, Self::Buffer>,
+        key: &PrgKey,
+        r_stream: u64,
+        w_stream: u64,
+    ) -> DeviceResult<Self::Buffer> {
+        // Mostly the three ChaCha draws.
+        let _s = span(Work::Prg);
+        self.0.inject_offer(bits, key, r_stream, w_stream)
+    }
+
+    fn inject_pick(&self, bits: BitRange<'_, Self::Buffer>, key: &PrgKey, stream: u64) -> DeviceResult<Self::Buffer> {
+        let _s = span(Work::Prg);
+        self.0.inject_pick(bits, key, stream)
+    }
+
+    fn inject_receive(
+        &self,
+        bits: BitRange<'_, Self::Buffer>,
+        m: (&Self::Buffer, usize),
+        less: [(&Self::Buffer, usize); 2],
+    ) -> DeviceResult<Self::Buffer> {
+        let _s = span(Work::Elementwise);
+        self.0.inject_receive(bits, m, less)
     }
 
     fn pack_bits(&self, a: &Self::Buffer, mask: u64) -> DeviceResult<Self::Buffer> {

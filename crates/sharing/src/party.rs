@@ -96,6 +96,16 @@ impl<D: Device> Party<D> {
         Ok(Tensor::prg(&self.dev, shape.clone(), &self.keys.next, stream, 0)?)
     }
 
+    /// The PRG key this party shares with `peer` (`k_i` with the previous party, `k_{i+1}`
+    /// with the next), for the device methods that draw their streams inside a fused pass
+    /// (bit injection's). It never leaves the party.
+    pub fn shared_key(&self, peer: Peer) -> &PrgKey {
+        match peer {
+            Peer::Prev => &self.keys.prev,
+            Peer::Next => &self.keys.next,
+        }
+    }
+
     /// A term of [`Tensor::add_prg`]: stream `s` of the key shared with the previous party,
     /// `F(k_i, s)`, added (subtracted when `negate`).
     pub fn prev_term(&self, stream: u64, negate: bool) -> PrgTerm<'_> {

@@ -6,13 +6,14 @@
 
 pub mod conv;
 pub mod gemm;
+mod inject;
 mod pool;
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::device::{BinaryOp, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
+use crate::device::{check_range, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
 use crate::prg::{self, PrgKey};
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 
@@ -505,6 +506,37 @@ impl Device for CpuDevice {
             }
         });
         Ok(())
+    }
+
+    fn inject_offer(
+        &self,
+        bits: BitRange<'_, Vec<u64>>,
+        key: &PrgKey,
+        r_stream: u64,
+        w_stream: u64,
+    ) -> DeviceResult<Vec<u64>> {
+        bits.check("cpu", bits.src.len(), bits.also.map(Vec::len))?;
+        Ok(inject::offer(&bits, key, r_stream, w_stream))
+    }
+
+    fn inject_pick(&self, bits: BitRange<'_, Vec<u64>>, key: &PrgKey, stream: u64) -> DeviceResult<Vec<u64>> {
+        bits.check("cpu", bits.src.len(), bits.also.map(Vec::len))?;
+        Ok(inject::pick(&bits, key, stream))
+    }
+
+    fn inject_receive(
+        &self,
+        bits: BitRange<'_, Vec<u64>>,
+        m: (&Vec<u64>, usize),
+        less: [(&Vec<u64>, usize); 2],
+    ) -> DeviceResult<Vec<u64>> {
+        bits.check("cpu", bits.src.len(), bits.also.map(Vec::len))?;
+        let n = bits.count;
+        check_range("cpu", "bit injection", m.1, 2 * n, m.0.len())?;
+        for (buf, at) in less {
+            check_range("cpu", "bit injection", at, n, buf.len())?;
+        }
+        Ok(inject::receive(&bits, (m.0, m.1), [(less[0].0, less[0].1), (less[1].0, less[1].1)]))
     }
 
     fn pack_bits(&self, a: &Vec<u64>, mask: u64) -> DeviceResult<Vec<u64>> {
