@@ -229,9 +229,19 @@ fn bit(b: u32) -> u64 {
 }
 
 /// The masked AND: the AND's 3-out-of-3 parts keep only the `mask` lanes (the rest is
-/// never sent). Ideal: `x & y & mask`.
+/// never sent), packed ([`crate::ring::pack_bits`]), with the zero sharing
+/// `β_i = F(k_i) ^ F(k_{i+1})` drawn over the packed words. Ideal: `x & y & mask`.
 pub fn sim_and_packed(sim: &mut Sim, x: &Shared, y: &Shared, mask: u64) -> Shared {
-    and_mask(&sim.and(x, y), mask)
+    let n = x.comps[0].len();
+    let words = (n * mask.count_ones() as usize).div_ceil(64);
+    let beta = sim.zero_share_xor(words);
+    let part = |i: usize| -> Vec<u64> {
+        let ((xi, xn), (yi, yn)) = (x.party(i), y.party(i));
+        let z: Vec<u64> = (0..n).map(|e| (xi[e] & yi[e]) ^ (xi[e] & yn[e]) ^ (xn[e] & yi[e])).collect();
+        let packed: Vec<u64> = crate::ring::pack_bits(&z, mask).iter().zip(&beta[i]).map(|(p, b)| p ^ b).collect();
+        crate::ring::unpack_bits(&packed, n, mask)
+    };
+    Shared { comps: [part(0), part(1), part(2)] }
 }
 
 /// The lane permutation of the MSB circuit: lane `j` moves to lane `rev6(j)`, the 6-bit

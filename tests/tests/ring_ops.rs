@@ -12,7 +12,7 @@ fn check_names_are_distinct() {
 }
 
 /// The CPU device's fused methods (`delta_swaps`, `place_swapped`, `xor_assign_shl`,
-/// `and_part`, `and_part_prg`, `add_prg`, the bit injection's `inject_offer`, `inject_pick`
+/// `and_part`, `and_part_packed`, `add_prg`, the bit injection's `inject_offer`, `inject_pick`
 /// and `inject_receive`, `into_host`) against their default implementations
 /// (`triad_ring::device::fused`, written with the unfused methods, which the CUDA and dry-run
 /// devices use), bit for bit on random inputs, over lengths that span several parallel
@@ -132,24 +132,25 @@ mod fused {
         }
 
         #[test]
-        fn and_part_prg_equals_the_default(
+        fn and_part_packed_equals_the_default(
             n in len(),
             seed in any::<u64>(),
             keys in any::<([u8; 32], [u8; 32])>(),
             stream in any::<u64>(),
             y_shl in prop_oneof![Just(0u32), 0u32..64],
-            mask in prop_oneof![Just(u64::MAX), any::<u64>()],
+            mask in prop_oneof![Just(u64::MAX), Just(0), Just(0xFFFF << 48), Just(0x7FFF_FFFE << 32), any::<u64>()],
         ) {
+            // Full, empty, contiguous and scattered masks (the packing's two paths).
             let dev = CpuDevice::new();
             let v: Vec<Vec<u64>> = (0..4u64).map(|k| words(seed ^ k.wrapping_mul(0x1234_5678_9ABC_DEF1), n)).collect();
             let (x, y) = ([&v[0], &v[1]], [&v[2], &v[3]]);
             let (k0, k1) = (PrgKey::from_bytes(keys.0), PrgKey::from_bytes(keys.1));
-            let want = ok(fused::and_part_prg(&dev, x, y, y_shl, [&k0, &k1], stream, mask))?;
-            prop_assert_eq!(&ok(dev.and_part_prg(x, y, y_shl, [&k0, &k1], stream, mask))?, &want);
-            prop_assert_eq!(&ok(Profiled(dev).and_part_prg(x, y, y_shl, [&k0, &k1], stream, mask))?, &want);
+            let want = ok(fused::and_part_packed(&dev, x, y, y_shl, [&k0, &k1], stream, mask))?;
+            prop_assert_eq!(&ok(dev.and_part_packed(x, y, y_shl, [&k0, &k1], stream, mask))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).and_part_packed(x, y, y_shl, [&k0, &k1], stream, mask))?, &want);
             let d = DryBuffer::new(n);
-            let dry = ok(DryRunDevice::new().and_part_prg([&d, &d], [&d, &d], y_shl, [&k0, &k1], stream, mask))?;
-            prop_assert_eq!(dry.len(), n);
+            let dry = ok(DryRunDevice::new().and_part_packed([&d, &d], [&d, &d], y_shl, [&k0, &k1], stream, mask))?;
+            prop_assert_eq!(dry.len(), (n * mask.count_ones() as usize).div_ceil(64));
         }
 
         #[test]

@@ -21,9 +21,10 @@ pub struct AndJob<'a, D: Device> {
 
 /// `x & y & mask` lane by lane, sending only the `mask` lanes, bit-packed.
 ///
-/// Each party computes its 3-out-of-3 part `z_i = x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ β_i`
-/// (`β` a fresh XOR sharing of zero), keeps the `mask` bits, packs them
-/// (`ceil(n·popcount(mask)/64)` words) and sends them to its previous party. One round.
+/// Each party computes its 3-out-of-3 part `z_i = x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i`,
+/// keeps the `mask` bits, packs them (`ceil(n·popcount(mask)/64)` words), XORs in its part
+/// `β_i = F(k_i) ^ F(k_{i+1})` of a fresh XOR sharing of zero over the packed words, and
+/// sends them to its previous party. One round.
 pub fn and_packed<D: Device>(p: &Party<D>, x: &BShare<D>, y: &BShare<D>, mask: u64) -> Result<BShare<D>> {
     let mut out = and_packed_many(p, &[AndJob { x, y, mask }])?;
     out.pop().ok_or_else(|| Error::Usage("and_packed: no result".into()))
@@ -49,17 +50,19 @@ pub(crate) struct Part<'a, D: Device> {
     pub(crate) mask: u64,
 }
 
-/// [`and_packed_many`] on [`Part`]s. Each party's 3-out-of-3 part (with its fresh XOR
-/// sharing of zero `β_i = F(k_i) ^ F(k_{i+1})`, one stream per AND, drawn in order) is one
-/// fused device pass ([`Party::and_part`]).
+/// [`and_packed_many`] on [`Part`]s. Each party's 3-out-of-3 part is packed and XOR-ed with
+/// its part of a fresh XOR sharing of zero over the packed words (one stream per AND, drawn
+/// in order) by one fused device pass ([`Party::and_part_packed`]); it is sent as it is, and
+/// the party's own component is it unpacked.
 pub(crate) fn and_parts<D: Device>(p: &Party<D>, jobs: &[Part<'_, D>]) -> Result<Vec<BShare<D>>> {
     let _g = p.net.scope("and");
     let mut owns = Vec::with_capacity(jobs.len());
     let mut message = Vec::new();
     let mut lens = Vec::with_capacity(jobs.len());
     for j in jobs {
-        let z = p.and_part(j.x, j.y, j.y_shl, j.mask)?;
-        let packed = p.dev.into_host(z.pack_bits(j.mask)?.into_buffer()).map_err(RingError::from)?;
+        let packed = p.and_part_packed(j.x, j.y, j.y_shl, j.mask)?;
+        let z = packed.unpack_bits(j.x[0].shape().clone(), j.mask)?;
+        let packed = p.dev.into_host(packed.into_buffer()).map_err(RingError::from)?;
         lens.push(packed.len());
         if message.is_empty() {
             message = packed;

@@ -208,11 +208,14 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::and_part(self, x, y, y_shl, r, mask)
     }
 
-    /// [`and_part`](Device::and_part) with the zero sharing drawn inside: `r[k]` is words
-    /// `0 .. len` of the PRG stream `(keys[k], stream)`, as [`prg_fill`](Device::prg_fill)
-    /// gives them. Fused: the two draws need not be written to memory and read back (a
-    /// CPU device makes them a piece at a time in cache).
-    fn and_part_prg(
+    /// [`and_part`](Device::and_part) packed, with its zero sharing drawn for the packed
+    /// words only: the [`pack_bits`](Device::pack_bits) stream of `and_part(x, y, y_shl,
+    /// [0, 0], mask)`, XOR-ed word by word with words `0 .. W` of the PRG streams
+    /// `(keys[0], stream)` and `(keys[1], stream)`, as [`prg_fill`](Device::prg_fill) gives
+    /// them (`W` the stream's words; the unused high bits of its last word carry the draws
+    /// too). Fused: nothing the size of the operands is written, and a narrow mask draws
+    /// few words.
+    fn and_part_packed(
         &self,
         x: [&Self::Buffer; 2],
         y: [&Self::Buffer; 2],
@@ -221,7 +224,7 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         stream: u64,
         mask: u64,
     ) -> DeviceResult<Self::Buffer> {
-        fused::and_part_prg(self, x, y, y_shl, keys, stream, mask)
+        fused::and_part_packed(self, x, y, y_shl, keys, stream, mask)
     }
 
     /// `a[j] += ±F(key, stream)[j]` for every term in order: words `0 .. len(a)` of each
@@ -577,8 +580,9 @@ pub mod fused {
         Ok(())
     }
 
-    /// [`Device::and_part_prg`] as two [`Device::prg_fill`]s and [`Device::and_part`].
-    pub fn and_part_prg<D: Device>(
+    /// [`Device::and_part_packed`] as [`Device::and_part`] with zeros, [`Device::pack_bits`]
+    /// and two [`Device::prg_fill`]s XOR-ed in.
+    pub fn and_part_packed<D: Device>(
         dev: &D,
         x: [&D::Buffer; 2],
         y: [&D::Buffer; 2],
@@ -587,8 +591,12 @@ pub mod fused {
         stream: u64,
         mask: u64,
     ) -> DeviceResult<D::Buffer> {
-        let n = dev.len(x[0]);
-        let r = [dev.prg_fill(keys[0], stream, 0, n)?, dev.prg_fill(keys[1], stream, 0, n)?];
-        dev.and_part(x, y, y_shl, [&r[0], &r[1]], mask)
+        let zero = dev.fill(dev.len(x[0]), 0)?;
+        let mut packed = dev.pack_bits(&dev.and_part(x, y, y_shl, [&zero, &zero], mask)?, mask)?;
+        let w = dev.len(&packed);
+        for key in keys {
+            dev.binary_assign(BinaryOp::Xor, &mut packed, &dev.prg_fill(key, stream, 0, w)?)?;
+        }
+        Ok(packed)
     }
 }

@@ -105,7 +105,7 @@ impl<D: Device> Device for Profiled<D> {
         self.0.and_part(x, y, y_shl, r, mask)
     }
 
-    fn and_part_prg(
+    fn and_part_packed(
         &self,
         x: [&Self::Buffer; 2],
         y: [&Self::Buffer; 2],
@@ -114,9 +114,9 @@ impl<D: Device> Device for Profiled<D> {
         stream: u64,
         mask: u64,
     ) -> DeviceResult<Self::Buffer> {
-        // Mostly the two ChaCha draws.
-        let _s = span(Work::Prg);
-        self.0.and_part_prg(x, y, y_shl, keys, stream, mask)
+        // Mostly the packing (the draws are for the packed words only).
+        let _s = span(Work::Bits);
+        self.0.and_part_packed(x, y, y_shl, keys, stream, mask)
     }
 
     fn add_prg(&self, a: &mut Self::Buffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {

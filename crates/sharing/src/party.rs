@@ -143,11 +143,13 @@ impl<D: Device> Party<D> {
     }
 
     /// The local half of a binary AND of `x` and `y << y_shl` (lane shift), `mask` lanes
-    /// kept: this party's 3-out-of-3 part `x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ β_i` with
-    /// `x = [x_i, x_{i+1}]`, `y` likewise shifted, and `β_i` exactly
-    /// [`zero_share_xor`](Self::zero_share_xor)'s (the next stream), in one device pass
-    /// ([`Device::and_part_prg`]) rather than one per step.
-    pub fn and_part(&self, x: [&Tensor<D>; 2], y: [&Tensor<D>; 2], y_shl: u32, mask: u64) -> Result<Tensor<D>> {
+    /// kept, packed: this party's 3-out-of-3 part `x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i`
+    /// with `x = [x_i, x_{i+1}]` and `y` likewise shifted, its `mask` lanes packed
+    /// ([`Tensor::pack_bits`]) and XOR-ed with this party's part `F(k_i) ^ F(k_{i+1})` of a
+    /// fresh XOR sharing of zero over the packed words (the next stream), in one device pass
+    /// ([`Device::and_part_packed`](triad_ring::Device::and_part_packed)). Unpacked with
+    /// the same mask it is the party's component of `x & y & mask`.
+    pub fn and_part_packed(&self, x: [&Tensor<D>; 2], y: [&Tensor<D>; 2], y_shl: u32, mask: u64) -> Result<Tensor<D>> {
         let shape = x[0].shape();
         if let Some(t) = [x[1], y[0], y[1]].into_iter().find(|t| t.shape() != shape) {
             return Err(Error::Usage(format!("and: operand shapes differ: {shape} and {}", t.shape())));
@@ -158,7 +160,7 @@ impl<D: Device> Party<D> {
         let s = self.next_stream();
         let z = self
             .dev
-            .and_part_prg(
+            .and_part_packed(
                 [x[0].buffer(), x[1].buffer()],
                 [y[0].buffer(), y[1].buffer()],
                 y_shl,
@@ -167,7 +169,8 @@ impl<D: Device> Party<D> {
                 mask,
             )
             .map_err(triad_ring::RingError::from)?;
-        Ok(Tensor::from_buffer(&self.dev, shape.clone(), z)?)
+        let words = (shape.numel() * mask.count_ones() as usize).div_ceil(64);
+        Ok(Tensor::from_buffer(&self.dev, Shape::new([words]), z)?)
     }
 
     /// Sends a tensor's elements to a neighbour.

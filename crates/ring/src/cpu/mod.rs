@@ -454,7 +454,7 @@ impl Device for CpuDevice {
         }))
     }
 
-    fn and_part_prg(
+    fn and_part_packed(
         &self,
         x: [&Vec<u64>; 2],
         y: [&Vec<u64>; 2],
@@ -463,32 +463,47 @@ impl Device for CpuDevice {
         stream: u64,
         mask: u64,
     ) -> DeviceResult<Vec<u64>> {
-        // The draws are made a piece at a time into buffers that stay in L1, as in
-        // `prg_fill`, and consumed there.
+        // Each group of 64 elements fills exactly k words of the stream: its parts are made
+        // into a buffer in L1 and packed from there, and the draws are XOR-ed into the
+        // packed words a piece at a time.
         const PIECE: usize = 8 * 64;
         let n = x[0].len();
+        let k = mask.count_ones() as usize;
+        let mut out = vec![0u64; (n * k).div_ceil(64)];
+        if k == 0 || n == 0 {
+            return Ok(out);
+        }
+        let run = contiguous(mask);
+        let bmi2 = run.is_none() && has_bmi2();
         let sh = y_shl % 64;
-        Ok(par_build(n, CHUNK, |i, o| {
-            let mut r = [[0u64; PIECE]; 2];
-            for (j, piece) in o.chunks_mut(PIECE).enumerate() {
-                let start = i * CHUNK + j * PIECE;
-                let m = piece.len();
-                for (rk, key) in r.iter_mut().zip(keys) {
-                    prg::fill_words(key, stream, start as u64, &mut rk[..m]);
+        out.par_chunks_mut(k * 256).enumerate().for_each(|(c, o)| {
+            let mut z = [0u64; 64];
+            for (g, og) in o.chunks_mut(k).enumerate() {
+                let e0 = (c * 256 + g) * 64;
+                let e1 = (e0 + 64).min(n);
+                let z = &mut z[..e1 - e0];
+                let xs = x[0][e0..e1].iter().zip(&x[1][e0..e1]);
+                let ys = y[0][e0..e1].iter().zip(&y[1][e0..e1]);
+                for (z, ((&x0, &x1), (&y0, &y1))) in z.iter_mut().zip(xs.zip(ys)) {
+                    *z = and_word([x0, x1], [y0, y1], [0, 0], sh, mask);
                 }
-                let at = start..start + m;
-                let ys = y[0][at.clone()].iter().zip(&y[1][at.clone()]);
-                let rs = r[0][..m].iter().zip(&r[1][..m]);
-                let xs = x[0][at.clone()].iter().zip(&x[1][at]);
-                for (o, (((&x0, &x1), (&y0, &y1)), (&r0, &r1))) in piece.iter_mut().zip(xs.zip(ys).zip(rs)) {
-                    o.write(and_word([x0, x1], [y0, y1], [r0, r1], sh, mask));
+                pack_group(z, mask, k as u32, run, bmi2, og);
+            }
+            let mut r = [0u64; PIECE];
+            for (j, piece) in o.chunks_mut(PIECE).enumerate() {
+                let start = (c * k * 256 + j * PIECE) as u64;
+                for key in keys {
+                    let r = &mut r[..piece.len()];
+                    prg::fill_words(key, stream, start, r);
+                    piece.iter_mut().zip(&*r).for_each(|(p, &r)| *p ^= r);
                 }
             }
-        }))
+        });
+        Ok(out)
     }
 
     fn add_prg(&self, a: &mut Vec<u64>, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
-        // As in `and_part_prg`: each draw a piece at a time into a buffer that stays in L1.
+        // Each draw a piece at a time into a buffer that stays in L1.
         const PIECE: usize = 8 * 64;
         a.par_chunks_mut(CHUNK).enumerate().for_each(|(i, a)| {
             let mut r = [0u64; PIECE];
