@@ -34,6 +34,7 @@ pub fn checks<D: Device>() -> Vec<Check<D>> {
         ("pack_bits", pack_bits::<D>),
         ("pack_bits_large", pack_bits_large::<D>),
         ("sum_axis", sum_axis::<D>),
+        ("sum_axis_large", sum_axis_large::<D>),
         ("gather_scatter", gather_scatter::<D>),
         ("layout", layout::<D>),
         ("matmul", matmul::<D>),
@@ -89,7 +90,7 @@ macro_rules! device_suite {
             use super::*;
             $crate::device_suite!(@tests $mode, $make;
                 memory, unary, unary_all_shifts, binary, pack_bits, pack_bits_large, sum_axis,
-                gather_scatter, layout, matmul, matmul_large, conv2d, pooling, prg, prg_large,
+                sum_axis_large, gather_scatter, layout, matmul, matmul_large, conv2d, pooling, prg, prg_large,
                 shape_errors, param_errors);
         }
     };
@@ -360,6 +361,26 @@ pub fn sum_axis<D: Device>(dev: &D) {
         prop_assert_eq!(ok(dev.to_host(&ok(dev.sum_axis(&buf, outer, d[axis], inner))?))?, want);
         Ok(())
     });
+}
+
+/// `sum_axis` over many output rows (more than one parallel block of a CPU device): a
+/// bias gradient's sum over the pixels (`inner` 1) and over a few columns.
+pub fn sum_axis_large<D: Device>(dev: &D) {
+    let mut g = SplitMix(3);
+    for (outer, axis, inner) in [(2560, 576, 1), (5001, 7, 1), (2000, 7, 3), (3, 40_000, 1), (1, 128, 500)] {
+        let a = g.words(outer * axis * inner);
+        let want: Vec<u64> = (0..outer * inner)
+            .map(|x| {
+                let (o, i) = (x / inner, x % inner);
+                (0..axis).fold(0u64, |s, j| s.wrapping_add(a[(o * axis + j) * inner + i]))
+            })
+            .collect();
+        let got = dev.from_host(&a).and_then(|b| dev.sum_axis(&b, outer, axis, inner)).and_then(|b| dev.to_host(&b));
+        match got {
+            Ok(got) => assert!(got == want, "sum_axis_large: {outer}x{axis}x{inner} differs"),
+            Err(e) => panic!("sum_axis_large: {outer}x{axis}x{inner}: {e}"),
+        }
+    }
 }
 
 /// A view `(dims, strides, offset)` with every index inside a buffer of `extent + extra`.

@@ -91,9 +91,14 @@ fn missing(name: &str) -> Error {
 
 /// `[N, C, ...] -> [C]`: sum over every axis but the channel axis.
 fn channel_sum<B: Backend>(b: &B, x: &B::T) -> Result<B::T> {
-    let d = b.dims(x);
+    channel_sum_owned(b, b.copy(x)?)
+}
+
+/// [`channel_sum`] of a tensor no longer needed (reshaped in place, not copied).
+fn channel_sum_owned<B: Backend>(b: &B, x: B::T) -> Result<B::T> {
+    let d = b.dims(&x);
     let rest: usize = d[2..].iter().product();
-    let r = b.reshape(b.copy(x)?, &[d[0], d[1], rest])?;
+    let r = b.reshape(x, &[d[0], d[1], rest])?;
     b.sum_axis(&b.sum_axis(&r, 2)?, 0)
 }
 
@@ -313,14 +318,13 @@ impl<B: Backend> Layer<B> {
         match (&self.op, take(&mut self.cache, Cache::Empty)) {
             (Op::Conv(_), Cache::Conv(x, p)) => {
                 self.params[0].grad = Some(b.product(Product::Conv2dGradWeight(p), &x, &g)?);
+                let dx =
+                    if first { Some(b.product(Product::Conv2dGradInput(p), &g, &self.params[0].value)?) } else { None };
+                // The bias gradient last, so it can take `g` (local: no stream is drawn).
                 if self.params.len() > 1 {
-                    self.params[1].grad = Some(channel_sum(b, &g)?);
+                    self.params[1].grad = Some(channel_sum_owned(b, g)?);
                 }
-                if first {
-                    only(b.product(Product::Conv2dGradInput(p), &g, &self.params[0].value))
-                } else {
-                    Ok(vec![None])
-                }
+                Ok(vec![dx])
             }
             (Op::Linear { .. }, Cache::Input(x)) => {
                 self.params[0].grad = Some(b.product(Product::Matmul { a_trans: true, b_trans: false }, &g, &x)?);

@@ -596,11 +596,20 @@ impl Device for CpuDevice {
         if inner == 0 {
             return Ok(out);
         }
-        out.par_chunks_mut(inner).enumerate().for_each(|(o, row)| {
-            for j in 0..axis {
-                let src = &a[(o * axis + j) * inner..(o * axis + j + 1) * inner];
-                for (r, &s) in row.iter_mut().zip(src) {
-                    *r = r.wrapping_add(s);
+        // Blocks of whole output rows, each reading about CHUNK words: a task per row would
+        // be a task per element when `inner` is 1 (a bias gradient's sum over the pixels).
+        let rows = (CHUNK / (axis * inner).max(1)).max(1);
+        out.par_chunks_mut(rows * inner).enumerate().for_each(|(t, block)| {
+            for (k, row) in block.chunks_mut(inner).enumerate() {
+                let src = &a[(t * rows + k) * axis * inner..][..axis * inner];
+                if let [r] = row {
+                    *r = src.iter().fold(0u64, |s, &v| s.wrapping_add(v));
+                    continue;
+                }
+                for src in src.chunks_exact(inner) {
+                    for (r, &s) in row.iter_mut().zip(src) {
+                        *r = r.wrapping_add(s);
+                    }
                 }
             }
         });
