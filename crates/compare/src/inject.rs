@@ -81,8 +81,8 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     // to R2 | role-2 w_f] ------------------------------------------------------------------
     let whole = |t, at| placed(t, at, 0, t.numel());
     let place = |len: usize, pieces: &[Placed<'_, D::Buffer>]| ring(dev.place_swapped(len, pieces, &[]), len);
-    p.send(next, &place(2 * k + k1, &[whole(&to_r1, 0), whole(&wp1_f, 2 * k)])?)?;
-    p.send(prev, &place(2 * k + k2, &[whole(&to_r2, 0), whole(&w2_f, 2 * k)])?)?;
+    p.send_owned(next, place(2 * k + k1, &[whole(&to_r1, 0), whole(&wp1_f, 2 * k)])?)?;
+    p.send_owned(prev, place(2 * k + k2, &[whole(&to_r2, 0), whole(&w2_f, 2 * k)])?)?;
     // From prev (party i-1): its role-0 offer for third i-1 (where I am R1), then its
     // role-1 w'_f for third i+1 (where I am R2).
     let from_prev = p.recv(prev, &sh(2 * k1 + k2))?;

@@ -56,7 +56,7 @@ fn summands<D: Device>(p: &Party<D>, x: &AShare<D>, lanes: u64) -> Result<(BShar
     let mut sent = slice(&x.own, i)?;
     sent.add_assign(&slice(&x.next, i)?)?;
     sent.xor_assign(&rho0)?;
-    p.send(Peer::Next, &sent.pack_bits(lanes)?)?;
+    p.send_owned(Peer::Next, sent.pack_bits(lanes)?)?;
     // Role 2 in third i + 1: ρ of R0 (the next party), from the key shared with it.
     let r2 = (i + 1) % 3;
     let rho2 = p.prg_next(&sh(third(r2).len()), streams[r2])?.scalar(BinaryOp::And, lanes)?;

@@ -200,7 +200,7 @@ impl<D: Device> Party<D> {
             let next = self.prg_next(shape, s)?;
             let last = x.sub(&own)?.sub(&next)?;
             self.send(Peer::Next, &last)?;
-            self.send(Peer::Prev, &last)?;
+            self.send_owned(Peer::Prev, last)?;
             AShare::new(own, next)
         } else if me.prev() == owner {
             // I am o+1: (x_{o+1}, x_{o+2}).
@@ -358,8 +358,9 @@ impl<D: Device> Party<D> {
         // (z_0 at party 0, z_1 + z_2 at party 1) that truncate_parts finishes.
         match self.index() {
             2 => {
-                self.send(Peer::Prev, &z)?;
-                self.truncate_parts_with(None, self.fixed.frac_bits, z.shape(), r)
+                let shape = z.shape().clone();
+                self.send_owned(Peer::Prev, z)?;
+                self.truncate_parts_with(None, self.fixed.frac_bits, &shape, r)
             }
             1 => {
                 let z2 = self.recv(Peer::Next, z.shape())?;
@@ -568,8 +569,8 @@ impl<D: Device> Party<D> {
                 let (mut t, mut e) = (t, e);
                 t.add_prg(&[self.next_term(s_t, true)])?;
                 e.add_prg(&[self.next_term(s_e, true)])?;
-                self.send(Peer::Prev, &t)?;
-                self.send(Peer::Prev, &e)?;
+                self.send_owned(Peer::Prev, t)?;
+                self.send_owned(Peer::Prev, e)?;
                 None
             }
         };

@@ -179,6 +179,14 @@ impl<D: Device> Party<D> {
         Ok(())
     }
 
+    /// [`send`](Self::send) of a tensor no longer needed: its buffer is handed over
+    /// ([`Device::into_host`](triad_ring::Device::into_host)), not copied.
+    pub fn send_owned(&self, to: Peer, t: Tensor<D>) -> Result<()> {
+        let words = self.dev.into_host(t.into_buffer()).map_err(triad_ring::RingError::from)?;
+        self.net.send_u64s(to, words)?;
+        Ok(())
+    }
+
     /// Receives a tensor of the given shape from a neighbour.
     pub fn recv(&self, from: Peer, shape: &Shape) -> Result<Tensor<D>> {
         let v = self.net.recv_u64s(from, shape.numel())?;
