@@ -41,6 +41,7 @@ pub fn checks<D: Device>() -> Vec<Check<D>> {
         ("matmul_large", matmul_large::<D>),
         ("conv2d", conv2d::<D>),
         ("pooling", pooling::<D>),
+        ("pooling_large", pooling_large::<D>),
         ("prg", prg::<D>),
         ("prg_large", prg_large::<D>),
         ("shape_errors", shape_errors::<D>),
@@ -90,7 +91,7 @@ macro_rules! device_suite {
             use super::*;
             $crate::device_suite!(@tests $mode, $make;
                 memory, unary, unary_all_shifts, binary, pack_bits, pack_bits_large, sum_axis,
-                sum_axis_large, gather_scatter, layout, matmul, matmul_large, conv2d, pooling, prg, prg_large,
+                sum_axis_large, gather_scatter, layout, matmul, matmul_large, conv2d, pooling, pooling_large, prg, prg_large,
                 shape_errors, param_errors);
         }
     };
@@ -660,6 +661,38 @@ pub fn pooling<D: Device>(dev: &D) {
         prop_assert_eq!(ok(dev.to_host(&ok(dev.pool_windows_backward(tgw.buffer(), &rp))?))?, want);
         Ok(())
     });
+}
+
+/// Window sums and their adjoint over many planes (several parallel blocks of a CPU device),
+/// against the specification: LeNet's 2x2 average pooling and a padded, strided 3x3.
+pub fn pooling_large<D: Device>(dev: &D) {
+    let mut g = SplitMix(4);
+    let shapes = [(40, 20, 24, 24, 2, 2, 0), (300, 2, 7, 9, 3, 2, 1)];
+    for (batch, channels, in_h, in_w, k, stride, pad) in shapes {
+        let p = spec::Pool2d {
+            batch,
+            channels,
+            in_h,
+            in_w,
+            kh: k,
+            kw: k,
+            stride_h: stride,
+            stride_w: stride,
+            pad_h: pad,
+            pad_w: pad,
+        };
+        let rp = convert::pool(&p);
+        let (x, gr) = (g.words(spec::numel(&p.input_dims())), g.words(spec::numel(&p.output_dims())));
+        let sum = dev.from_host(&x).and_then(|b| dev.pool_sum(&b, &rp)).and_then(|b| dev.to_host(&b));
+        let back = dev.from_host(&gr).and_then(|b| dev.pool_sum_backward(&b, &rp)).and_then(|b| dev.to_host(&b));
+        match (sum, back) {
+            (Ok(sum), Ok(back)) => {
+                assert!(sum == spec::pool_sum(&x, &p), "pooling_large: sum {p:?}");
+                assert!(back == spec::pool_sum_backward(&gr, &p), "pooling_large: sum backward {p:?}");
+            }
+            (Err(e), _) | (_, Err(e)) => panic!("pooling_large: {p:?}: {e}"),
+        }
+    }
 }
 
 // ---- randomness ----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ const CHUNK_ELEMS: usize = 1 << 20;
 
 /// Valid output range `[lo, hi)` along one axis for kernel offset `kofs`: the outputs
 /// whose input coordinate `o * stride + kofs - pad` lies inside `[0, len)`.
-fn valid_range(out: usize, stride: usize, kofs: usize, pad: usize, len: usize) -> (usize, usize) {
+pub(super) fn valid_range(out: usize, stride: usize, kofs: usize, pad: usize, len: usize) -> (usize, usize) {
     // o * stride + kofs >= pad  and  o * stride + kofs < pad + len
     let lo = pad.saturating_sub(kofs).div_ceil(stride);
     let hi = if pad + len > kofs { (pad + len - kofs).div_ceil(stride) } else { 0 };
