@@ -12,7 +12,8 @@ fn check_names_are_distinct() {
 }
 
 /// The CPU device's fused methods (`delta_swaps`, `place_swapped`, `xor_assign_shl`,
-/// `and_part`, `and_part_packed`, `add_prg`, the bit injection's `inject_offer`, `inject_pick`
+/// `and_part`, `and_part_packed`, `add_prg`, the truncation's `truncate_deal` and
+/// `truncate_open`, the bit injection's `inject_offer`, `inject_pick`
 /// and `inject_receive`, `into_host`) against their default implementations
 /// (`triad_ring::device::fused`, written with the unfused methods, which the CUDA and dry-run
 /// devices use), bit for bit on random inputs, over lengths that span several parallel
@@ -21,7 +22,7 @@ mod fused {
     use proptest::prelude::*;
     use triad_ring::cpu::CHUNK;
     use triad_ring::device::fused;
-    use triad_ring::{BitRange, CpuDevice, Device, DryBuffer, DryRunDevice, Placed, PrgKey, PrgTerm, Profiled};
+    use triad_ring::{Addend, BitRange, CpuDevice, Device, DryBuffer, DryRunDevice, Placed, PrgKey, PrgTerm, Profiled};
     use triad_tests::ok;
 
     fn words(seed: u64, n: usize) -> Vec<u64> {
@@ -194,6 +195,45 @@ mod fused {
             let d = DryBuffer::new(from + count);
             let dry = BitRange { src: &d, also: None, bit, from, count };
             prop_assert_eq!(ok(DryRunDevice::new().inject_offer(dry, &key, 0, 1))?.len(), 2 * count);
+        }
+
+        #[test]
+        fn truncation_methods_equal_the_defaults(
+            n in len(),
+            seed in any::<u64>(),
+            keys in any::<([u8; 32], [u8; 32])>(),
+            streams in any::<(u64, u64, u64)>(),
+            bits in prop_oneof![Just(20u32), 1u32..=62],
+            negate in any::<(bool, bool)>(),
+            low in any::<bool>(),
+        ) {
+            let dev = CpuDevice::new();
+            let (k0, k1) = (PrgKey::from_bytes(keys.0), PrgKey::from_bytes(keys.1));
+            let term = |key, stream, negate| PrgTerm { key, stream, negate };
+            let (a, b, c) = (words(seed, n), words(!seed, n), words(seed ^ 5, n));
+            let r = [term(&k0, streams.0, false), term(&k1, streams.0, false)];
+            let (t, e) = (term(&k0, streams.1, negate.0), term(&k0, streams.2, negate.1));
+            let want = ok(fused::truncate_deal(&dev, &a, bits, r, t, e))?;
+            prop_assert_eq!(&ok(dev.truncate_deal(&a, bits, r, t, e))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).truncate_deal(&a, bits, r, t, e))?, &want);
+            // An opener's step with a drawn or a received `e`, and drawn and received addends.
+            for e in [Addend::Prg(t), Addend::Buf(&c)] {
+                let plus = [Addend::Buf(&b), Addend::Prg(r[1]), Addend::Prg(term(&k1, streams.2, true))];
+                let want = ok(fused::truncate_open(&dev, [&a, &b], bits, low, e, &plus))?;
+                prop_assert_eq!(&ok(dev.truncate_open([&a, &b], bits, low, e, &plus))?, &want);
+                prop_assert_eq!(&ok(Profiled(dev).truncate_open([&a, &b], bits, low, e, &plus))?, &want);
+            }
+            // Bits outside 1..=62, or a buffer of another length: an error on either path.
+            prop_assert!(dev.truncate_deal(&a, 63, r, t, e).is_err());
+            prop_assert!(fused::truncate_open(&dev, [&a, &b], 0, low, Addend::Buf(&c), &[]).is_err());
+            if n > 0 {
+                let short = words(seed, n - 1);
+                prop_assert!(dev.truncate_open([&a, &b], bits, low, Addend::Buf(&short), &[]).is_err());
+                prop_assert!(fused::truncate_open(&dev, [&a, &b], bits, low, Addend::Buf(&short), &[]).is_err());
+            }
+            let d = DryBuffer::new(n);
+            let (dt, de) = ok(DryRunDevice::new().truncate_deal(&d, bits, r, t, e))?;
+            prop_assert_eq!((dt.len(), de.len()), (n, n));
         }
 
         #[test]

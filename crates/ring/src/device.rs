@@ -268,6 +268,37 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::inject_receive(self, bits, m, less)
     }
 
+    /// Wrap-free truncation's dealer (sharing's `truncate_wrap_free`, party 2): with
+    /// `r = F(r[0]) + F(r[1]) - part`, `m = r >> 63` and `low = (r << 1) >> (bits + 1)`, the
+    /// two dealt values, masked: `t = m·2^(63-bits) - low ± F(t)` and
+    /// `e = 2^(63-bits) - m·2^(64-bits) ± F(e)` (each term's sign as it says). `bits` is in
+    /// `1..=62`. One pass, two outputs.
+    fn truncate_deal(
+        &self,
+        part: &Self::Buffer,
+        bits: u32,
+        r: [PrgTerm<'_>; 2],
+        t: PrgTerm<'_>,
+        e: PrgTerm<'_>,
+    ) -> DeviceResult<(Self::Buffer, Self::Buffer)> {
+        fused::truncate_deal(self, part, bits, r, t, e)
+    }
+
+    /// Wrap-free truncation's last local step at an opener: with `v = c[0] + c[1]` (the
+    /// opened `c`), word `j` is `high·e[j] + Σ plus[j]` (each addend with its sign), plus `((v << 1) >> (bits + 1)) -
+    /// 2^(62-bits)` when `low`, with `high = v >> 63`. `bits` is in `1..=62`. One pass, the
+    /// draws made in cache.
+    fn truncate_open(
+        &self,
+        c: [&Self::Buffer; 2],
+        bits: u32,
+        low: bool,
+        e: Addend<'_, Self::Buffer>,
+        plus: &[Addend<'_, Self::Buffer>],
+    ) -> DeviceResult<Self::Buffer> {
+        fused::truncate_open(self, c, bits, low, e, plus)
+    }
+
     // ---- bits --------------------------------------------------------------------
     /// Packs the bits selected by `mask` of every element into a dense bit stream.
     ///
@@ -340,6 +371,36 @@ pub struct PrgTerm<'a> {
     pub stream: u64,
     /// Subtract the stream instead of adding it.
     pub negate: bool,
+}
+
+/// A term of [`Device::truncate_open`]: a PRG stream (added or subtracted as it says) or
+/// a buffer (added), word by word.
+#[derive(Debug)]
+pub enum Addend<'a, B> {
+    /// `±F(key, stream)`.
+    Prg(PrgTerm<'a>),
+    /// A buffer of the output's length.
+    Buf(&'a B),
+}
+
+// Copy for every `B`, as for `BitRange`.
+impl<B> Clone for Addend<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B> Copy for Addend<'_, B> {}
+
+/// `Ok` when `bits` is in `1..=62`, the truncation's range.
+pub fn check_trunc_bits(device: &str, bits: u32) -> DeviceResult<()> {
+    if (1..=62).contains(&bits) {
+        Ok(())
+    } else {
+        Err(DeviceError::Driver {
+            device: device.to_string(),
+            detail: format!("wrap-free truncation: bits {bits} outside 1..=62"),
+        })
+    }
 }
 
 /// The shared bits a bit injection works on, for one third of the elements: bit `bit` of
@@ -432,7 +493,10 @@ impl<B> Placed<'_, B> {
 /// definition each override must reproduce bit for bit (the device suite's `ring_ops`
 /// tests compare the CPU device's overrides with these).
 pub mod fused {
-    use super::{check_range, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, StridedLayout, UnaryOp};
+    use super::{
+        check_range, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm,
+        StridedLayout, UnaryOp,
+    };
     use crate::prg::PrgKey;
 
     /// [`Device::delta_swaps`] as shifts, XORs and ANDs.
@@ -566,6 +630,69 @@ pub mod fused {
         let mut out = pick(dev, &f, &words(dev, m.0, m.1, n)?, &words(dev, m.0, m.1 + n, n)?)?;
         for (buf, at) in less {
             dev.binary_assign(BinaryOp::Sub, &mut out, &words(dev, buf, at, n)?)?;
+        }
+        Ok(out)
+    }
+
+    /// An [`Addend`] as a buffer of `n` words, and whether it is subtracted.
+    fn addend<D: Device>(dev: &D, a: Addend<'_, D::Buffer>, n: usize) -> DeviceResult<(D::Buffer, bool)> {
+        match a {
+            Addend::Prg(t) => Ok((dev.prg_fill(t.key, t.stream, 0, n)?, t.negate)),
+            Addend::Buf(b) => {
+                check_range(&dev.name(), "truncate_open", 0, n, dev.len(b))?;
+                Ok((dev.copy(b)?, false))
+            }
+        }
+    }
+
+    /// `a ± F(term)`.
+    fn with_prg<D: Device>(dev: &D, a: D::Buffer, term: PrgTerm<'_>) -> DeviceResult<D::Buffer> {
+        let r = dev.prg_fill(term.key, term.stream, 0, dev.len(&a))?;
+        dev.binary(if term.negate { BinaryOp::Sub } else { BinaryOp::Add }, &a, &r)
+    }
+
+    /// [`Device::truncate_deal`] as shifts, draws and elementwise passes.
+    pub fn truncate_deal<D: Device>(
+        dev: &D,
+        part: &D::Buffer,
+        bits: u32,
+        r: [PrgTerm<'_>; 2],
+        t: PrgTerm<'_>,
+        e: PrgTerm<'_>,
+    ) -> DeviceResult<(D::Buffer, D::Buffer)> {
+        check_trunc_bits(&dev.name(), bits)?;
+        let mut v = dev.unary(UnaryOp::Neg, part)?;
+        add_prg(dev, &mut v, &r)?;
+        let m = dev.unary(UnaryOp::ShrLogical(63), &v)?;
+        let low = dev.unary(UnaryOp::ShrLogical(bits + 1), &dev.unary(UnaryOp::Shl(1), &v)?)?;
+        let tv = dev.binary(BinaryOp::Sub, &dev.unary(UnaryOp::Shl(63 - bits), &m)?, &low)?;
+        let ev = dev.unary(UnaryOp::Neg, &dev.unary(UnaryOp::Shl(64 - bits), &m)?)?;
+        let ev = dev.binary_scalar(BinaryOp::Add, &ev, 1u64 << (63 - bits))?;
+        Ok((with_prg(dev, tv, t)?, with_prg(dev, ev, e)?))
+    }
+
+    /// [`Device::truncate_open`] as shifts, draws and elementwise passes.
+    pub fn truncate_open<D: Device>(
+        dev: &D,
+        c: [&D::Buffer; 2],
+        bits: u32,
+        low: bool,
+        e: Addend<'_, D::Buffer>,
+        plus: &[Addend<'_, D::Buffer>],
+    ) -> DeviceResult<D::Buffer> {
+        check_trunc_bits(&dev.name(), bits)?;
+        let n = dev.len(c[0]);
+        let v = dev.binary(BinaryOp::Add, c[0], c[1])?;
+        let (e, negate) = addend(dev, e, n)?;
+        let e = if negate { dev.unary(UnaryOp::Neg, &e)? } else { e };
+        let mut out = dev.binary(BinaryOp::Mul, &dev.unary(UnaryOp::ShrLogical(63), &v)?, &e)?;
+        if low {
+            let l = dev.unary(UnaryOp::ShrLogical(bits + 1), &dev.unary(UnaryOp::Shl(1), &v)?)?;
+            dev.binary_assign(BinaryOp::Add, &mut out, &dev.binary_scalar(BinaryOp::Sub, &l, 1u64 << (62 - bits))?)?;
+        }
+        for &a in plus {
+            let (b, negate) = addend(dev, a, n)?;
+            dev.binary_assign(if negate { BinaryOp::Sub } else { BinaryOp::Add }, &mut out, &b)?;
         }
         Ok(out)
     }

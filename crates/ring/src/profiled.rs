@@ -1,6 +1,6 @@
 //! [`Profiled`]: any device, with a [`triad_profile`] span around each of its calls.
 
-use crate::device::{BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
+use crate::device::{Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
 use crate::prg::PrgKey;
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 use triad_profile::{span, Work};
@@ -149,6 +149,31 @@ impl<D: Device> Device for Profiled<D> {
     ) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Elementwise);
         self.0.inject_receive(bits, m, less)
+    }
+
+    fn truncate_deal(
+        &self,
+        part: &Self::Buffer,
+        bits: u32,
+        r: [PrgTerm<'_>; 2],
+        t: PrgTerm<'_>,
+        e: PrgTerm<'_>,
+    ) -> DeviceResult<(Self::Buffer, Self::Buffer)> {
+        // Mostly the four draws.
+        let _s = span(Work::Prg);
+        self.0.truncate_deal(part, bits, r, t, e)
+    }
+
+    fn truncate_open(
+        &self,
+        c: [&Self::Buffer; 2],
+        bits: u32,
+        low: bool,
+        e: Addend<'_, Self::Buffer>,
+        plus: &[Addend<'_, Self::Buffer>],
+    ) -> DeviceResult<Self::Buffer> {
+        let _s = span(Work::Elementwise);
+        self.0.truncate_open(c, bits, low, e, plus)
     }
 
     fn pack_bits(&self, a: &Self::Buffer, mask: u64) -> DeviceResult<Self::Buffer> {

@@ -4,7 +4,7 @@
 //! [`AShare::own`] and [`AShare::next`]. Messages of the protocols here all travel in the
 //! same direction: each party sends to its previous party and receives from its next.
 
-use triad_ring::{BinaryOp, Conv2dParams, Device, Shape, Tensor};
+use triad_ring::{Addend, BinaryOp, Conv2dParams, Device, Shape, Tensor};
 use triad_transport::{PartyId, Peer};
 
 use crate::error::{Error, Result};
@@ -534,46 +534,52 @@ impl<D: Device> Party<D> {
             return Err(Error::Usage(format!("truncate_wrap_free: bits {bits} outside 1..=62")));
         }
         let (s_r, s_t, s_e) = (self.next_stream(), self.next_stream(), self.next_stream());
-        let offset = 1u64 << 62;
-        let u = match self.index() {
+        // The 2-out-of-2 resharing's stream (`reshare_2of2`'s), whose masks the openers add
+        // in the same pass as the truncation's last step.
+        let s = self.next_stream();
+        let dev = &self.dev;
+        let tensor = |b: std::result::Result<D::Buffer, triad_ring::DeviceError>| -> Result<Tensor<D>> {
+            Ok(Tensor::from_buffer(dev, shape.clone(), b.map_err(triad_ring::RingError::from)?)?)
+        };
+        let (prg, buf) = (Addend::Prg, Addend::Buf);
+        match self.index() {
             0 => {
                 let mut c0 = part;
                 c0.add_prg(&[self.prev_term(s_r, false)])?;
-                let c0 = c0.scalar(BinaryOp::Add, offset)?;
+                let c0 = c0.scalar(BinaryOp::Add, 1u64 << 62)?;
                 self.send(Peer::Next, &c0)?;
-                let c = c0.add(&self.recv(Peer::Next, shape)?)?;
-                let (high, low) = (c.shr(63)?, c.shl(1)?.shr(bits + 1)?);
-                let e0 = self.prg_prev(shape, s_e)?;
-                let mut u0 = low.scalar(BinaryOp::Sub, offset >> bits)?;
-                u0.add_prg(&[self.prev_term(s_t, false)])?;
-                u0.add_assign(&high.binary(BinaryOp::Mul, &e0)?)?;
-                Some(u0)
+                let c1 = self.recv(Peer::Next, shape)?;
+                // s_0 = u_0 + r01 with u_0 = low - 2^(62-bits) + T_0 + high·E_0.
+                let (e0, t0, r01) = (self.prev_term(s_e, false), self.prev_term(s_t, false), self.next_term(s, false));
+                let s0 =
+                    tensor(dev.truncate_open([c0.buffer(), c1.buffer()], bits, true, prg(e0), &[prg(t0), prg(r01)]))?;
+                self.send(Peer::Prev, &s0)?;
+                let s1 = self.recv(Peer::Next, shape)?;
+                AShare::new(s0, s1)
             }
             1 => {
                 let mut c1 = part;
                 c1.add_prg(&[self.next_term(s_r, false)])?;
                 self.send(Peer::Prev, &c1)?;
-                let c = c1.add(&self.recv(Peer::Prev, shape)?)?;
+                let c0 = self.recv(Peer::Prev, shape)?;
                 let t1 = self.recv(Peer::Next, shape)?;
                 let e1 = self.recv(Peer::Next, shape)?;
-                let high = c.shr(63)?;
-                Some(t1.add(&high.binary(BinaryOp::Mul, &e1)?)?)
+                // s_1 = u_1 - r01 - r12 with u_1 = T_1 + high·E_1.
+                let (r01, r12) = (self.prev_term(s, true), self.next_term(s, true));
+                let plus = [buf(t1.buffer()), prg(r01), prg(r12)];
+                let s1 = tensor(dev.truncate_open([c1.buffer(), c0.buffer()], bits, false, buf(e1.buffer()), &plus))?;
+                self.send(Peer::Prev, &s1)?;
+                AShare::new(s1, self.prg_next(shape, s)?)
             }
             _ => {
-                let mut r = part.neg()?;
-                r.add_prg(&[self.next_term(s_r, false), self.prev_term(s_r, false)])?;
-                let (m, low) = (r.shr(63)?, r.shl(1)?.shr(bits + 1)?);
-                let t = m.shl(63 - bits)?.sub(&low)?;
-                // E = 2^(63-bits) - m·2^(64-bits)
-                let e = m.shl(64 - bits)?.neg()?.scalar(BinaryOp::Add, 1u64 << (63 - bits))?;
-                let (mut t, mut e) = (t, e);
-                t.add_prg(&[self.next_term(s_t, true)])?;
-                e.add_prg(&[self.next_term(s_e, true)])?;
-                self.send_owned(Peer::Prev, t)?;
-                self.send_owned(Peer::Prev, e)?;
-                None
+                let r = [self.next_term(s_r, false), self.prev_term(s_r, false)];
+                let (t, e) = (self.next_term(s_t, true), self.next_term(s_e, true));
+                let (t, e) = dev.truncate_deal(part.buffer(), bits, r, t, e).map_err(triad_ring::RingError::from)?;
+                self.send_owned(Peer::Prev, tensor(Ok(t))?)?;
+                self.send_owned(Peer::Prev, tensor(Ok(e))?)?;
+                let r12 = self.prg_prev(shape, s)?;
+                AShare::new(r12, self.recv(Peer::Next, shape)?)
             }
-        };
-        self.reshare_2of2(u, shape)
+        }
     }
 }

@@ -8,12 +8,15 @@ pub mod conv;
 pub mod gemm;
 mod inject;
 mod pool;
+mod truncate;
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::device::{check_range, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
+use crate::device::{
+    check_range, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, UnaryOp,
+};
 use crate::prg::{self, PrgKey};
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 
@@ -552,6 +555,38 @@ impl Device for CpuDevice {
             check_range("cpu", "bit injection", at, n, buf.len())?;
         }
         Ok(inject::receive(&bits, (m.0, m.1), [(less[0].0, less[0].1), (less[1].0, less[1].1)]))
+    }
+
+    fn truncate_deal(
+        &self,
+        part: &Vec<u64>,
+        bits: u32,
+        r: [PrgTerm<'_>; 2],
+        t: PrgTerm<'_>,
+        e: PrgTerm<'_>,
+    ) -> DeviceResult<(Vec<u64>, Vec<u64>)> {
+        check_trunc_bits("cpu", bits)?;
+        Ok(truncate::deal(part, bits, r, t, e))
+    }
+
+    fn truncate_open(
+        &self,
+        c: [&Vec<u64>; 2],
+        bits: u32,
+        low: bool,
+        e: Addend<'_, Vec<u64>>,
+        plus: &[Addend<'_, Vec<u64>>],
+    ) -> DeviceResult<Vec<u64>> {
+        check_trunc_bits("cpu", bits)?;
+        let n = c[0].len();
+        let bufs = [e].into_iter().chain(plus.iter().copied()).filter_map(|a| match a {
+            Addend::Buf(b) => Some(b.len()),
+            Addend::Prg(_) => None,
+        });
+        for len in std::iter::once(c[1].len()).chain(bufs) {
+            check_range("cpu", "truncate_open", 0, n, len)?;
+        }
+        Ok(truncate::open([c[0], c[1]], bits, low, e, plus))
     }
 
     fn pack_bits(&self, a: &Vec<u64>, mask: u64) -> DeviceResult<Vec<u64>> {
