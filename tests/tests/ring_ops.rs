@@ -12,7 +12,7 @@ fn check_names_are_distinct() {
 }
 
 /// The CPU device's fused methods (`delta_swaps`, `place_swapped`, `xor_assign_shl`,
-/// `and_part`, `and_part_packed`, `add_prg`, the truncation's `truncate_deal` and
+/// `and_part`, `and_part_packed`, `add_prg`, `mul_part`, the truncation's `truncate_deal` and
 /// `truncate_open`, the bit injection's `inject_offer`, `inject_pick`
 /// and `inject_receive`, `into_host`) against their default implementations
 /// (`triad_ring::device::fused`, written with the unfused methods, which the CUDA and dry-run
@@ -234,6 +234,27 @@ mod fused {
             let d = DryBuffer::new(n);
             let (dt, de) = ok(DryRunDevice::new().truncate_deal(&d, bits, r, t, e))?;
             prop_assert_eq!((dt.len(), de.len()), (n, n));
+        }
+
+        #[test]
+        fn mul_part_equals_the_default(
+            n in len(),
+            seed in any::<u64>(),
+            keys in any::<([u8; 32], [u8; 32])>(),
+            stream in any::<u64>(),
+        ) {
+            let dev = CpuDevice::new();
+            let v: Vec<Vec<u64>> = (0..4u64).map(|k| words(seed ^ k.wrapping_mul(0x0F1E_2D3C_4B5A_6978), n)).collect();
+            let (k0, k1) = (PrgKey::from_bytes(keys.0), PrgKey::from_bytes(keys.1));
+            let terms = [PrgTerm { key: &k0, stream, negate: false }, PrgTerm { key: &k1, stream, negate: true }];
+            let (x, y) = ([&v[0], &v[1]], [&v[2], &v[3]]);
+            let want = ok(fused::mul_part(&dev, x, y, &terms))?;
+            prop_assert_eq!(&ok(dev.mul_part(x, y, &terms))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).mul_part(x, y, &terms))?, &want);
+            // Operands of different lengths: an error on either path.
+            let long = words(seed, n + 1);
+            prop_assert!(dev.mul_part([&v[0], &long], y, &terms).is_err());
+            prop_assert!(fused::mul_part(&dev, [&v[0], &long], y, &terms).is_err());
         }
 
         #[test]

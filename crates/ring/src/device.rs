@@ -268,6 +268,18 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::inject_receive(self, bits, m, less)
     }
 
+    /// A party's 3-out-of-3 part of an elementwise product of two replicated sharings:
+    /// `x[0]·y[0] + x[0]·y[1] + x[1]·y[0] ± F(term)` for each term (a fresh zero sharing's
+    /// two streams). Fused: one pass, the draws made in cache.
+    fn mul_part(
+        &self,
+        x: [&Self::Buffer; 2],
+        y: [&Self::Buffer; 2],
+        terms: &[PrgTerm<'_>],
+    ) -> DeviceResult<Self::Buffer> {
+        fused::mul_part(self, x, y, terms)
+    }
+
     /// Wrap-free truncation's dealer (sharing's `truncate_wrap_free`, party 2): with
     /// `r = F(r[0]) + F(r[1]) - part`, `m = r >> 63` and `low = (r << 1) >> (bits + 1)`, the
     /// two dealt values, masked: `t = m·2^(63-bits) - low ± F(t)` and
@@ -494,7 +506,7 @@ impl<B> Placed<'_, B> {
 /// tests compare the CPU device's overrides with these).
 pub mod fused {
     use super::{
-        check_range, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm,
+        check_range, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceError, DeviceResult, Placed, PrgTerm,
         StridedLayout, UnaryOp,
     };
     use crate::prg::PrgKey;
@@ -649,6 +661,26 @@ pub mod fused {
     fn with_prg<D: Device>(dev: &D, a: D::Buffer, term: PrgTerm<'_>) -> DeviceResult<D::Buffer> {
         let r = dev.prg_fill(term.key, term.stream, 0, dev.len(&a))?;
         dev.binary(if term.negate { BinaryOp::Sub } else { BinaryOp::Add }, &a, &r)
+    }
+
+    /// [`Device::mul_part`] as products, sums and [`Device::add_prg`].
+    pub fn mul_part<D: Device>(
+        dev: &D,
+        x: [&D::Buffer; 2],
+        y: [&D::Buffer; 2],
+        terms: &[PrgTerm<'_>],
+    ) -> DeviceResult<D::Buffer> {
+        let n = dev.len(x[0]);
+        if let Some(len) = [x[1], y[0], y[1]].into_iter().map(|b| dev.len(b)).find(|&len| len != n) {
+            return Err(DeviceError::Driver {
+                device: dev.name(),
+                detail: format!("mul_part: operands of {n} and {len} words"),
+            });
+        }
+        let mut z = dev.binary(BinaryOp::Mul, x[0], &dev.binary(BinaryOp::Add, y[0], y[1])?)?;
+        dev.binary_assign(BinaryOp::Add, &mut z, &dev.binary(BinaryOp::Mul, x[1], y[0])?)?;
+        dev.add_prg(&mut z, terms)?;
+        Ok(z)
     }
 
     /// [`Device::truncate_deal`] as shifts, draws and elementwise passes.

@@ -151,6 +151,16 @@ impl<D: Device> Device for Profiled<D> {
         self.0.inject_receive(bits, m, less)
     }
 
+    fn mul_part(
+        &self,
+        x: [&Self::Buffer; 2],
+        y: [&Self::Buffer; 2],
+        terms: &[PrgTerm<'_>],
+    ) -> DeviceResult<Self::Buffer> {
+        let _s = span(Work::Elementwise);
+        self.0.mul_part(x, y, terms)
+    }
+
     fn truncate_deal(
         &self,
         part: &Self::Buffer,

@@ -299,6 +299,17 @@ impl<D: Device> Party<D> {
     /// against a layer's weights: the sum is then 800 words, not 400,000). Both are the
     /// same ring element, so the message is the same.
     fn product_local(&self, op: Product, x: &AShare<D>, y: &AShare<D>) -> Result<Tensor<D>> {
+        if op == Product::Elementwise && x.shape() == y.shape() {
+            // One fused pass: the same ring element, with the zero sharing `add_zero_share`
+            // would add (the next stream).
+            let s = self.next_stream();
+            let terms = [self.prev_term(s, false), self.next_term(s, true)];
+            let z = self
+                .dev
+                .mul_part([x.own.buffer(), x.next.buffer()], [y.own.buffer(), y.next.buffer()], &terms)
+                .map_err(triad_ring::RingError::from)?;
+            return Ok(Tensor::from_buffer(&self.dev, x.shape().clone(), z)?);
+        }
         let mut z = if x.shape().numel() < y.shape().numel() {
             let x_sum = x.own.add(&x.next)?;
             let mut z = op.apply(&x_sum, &y.own)?;

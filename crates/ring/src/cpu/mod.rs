@@ -15,7 +15,8 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::device::{
-    check_range, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, UnaryOp,
+    check_range, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceError, DeviceResult, Placed, PrgTerm,
+    UnaryOp,
 };
 use crate::prg::{self, PrgKey};
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
@@ -555,6 +556,45 @@ impl Device for CpuDevice {
             check_range("cpu", "bit injection", at, n, buf.len())?;
         }
         Ok(inject::receive(&bits, (m.0, m.1), [(less[0].0, less[0].1), (less[1].0, less[1].1)]))
+    }
+
+    fn mul_part(&self, x: [&Vec<u64>; 2], y: [&Vec<u64>; 2], terms: &[PrgTerm<'_>]) -> DeviceResult<Vec<u64>> {
+        let n = x[0].len();
+        if let Some(len) = [x[1], y[0], y[1]].into_iter().map(|b| b.len()).find(|&len| len != n) {
+            return Err(DeviceError::Driver {
+                device: "cpu".into(),
+                detail: format!("mul_part: operands of {n} and {len} words"),
+            });
+        }
+        // Each draw a piece at a time into a buffer that stays in L1, as in `add_prg`.
+        const PIECE: usize = 8 * 64;
+        Ok(par_build(n, CHUNK, |i, o| {
+            let mut acc = [0u64; PIECE];
+            let mut r = [0u64; PIECE];
+            for (j, piece) in o.chunks_mut(PIECE).enumerate() {
+                let start = i * CHUNK + j * PIECE;
+                let m = piece.len();
+                let acc = &mut acc[..m];
+                let at = start..start + m;
+                let xs = x[0][at.clone()].iter().zip(&x[1][at.clone()]);
+                let ys = y[0][at.clone()].iter().zip(&y[1][at]);
+                for (a, ((&x0, &x1), (&y0, &y1))) in acc.iter_mut().zip(xs.zip(ys)) {
+                    *a = x0.wrapping_mul(y0.wrapping_add(y1)).wrapping_add(x1.wrapping_mul(y0));
+                }
+                for t in terms {
+                    let r = &mut r[..m];
+                    prg::fill_words(t.key, t.stream, start as u64, r);
+                    if t.negate {
+                        acc.iter_mut().zip(&*r).for_each(|(a, &r)| *a = a.wrapping_sub(r));
+                    } else {
+                        acc.iter_mut().zip(&*r).for_each(|(a, &r)| *a = a.wrapping_add(r));
+                    }
+                }
+                for (o, &a) in piece.iter_mut().zip(&*acc) {
+                    o.write(a);
+                }
+            }
+        }))
     }
 
     fn truncate_deal(
