@@ -6,6 +6,8 @@
 
 pub mod conv;
 pub mod gemm;
+pub mod im2col;
+pub mod operand;
 mod pool;
 
 use std::mem::MaybeUninit;
