@@ -93,9 +93,16 @@ impl Operand for View<'_> {
                     let mut kk = k0;
                     while kk < k1 {
                         let len = self.inner.run(kk, k1 - kk);
-                        let src = self.data[base + self.inner.offset(kk)..].iter().step_by(self.inner.stride);
-                        for (d, &v) in dst[kk * width + xx..].iter_mut().step_by(width).zip(src.take(len)) {
-                            *d = v;
+                        let src = &self.data[base + self.inner.offset(kk)..];
+                        let rows = dst[kk * width..].chunks_mut(width).take(len);
+                        if self.inner.stride == 1 {
+                            for (row, &v) in rows.zip(&src[..len]) {
+                                row[xx] = v;
+                            }
+                        } else {
+                            for (row, &v) in rows.zip(src.iter().step_by(self.inner.stride)) {
+                                row[xx] = v;
+                            }
                         }
                         kk += len;
                     }
@@ -140,6 +147,7 @@ impl<'a> Out<'a> {
 
 /// Calls `f(offset, part)` for the parts of one row's pieces (sorted by column) that lie
 /// in columns `[j, j + len)`; `offset` counts from `j`.
+#[inline]
 pub(crate) fn for_span(row: &mut [Piece], j: usize, len: usize, mut f: impl FnMut(usize, &mut [u64])) {
     let first = if row.len() == 1 { 0 } else { row.partition_point(|(_, pj, s)| pj + s.len() <= j) };
     for (_, pj, s) in &mut row[first..] {
