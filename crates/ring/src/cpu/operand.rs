@@ -15,6 +15,9 @@ pub trait Operand: Sync {
     fn pack(&self, x0: usize, w: usize, k: usize, width: usize, dst: &mut [u64]);
 }
 
+/// The most lines a [`View`] gathers at once (an `MR` or `NR` panel).
+const MAX_WIDTH: usize = 16;
+
 /// One index of a [`View`]: `t` is at offset `(t / seg) * seg_stride + (t % seg) * stride`,
 /// i.e. runs of `seg` evenly strided elements, one run every `seg_stride`.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +83,19 @@ impl Operand for View<'_> {
                     let len = self.line.run(x0 + x, w - x);
                     row[x..x + len].copy_from_slice(&self.data[base + self.line.offset(x0 + x)..][..len]);
                     x += len;
+                }
+            }
+        } else if self.inner.seg == usize::MAX && w <= MAX_WIDTH {
+            // Each inner step gathers one entry of every line: `w` sequential read
+            // streams, contiguous writes.
+            let mut bases = [0; MAX_WIDTH];
+            for (xx, b) in bases[..w].iter_mut().enumerate() {
+                *b = self.line.offset(x0 + xx);
+            }
+            for (kk, row) in dst.chunks_mut(width).take(k).enumerate() {
+                let off = kk * self.inner.stride;
+                for (d, &b) in row[..w].iter_mut().zip(&bases[..w]) {
+                    *d = self.data[b + off];
                 }
             }
         } else {
