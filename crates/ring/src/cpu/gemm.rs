@@ -439,9 +439,11 @@ fn pack(op: &dyn Operand, lines: usize, k: usize, kpad: usize, w: usize, buf: &m
     let mut corr = vec![0u64; panels * w];
     buf.par_chunks_mut(kpad * w).zip(corr.par_chunks_mut(w)).enumerate().for_each(|(p, (dst, corr))| {
         let cnt = w.min(lines - p * w);
-        if cnt < w || k < kpad {
-            dst.fill(0); // the buffer may be reused: padding must be zero
+        // The buffer may be reused: the padding lines and inner step must be zero.
+        if cnt < w {
+            dst.chunks_mut(w).for_each(|row| row[cnt..].fill(0));
         }
+        dst[k * w..].fill(0);
         op.pack(p * w, cnt, k, w, dst);
         winograd_terms(dst, w, corr);
     });

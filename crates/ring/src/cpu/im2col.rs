@@ -135,10 +135,12 @@ impl Operand for PatchesT<'_> {
             for (xx, t) in c.taps[x0..x0 + w].iter().enumerate() {
                 let (a, b, off) = c.inside(t, oy, 0, ow);
                 let src = &c.input[img + off..];
-                let col = dst[row * ow * width + xx..].iter_mut().step_by(width).take(ow);
-                for (ox, v) in col.enumerate() {
-                    *v = if (a..b).contains(&ox) { src[(ox - a) * sw] } else { 0 };
+                let mut col = dst[row * ow * width + xx..].iter_mut().step_by(width).take(ow);
+                col.by_ref().take(a).for_each(|v| *v = 0);
+                for (v, &s) in col.by_ref().take(b - a).zip(src.iter().step_by(sw)) {
+                    *v = s;
                 }
+                col.for_each(|v| *v = 0);
             }
         }
     }

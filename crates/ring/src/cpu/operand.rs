@@ -85,18 +85,23 @@ impl Operand for View<'_> {
                     x += len;
                 }
             }
-        } else if self.inner.seg == usize::MAX && w <= MAX_WIDTH {
+        } else if w <= MAX_WIDTH {
             // Each inner step gathers one entry of every line: `w` sequential read
             // streams, contiguous writes.
             let mut bases = [0; MAX_WIDTH];
             for (xx, b) in bases[..w].iter_mut().enumerate() {
                 *b = self.line.offset(x0 + xx);
             }
-            for (kk, row) in dst.chunks_mut(width).take(k).enumerate() {
-                let off = kk * self.inner.stride;
-                for (d, &b) in row[..w].iter_mut().zip(&bases[..w]) {
-                    *d = self.data[b + off];
+            let mut kk = 0;
+            while kk < k {
+                let (len, off0) = (self.inner.run(kk, k - kk), self.inner.offset(kk));
+                for (t, row) in dst[kk * width..].chunks_mut(width).take(len).enumerate() {
+                    let off = off0 + t * self.inner.stride;
+                    for (d, &b) in row[..w].iter_mut().zip(&bases[..w]) {
+                        *d = self.data[b + off];
+                    }
                 }
+                kk += len;
             }
         } else {
             // Blocks of the inner dimension, so the block of `dst` stays in L1 while
