@@ -10,9 +10,9 @@
 //! straight from the NCHW input, and reads `grad_g` (`[OCg, N*OH*OW]`) and writes
 //! `out_g` in place in their `[N, OC, OH, OW]` tensors, whose `(image, pixel)` columns are
 //! one run of `OH*OW` per image ([`super::operand`]). Only the input gradient's `cols_g`
-//! is stored, for col2im. The batch is processed in chunks of whole images whose patch
-//! matrix stays around [`CHUNK_ELEMS`] elements, which bounds the packing buffers and
-//! `cols_g`. Groups run in parallel.
+//! is stored, for col2im, in a buffer the thread keeps for its next call. The batch is
+//! processed in chunks of whole images whose patch matrix stays around [`CHUNK_ELEMS`]
+//! elements, which bounds the packing buffers and `cols_g`. Groups run in parallel.
 
 use rayon::prelude::*;
 
@@ -23,6 +23,14 @@ use crate::shape::Conv2dParams;
 
 /// Target size (elements) of one chunk's patch matrix, all groups together.
 const CHUNK_ELEMS: usize = 1 << 20;
+
+/// The input gradient's columns buffer is kept per thread for reuse when at most this
+/// long (elements), which saves clearing it and the page faults of a fresh one.
+const KEEP_COLS: usize = CHUNK_ELEMS;
+
+thread_local! {
+    static COLS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// The images `[n0, n0 + nb)` of a batch chunk.
 #[derive(Clone, Copy, Debug)]
@@ -38,9 +46,9 @@ fn chunks(p: &Conv2dParams, chunk_elems: usize) -> Vec<Chunk> {
     (0..p.batch).step_by(nb).map(|n0| Chunk { n0, nb: nb.min(p.batch - n0) }).collect()
 }
 
-/// col2im: adds every group's columns (of the images of a chunk) onto `out`, the
-/// chunk's `[nb, C, H, W]` slab.
-fn col2im_add(cols: &[Vec<u64>], p: &Conv2dParams, nb: usize, out: &mut [u64]) {
+/// col2im: adds every group's columns (of the images of a chunk; group `g`'s at
+/// `cols[g * stride..]`) onto `out`, the chunk's `[nb, C, H, W]` slab.
+fn col2im_add(cols: &[u64], stride: usize, p: &Conv2dParams, nb: usize, out: &mut [u64]) {
     let (oh, ow) = (p.out_h(), p.out_w());
     let cg = p.in_c / p.groups;
     let cols_n = nb * oh * ow;
@@ -51,7 +59,7 @@ fn col2im_add(cols: &[Vec<u64>], p: &Conv2dParams, nb: usize, out: &mut [u64]) {
     // Parallel over (n, channel) planes: each plane is written by one task.
     out.par_chunks_mut(plane).enumerate().for_each(|(idx, dst)| {
         let (n, chan) = (idx / p.in_c, idx % p.in_c);
-        let (cols, c) = (&cols[chan / cg], chan % cg);
+        let (cols, c) = (&cols[(chan / cg) * stride..], chan % cg);
         for ky in 0..p.kh {
             let (oy0, oy1) = valid_range(oh, p.stride_h, ky, p.pad_h, p.in_h);
             for kx in 0..p.kw {
@@ -134,16 +142,22 @@ fn grad_input_chunked(grad_out: &[u64], weight: &[u64], p: &Conv2dParams, chunk_
     }
     let chunks = chunks(p, chunk_elems);
     let max_nb = chunks.iter().map(|ch| ch.nb).max().unwrap_or(0);
-    // One columns buffer per group, reused by every chunk (the product overwrites it).
-    let mut cols: Vec<Vec<u64>> = (0..p.groups).map(|_| vec![0u64; kdim * max_nb * ohw]).collect();
+    // Every group's columns, reused by every chunk and kept by the thread for the next
+    // call (the products overwrite them, so they are never cleared).
+    let stride = kdim * max_nb * ohw;
+    let mut cols = COLS.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    cols.resize(p.groups * stride, 0);
     for ch in chunks {
         let cols_n = ch.nb * ohw;
-        cols.par_iter_mut().enumerate().for_each(|(g, cols)| {
+        cols.par_chunks_mut(stride.max(1)).enumerate().for_each(|(g, cols)| {
             let wt = View::cols(&weight[g * ocg * kdim..][..ocg * kdim], kdim);
             let grad = grad_view(grad_out, p, g, ch, false);
             gemm_ops(kdim, ocg, cols_n, &wt, &grad, Out::dense(&mut cols[..kdim * cols_n], cols_n));
         });
-        col2im_add(&cols, p, ch.nb, &mut out[ch.n0 * image..][..ch.nb * image]);
+        col2im_add(&cols, stride, p, ch.nb, &mut out[ch.n0 * image..][..ch.nb * image]);
+    }
+    if cols.capacity() <= KEEP_COLS {
+        COLS.with(|c| *c.borrow_mut() = cols);
     }
     out
 }
