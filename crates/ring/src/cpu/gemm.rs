@@ -51,6 +51,9 @@ const KC_PAIRS: usize = 512;
 /// Packing buffers at most this long (elements) are kept per thread for reuse, which
 /// saves the page faults of fresh allocations.
 const KEEP_BUF: usize = 1 << 22;
+/// Operands that pack into fewer elements than this are packed on one thread: waking
+/// the others costs more.
+const PAR_PACK: usize = 1 << 15;
 /// Largest row block of one parallel task.
 const MC_MAX: usize = 256;
 /// Largest column block of one parallel task.
@@ -437,7 +440,7 @@ fn pack(op: &dyn Operand, lines: usize, k: usize, kpad: usize, w: usize, buf: &m
     let panels = lines.div_ceil(w);
     buf.resize(panels * kpad * w, 0);
     let mut corr = vec![0u64; panels * w];
-    buf.par_chunks_mut(kpad * w).zip(corr.par_chunks_mut(w)).enumerate().for_each(|(p, (dst, corr))| {
+    let pack_panel = |(p, (dst, corr)): (usize, (&mut [u64], &mut [u64]))| {
         let cnt = w.min(lines - p * w);
         // The buffer may be reused: the padding lines and inner step must be zero.
         if cnt < w {
@@ -446,7 +449,12 @@ fn pack(op: &dyn Operand, lines: usize, k: usize, kpad: usize, w: usize, buf: &m
         dst[k * w..].fill(0);
         op.pack(p * w, cnt, k, w, dst);
         winograd_terms(dst, w, corr);
-    });
+    };
+    if buf.len() < PAR_PACK {
+        buf.chunks_mut(kpad * w).zip(corr.chunks_mut(w)).enumerate().for_each(pack_panel);
+    } else {
+        buf.par_chunks_mut(kpad * w).zip(corr.par_chunks_mut(w)).enumerate().for_each(pack_panel);
+    }
     corr
 }
 
