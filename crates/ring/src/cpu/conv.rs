@@ -1,32 +1,35 @@
-//! Convolutions on the CPU by im2col and the ring GEMM ([`super::gemm`]).
+//! Convolutions on the CPU as ring GEMMs ([`super::gemm`]) over the patch matrix.
 //!
-//! For group `g` the columns matrix has `(C/g)*KH*KW` rows and `N*OH*OW` columns, so one
-//! product covers the whole batch:
+//! For group `g` the patch matrix `cols_g` has `(C/g)*KH*KW` rows and `N*OH*OW` columns
+//! ([`super::im2col`]), so one product covers the whole batch:
 //! - forward: `out_g = W_g · cols_g`
 //! - gradient of the input: `cols_g = W_gᵀ · grad_g`, then col2im (scatter-add)
 //! - gradient of the weight: `dW_g = grad_g · cols_gᵀ`
 //!
-//! The transposes are free (the GEMM packs either storage order). The batch is processed
-//! in chunks of whole images whose columns matrix stays around [`CHUNK_ELEMS`] elements
-//! (so it does not thrash memory); a one-image chunk reads and writes the NCHW tensors in
-//! place, a larger chunk's `[OC, n*OH*OW]` product is copied to/from NCHW in parallel.
-//! Groups run in parallel.
+//! No operand is copied into a matrix first: the GEMM packs `cols_g` and `cols_gᵀ`
+//! straight from the NCHW input, and reads `grad_g` (`[OCg, N*OH*OW]`) and writes
+//! `out_g` in place in their `[N, OC, OH, OW]` tensors, whose `(image, pixel)` columns are
+//! one run of `OH*OW` per image ([`super::operand`]). Only the input gradient's `cols_g`
+//! is stored, for col2im, in a buffer the thread keeps for its next call. The batch is
+//! processed in chunks of whole images whose patch matrix stays around [`CHUNK_ELEMS`]
+//! elements, which bounds the packing buffers and `cols_g`. Groups run in parallel.
 
 use rayon::prelude::*;
 
-use super::gemm::gemm;
+use super::gemm::gemm_ops;
+use super::im2col::{valid_range, Cols, Patches, PatchesT};
+use super::operand::{Axis, Out, Piece, View};
 use crate::shape::Conv2dParams;
 
-/// Target size (elements) of one chunk's columns matrix, all groups together.
+/// Target size (elements) of one chunk's patch matrix, all groups together.
 const CHUNK_ELEMS: usize = 1 << 20;
 
-/// Valid output range `[lo, hi)` along one axis for kernel offset `kofs`: the outputs
-/// whose input coordinate `o * stride + kofs - pad` lies inside `[0, len)`.
-pub(super) fn valid_range(out: usize, stride: usize, kofs: usize, pad: usize, len: usize) -> (usize, usize) {
-    // o * stride + kofs >= pad  and  o * stride + kofs < pad + len
-    let lo = pad.saturating_sub(kofs).div_ceil(stride);
-    let hi = if pad + len > kofs { (pad + len - kofs).div_ceil(stride) } else { 0 };
-    (lo.min(out), hi.min(out).max(lo.min(out)))
+/// The input gradient's columns buffer is kept per thread for reuse when at most this
+/// long (elements), which saves clearing it and the page faults of a fresh one.
+const KEEP_COLS: usize = CHUNK_ELEMS;
+
+thread_local! {
+    static COLS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The images `[n0, n0 + nb)` of a batch chunk.
@@ -43,48 +46,9 @@ fn chunks(p: &Conv2dParams, chunk_elems: usize) -> Vec<Chunk> {
     (0..p.batch).step_by(nb).map(|n0| Chunk { n0, nb: nb.min(p.batch - n0) }).collect()
 }
 
-/// im2col of the images of `ch` for group `g`: `[(C/g)*KH*KW, nb*OH*OW]`.
-fn im2col(input: &[u64], p: &Conv2dParams, g: usize, ch: Chunk) -> Vec<u64> {
-    let (oh, ow) = (p.out_h(), p.out_w());
-    let cg = p.in_c / p.groups;
-    let cols_n = ch.nb * oh * ow;
-    let mut cols = vec![0u64; cg * p.kh * p.kw * cols_n];
-    if cols.is_empty() {
-        return cols;
-    }
-    cols.par_chunks_mut(cols_n).enumerate().for_each(|(r, row)| {
-        let c = r / (p.kh * p.kw);
-        let ky = (r / p.kw) % p.kh;
-        let kx = r % p.kw;
-        let chan = g * cg + c;
-        let (oy0, oy1) = valid_range(oh, p.stride_h, ky, p.pad_h, p.in_h);
-        let (ox0, ox1) = valid_range(ow, p.stride_w, kx, p.pad_w, p.in_w);
-        for n in 0..ch.nb {
-            let plane = &input[((ch.n0 + n) * p.in_c + chan) * p.in_h * p.in_w..][..p.in_h * p.in_w];
-            for oy in oy0..oy1 {
-                let y = oy * p.stride_h + ky - p.pad_h;
-                let src = &plane[y * p.in_w..][..p.in_w];
-                let dst = &mut row[(n * oh + oy) * ow..][..ow];
-                if ox0 == ox1 {
-                    continue; // no valid output column: x0 may lie past the row
-                }
-                let x0 = ox0 * p.stride_w + kx - p.pad_w;
-                if p.stride_w == 1 {
-                    dst[ox0..ox1].copy_from_slice(&src[x0..x0 + (ox1 - ox0)]);
-                } else {
-                    for (d, &v) in dst[ox0..ox1].iter_mut().zip(src[x0..].iter().step_by(p.stride_w)) {
-                        *d = v;
-                    }
-                }
-            }
-        }
-    });
-    cols
-}
-
-/// col2im: adds every group's columns (of the images of a chunk) onto `out`, the
-/// chunk's `[nb, C, H, W]` slab.
-fn col2im_add(cols: &[Vec<u64>], p: &Conv2dParams, nb: usize, out: &mut [u64]) {
+/// col2im: adds every group's columns (of the images of a chunk; group `g`'s at
+/// `cols[g * stride..]`) onto `out`, the chunk's `[nb, C, H, W]` slab.
+fn col2im_add(cols: &[u64], stride: usize, p: &Conv2dParams, nb: usize, out: &mut [u64]) {
     let (oh, ow) = (p.out_h(), p.out_w());
     let cg = p.in_c / p.groups;
     let cols_n = nb * oh * ow;
@@ -95,7 +59,7 @@ fn col2im_add(cols: &[Vec<u64>], p: &Conv2dParams, nb: usize, out: &mut [u64]) {
     // Parallel over (n, channel) planes: each plane is written by one task.
     out.par_chunks_mut(plane).enumerate().for_each(|(idx, dst)| {
         let (n, chan) = (idx / p.in_c, idx % p.in_c);
-        let (cols, c) = (&cols[chan / cg], chan % cg);
+        let (cols, c) = (&cols[(chan / cg) * stride..], chan % cg);
         for ky in 0..p.kh {
             let (oy0, oy1) = valid_range(oh, p.stride_h, ky, p.pad_h, p.in_h);
             for kx in 0..p.kw {
@@ -119,19 +83,18 @@ fn col2im_add(cols: &[Vec<u64>], p: &Conv2dParams, nb: usize, out: &mut [u64]) {
     });
 }
 
-/// Group `g` of a chunk's output gradient as `[OCg, nb*OH*OW]`: borrowed for a
-/// one-image chunk, else gathered from `[N, OC, OH, OW]` into `buf`.
-fn grad_rows<'a>(grad_out: &'a [u64], p: &Conv2dParams, g: usize, ch: Chunk, buf: &'a mut Vec<u64>) -> &'a [u64] {
+/// Group `g` of a chunk's output gradient, `[OCg, nb*OH*OW]`, read in place from
+/// `[N, OC, OH, OW]`; with `rows`, as `op(A)` (lines are channels), else as `op(B)`
+/// (lines are pixels).
+fn grad_view<'a>(grad_out: &'a [u64], p: &Conv2dParams, g: usize, ch: Chunk, rows: bool) -> View<'a> {
     let (ohw, ocg) = (p.out_h() * p.out_w(), p.out_c / p.groups);
-    if ch.nb == 1 {
-        return &grad_out[(ch.n0 * p.out_c + g * ocg) * ohw..][..ocg * ohw];
+    let data = &grad_out[(ch.n0 * p.out_c + g * ocg) * ohw..];
+    let (chan, pixel) = (Axis::strided(ohw), Axis::segments(ohw, p.out_c * ohw));
+    if rows {
+        View { data, line: chan, inner: pixel }
+    } else {
+        View { data, line: pixel, inner: chan }
     }
-    *buf = vec![0u64; ocg * ch.nb * ohw];
-    buf.par_chunks_mut(ohw).enumerate().for_each(|(idx, dst)| {
-        let (o, n) = (idx / ch.nb, idx % ch.nb);
-        dst.copy_from_slice(&grad_out[((ch.n0 + n) * p.out_c + g * ocg + o) * ohw..][..ohw]);
-    });
-    buf
 }
 
 /// Forward convolution.
@@ -146,32 +109,19 @@ fn forward_chunked(input: &[u64], weight: &[u64], p: &Conv2dParams, chunk_elems:
     if out.is_empty() {
         return out;
     }
-    let wg = |g: usize| &weight[g * ocg * kdim..][..ocg * kdim];
     for ch in chunks(p, chunk_elems) {
         let slab = &mut out[ch.n0 * p.out_c * ohw..][..ch.nb * p.out_c * ohw];
-        if ch.nb == 1 {
-            // The image's output is [OC, OH*OW]: group g's rows are a contiguous block.
-            slab.par_chunks_mut(ocg * ohw).enumerate().for_each(|(g, dst)| {
-                let cols = im2col(input, p, g, ch);
-                gemm(ocg, kdim, ohw, wg(g), false, &cols, false, dst);
-            });
-            continue;
-        }
-        let cols_n = ch.nb * ohw;
-        let res: Vec<Vec<u64>> = (0..p.groups)
-            .into_par_iter()
-            .map(|g| {
-                let cols = im2col(input, p, g, ch);
-                let mut res = vec![0u64; ocg * cols_n];
-                gemm(ocg, kdim, cols_n, wg(g), false, &cols, false, &mut res);
-                res
-            })
-            .collect();
-        // [OCg, nb*OH*OW] per group → [nb, OC, OH, OW], one output row per task.
-        slab.par_chunks_mut(ohw).enumerate().for_each(|(idx, dst)| {
+        // Output row (n, oc) is columns [n*OH*OW, (n+1)*OH*OW) of row oc % OCg of group
+        // oc / OCg's product.
+        let mut pieces: Vec<Vec<Piece>> = (0..p.groups).map(|_| Vec::with_capacity(ocg * ch.nb)).collect();
+        for (idx, row) in slab.chunks_mut(ohw).enumerate() {
             let (n, oc) = (idx / p.out_c, idx % p.out_c);
-            let (g, o) = (oc / ocg, oc % ocg);
-            dst.copy_from_slice(&res[g][(o * ch.nb + n) * ohw..][..ohw]);
+            pieces[oc / ocg].push((oc % ocg, n * ohw, row));
+        }
+        pieces.into_par_iter().enumerate().for_each(|(g, pieces)| {
+            let w = View::rows(&weight[g * ocg * kdim..][..ocg * kdim], kdim);
+            let cols = Patches(Cols::new(input, p, g, ch.n0));
+            gemm_ops(ocg, kdim, ch.nb * ohw, &w, &cols, Out::pieces(ocg, pieces));
         });
     }
     out
@@ -190,18 +140,24 @@ fn grad_input_chunked(grad_out: &[u64], weight: &[u64], p: &Conv2dParams, chunk_
     if out.is_empty() {
         return out;
     }
-    for ch in chunks(p, chunk_elems) {
-        let cols: Vec<Vec<u64>> = (0..p.groups)
-            .into_par_iter()
-            .map(|g| {
-                let mut buf = Vec::new();
-                let gg = grad_rows(grad_out, p, g, ch, &mut buf);
-                let mut cols = vec![0u64; kdim * ch.nb * ohw];
-                gemm(kdim, ocg, ch.nb * ohw, &weight[g * ocg * kdim..][..ocg * kdim], true, gg, false, &mut cols);
-                cols
-            })
-            .collect();
-        col2im_add(&cols, p, ch.nb, &mut out[ch.n0 * image..][..ch.nb * image]);
+    let chunks = chunks(p, chunk_elems);
+    let max_nb = chunks.iter().map(|ch| ch.nb).max().unwrap_or(0);
+    // Every group's columns, reused by every chunk and kept by the thread for the next
+    // call (the products overwrite them, so they are never cleared).
+    let stride = kdim * max_nb * ohw;
+    let mut cols = COLS.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    cols.resize(p.groups * stride, 0);
+    for ch in chunks {
+        let cols_n = ch.nb * ohw;
+        cols.par_chunks_mut(stride.max(1)).enumerate().for_each(|(g, cols)| {
+            let wt = View::cols(&weight[g * ocg * kdim..][..ocg * kdim], kdim);
+            let grad = grad_view(grad_out, p, g, ch, false);
+            gemm_ops(kdim, ocg, cols_n, &wt, &grad, Out::dense(&mut cols[..kdim * cols_n], cols_n));
+        });
+        col2im_add(&cols, stride, p, ch.nb, &mut out[ch.n0 * image..][..ch.nb * image]);
+    }
+    if cols.capacity() <= KEEP_COLS {
+        COLS.with(|c| *c.borrow_mut() = cols);
     }
     out
 }
@@ -222,14 +178,14 @@ fn grad_weight_chunked(input: &[u64], grad_out: &[u64], p: &Conv2dParams, chunk_
     out.par_chunks_mut(ocg * kdim).enumerate().for_each(|(g, dst)| {
         let mut part = vec![0u64; if chunks.len() > 1 { dst.len() } else { 0 }];
         for (i, &ch) in chunks.iter().enumerate() {
-            let cols = im2col(input, p, g, ch);
-            let mut buf = Vec::new();
-            let gg = grad_rows(grad_out, p, g, ch, &mut buf);
+            let grad = grad_view(grad_out, p, g, ch, true);
+            let cols_t = PatchesT(Cols::new(input, p, g, ch.n0));
+            let k = ch.nb * ohw;
             if i == 0 {
-                gemm(ocg, ch.nb * ohw, kdim, gg, false, &cols, true, dst);
+                gemm_ops(ocg, k, kdim, &grad, &cols_t, Out::dense(dst, kdim));
             } else {
                 // Sum over chunks: dW_g = Σ_chunks grad_chunk · cols_chunkᵀ.
-                gemm(ocg, ch.nb * ohw, kdim, gg, false, &cols, true, &mut part);
+                gemm_ops(ocg, k, kdim, &grad, &cols_t, Out::dense(&mut part, kdim));
                 for (d, &v) in dst.iter_mut().zip(&part) {
                     *d = d.wrapping_add(v);
                 }
@@ -348,7 +304,10 @@ mod tests {
             params(1, 6, (5, 5), 9, (5, 5), (1, 1), (2, 2), 3),
             params(2, 16, (6, 6), 40, (3, 3), (1, 1), (1, 1), 1), // packed GEMM path
             params(1, 2, (3, 3), 2, (3, 3), (3, 3), (2, 2), 1),   // kernel beyond the image
-            params(0, 2, (4, 4), 2, (3, 3), (1, 1), (1, 1), 1),   // empty batch
+            // Packed GEMM paths through the implicit packing: strides, padding, groups.
+            params(3, 8, (11, 9), 12, (3, 3), (2, 1), (1, 2), 2),
+            params(2, 10, (13, 12), 10, (5, 3), (1, 2), (2, 1), 2),
+            params(0, 2, (4, 4), 2, (3, 3), (1, 1), (1, 1), 1), // empty batch
         ];
         let mut seed = 7;
         for p in shapes {

@@ -2,12 +2,16 @@
 //!
 //! # Design
 //!
-//! BLIS-style: `A` is packed into panels of `MR` rows and `B` into panels of `NR` columns
-//! (the packing reads either storage order, so transposes cost nothing extra), and a
-//! register-blocked micro-kernel computes one `MR x NR` tile of `C` over a block of the
-//! inner dimension. Output tiles are grouped into `MC x NC` blocks that rayon runs in
+//! BLIS-style: `A` is packed into panels of `MR` rows and `B` into panels of `NR` columns,
+//! and a register-blocked micro-kernel computes one `MR x NR` tile of `C` over a block of
+//! the inner dimension. Output tiles are grouped into `MC x NC` blocks that rayon runs in
 //! parallel; within a block the inner dimension is cut into `KC` slices so a `B`
 //! micro-panel stays in L1 and the `A` block in L2.
+//!
+//! The packing reads the operands through [`Operand`] and writes `C` through [`Out`]
+//! ([`super::operand`]): [`gemm`] passes row-major or transposed matrices (transposes cost
+//! nothing extra), the convolutions ([`gemm_ops`]) per-image NCHW views and patch
+//! matrices computed from the image.
 //!
 //! ## Winograd's inner-product trick
 //!
@@ -38,6 +42,8 @@
 
 use rayon::prelude::*;
 
+use super::operand::{for_span, Operand, Out, Piece, View};
+
 /// Inner-dimension pairs per cache block (`KC = 2 * KC_PAIRS` steps). The kernel does
 /// so much ALU work per loaded byte (48 cycles per 384 bytes of panels) that panels
 /// streaming from L2 keep it busy; a long block saves read-modify-write passes over `C`.
@@ -45,6 +51,9 @@ const KC_PAIRS: usize = 512;
 /// Packing buffers at most this long (elements) are kept per thread for reuse, which
 /// saves the page faults of fresh allocations.
 const KEEP_BUF: usize = 1 << 22;
+/// Operands that pack into fewer elements than this are packed on one thread: waking
+/// the others costs more.
+const PAR_PACK: usize = 1 << 15;
 /// Largest row block of one parallel task.
 const MC_MAX: usize = 256;
 /// Largest column block of one parallel task.
@@ -256,19 +265,49 @@ pub fn gemm_with(
 ) {
     assert!(kernel.is_available(), "gemm: kernel {kernel:?} is not supported by this CPU");
     check_lens(m, k, n, a, b, c);
-    let c = &mut c[..m * n];
+    let a = if a_trans { View::cols(a, m) } else { View::rows(a, k) };
+    let b = if b_trans { View::rows(b, k) } else { View::cols(b, n) };
+    gemm_packed(kernel, m, k, n, &a, &b, Out::dense(&mut c[..m * n], n));
+}
+
+/// `out (m x n) = op(A) · op(B)` for operands that the packing reads through [`Operand`]
+/// (`a` has `m` lines, `b` has `n`, both over `k`): the convolutions' entry. Small
+/// products and a few rows go through `gemm_direct` and `gemm_few_rows` on copies of
+/// the operands; the rest through the packed kernel.
+pub fn gemm_ops(m: usize, k: usize, n: usize, a: &dyn Operand, b: &dyn Operand, out: Out) {
+    let small = m.saturating_mul(n).saturating_mul(k) <= SMALL_MACS;
+    if !small && m > FEW_ROWS {
+        gemm_packed(Kernel::detect(), m, k, n, a, b, out);
+        return;
+    }
+    // op(A) stored transposed (`k x m`), op(B) untransposed (`k x n`).
+    let (mut am, mut bm, mut c) = (vec![0u64; m * k], vec![0u64; k * n], vec![0u64; m * n]);
+    a.pack(0, m, k, m, &mut am);
+    b.pack(0, n, k, n, &mut bm);
+    if small {
+        gemm_direct(m, k, n, &am, true, &bm, false, &mut c);
+    } else {
+        gemm_few_rows(m, k, n, &am, true, &bm, false, &mut c);
+    }
+    out.copy_from(&c, n);
+}
+
+/// The packed path: packs both operands into panels and runs the micro-kernel over blocks
+/// of the output in parallel.
+fn gemm_packed(kernel: Kernel, m: usize, k: usize, n: usize, a: &dyn Operand, b: &dyn Operand, out: Out) {
     if m == 0 || n == 0 {
         return;
     }
+    assert_eq!(out.m, m, "gemm: the output has {} rows, needs {m}", out.m);
     if k == 0 {
-        c.fill(0);
+        out.pieces.into_iter().for_each(|(_, _, s)| s.fill(0));
         return;
     }
     let (mr, nr) = (kernel.mr(), kernel.nr());
     let kpad = k + (k & 1);
     let (mut pa, mut pb) = (take_buf(0), take_buf(1));
-    let ra = pack_a(m, k, kpad, a, a_trans, mr, &mut pa);
-    let cb = pack_b(k, n, kpad, b, b_trans, nr, &mut pb);
+    let ra = pack(a, m, k, kpad, mr, &mut pa);
+    let cb = pack(b, n, k, kpad, nr, &mut pb);
 
     // Split the output into blocks: at most MC_MAX x NC_MAX, and enough of them to keep
     // every thread busy.
@@ -287,11 +326,16 @@ pub fn gemm_with(
     }
     let (mb, nb) = (m.div_ceil(mc), n.div_ceil(nc));
 
-    // Hand each block its rows of C as disjoint mutable slices.
-    let mut blocks: Vec<Vec<&mut [u64]>> = (0..mb * nb).map(|_| Vec::with_capacity(mc)).collect();
-    for (i, row) in c.chunks_mut(n).enumerate() {
-        for (jb, piece) in row.chunks_mut(nc).enumerate() {
-            blocks[(i / mc) * nb + jb].push(piece);
+    // Hand each block its pieces of C, cut at the block boundaries (still sorted by row
+    // and column).
+    let mut blocks: Vec<Vec<Piece>> = (0..mb * nb).map(|_| Vec::new()).collect();
+    for (i, mut j, mut s) in out.pieces {
+        while !s.is_empty() {
+            let jb = j / nc;
+            let len = ((jb + 1) * nc - j).min(s.len());
+            let (head, tail) = s.split_at_mut(len);
+            blocks[(i / mc) * nb + jb].push((i, j, head));
+            (j, s) = (j + len, tail);
         }
     }
 
@@ -299,9 +343,9 @@ pub fn gemm_with(
     let nkb = kp.div_ceil(KC_PAIRS);
     let kcp = kp.div_ceil(nkb);
     let ctx = Ctx { kernel, kpad, pa: &pa, pb: &pb, ra: &ra, cb: &cb, kcp, kp };
-    blocks.into_par_iter().enumerate().for_each(|(bi, mut rows)| {
+    blocks.into_par_iter().enumerate().for_each(|(bi, mut pieces)| {
         let (i0, j0) = ((bi / nb) * mc, (bi % nb) * nc);
-        ctx.block(i0, j0, &mut rows);
+        ctx.block(i0, j0, mc.min(m - i0), nc.min(n - j0), &mut pieces);
     });
     put_buf(0, pa);
     put_buf(1, pb);
@@ -339,11 +383,18 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Computes the block of C whose top-left corner is `(i0, j0)`; `rows[r]` is the part
-    /// of row `i0 + r` in the block.
-    fn block(&self, i0: usize, j0: usize, rows: &mut [&mut [u64]]) {
+    /// Computes the `bm x bn` block of C whose top-left corner is `(i0, j0)` into
+    /// `pieces`, the parts of C in the block sorted by row and column.
+    fn block(&self, i0: usize, j0: usize, bm: usize, bn: usize, pieces: &mut [Piece]) {
         let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
-        let (bm, bn) = (rows.len(), rows.first().map_or(0, |r| r.len()));
+        // Row i0 + r's pieces are pieces[starts[r]..starts[r + 1]].
+        let mut starts = vec![0; bm + 1];
+        for &(i, _, _) in pieces.iter() {
+            starts[i - i0 + 1] += 1;
+        }
+        for r in 0..bm {
+            starts[r + 1] += starts[r];
+        }
         let mut tile = [0u64; 8 * 16];
         let mut l0 = 0;
         while l0 < self.kp {
@@ -358,20 +409,22 @@ impl Ctx<'_> {
                     let apanel = &self.pa[ip * self.kpad * mr + 2 * l0 * mr..][..2 * lk * mr];
                     self.kernel.run(lk, apanel, bpanel, &mut tile);
                     let mv = mr.min(bm - ir);
-                    for (ii, row) in rows[ir..ir + mv].iter_mut().enumerate() {
+                    for ii in 0..mv {
                         let t = &tile[ii * nr..ii * nr + nv];
-                        let dst = &mut row[jr..jr + nv];
-                        if first {
-                            let r = self.ra[i0 + ir + ii];
-                            let cc = &self.cb[j0 + jr..j0 + jr + nv];
-                            for ((d, &t), &cj) in dst.iter_mut().zip(t).zip(cc) {
-                                *d = t.wrapping_sub(r).wrapping_sub(cj);
+                        let r = self.ra[i0 + ir + ii];
+                        let cc = &self.cb[j0 + jr..j0 + jr + nv];
+                        let row = &mut pieces[starts[ir + ii]..starts[ir + ii + 1]];
+                        for_span(row, j0 + jr, nv, |o, dst| {
+                            if first {
+                                for ((d, &t), &cj) in dst.iter_mut().zip(&t[o..]).zip(&cc[o..]) {
+                                    *d = t.wrapping_sub(r).wrapping_sub(cj);
+                                }
+                            } else {
+                                for (d, &t) in dst.iter_mut().zip(&t[o..]) {
+                                    *d = d.wrapping_add(t);
+                                }
                             }
-                        } else {
-                            for (d, &t) in dst.iter_mut().zip(t) {
-                                *d = d.wrapping_add(t);
-                            }
-                        }
+                        });
                     }
                 }
             }
@@ -380,61 +433,28 @@ impl Ctx<'_> {
     }
 }
 
-/// Packs `op(a)` (`m x k`) into panels of `mr` rows: panel `p` holds `kpad x mr` values,
-/// element `(i, kk)` at `kk * mr + (i - p*mr)`, zero-padded. Also returns the Winograd
-/// row terms `Σ_l a(i, 2l) a(i, 2l+1)` (length `m` rounded up to `mr`).
-fn pack_a(m: usize, k: usize, kpad: usize, a: &[u64], a_trans: bool, mr: usize, pa: &mut Vec<u64>) -> Vec<u64> {
-    let panels = m.div_ceil(mr);
-    pa.resize(panels * kpad * mr, 0);
-    let mut corr = vec![0u64; panels * mr];
-    pa.par_chunks_mut(kpad * mr).zip(corr.par_chunks_mut(mr)).enumerate().for_each(|(p, (dst, corr))| {
-        let rows = mr.min(m - p * mr);
-        if rows < mr || k < kpad {
-            dst.fill(0); // the buffer may be reused: padding must be zero
+/// Packs an operand of `lines x k` into panels of `w` lines: panel `p` holds `kpad x w`
+/// values, entry `(x, kk)` at `kk * w + (x - p*w)`, zero-padded. Also returns the
+/// Winograd line terms `Σ_l op(x, 2l) op(x, 2l+1)` (length `lines` rounded up to `w`).
+fn pack(op: &dyn Operand, lines: usize, k: usize, kpad: usize, w: usize, buf: &mut Vec<u64>) -> Vec<u64> {
+    let panels = lines.div_ceil(w);
+    buf.resize(panels * kpad * w, 0);
+    let mut corr = vec![0u64; panels * w];
+    let pack_panel = |(p, (dst, corr)): (usize, (&mut [u64], &mut [u64]))| {
+        let cnt = w.min(lines - p * w);
+        // The buffer may be reused: the padding lines and inner step must be zero.
+        if cnt < w {
+            dst.chunks_mut(w).for_each(|row| row[cnt..].fill(0));
         }
-        for ii in 0..rows {
-            let i = p * mr + ii;
-            if a_trans {
-                for kk in 0..k {
-                    dst[kk * mr + ii] = a[kk * m + i];
-                }
-            } else {
-                for (kk, &v) in a[i * k..(i + 1) * k].iter().enumerate() {
-                    dst[kk * mr + ii] = v;
-                }
-            }
-        }
-        winograd_terms(dst, mr, corr);
-    });
-    corr
-}
-
-/// Packs `op(b)` (`k x n`) into panels of `nr` columns: panel `p` holds `kpad x nr`
-/// values, element `(kk, j)` at `kk * nr + (j - p*nr)`, zero-padded. Also returns the
-/// Winograd column terms `Σ_l b(2l, j) b(2l+1, j)`.
-fn pack_b(k: usize, n: usize, kpad: usize, b: &[u64], b_trans: bool, nr: usize, pb: &mut Vec<u64>) -> Vec<u64> {
-    let panels = n.div_ceil(nr);
-    pb.resize(panels * kpad * nr, 0);
-    let mut corr = vec![0u64; panels * nr];
-    pb.par_chunks_mut(kpad * nr).zip(corr.par_chunks_mut(nr)).enumerate().for_each(|(p, (dst, corr))| {
-        let j0 = p * nr;
-        let cols = nr.min(n - j0);
-        if cols < nr || k < kpad {
-            dst.fill(0); // the buffer may be reused: padding must be zero
-        }
-        if b_trans {
-            for jj in 0..cols {
-                for (kk, &v) in b[(j0 + jj) * k..(j0 + jj + 1) * k].iter().enumerate() {
-                    dst[kk * nr + jj] = v;
-                }
-            }
-        } else {
-            for kk in 0..k {
-                dst[kk * nr..kk * nr + cols].copy_from_slice(&b[kk * n + j0..kk * n + j0 + cols]);
-            }
-        }
-        winograd_terms(dst, nr, corr);
-    });
+        dst[k * w..].fill(0);
+        op.pack(p * w, cnt, k, w, dst);
+        winograd_terms(dst, w, corr);
+    };
+    if buf.len() < PAR_PACK {
+        buf.chunks_mut(kpad * w).zip(corr.chunks_mut(w)).enumerate().for_each(pack_panel);
+    } else {
+        buf.par_chunks_mut(kpad * w).zip(corr.par_chunks_mut(w)).enumerate().for_each(pack_panel);
+    }
     corr
 }
 

@@ -6,7 +6,9 @@
 
 pub mod conv;
 pub mod gemm;
+pub mod im2col;
 mod inject;
+pub mod operand;
 mod pool;
 mod truncate;
 

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::conv::valid_range;
+use super::im2col::valid_range;
 use crate::shape::Pool2dParams;
 
 /// Calls `f(window_index, input_index_or_none)` for each window position of output (oy, ox).
