@@ -10,12 +10,9 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{par_build, CHUNK};
+use super::{par_build, CHUNK, PIECE};
 use crate::device::BitRange;
 use crate::prg::{self, PrgKey};
-
-/// Words per PRG draw kept in L1.
-const PIECE: usize = 8 * 64;
 
 /// Bit `b.bit` of word `t` of the range.
 #[inline(always)]

@@ -26,6 +26,21 @@ use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 /// Elements per parallel work item of elementwise ops.
 pub const CHUNK: usize = 1 << 14;
 
+/// Words per PRG draw of the fused passes: drawn into a buffer that stays in L1 and
+/// consumed there.
+const PIECE: usize = 8 * 64;
+
+/// `out[t] ±= F(term)[start + t]` (the term's sign), drawn a piece at a time into `buf`.
+fn add_draw(out: &mut [u64], term: &PrgTerm<'_>, start: usize, buf: &mut [u64; PIECE]) {
+    let r = &mut buf[..out.len()];
+    prg::fill_words(term.key, term.stream, start as u64, r);
+    if term.negate {
+        out.iter_mut().zip(&*r).for_each(|(o, &r)| *o = o.wrapping_sub(r));
+    } else {
+        out.iter_mut().zip(&*r).for_each(|(o, &r)| *o = o.wrapping_add(r));
+    }
+}
+
 /// The CPU device. It has no state: every instance is the same device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuDevice;
@@ -472,7 +487,6 @@ impl Device for CpuDevice {
         // Each group of 64 elements fills exactly k words of the stream: its parts are made
         // into a buffer in L1 and packed from there, and the draws are XOR-ed into the
         // packed words a piece at a time.
-        const PIECE: usize = 8 * 64;
         let n = x[0].len();
         let k = mask.count_ones() as usize;
         let mut out = vec![0u64; (n * k).div_ceil(64)];
@@ -509,20 +523,11 @@ impl Device for CpuDevice {
     }
 
     fn add_prg(&self, a: &mut Vec<u64>, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
-        // Each draw a piece at a time into a buffer that stays in L1.
-        const PIECE: usize = 8 * 64;
         a.par_chunks_mut(CHUNK).enumerate().for_each(|(i, a)| {
-            let mut r = [0u64; PIECE];
+            let mut buf = [0u64; PIECE];
             for (j, piece) in a.chunks_mut(PIECE).enumerate() {
-                let start = (i * CHUNK + j * PIECE) as u64;
                 for t in terms {
-                    let r = &mut r[..piece.len()];
-                    prg::fill_words(t.key, t.stream, start, r);
-                    if t.negate {
-                        piece.iter_mut().zip(&*r).for_each(|(a, &r)| *a = a.wrapping_sub(r));
-                    } else {
-                        piece.iter_mut().zip(&*r).for_each(|(a, &r)| *a = a.wrapping_add(r));
-                    }
+                    add_draw(piece, t, i * CHUNK + j * PIECE, &mut buf);
                 }
             }
         });
@@ -568,11 +573,9 @@ impl Device for CpuDevice {
                 detail: format!("mul_part: operands of {n} and {len} words"),
             });
         }
-        // Each draw a piece at a time into a buffer that stays in L1, as in `add_prg`.
-        const PIECE: usize = 8 * 64;
         Ok(par_build(n, CHUNK, |i, o| {
             let mut acc = [0u64; PIECE];
-            let mut r = [0u64; PIECE];
+            let mut buf = [0u64; PIECE];
             for (j, piece) in o.chunks_mut(PIECE).enumerate() {
                 let start = i * CHUNK + j * PIECE;
                 let m = piece.len();
@@ -584,13 +587,7 @@ impl Device for CpuDevice {
                     *a = x0.wrapping_mul(y0.wrapping_add(y1)).wrapping_add(x1.wrapping_mul(y0));
                 }
                 for t in terms {
-                    let r = &mut r[..m];
-                    prg::fill_words(t.key, t.stream, start as u64, r);
-                    if t.negate {
-                        acc.iter_mut().zip(&*r).for_each(|(a, &r)| *a = a.wrapping_sub(r));
-                    } else {
-                        acc.iter_mut().zip(&*r).for_each(|(a, &r)| *a = a.wrapping_add(r));
-                    }
+                    add_draw(acc, t, start, &mut buf);
                 }
                 for (o, &a) in piece.iter_mut().zip(&*acc) {
                     o.write(a);
@@ -775,7 +772,6 @@ impl Device for CpuDevice {
     fn prg_fill(&self, key: &PrgKey, stream: u64, offset: u64, len: usize) -> DeviceResult<Vec<u64>> {
         // Each chunk is generated into a small buffer that stays in L1, then copied out.
         const PRG_CHUNK: usize = 8 * 2048;
-        const PIECE: usize = 8 * 64;
         Ok(par_build(len, PRG_CHUNK, |i, o| {
             let mut buf = [0u64; PIECE];
             for (j, piece) in o.chunks_mut(PIECE).enumerate() {

@@ -9,23 +9,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{par_build, CHUNK};
+use super::{add_draw, par_build, CHUNK, PIECE};
 use crate::device::{Addend, PrgTerm};
-use crate::prg;
-
-/// Words per draw kept in L1.
-const PIECE: usize = 8 * 64;
-
-/// `out[t] ±= F(term)[start + t]`.
-fn add_term(out: &mut [u64], term: &PrgTerm<'_>, start: usize, buf: &mut [u64; PIECE]) {
-    let r = &mut buf[..out.len()];
-    prg::fill_words(term.key, term.stream, start as u64, r);
-    if term.negate {
-        out.iter_mut().zip(&*r).for_each(|(o, &r)| *o = o.wrapping_sub(r));
-    } else {
-        out.iter_mut().zip(&*r).for_each(|(o, &r)| *o = o.wrapping_add(r));
-    }
-}
 
 /// See [`Device::truncate_deal`](crate::Device::truncate_deal); `bits` is checked.
 pub(super) fn deal(
@@ -49,15 +34,15 @@ pub(super) fn deal(
                 *v = p.wrapping_neg();
             }
             for term in &r {
-                add_term(v, term, start, &mut buf);
+                add_draw(v, term, start, &mut buf);
             }
             for ((&v, tw), ew) in v.iter().zip(&mut tw[..m]).zip(&mut ew[..m]) {
                 let (top, low) = (v >> 63, (v << 1) >> (bits + 1));
                 *tw = (top << (63 - bits)).wrapping_sub(low);
                 *ew = e_top.wrapping_sub(top << (64 - bits));
             }
-            add_term(&mut tw[..m], &t, start, &mut buf);
-            add_term(&mut ew[..m], &e, start, &mut buf);
+            add_draw(&mut tw[..m], &t, start, &mut buf);
+            add_draw(&mut ew[..m], &e, start, &mut buf);
             for (o, &w) in to.iter_mut().zip(&tw[..m]) {
                 o.write(w);
             }
@@ -95,7 +80,7 @@ pub(super) fn open(
             let ev: &[u64] = match e {
                 Addend::Prg(term) => {
                     eb.fill(0);
-                    add_term(eb, &term, start, &mut buf);
+                    add_draw(eb, &term, start, &mut buf);
                     eb
                 }
                 Addend::Buf(b) => &b[start..start + m],
@@ -108,7 +93,7 @@ pub(super) fn open(
             }
             for a in plus {
                 match a {
-                    Addend::Prg(term) => add_term(acc, term, start, &mut buf),
+                    Addend::Prg(term) => add_draw(acc, term, start, &mut buf),
                     Addend::Buf(b) => {
                         acc.iter_mut().zip(&b[start..start + m]).for_each(|(a, &b)| *a = a.wrapping_add(b));
                     }
