@@ -8,7 +8,7 @@
 //! - [`Tensor`]: a shape plus a device buffer, with shape-checked operations that return a
 //!   typed [`RingError`] instead of panicking.
 //! - [`CpuDevice`]: the CPU implementation (rayon; a register-blocked ring GEMM for matrix
-//!   products and im2col convolutions).
+//!   products and convolutions, whose patch matrix is packed straight from the image).
 //!
 //! - [`Profiled`]: any device with a [`triad_profile`] span around each call (where a
 //!   party's time goes, for `triad bench --profile`).
