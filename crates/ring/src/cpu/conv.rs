@@ -11,7 +11,7 @@
 //! `out_g` in place in their `[N, OC, OH, OW]` tensors, whose `(image, pixel)` columns are
 //! one run of `OH*OW` per image ([`super::operand`]). Only the input gradient's `cols_g`
 //! is stored, for col2im, in a buffer the thread keeps for its next call. The batch is
-//! processed in chunks of whole images whose patch matrix stays around [`CHUNK_ELEMS`]
+//! processed in chunks of whole images whose patch matrix stays around `CHUNK_ELEMS`
 //! elements, which bounds the packing buffers and `cols_g`. Groups run in parallel.
 
 use rayon::prelude::*;

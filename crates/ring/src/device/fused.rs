@@ -1,0 +1,257 @@
+//! The default implementations of the fused methods, written with the unfused ones: the
+//! definition each override must reproduce bit for bit (the device suite's `ring_ops`
+//! tests compare the CPU device's overrides with these).
+
+use super::{
+    check_range, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceError, DeviceResult, Placed, PrgTerm,
+    StridedLayout, UnaryOp,
+};
+use crate::prg::PrgKey;
+
+/// [`Device::delta_swaps`] as shifts, XORs and ANDs.
+pub fn delta_swaps<D: Device>(dev: &D, a: &D::Buffer, swaps: &[(u32, u64)]) -> DeviceResult<D::Buffer> {
+    let mut t = dev.copy(a)?;
+    for &(d, m) in swaps {
+        let mut u = dev.unary(UnaryOp::ShrLogical(d), &t)?;
+        dev.binary_assign(BinaryOp::Xor, &mut u, &t)?;
+        let u = dev.binary_scalar(BinaryOp::And, &u, m)?;
+        dev.binary_assign(BinaryOp::Xor, &mut t, &u)?;
+        dev.binary_assign(BinaryOp::Xor, &mut t, &dev.unary(UnaryOp::Shl(d), &u)?)?;
+    }
+    Ok(t)
+}
+
+/// [`Device::place_swapped`] as zeros, and per piece a strided gather, the swaps and a
+/// strided scatter.
+pub fn place_swapped<D: Device>(
+    dev: &D,
+    len: usize,
+    pieces: &[Placed<'_, D::Buffer>],
+    swaps: &[(u32, u64)],
+) -> DeviceResult<D::Buffer> {
+    let mut out = dev.fill(len, 0)?;
+    for p in pieces {
+        p.check(&dev.name(), len, dev.len(p.src))?;
+        if p.count == 0 {
+            continue;
+        }
+        let view = |offset| StridedLayout { dims: vec![p.count], strides: vec![1], offset };
+        let part = dev.gather_strided(p.src, &view(p.from))?;
+        let part = dev.delta_swaps(&part, swaps)?;
+        dev.scatter_strided(&mut out, &part, &view(p.at))?;
+    }
+    Ok(out)
+}
+
+/// [`Device::xor_assign_shl`] as a shift, an AND and an XOR.
+pub fn xor_assign_shl<D: Device>(dev: &D, a: &mut D::Buffer, b: &D::Buffer, s: u32, m: u64) -> DeviceResult<()> {
+    let t = dev.binary_scalar(BinaryOp::And, &dev.unary(UnaryOp::Shl(s), b)?, m)?;
+    dev.binary_assign(BinaryOp::Xor, a, &t)
+}
+
+/// [`Device::and_part`] as shifts, XORs and ANDs.
+pub fn and_part<D: Device>(
+    dev: &D,
+    x: [&D::Buffer; 2],
+    y: [&D::Buffer; 2],
+    y_shl: u32,
+    r: [&D::Buffer; 2],
+    mask: u64,
+) -> DeviceResult<D::Buffer> {
+    let shifted;
+    let y = if y_shl == 0 {
+        y
+    } else {
+        shifted = [dev.unary(UnaryOp::Shl(y_shl), y[0])?, dev.unary(UnaryOp::Shl(y_shl), y[1])?];
+        [&shifted[0], &shifted[1]]
+    };
+    let mut z = dev.binary(BinaryOp::Xor, y[0], y[1])?;
+    dev.binary_assign(BinaryOp::And, &mut z, x[0])?;
+    dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::And, x[1], y[0])?)?;
+    dev.binary_assign(BinaryOp::Xor, &mut z, &dev.binary(BinaryOp::Xor, r[0], r[1])?)?;
+    dev.binary_scalar(BinaryOp::And, &z, mask)
+}
+
+/// The bits of a [`BitRange`] as words of 0 and 1.
+fn bit_words<D: Device>(dev: &D, b: &BitRange<'_, D::Buffer>) -> DeviceResult<D::Buffer> {
+    b.check(&dev.name(), dev.len(b.src), b.also.map(|a| dev.len(a)))?;
+    let view = StridedLayout { dims: vec![b.count], strides: vec![1], offset: b.from };
+    let mut w = dev.gather_strided(b.src, &view)?;
+    if let Some(also) = b.also {
+        dev.binary_assign(BinaryOp::Xor, &mut w, &dev.gather_strided(also, &view)?)?;
+    }
+    dev.binary_scalar(BinaryOp::And, &dev.unary(UnaryOp::ShrLogical(b.bit), &w)?, 1)
+}
+
+/// `count` words of `buf` from `at`.
+fn words<D: Device>(dev: &D, buf: &D::Buffer, at: usize, count: usize) -> DeviceResult<D::Buffer> {
+    check_range(&dev.name(), "bit injection", at, count, dev.len(buf))?;
+    dev.gather_strided(buf, &StridedLayout { dims: vec![count], strides: vec![1], offset: at })
+}
+
+/// `a + f·(b - a)`: `b` where `f` is 1, `a` where it is 0.
+fn pick<D: Device>(dev: &D, f: &D::Buffer, a: &D::Buffer, b: &D::Buffer) -> DeviceResult<D::Buffer> {
+    let d = dev.binary(BinaryOp::Mul, &dev.binary(BinaryOp::Sub, b, a)?, f)?;
+    dev.binary(BinaryOp::Add, a, &d)
+}
+
+/// [`Device::inject_offer`] with gathers, draws and elementwise passes.
+pub fn inject_offer<D: Device>(
+    dev: &D,
+    bits: BitRange<'_, D::Buffer>,
+    key: &PrgKey,
+    r_stream: u64,
+    w_stream: u64,
+) -> DeviceResult<D::Buffer> {
+    let n = bits.count;
+    let e = bit_words(dev, &bits)?;
+    let r = dev.prg_fill(key, r_stream, 0, n)?;
+    let lo = dev.binary(BinaryOp::Sub, &e, &r)?;
+    let hi = dev.binary(BinaryOp::Sub, &dev.binary_scalar(BinaryOp::Add, &dev.unary(UnaryOp::Neg, &e)?, 1)?, &r)?;
+    let lo = dev.binary(BinaryOp::Add, &lo, &dev.prg_fill(key, w_stream, 0, n)?)?;
+    let hi = dev.binary(BinaryOp::Add, &hi, &dev.prg_fill(key, w_stream, n as u64, n)?)?;
+    let pieces = [Placed { at: 0, src: &lo, from: 0, count: n }, Placed { at: n, src: &hi, from: 0, count: n }];
+    place_swapped(dev, 2 * n, &pieces, &[])
+}
+
+/// [`Device::inject_pick`] as two draws and a select.
+pub fn inject_pick<D: Device>(
+    dev: &D,
+    bits: BitRange<'_, D::Buffer>,
+    key: &PrgKey,
+    stream: u64,
+) -> DeviceResult<D::Buffer> {
+    let n = bits.count;
+    let f = bit_words(dev, &bits)?;
+    pick(dev, &f, &dev.prg_fill(key, stream, 0, n)?, &dev.prg_fill(key, stream, n as u64, n)?)
+}
+
+/// [`Device::inject_receive`] as gathers, a select and two subtractions.
+pub fn inject_receive<D: Device>(
+    dev: &D,
+    bits: BitRange<'_, D::Buffer>,
+    m: (&D::Buffer, usize),
+    less: [(&D::Buffer, usize); 2],
+) -> DeviceResult<D::Buffer> {
+    let n = bits.count;
+    let f = bit_words(dev, &bits)?;
+    check_range(&dev.name(), "bit injection", m.1, 2 * n, dev.len(m.0))?;
+    let mut out = pick(dev, &f, &words(dev, m.0, m.1, n)?, &words(dev, m.0, m.1 + n, n)?)?;
+    for (buf, at) in less {
+        dev.binary_assign(BinaryOp::Sub, &mut out, &words(dev, buf, at, n)?)?;
+    }
+    Ok(out)
+}
+
+/// An [`Addend`] as a buffer of `n` words, and whether it is subtracted.
+fn addend<D: Device>(dev: &D, a: Addend<'_, D::Buffer>, n: usize) -> DeviceResult<(D::Buffer, bool)> {
+    match a {
+        Addend::Prg(t) => Ok((dev.prg_fill(t.key, t.stream, 0, n)?, t.negate)),
+        Addend::Buf(b) => {
+            check_range(&dev.name(), "truncate_open", 0, n, dev.len(b))?;
+            Ok((dev.copy(b)?, false))
+        }
+    }
+}
+
+/// `a ± F(term)`.
+fn with_prg<D: Device>(dev: &D, a: D::Buffer, term: PrgTerm<'_>) -> DeviceResult<D::Buffer> {
+    let r = dev.prg_fill(term.key, term.stream, 0, dev.len(&a))?;
+    dev.binary(if term.negate { BinaryOp::Sub } else { BinaryOp::Add }, &a, &r)
+}
+
+/// [`Device::mul_part`] as products, sums and [`Device::add_prg`].
+pub fn mul_part<D: Device>(
+    dev: &D,
+    x: [&D::Buffer; 2],
+    y: [&D::Buffer; 2],
+    terms: &[PrgTerm<'_>],
+) -> DeviceResult<D::Buffer> {
+    let n = dev.len(x[0]);
+    if let Some(len) = [x[1], y[0], y[1]].into_iter().map(|b| dev.len(b)).find(|&len| len != n) {
+        return Err(DeviceError::Driver {
+            device: dev.name(),
+            detail: format!("mul_part: operands of {n} and {len} words"),
+        });
+    }
+    let mut z = dev.binary(BinaryOp::Mul, x[0], &dev.binary(BinaryOp::Add, y[0], y[1])?)?;
+    dev.binary_assign(BinaryOp::Add, &mut z, &dev.binary(BinaryOp::Mul, x[1], y[0])?)?;
+    dev.add_prg(&mut z, terms)?;
+    Ok(z)
+}
+
+/// [`Device::truncate_deal`] as shifts, draws and elementwise passes.
+pub fn truncate_deal<D: Device>(
+    dev: &D,
+    part: &D::Buffer,
+    bits: u32,
+    r: [PrgTerm<'_>; 2],
+    t: PrgTerm<'_>,
+    e: PrgTerm<'_>,
+) -> DeviceResult<(D::Buffer, D::Buffer)> {
+    check_trunc_bits(&dev.name(), bits)?;
+    let mut v = dev.unary(UnaryOp::Neg, part)?;
+    add_prg(dev, &mut v, &r)?;
+    let m = dev.unary(UnaryOp::ShrLogical(63), &v)?;
+    let low = dev.unary(UnaryOp::ShrLogical(bits + 1), &dev.unary(UnaryOp::Shl(1), &v)?)?;
+    let tv = dev.binary(BinaryOp::Sub, &dev.unary(UnaryOp::Shl(63 - bits), &m)?, &low)?;
+    let ev = dev.unary(UnaryOp::Neg, &dev.unary(UnaryOp::Shl(64 - bits), &m)?)?;
+    let ev = dev.binary_scalar(BinaryOp::Add, &ev, 1u64 << (63 - bits))?;
+    Ok((with_prg(dev, tv, t)?, with_prg(dev, ev, e)?))
+}
+
+/// [`Device::truncate_open`] as shifts, draws and elementwise passes.
+pub fn truncate_open<D: Device>(
+    dev: &D,
+    c: [&D::Buffer; 2],
+    bits: u32,
+    low: bool,
+    e: Addend<'_, D::Buffer>,
+    plus: &[Addend<'_, D::Buffer>],
+) -> DeviceResult<D::Buffer> {
+    check_trunc_bits(&dev.name(), bits)?;
+    let n = dev.len(c[0]);
+    let v = dev.binary(BinaryOp::Add, c[0], c[1])?;
+    let (e, negate) = addend(dev, e, n)?;
+    let e = if negate { dev.unary(UnaryOp::Neg, &e)? } else { e };
+    let mut out = dev.binary(BinaryOp::Mul, &dev.unary(UnaryOp::ShrLogical(63), &v)?, &e)?;
+    if low {
+        let l = dev.unary(UnaryOp::ShrLogical(bits + 1), &dev.unary(UnaryOp::Shl(1), &v)?)?;
+        dev.binary_assign(BinaryOp::Add, &mut out, &dev.binary_scalar(BinaryOp::Sub, &l, 1u64 << (62 - bits))?)?;
+    }
+    for &a in plus {
+        let (b, negate) = addend(dev, a, n)?;
+        dev.binary_assign(if negate { BinaryOp::Sub } else { BinaryOp::Add }, &mut out, &b)?;
+    }
+    Ok(out)
+}
+
+/// [`Device::add_prg`] as one [`Device::prg_fill`] and one add or subtract per term.
+pub fn add_prg<D: Device>(dev: &D, a: &mut D::Buffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
+    let n = dev.len(a);
+    for t in terms {
+        let r = dev.prg_fill(t.key, t.stream, 0, n)?;
+        dev.binary_assign(if t.negate { BinaryOp::Sub } else { BinaryOp::Add }, a, &r)?;
+    }
+    Ok(())
+}
+
+/// [`Device::and_part_packed`] as [`Device::and_part`] with zeros, [`Device::pack_bits`]
+/// and two [`Device::prg_fill`]s XOR-ed in.
+pub fn and_part_packed<D: Device>(
+    dev: &D,
+    x: [&D::Buffer; 2],
+    y: [&D::Buffer; 2],
+    y_shl: u32,
+    keys: [&PrgKey; 2],
+    stream: u64,
+    mask: u64,
+) -> DeviceResult<D::Buffer> {
+    let zero = dev.fill(dev.len(x[0]), 0)?;
+    let mut packed = dev.pack_bits(&dev.and_part(x, y, y_shl, [&zero, &zero], mask)?, mask)?;
+    let w = dev.len(&packed);
+    for key in keys {
+        dev.binary_assign(BinaryOp::Xor, &mut packed, &dev.prg_fill(key, stream, 0, w)?)?;
+    }
+    Ok(packed)
+}
