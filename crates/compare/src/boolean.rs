@@ -225,10 +225,16 @@ pub fn not_bit<D: Device>(p: &Party<D>, b: &BShare<D>) -> Result<BShare<D>> {
 
 /// [`not_bit`] of a sharing no longer needed: its components are reused, not copied (one
 /// pass, on the one component that absorbs the constant, instead of three).
-pub(crate) fn not_bit_owned<D: Device>(p: &Party<D>, mut b: BShare<D>) -> Result<BShare<D>> {
+pub(crate) fn not_bit_owned<D: Device>(p: &Party<D>, b: BShare<D>) -> Result<BShare<D>> {
+    not_bit_owned_at(p, b, 0)
+}
+
+/// [`not_bit_owned`] of the bit in lane `lane` (the other lanes are left as they are).
+pub(crate) fn not_bit_owned_at<D: Device>(p: &Party<D>, mut b: BShare<D>, lane: u32) -> Result<BShare<D>> {
+    let one = 1u64 << (lane % 64);
     match p.index() {
-        0 => b.own = b.own.scalar(BinaryOp::Xor, 1)?,
-        2 => b.next = b.next.scalar(BinaryOp::Xor, 1)?,
+        0 => b.own = b.own.scalar(BinaryOp::Xor, one)?,
+        2 => b.next = b.next.scalar(BinaryOp::Xor, one)?,
         _ => {}
     }
     Ok(b)

@@ -3,9 +3,9 @@
 use triad_ring::Device;
 use triad_sharing::{AShare, BShare, Party, Product, Result};
 
-use crate::boolean::not_bit_owned;
+use crate::boolean::{not_bit_owned, not_bit_owned_at};
 use crate::inject::inject_bit;
-use crate::sign::{msb, msb_within};
+use crate::sign::{msb, msb_within_top};
 
 /// `DReLU(x) = [x ≥ 0] = 1 ^ MSB(x)` as a lane-0 bit sharing. Exact for every ring value
 /// (the two's complement sign). 8 rounds, about 202.3 bits per element per party.
@@ -69,8 +69,9 @@ pub fn relu<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<Relu<D>> {
 /// `x`. 10 rounds; at 48 bits 18.75 + 16 + 8 = 42.75 bytes per element per party.
 pub fn relu_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<Relu<D>> {
     let _g = p.net.scope("relu");
-    let b = not_bit_owned(p, msb_within(p, x, bits)?)?;
-    let mask = inject_bit(p, &b, 0)?;
+    // The sign left in lane 63: DReLU = 1 ^ MSB there, injected from there.
+    let b = not_bit_owned_at(p, msb_within_top(p, x, bits)?, 63)?;
+    let mask = inject_bit(p, &b, 63)?;
     let out = p.product(Product::Elementwise, x, &mask)?;
     Ok(Relu { out, mask })
 }

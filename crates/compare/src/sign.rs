@@ -100,6 +100,12 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
 /// its round's mask ([`SignMasks`]). Still 8 rounds; at 48 bits 150 bits (18.75 bytes)
 /// per element per party.
 pub fn msb_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<BShare<D>> {
+    msb_within_top(p, x, bits)?.shr(63)
+}
+
+/// [`msb_within`] with the bit left in lane 63 and the other lanes unspecified (one pass
+/// fewer for a caller that reads only that lane, as ReLU's bit injection does).
+pub(crate) fn msb_within_top<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<BShare<D>> {
     let _g = p.net.scope("msb");
     if !(2..=64).contains(&bits) {
         return Err(Error::Usage(format!("msb_within: bits must be in 2..=64, not {bits}")));
@@ -181,13 +187,13 @@ pub fn msb_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<B
             pp = t2;
         }
     }
-    // MSB = p_63 ^ carry_63 (lane 63 is fixed by the reversal), moved to lane 0.
+    // MSB = p_63 ^ carry_63 (lane 63 is fixed by the reversal).
     let mut gg = BShare {
         own: gg.own.unpack_bits(x.shape().clone(), TOP16)?,
         next: gg.next.unpack_bits(x.shape().clone(), TOP16)?,
     };
     xor_into(&mut gg, &prop)?;
-    gg.shr(63)
+    Ok(gg)
 }
 
 /// Lanes 32..=63, the tops of tree level 1, which level 2 reads.
