@@ -36,6 +36,7 @@ pub fn checks<D: Device>() -> Vec<Check<D>> {
         ("sum_axis", sum_axis::<D>),
         ("sum_axis_large", sum_axis_large::<D>),
         ("gather_scatter", gather_scatter::<D>),
+        ("gather_large", gather_large::<D>),
         ("layout", layout::<D>),
         ("matmul", matmul::<D>),
         ("matmul_large", matmul_large::<D>),
@@ -91,7 +92,7 @@ macro_rules! device_suite {
             use super::*;
             $crate::device_suite!(@tests $mode, $make;
                 memory, unary, unary_all_shifts, binary, pack_bits, pack_bits_large, sum_axis,
-                sum_axis_large, gather_scatter, layout, matmul, matmul_large, conv2d, pooling, pooling_large, prg, prg_large,
+                sum_axis_large, gather_scatter, gather_large, layout, matmul, matmul_large, conv2d, pooling, pooling_large, prg, prg_large,
                 shape_errors, param_errors);
         }
     };
@@ -380,6 +381,34 @@ pub fn sum_axis_large<D: Device>(dev: &D) {
         match got {
             Ok(got) => assert!(got == want, "sum_axis_large: {outer}x{axis}x{inner} differs"),
             Err(e) => panic!("sum_axis_large: {outer}x{axis}x{inner}: {e}"),
+        }
+    }
+}
+
+/// Gathers over many short rows (several parallel blocks of a CPU device): a per-channel
+/// bias broadcast over 24x24 images, and a transpose.
+pub fn gather_large<D: Device>(dev: &D) {
+    let mut g = SplitMix(5);
+    let bias = g.words(20);
+    let views = [
+        (bias.clone(), StridedLayout { dims: vec![64, 20, 24, 24], strides: vec![0, 1, 0, 0], offset: 0 }),
+        (g.words(300 * 7), StridedLayout { dims: vec![7, 300], strides: vec![1, 7], offset: 0 }),
+    ];
+    for (src, view) in views {
+        let want: Vec<u64> = (0..view.numel())
+            .map(|mut i| {
+                let mut at = view.offset;
+                for d in (0..view.dims.len()).rev() {
+                    at += (i % view.dims[d]) * view.strides[d];
+                    i /= view.dims[d];
+                }
+                src[at]
+            })
+            .collect();
+        let got = dev.from_host(&src).and_then(|b| dev.gather_strided(&b, &view)).and_then(|b| dev.to_host(&b));
+        match got {
+            Ok(got) => assert!(got == want, "gather_large: {view:?} differs"),
+            Err(e) => panic!("gather_large: {view:?}: {e}"),
         }
     }
 }

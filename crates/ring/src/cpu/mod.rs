@@ -537,10 +537,21 @@ impl Device for CpuDevice {
             return Ok(Vec::new());
         }
         let (_rows, width, stride) = row_bases(view);
-        Ok(par_build(n, width, |r, row| {
-            let base = row_base(view, r);
-            for (j, o) in row.iter_mut().enumerate() {
-                o.write(a[base + j * stride]);
+        // Blocks of whole rows, about CHUNK words each: a task per row would be a task per
+        // 24 words for a bias broadcast over a 24x24 image.
+        let per = (CHUNK / width.max(1)).max(1);
+        Ok(par_build(n, width * per, |t, block| {
+            for (k, row) in block.chunks_mut(width).enumerate() {
+                let base = row_base(view, t * per + k);
+                if stride == 1 {
+                    for (o, &v) in row.iter_mut().zip(&a[base..base + width]) {
+                        o.write(v);
+                    }
+                } else {
+                    for (j, o) in row.iter_mut().enumerate() {
+                        o.write(a[base + j * stride]);
+                    }
+                }
             }
         }))
     }
