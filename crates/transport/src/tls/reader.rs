@@ -16,6 +16,10 @@ use std::time::Instant;
 /// Socket read buffer of the reader thread.
 pub(super) const READ_BUF: usize = 256 << 10;
 
+/// Words of a message's first buffer, at most (16 MiB): what a peer can make a party
+/// allocate before it has sent the bytes.
+const FIRST_WORDS: usize = 2 << 20;
+
 /// Reassembles frames from the plaintext stream into word-aligned buffers.
 pub(crate) struct Assembler {
     max_frame_bytes: u64,
@@ -76,11 +80,17 @@ impl Assembler {
                     return &mut b.depth[b.depth_got..b.depth_len];
                 }
                 if b.got == b.words.len() * 8 {
-                    // Grow with the data that actually arrives (a header may lie).
+                    // Grow with the data that actually arrives (a header may lie): at first
+                    // at most FIRST_WORDS, taken zeroed from the allocator (fresh pages, no
+                    // fill), which holds every message of a LeNet step in one allocation;
+                    // then doubling.
                     let total = b.len.div_ceil(8);
                     let cur = b.words.len();
-                    let new = total.min((cur * 2).max(cur + (64 << 10)));
-                    b.words.resize(new, 0);
+                    if cur == 0 {
+                        b.words = vec![0u64; total.min(FIRST_WORDS)];
+                    } else {
+                        b.words.resize(total.min((cur * 2).max(cur + (64 << 10))), 0);
+                    }
                 }
                 let end = b.len.min(b.words.len() * 8);
                 &mut words_as_bytes_mut(&mut b.words)[b.got..end]
