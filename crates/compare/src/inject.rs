@@ -51,7 +51,6 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     let third = |r: usize| bound(n, r)..bound(n, r + 1);
     // The shared bit over third r: of one component, or of both XOR-ed (`e`).
     let bits = |src, also, r| bit_range(src, also, bit, bound(n, r)..bound(n, r + 1));
-    let (prev, next) = (Peer::Prev, Peer::Next);
 
     // Third r where this party plays role j: r = (i - j) mod 3.
     let r_as = |j: usize| (i + 3 - j) % 3;
@@ -61,34 +60,34 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     // with R1) to R2, each offer masked by a stream of the key its receiver lacks.
     let r = r_as(0);
     let (k, e) = (third(r).len(), bits(&b.own, Some(&b.next), r));
-    let to_r1 = ring(dev.inject_offer(e, p.shared_key(prev), base[2 * r], base[2 * r + 1]), 2 * k)?;
-    let to_r2 = ring(dev.inject_offer(e, p.shared_key(next), base[2 * r], base[2 * r + 1]), 2 * k)?;
+    let to_r1 = ring(dev.inject_offer(e, p.shared_key(Peer::Prev), base[2 * r], base[2 * r + 1]), 2 * k)?;
+    let to_r2 = ring(dev.inject_offer(e, p.shared_key(Peer::Next), base[2 * r], base[2 * r + 1]), 2 * k)?;
     let (r0, r1) = (p.prg_prev(&sh(k), base[2 * r])?, p.prg_next(&sh(k), base[2 * r])?);
 
     // ---- role 1 (third i - 1): f = d_{R2} is my next component; send w'_f to R2 (next) -
     let r = r_as(1);
     let (k1, f1) = (third(r).len(), bits(&b.next, None, r));
     let r1_of_1 = p.prg_prev(&sh(k1), base[2 * r])?; // k_{R1} is my prev key
-    let wp1_f = ring(dev.inject_pick(f1, p.shared_key(prev), base[2 * r + 1]), k1)?;
+    let wp1_f = ring(dev.inject_pick(f1, p.shared_key(Peer::Prev), base[2 * r + 1]), k1)?;
 
     // ---- role 2 (third i + 1): f = d_{R2} is my own component; send w_f to R1 (prev) ----
     let r = r_as(2);
     let (k2, f2) = (third(r).len(), bits(&b.own, None, r));
     let r0_of_2 = p.prg_next(&sh(k2), base[2 * r])?; // k_{R0} is my next key
-    let w2_f = ring(dev.inject_pick(f2, p.shared_key(next), base[2 * r + 1]), k2)?;
+    let w2_f = ring(dev.inject_pick(f2, p.shared_key(Peer::Next), base[2 * r + 1]), k2)?;
 
     // ---- one round: to next = [role-0 offer to R1 | role-1 w'_f], to prev = [role-0 offer
     // to R2 | role-2 w_f] ------------------------------------------------------------------
     let whole = |t, at| placed(t, at, 0, t.numel());
     let place = |len: usize, pieces: &[Placed<'_, D::Buffer>]| ring(dev.place_swapped(len, pieces, &[]), len);
-    p.send_owned(next, place(2 * k + k1, &[whole(&to_r1, 0), whole(&wp1_f, 2 * k)])?)?;
-    p.send_owned(prev, place(2 * k + k2, &[whole(&to_r2, 0), whole(&w2_f, 2 * k)])?)?;
+    p.send_owned(Peer::Next, place(2 * k + k1, &[whole(&to_r1, 0), whole(&wp1_f, 2 * k)])?)?;
+    p.send_owned(Peer::Prev, place(2 * k + k2, &[whole(&to_r2, 0), whole(&w2_f, 2 * k)])?)?;
     // From prev (party i-1): its role-0 offer for third i-1 (where I am R1), then its
     // role-1 w'_f for third i+1 (where I am R2).
-    let from_prev = p.recv(prev, &sh(2 * k1 + k2))?;
+    let from_prev = p.recv(Peer::Prev, &sh(2 * k1 + k2))?;
     // From next (party i+1): its role-0 offer for third i+1 (where I am R2), then its
     // role-2 w_f for third i-1 (where I am R1).
-    let from_next = p.recv(next, &sh(2 * k2 + k1))?;
+    let from_next = p.recv(Peer::Next, &sh(2 * k2 + k1))?;
 
     // Role 1: C_2 = (d - r0) - r1 = m_f - w_f - r1, m_f chosen from prev's offers, w_f from next.
     let (fp, fnx) = (from_prev.buffer(), from_next.buffer());
