@@ -198,6 +198,7 @@ const FEW_ROWS: usize = 4;
 /// packed path, most of it packing the 400,000 weights; this reads them once.
 fn gemm_few_rows(m: usize, k: usize, n: usize, a: &[u64], a_trans: bool, b: &[u64], b_trans: bool, c: &mut [u64]) {
     const COLS: usize = 64;
+    let wide = Kernel::Avx512.is_available();
     for i in 0..m {
         // Row i of op(a): in place, or gathered from the column of a transposed `a`.
         let gathered: Vec<u64>;
@@ -211,8 +212,7 @@ fn gemm_few_rows(m: usize, k: usize, n: usize, a: &[u64], a_trans: bool, b: &[u6
             let j0 = blk * COLS;
             if b_trans {
                 for (jj, o) in out.iter_mut().enumerate() {
-                    let brow = &b[(j0 + jj) * k..(j0 + jj + 1) * k];
-                    *o = row.iter().zip(brow).fold(0u64, |acc, (&x, &y)| acc.wrapping_add(x.wrapping_mul(y)));
+                    *o = dot(row, &b[(j0 + jj) * k..(j0 + jj + 1) * k], wide);
                 }
             } else {
                 out.fill(0);
@@ -225,6 +225,17 @@ fn gemm_few_rows(m: usize, k: usize, n: usize, a: &[u64], a_trans: bool, b: &[u6
             }
         });
     }
+}
+
+/// `Σ_k a_k b_k mod 2^64`, with AVX-512 when `wide` (the CPU has it).
+fn dot(a: &[u64], b: &[u64], wide: bool) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: `wide` only when `Kernel::Avx512` is available: AVX-512F and DQ.
+        return unsafe { x86::dot_avx512(a, b) };
+    }
+    let _ = wide;
+    a.iter().zip(b).fold(0u64, |acc, (&x, &y)| acc.wrapping_add(x.wrapping_mul(y)))
 }
 
 /// Unpacked loop for tiny products.
@@ -539,6 +550,34 @@ mod x86 {
         }
     }
 
+    /// `Σ_k a_k b_k mod 2^64` over the common length, 32 products per step in four
+    /// accumulators (a batch-1 linear layer's dot products; `vpmullq`'s latency hidden).
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(super) fn dot_avx512(a: &[u64], b: &[u64]) -> u64 {
+        let n = a.len().min(b.len());
+        let mut acc = [_mm512_setzero_si512(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `i + 8j + 8 <= i + 32 <= n`: eight words inside both slices.
+                let (x, y) = unsafe {
+                    (
+                        _mm512_loadu_si512(a.as_ptr().add(i + 8 * j).cast()),
+                        _mm512_loadu_si512(b.as_ptr().add(i + 8 * j).cast()),
+                    )
+                };
+                *acc = _mm512_add_epi64(*acc, _mm512_mullo_epi64(x, y));
+            }
+            i += 32;
+        }
+        let sum = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
+        let mut lanes = [0u64; 8];
+        // SAFETY: `lanes` holds eight words; unaligned store.
+        unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), sum) };
+        let tail = a[i..n].iter().zip(&b[i..n]).fold(0u64, |s, (&x, &y)| s.wrapping_add(x.wrapping_mul(y)));
+        lanes.iter().fold(tail, |s, &v| s.wrapping_add(v))
+    }
+
     /// `x * y mod 2^64` per 64-bit lane from three 32x32->64 multiplies.
     #[inline]
     #[target_feature(enable = "avx2")]
@@ -683,6 +722,10 @@ mod tests {
         check(None, 4, 333, 65, &mut seed);
         check(None, 3, 3000, 7, &mut seed);
         check(None, 130, 300, 70, &mut seed);
+        // Dot products around the AVX-512 loop's 32-word steps, and its tail.
+        for k in [31, 32, 33, 64, 95] {
+            check(None, 2, k, 300, &mut seed);
+        }
     }
 
     #[test]
