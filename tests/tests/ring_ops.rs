@@ -171,9 +171,10 @@ mod fused {
             let (a, b) = (words(seed, from + count + 3), words(!seed, from + count + 3));
             let bits = BitRange { src: &a, also: both.then_some(&b), bit, from, count };
             let key = PrgKey::from_bytes(key);
-            let want = ok(fused::inject_offer(&dev, bits, &key, streams.0, streams.1))?;
-            prop_assert_eq!(&ok(dev.inject_offer(bits, &key, streams.0, streams.1))?, &want);
-            prop_assert_eq!(&ok(Profiled(dev).inject_offer(bits, &key, streams.0, streams.1))?, &want);
+            let r = words(seed ^ 7, count + 2);
+            let want = ok(fused::inject_offer(&dev, bits, &r, &key, streams.1))?;
+            prop_assert_eq!(&ok(dev.inject_offer(bits, &r, &key, streams.1))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).inject_offer(bits, &r, &key, streams.1))?, &want);
             let want = ok(fused::inject_pick(&dev, bits, &key, streams.0))?;
             prop_assert_eq!(&ok(dev.inject_pick(bits, &key, streams.0))?, &want);
             prop_assert_eq!(&ok(Profiled(dev).inject_pick(bits, &key, streams.0))?, &want);
@@ -188,13 +189,19 @@ mod fused {
             prop_assert!(dev.inject_pick(past, &key, 0).is_err());
             prop_assert!(fused::inject_pick(&dev, past, &key, 0).is_err());
             let wide = BitRange { bit: 64, ..bits };
-            prop_assert!(dev.inject_offer(wide, &key, 0, 1).is_err());
+            prop_assert!(dev.inject_offer(wide, &r, &key, 1).is_err());
+            if count > 0 {
+                let short = words(seed, count - 1);
+                prop_assert!(dev.inject_offer(bits, &short, &key, 1).is_err());
+                prop_assert!(fused::inject_offer(&dev, bits, &short, &key, 1).is_err());
+            }
             let late = m.len() - 2 * count + 1;
             prop_assert!(dev.inject_receive(bits, (&m, late), less).is_err());
             prop_assert!(fused::inject_receive(&dev, bits, (&m, late), less).is_err());
             let d = DryBuffer::new(from + count);
             let dry = BitRange { src: &d, also: None, bit, from, count };
-            prop_assert_eq!(ok(DryRunDevice::new().inject_offer(dry, &key, 0, 1))?.len(), 2 * count);
+            let dr = DryBuffer::new(count);
+            prop_assert_eq!(ok(DryRunDevice::new().inject_offer(dry, &dr, &key, 1))?.len(), 2 * count);
         }
 
         #[test]
@@ -217,8 +224,9 @@ mod fused {
             prop_assert_eq!(&ok(dev.truncate_deal(&a, bits, r, t, e))?, &want);
             prop_assert_eq!(&ok(Profiled(dev).truncate_deal(&a, bits, r, t, e))?, &want);
             // An opener's step with a drawn or a received `e`, and drawn and received addends.
-            for e in [Addend::Prg(t), Addend::Buf(&c)] {
-                let plus = [Addend::Buf(&b), Addend::Prg(r[1]), Addend::Prg(term(&k1, streams.2, true))];
+            for e in [Addend::Prg(t), Addend::Buf(&c), Addend::Less(&c)] {
+                let plus =
+                    [Addend::Buf(&b), Addend::Prg(r[1]), Addend::Prg(term(&k1, streams.2, true)), Addend::Less(&a)];
                 let want = ok(fused::truncate_open(&dev, [&a, &b], bits, low, e, &plus))?;
                 prop_assert_eq!(&ok(dev.truncate_open([&a, &b], bits, low, e, &plus))?, &want);
                 prop_assert_eq!(&ok(Profiled(dev).truncate_open([&a, &b], bits, low, e, &plus))?, &want);

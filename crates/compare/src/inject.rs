@@ -60,9 +60,10 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     // with R1) to R2, each offer masked by a stream of the key its receiver lacks.
     let r = r_as(0);
     let (k, e) = (third(r).len(), bits(&b.own, Some(&b.next), r));
-    let to_r1 = ring(dev.inject_offer(e, p.shared_key(Peer::Prev), base[2 * r], base[2 * r + 1]), 2 * k)?;
-    let to_r2 = ring(dev.inject_offer(e, p.shared_key(Peer::Next), base[2 * r], base[2 * r + 1]), 2 * k)?;
+    // r0 and r1 are this party's output components for the third: drawn once, read twice.
     let (r0, r1) = (p.prg_prev(&sh(k), base[2 * r])?, p.prg_next(&sh(k), base[2 * r])?);
+    let to_r1 = ring(dev.inject_offer(e, r0.buffer(), p.shared_key(Peer::Prev), base[2 * r + 1]), 2 * k)?;
+    let to_r2 = ring(dev.inject_offer(e, r1.buffer(), p.shared_key(Peer::Next), base[2 * r + 1]), 2 * k)?;
 
     // ---- role 1 (third i - 1): f = d_{R2} is my next component; send w'_f to R2 (next) -
     let r = r_as(1);

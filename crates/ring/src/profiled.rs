@@ -127,13 +127,13 @@ impl<D: Device> Device for Profiled<D> {
     fn inject_offer(
         &self,
         bits: BitRange<'_, Self::Buffer>,
+        r: &Self::Buffer,
         key: &PrgKey,
-        r_stream: u64,
         w_stream: u64,
     ) -> DeviceResult<Self::Buffer> {
-        // Mostly the three ChaCha draws.
+        // Mostly the two ChaCha draws.
         let _s = span(Work::Prg);
-        self.0.inject_offer(bits, key, r_stream, w_stream)
+        self.0.inject_offer(bits, r, key, w_stream)
     }
 
     fn inject_pick(&self, bits: BitRange<'_, Self::Buffer>, key: &PrgKey, stream: u64) -> DeviceResult<Self::Buffer> {

@@ -575,12 +575,13 @@ impl<D: Device> Party<D> {
                 let c0 = self.recv(Peer::Prev, shape)?;
                 let t1 = self.recv(Peer::Next, shape)?;
                 let e1 = self.recv(Peer::Next, shape)?;
-                // s_1 = u_1 - r01 - r12 with u_1 = T_1 + high·E_1.
-                let (r01, r12) = (self.prev_term(s, true), self.next_term(s, true));
-                let plus = [buf(t1.buffer()), prg(r01), prg(r12)];
+                // s_1 = u_1 - r01 - r12 with u_1 = T_1 + high·E_1; r12 is also the next
+                // component, so it is drawn once.
+                let r12 = self.prg_next(shape, s)?;
+                let plus = [buf(t1.buffer()), prg(self.prev_term(s, true)), Addend::Less(r12.buffer())];
                 let s1 = tensor(dev.truncate_open([c1.buffer(), c0.buffer()], bits, false, buf(e1.buffer()), &plus))?;
                 self.send(Peer::Prev, &s1)?;
-                AShare::new(s1, self.prg_next(shape, s)?)
+                AShare::new(s1, r12)
             }
             _ => {
                 let r = [self.next_term(s_r, false), self.prev_term(s_r, false)];

@@ -22,17 +22,17 @@ fn bit_at(b: &BitRange<'_, Vec<u64>>, t: usize) -> u64 {
 }
 
 /// See [`Device::inject_offer`](crate::Device::inject_offer); the range is checked.
-pub(super) fn offer(bits: &BitRange<'_, Vec<u64>>, key: &PrgKey, r_stream: u64, w_stream: u64) -> Vec<u64> {
+pub(super) fn offer(bits: &BitRange<'_, Vec<u64>>, r: &[u64], key: &PrgKey, w_stream: u64) -> Vec<u64> {
     let n = bits.count;
     let mut out: Vec<u64> = Vec::with_capacity(2 * n);
     let (lo, hi) = out.spare_capacity_mut()[..2 * n].split_at_mut(n);
     lo.par_chunks_mut(CHUNK).zip(hi.par_chunks_mut(CHUNK)).enumerate().for_each(|(i, (lo, hi))| {
-        let mut r = [[0u64; PIECE]; 3];
+        let mut w = [[0u64; PIECE]; 2];
         for (j, (lo, hi)) in lo.chunks_mut(PIECE).zip(hi.chunks_mut(PIECE)).enumerate() {
             let start = i * CHUNK + j * PIECE;
             let m = lo.len();
-            let [r, w_lo, w_hi] = &mut r;
-            prg::fill_words(key, r_stream, start as u64, &mut r[..m]);
+            let [w_lo, w_hi] = &mut w;
+            let r = &r[start..start + m];
             prg::fill_words(key, w_stream, start as u64, &mut w_lo[..m]);
             prg::fill_words(key, w_stream, (n + start) as u64, &mut w_hi[..m]);
             for (t, (l, h)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {

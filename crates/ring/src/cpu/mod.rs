@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use bits::{contiguous, has_bmi2, pack_group, unpack_group};
 
 use crate::device::{
-    check_range, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceError, DeviceResult, Placed, PrgTerm,
+    check_range, check_same_len, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm,
     UnaryOp,
 };
 use crate::prg::{self, PrgKey};
@@ -378,12 +378,13 @@ impl Device for CpuDevice {
     fn inject_offer(
         &self,
         bits: BitRange<'_, Vec<u64>>,
+        r: &Vec<u64>,
         key: &PrgKey,
-        r_stream: u64,
         w_stream: u64,
     ) -> DeviceResult<Vec<u64>> {
         bits.check("cpu", bits.src.len(), bits.also.map(Vec::len))?;
-        Ok(inject::offer(&bits, key, r_stream, w_stream))
+        check_range("cpu", "inject_offer", 0, bits.count, r.len())?;
+        Ok(inject::offer(&bits, r, key, w_stream))
     }
 
     fn inject_pick(&self, bits: BitRange<'_, Vec<u64>>, key: &PrgKey, stream: u64) -> DeviceResult<Vec<u64>> {
@@ -408,12 +409,7 @@ impl Device for CpuDevice {
 
     fn mul_part(&self, x: [&Vec<u64>; 2], y: [&Vec<u64>; 2], terms: &[PrgTerm<'_>]) -> DeviceResult<Vec<u64>> {
         let n = x[0].len();
-        if let Some(len) = [x[1], y[0], y[1]].into_iter().map(|b| b.len()).find(|&len| len != n) {
-            return Err(DeviceError::Driver {
-                device: "cpu".into(),
-                detail: format!("mul_part: operands of {n} and {len} words"),
-            });
-        }
+        check_same_len("cpu", "mul_part", &[x[0], x[1], y[0], y[1]].map(Vec::len))?;
         Ok(par_build(n, CHUNK, |i, o| {
             let mut acc = [0u64; PIECE];
             let mut buf = [0u64; PIECE];
@@ -460,7 +456,7 @@ impl Device for CpuDevice {
         check_trunc_bits("cpu", bits)?;
         let n = c[0].len();
         let bufs = [e].into_iter().chain(plus.iter().copied()).filter_map(|a| match a {
-            Addend::Buf(b) => Some(b.len()),
+            Addend::Buf(b) | Addend::Less(b) => Some(b.len()),
             Addend::Prg(_) => None,
         });
         for len in std::iter::once(c[1].len()).chain(bufs) {

@@ -84,6 +84,10 @@ pub(super) fn open(
                     eb
                 }
                 Addend::Buf(b) => &b[start..start + m],
+                Addend::Less(b) => {
+                    eb.iter_mut().zip(&b[start..start + m]).for_each(|(e, &v)| *e = v.wrapping_neg());
+                    eb
+                }
             };
             let cs = c[0][start..start + m].iter().zip(&c[1][start..start + m]);
             for ((a, (&c0, &c1)), &ev) in acc.iter_mut().zip(cs).zip(ev) {
@@ -96,6 +100,9 @@ pub(super) fn open(
                     Addend::Prg(term) => add_draw(acc, term, start, &mut buf),
                     Addend::Buf(b) => {
                         acc.iter_mut().zip(&b[start..start + m]).for_each(|(a, &b)| *a = a.wrapping_add(b));
+                    }
+                    Addend::Less(b) => {
+                        acc.iter_mut().zip(&b[start..start + m]).for_each(|(a, &b)| *a = a.wrapping_sub(b));
                     }
                 }
             }

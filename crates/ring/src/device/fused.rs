@@ -3,7 +3,7 @@
 //! tests compare the CPU device's overrides with these).
 
 use super::{
-    check_range, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceError, DeviceResult, Placed, PrgTerm,
+    check_range, check_same_len, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm,
     StridedLayout, UnaryOp,
 };
 use crate::prg::PrgKey;
@@ -99,13 +99,13 @@ fn pick<D: Device>(dev: &D, f: &D::Buffer, a: &D::Buffer, b: &D::Buffer) -> Devi
 pub fn inject_offer<D: Device>(
     dev: &D,
     bits: BitRange<'_, D::Buffer>,
+    r: &D::Buffer,
     key: &PrgKey,
-    r_stream: u64,
     w_stream: u64,
 ) -> DeviceResult<D::Buffer> {
     let n = bits.count;
     let e = bit_words(dev, &bits)?;
-    let r = dev.prg_fill(key, r_stream, 0, n)?;
+    let r = words(dev, r, 0, n)?;
     let lo = dev.binary(BinaryOp::Sub, &e, &r)?;
     let hi = dev.binary(BinaryOp::Sub, &dev.binary_scalar(BinaryOp::Add, &dev.unary(UnaryOp::Neg, &e)?, 1)?, &r)?;
     let lo = dev.binary(BinaryOp::Add, &lo, &dev.prg_fill(key, w_stream, 0, n)?)?;
@@ -147,9 +147,9 @@ pub fn inject_receive<D: Device>(
 fn addend<D: Device>(dev: &D, a: Addend<'_, D::Buffer>, n: usize) -> DeviceResult<(D::Buffer, bool)> {
     match a {
         Addend::Prg(t) => Ok((dev.prg_fill(t.key, t.stream, 0, n)?, t.negate)),
-        Addend::Buf(b) => {
+        Addend::Buf(b) | Addend::Less(b) => {
             check_range(&dev.name(), "truncate_open", 0, n, dev.len(b))?;
-            Ok((dev.copy(b)?, false))
+            Ok((words(dev, b, 0, n)?, matches!(a, Addend::Less(_))))
         }
     }
 }
@@ -167,13 +167,7 @@ pub fn mul_part<D: Device>(
     y: [&D::Buffer; 2],
     terms: &[PrgTerm<'_>],
 ) -> DeviceResult<D::Buffer> {
-    let n = dev.len(x[0]);
-    if let Some(len) = [x[1], y[0], y[1]].into_iter().map(|b| dev.len(b)).find(|&len| len != n) {
-        return Err(DeviceError::Driver {
-            device: dev.name(),
-            detail: format!("mul_part: operands of {n} and {len} words"),
-        });
-    }
+    check_same_len(&dev.name(), "mul_part", &[x[0], x[1], y[0], y[1]].map(|b| dev.len(b)))?;
     let mut z = dev.binary(BinaryOp::Mul, x[0], &dev.binary(BinaryOp::Add, y[0], y[1])?)?;
     dev.binary_assign(BinaryOp::Add, &mut z, &dev.binary(BinaryOp::Mul, x[1], y[0])?)?;
     dev.add_prg(&mut z, terms)?;

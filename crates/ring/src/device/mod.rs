@@ -237,17 +237,18 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// Bit injection's sender (role `R0`): its two offers, masked, for the bits `e` of
-    /// `bits`. With `r = F(key, r_stream)` and `w = F(key, w_stream)`, word `t` of the result
-    /// is `e[t] - r[t] + w[t]` and word `count + t` is `1 - e[t] - r[t] + w[count + t]`
+    /// `bits`. With `r` the first `count` words of `r` (the sender's output mask, which it
+    /// keeps as a component) and `w = F(key, w_stream)`, word `t` of the result is
+    /// `e[t] - r[t] + w[t]` and word `count + t` is `1 - e[t] - r[t] + w[count + t]`
     /// (`2 * count` words). Fused: the bits, the draws and both offers in one pass.
     fn inject_offer(
         &self,
         bits: BitRange<'_, Self::Buffer>,
+        r: &Self::Buffer,
         key: &PrgKey,
-        r_stream: u64,
         w_stream: u64,
     ) -> DeviceResult<Self::Buffer> {
-        fused::inject_offer(self, bits, key, r_stream, w_stream)
+        fused::inject_offer(self, bits, r, key, w_stream)
     }
 
     /// Bit injection's helper: the mask its receiver needs for the choice `f` of `bits`,
@@ -386,13 +387,15 @@ pub struct PrgTerm<'a> {
 }
 
 /// A term of [`Device::truncate_open`]: a PRG stream (added or subtracted as it says) or
-/// a buffer (added), word by word.
+/// a buffer (added or subtracted), word by word.
 #[derive(Debug)]
 pub enum Addend<'a, B> {
     /// `±F(key, stream)`.
     Prg(PrgTerm<'a>),
-    /// A buffer of the output's length.
+    /// A buffer of at least the output's length, added.
     Buf(&'a B),
+    /// A buffer of at least the output's length, subtracted.
+    Less(&'a B),
 }
 
 // Copy for every `B`, as for `BitRange`.
@@ -403,15 +406,25 @@ impl<B> Clone for Addend<'_, B> {
 }
 impl<B> Copy for Addend<'_, B> {}
 
+/// The error of a call whose arguments do not fit (a caller's bug, never a peer's).
+fn unfit(device: &str, detail: String) -> DeviceError {
+    DeviceError::Driver { device: device.to_string(), detail }
+}
+
 /// `Ok` when `bits` is in `1..=62`, the truncation's range.
 pub fn check_trunc_bits(device: &str, bits: u32) -> DeviceResult<()> {
     if (1..=62).contains(&bits) {
         Ok(())
     } else {
-        Err(DeviceError::Driver {
-            device: device.to_string(),
-            detail: format!("wrap-free truncation: bits {bits} outside 1..=62"),
-        })
+        Err(unfit(device, format!("wrap-free truncation: bits {bits} outside 1..=62")))
+    }
+}
+
+/// `Ok` when every operand of `what` has the first one's length.
+pub fn check_same_len(device: &str, what: &str, lens: &[usize]) -> DeviceResult<()> {
+    match lens.iter().find(|&&len| len != lens[0]) {
+        None => Ok(()),
+        Some(len) => Err(unfit(device, format!("{what}: operands of {} and {len} words", lens[0]))),
     }
 }
 
@@ -445,10 +458,7 @@ impl<B> BitRange<'_, B> {
     /// `also` (`also_len`).
     pub fn check(&self, device: &str, src_len: usize, also_len: Option<usize>) -> DeviceResult<()> {
         if self.bit >= 64 {
-            return Err(DeviceError::Driver {
-                device: device.to_string(),
-                detail: format!("bit injection: bit {} is not below 64", self.bit),
-            });
+            return Err(unfit(device, format!("bit injection: bit {} is not below 64", self.bit)));
         }
         for len in std::iter::once(src_len).chain(also_len) {
             check_range(device, "bit injection", self.from, self.count, len)?;
@@ -462,10 +472,7 @@ pub fn check_range(device: &str, what: &str, at: usize, count: usize, len: usize
     if at.checked_add(count).is_some_and(|end| end <= len) {
         Ok(())
     } else {
-        Err(DeviceError::Driver {
-            device: device.to_string(),
-            detail: format!("{what}: {count} words from {at} do not fit a buffer of {len}"),
-        })
+        Err(unfit(device, format!("{what}: {count} words from {at} do not fit a buffer of {len}")))
     }
 }
 
@@ -490,13 +497,11 @@ impl<B> Placed<'_, B> {
         if fits(self.at, len) && fits(self.from, src_len) {
             Ok(())
         } else {
-            Err(DeviceError::Driver {
-                device: device.to_string(),
-                detail: format!(
-                    "place_swapped: {} words from {} of {src_len} to {} of {len} do not fit",
-                    self.count, self.from, self.at
-                ),
-            })
+            let (count, from, at) = (self.count, self.from, self.at);
+            Err(unfit(
+                device,
+                format!("place_swapped: {count} words from {from} of {src_len} to {at} of {len} do not fit"),
+            ))
         }
     }
 }
