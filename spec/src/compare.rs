@@ -414,11 +414,12 @@ fn sub_v(a: &[u64], b: &[u64]) -> Vec<u64> {
 }
 
 /// Bit injection of lane `bit` of a binary sharing, with the roles of third `r` of the
-/// elements played by parties `(r, r+1, r+2)`: `R0` offers `(e - r0 + w_0, 1 - e - r0 + w_1)`
-/// to `R1` and `(e - r1 + w'_0, 1 - e - r1 + w'_1)` to `R2`; `R2` sends `w_f` to `R1`, `R1`
-/// sends `w'_f` to `R2`; each unmasks entry `f`. Streams: per third, one for `r0, r1`
-/// (`F(k_{R0}), F(k_{R1})`) and one for the masks (`2·len` words). Ideal: the arithmetic
-/// sharing of the bit.
+/// elements played by parties `(r, r+1, r+2)`: `R0` offers `e - s0` to `R1` and `e - s1` to
+/// `R2`; `R2` sends `R1` the correction `(1 - 2f)·s0 - r0` and `R1` sends `R2`
+/// `(1 - 2f)·s1 - r1`; each receiver adds `(1 - 2f)·u + f` to its correction, so that
+/// `R1` holds `d - r0` and `R2` holds `d - r1` (`d = e ^ f = (1 - 2f)·e + f`). Streams: per
+/// third, one for `r0, r1` (`F(k_{R0}), F(k_{R1})`) and one for `s0, s1`. Ideal: the
+/// arithmetic sharing of the bit.
 pub fn sim_inject(sim: &mut Sim, b: &Shared, lane: u32) -> Shared {
     let n = b.comps[0].len();
     let d: Vec<Vec<u64>> = (0..3).map(|j| b.comps[j].iter().map(|&v| (v >> lane) % 2).collect()).collect();
@@ -428,23 +429,22 @@ pub fn sim_inject(sim: &mut Sim, b: &Shared, lane: u32) -> Shared {
         let k = hi - lo;
         let (r0_, r1_, r2_) = (r, (r + 1) % 3, (r + 2) % 3);
         let masks = sim.random(k);
-        let ws = sim.random(2 * k);
+        let offer_masks = sim.random(k);
         let r0 = &masks.comps[r0_];
         let r1 = &masks.comps[r1_];
-        let (w, wp) = (&ws.comps[r0_], &ws.comps[r1_]);
+        let (s0, s1) = (&offer_masks.comps[r0_], &offer_masks.comps[r1_]);
         let e: Vec<u64> = (lo..hi).map(|t| d[r0_][t] ^ d[r1_][t]).collect();
-        let f: Vec<usize> = (lo..hi).map(|t| d[r2_][t] as usize).collect();
-        let one_minus_e: Vec<u64> = e.iter().map(|&v| 1 - v).collect();
-        // R0's offers (entry 0, entry 1), masked.
-        let to_r1 = [add_v(&sub_v(&e, r0), &w[..k]), add_v(&sub_v(&one_minus_e, r0), &w[k..])];
-        let to_r2 = [add_v(&sub_v(&e, r1), &wp[..k]), add_v(&sub_v(&one_minus_e, r1), &wp[k..])];
-        // The choice holders' masks w_f and w'_f.
-        let w_f: Vec<u64> = (0..k).map(|t| w[f[t] * k + t]).collect();
-        let wp_f: Vec<u64> = (0..k).map(|t| wp[f[t] * k + t]).collect();
-        let d_minus_r0 = sub_v(&(0..k).map(|t| to_r1[f[t]][t]).collect::<Vec<_>>(), &w_f);
-        let d_minus_r1 = sub_v(&(0..k).map(|t| to_r2[f[t]][t]).collect::<Vec<_>>(), &wp_f);
-        let c2_at_r1 = sub_v(&d_minus_r0, r1);
-        let c2_at_r2 = sub_v(&d_minus_r1, r0);
+        let f: Vec<u64> = (lo..hi).map(|t| d[r2_][t]).collect();
+        // (1 - 2f)·v, elementwise.
+        let times_sign = |v: &[u64]| -> Vec<u64> {
+            (0..k).map(|t| reduce(&((BigInt::from(1) - 2 * lift(f[t])) * lift(v[t])))).collect()
+        };
+        // R0's offers, and the helpers' corrections (1 - 2f)·s - r.
+        let (to_r1, to_r2) = (sub_v(&e, s0), sub_v(&e, s1));
+        let (fix_for_r1, fix_for_r2) = (sub_v(&times_sign(s0), r0), sub_v(&times_sign(s1), r1));
+        // Each receiver: (1 - 2f)·u + f + correction, less its other output component.
+        let c2_at_r1 = sub_v(&add_v(&add_v(&times_sign(&to_r1), &f), &fix_for_r1), r1);
+        let c2_at_r2 = sub_v(&add_v(&add_v(&times_sign(&to_r2), &f), &fix_for_r2), r0);
         assert_eq!(c2_at_r1, c2_at_r2, "R1 and R2 disagree on C_2");
         comps[r0_].extend_from_slice(r0);
         comps[r1_].extend_from_slice(r1);

@@ -172,36 +172,41 @@ mod fused {
             let bits = BitRange { src: &a, also: both.then_some(&b), bit, from, count };
             let key = PrgKey::from_bytes(key);
             let r = words(seed ^ 7, count + 2);
-            let want = ok(fused::inject_offer(&dev, bits, &r, &key, streams.1))?;
-            prop_assert_eq!(&ok(dev.inject_offer(bits, &r, &key, streams.1))?, &want);
-            prop_assert_eq!(&ok(Profiled(dev).inject_offer(bits, &r, &key, streams.1))?, &want);
-            let want = ok(fused::inject_pick(&dev, bits, &key, streams.0))?;
-            prop_assert_eq!(&ok(dev.inject_pick(bits, &key, streams.0))?, &want);
-            prop_assert_eq!(&ok(Profiled(dev).inject_pick(bits, &key, streams.0))?, &want);
-            let (m, u, v) = (words(seed ^ 2, 2 * count + 5), words(seed ^ 3, count + 1), words(seed ^ 4, count));
-            let (m_at, less) = ((m.len() - 2 * count) / 2, [(&u, 1), (&v, 0)]);
-            let want = ok(fused::inject_receive(&dev, bits, (&m, m_at), less))?;
-            prop_assert_eq!(&ok(dev.inject_receive(bits, (&m, m_at), less))?, &want);
-            prop_assert_eq!(&ok(Profiled(dev).inject_receive(bits, (&m, m_at), less))?, &want);
-            // A range past its source, a bit past 63 or offers past the message: an error on
-            // either path.
+            let want = ok(fused::inject_offer(&dev, bits, &key, streams.1))?;
+            prop_assert_eq!(&ok(dev.inject_offer(bits, &key, streams.1))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).inject_offer(bits, &key, streams.1))?, &want);
+            let want = ok(fused::inject_pick(&dev, bits, &key, streams.0, &r))?;
+            prop_assert_eq!(&ok(dev.inject_pick(bits, &key, streams.0, &r))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).inject_pick(bits, &key, streams.0, &r))?, &want);
+            let (m, v) = (words(seed ^ 2, 2 * count + 5), words(seed ^ 4, count));
+            let (u, c) = ((&m, 3), (&m, m.len() - count));
+            let want = ok(fused::inject_receive(&dev, bits, u, c, &v))?;
+            prop_assert_eq!(&ok(dev.inject_receive(bits, u, c, &v))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).inject_receive(bits, u, c, &v))?, &want);
+            // A range past its source, a bit past 63, a short output component or a
+            // correction past the message: an error on either path.
             let past = BitRange { from: from + 4, ..bits };
-            prop_assert!(dev.inject_pick(past, &key, 0).is_err());
-            prop_assert!(fused::inject_pick(&dev, past, &key, 0).is_err());
+            prop_assert!(dev.inject_pick(past, &key, 0, &r).is_err());
+            prop_assert!(fused::inject_pick(&dev, past, &key, 0, &r).is_err());
             let wide = BitRange { bit: 64, ..bits };
-            prop_assert!(dev.inject_offer(wide, &r, &key, 1).is_err());
+            prop_assert!(dev.inject_offer(wide, &key, 1).is_err());
+            prop_assert!(fused::inject_offer(&dev, wide, &key, 1).is_err());
             if count > 0 {
                 let short = words(seed, count - 1);
-                prop_assert!(dev.inject_offer(bits, &short, &key, 1).is_err());
-                prop_assert!(fused::inject_offer(&dev, bits, &short, &key, 1).is_err());
+                prop_assert!(dev.inject_pick(bits, &key, 1, &short).is_err());
+                prop_assert!(fused::inject_pick(&dev, bits, &key, 1, &short).is_err());
+                prop_assert!(dev.inject_receive(bits, u, c, &short).is_err());
+                prop_assert!(fused::inject_receive(&dev, bits, u, c, &short).is_err());
             }
-            let late = m.len() - 2 * count + 1;
-            prop_assert!(dev.inject_receive(bits, (&m, late), less).is_err());
-            prop_assert!(fused::inject_receive(&dev, bits, (&m, late), less).is_err());
+            let late = (&m, m.len() - count + 1);
+            prop_assert!(dev.inject_receive(bits, u, late, &v).is_err());
+            prop_assert!(fused::inject_receive(&dev, bits, u, late, &v).is_err());
             let d = DryBuffer::new(from + count);
             let dry = BitRange { src: &d, also: None, bit, from, count };
             let dr = DryBuffer::new(count);
-            prop_assert_eq!(ok(DryRunDevice::new().inject_offer(dry, &dr, &key, 1))?.len(), 2 * count);
+            prop_assert_eq!(ok(DryRunDevice::new().inject_offer(dry, &key, 1))?.len(), count);
+            prop_assert_eq!(ok(DryRunDevice::new().inject_pick(dry, &key, 1, &dr))?.len(), count);
+            prop_assert_eq!(ok(DryRunDevice::new().inject_receive(dry, (&dr, 0), (&dr, 0), &dr))?.len(), count);
         }
 
         #[test]

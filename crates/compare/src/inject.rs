@@ -9,10 +9,11 @@
 //! - `C_1 = r1 = F(k_{R1})`, known to `R0` and `R1`,
 //! - `C_2 = d - r0 - r1`, which `R1` and `R2` must learn.
 //!
-//! `R1` gets `d - r0`: `R0` sends it `(e - r0 + w_0, (1 - e) - r0 + w_1)` with masks
-//! `w = F'(k_{R0})` (known to `R0`, `R2`), `R2` sends it `w_f`, and `R1` (who knows `f`)
-//! unmasks entry `f`. Symmetrically `R2` gets `d - r1` from `R0`'s pair masked with
-//! `w' = F'(k_{R1})` and `R1`'s `w'_f`. Every message is masked by a key its receiver lacks.
+//! `R1` gets `d - r0`: `R0` sends it the offer `u = e - s0` with `s0 = F'(k_{R0})` (known
+//! to `R0`, `R2`), `R2` (who knows `f`) sends it the correction `(1 - 2f)·s0 - r0`, and `R1`
+//! (who knows `f` too) adds `(1 - 2f)·u + f` to it: `(1 - 2f)·e + f - r0 = d - r0`.
+//! Symmetrically `R2` gets `d - r1` from `R0`'s `e - s1` (`s1 = F'(k_{R1})`) and `R1`'s
+//! `(1 - 2f)·s1 - r1`. Every message is masked by a key its receiver lacks.
 //!
 //! Third `r` of the elements runs with roles `Rj = party (j + r) % 3`; there role `j` holds
 //! global components `(c_{r+j}, c_{r+j+1}) = (C_j, C_{j+1})`.
@@ -32,8 +33,8 @@ fn flat<D: Device>(t: &Tensor<D>) -> Result<Tensor<D>> {
 }
 
 /// The arithmetic sharing of the bit in lane `bit` of a binary sharing (the other lanes
-/// are ignored). One round; each party sends 2 ring elements per element on average
-/// (16 bytes): role `R0` sends 4, `R1` and `R2` one each, rotated over thirds.
+/// are ignored). One round; each party sends 4/3 ring elements per element on average
+/// (10.67 bytes): role `R0` sends 2, `R1` and `R2` one each, rotated over thirds.
 pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AShare<D>> {
     let _g = p.net.scope("inject");
     if bit >= 64 {
@@ -46,7 +47,8 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     let ring = |r: std::result::Result<D::Buffer, triad_ring::DeviceError>, len: usize| -> Result<Tensor<D>> {
         Ok(Tensor::from_buffer(dev, sh(len), r.map_err(RingError::from)?)?)
     };
-    // Two streams per third: stream 2r for the output masks r0, r1; 2r+1 for the OT masks.
+    // Two streams per third: stream 2r for the output masks r0, r1; 2r+1 for the offers'
+    // masks s0, s1.
     let base: Vec<u64> = (0..6).map(|_| p.next_stream()).collect();
     let third = |r: usize| bound(n, r)..bound(n, r + 1);
     // The shared bit over third r: of one component, or of both XOR-ed (`e`).
@@ -55,46 +57,46 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     // Third r where this party plays role j: r = (i - j) mod 3.
     let r_as = |j: usize| (i + 3 - j) % 3;
 
-    // ---- role 0 (third i): offer both entries to R1 (next) and R2 (prev): e - r + w and
-    // 1 - e - r + w', with r = r0 (k_{R0}, shared with R2) to R1 and r = r1 (k_{R1}, shared
-    // with R1) to R2, each offer masked by a stream of the key its receiver lacks.
+    // ---- role 0 (third i): offer e - s0 to R1 (next) and e - s1 to R2 (prev), s0 from
+    // k_{R0} (my prev key, which R1 lacks) and s1 from k_{R1} (my next key, which R2 lacks).
     let r = r_as(0);
     let (k, e) = (third(r).len(), bits(&b.own, Some(&b.next), r));
-    // r0 and r1 are this party's output components for the third: drawn once, read twice.
     let (r0, r1) = (p.prg_prev(&sh(k), base[2 * r])?, p.prg_next(&sh(k), base[2 * r])?);
-    let to_r1 = ring(dev.inject_offer(e, r0.buffer(), p.shared_key(Peer::Prev), base[2 * r + 1]), 2 * k)?;
-    let to_r2 = ring(dev.inject_offer(e, r1.buffer(), p.shared_key(Peer::Next), base[2 * r + 1]), 2 * k)?;
+    let to_r1 = ring(dev.inject_offer(e, p.shared_key(Peer::Prev), base[2 * r + 1]), k)?;
+    let to_r2 = ring(dev.inject_offer(e, p.shared_key(Peer::Next), base[2 * r + 1]), k)?;
 
-    // ---- role 1 (third i - 1): f = d_{R2} is my next component; send w'_f to R2 (next) -
+    // ---- role 1 (third i - 1): f = d_{R2} is my next component; r1 and s1 come from
+    // k_{R1}, my prev key. Send (1 - 2f)·s1 - r1 to R2 (next). --------------------------------
     let r = r_as(1);
     let (k1, f1) = (third(r).len(), bits(&b.next, None, r));
-    let r1_of_1 = p.prg_prev(&sh(k1), base[2 * r])?; // k_{R1} is my prev key
-    let wp1_f = ring(dev.inject_pick(f1, p.shared_key(Peer::Prev), base[2 * r + 1]), k1)?;
+    let r1_of_1 = p.prg_prev(&sh(k1), base[2 * r])?;
+    let fix_for_r2 = ring(dev.inject_pick(f1, p.shared_key(Peer::Prev), base[2 * r + 1], r1_of_1.buffer()), k1)?;
 
-    // ---- role 2 (third i + 1): f = d_{R2} is my own component; send w_f to R1 (prev) ----
+    // ---- role 2 (third i + 1): f = d_{R2} is my own component; r0 and s0 come from
+    // k_{R0}, my next key. Send (1 - 2f)·s0 - r0 to R1 (prev). --------------------------------
     let r = r_as(2);
     let (k2, f2) = (third(r).len(), bits(&b.own, None, r));
-    let r0_of_2 = p.prg_next(&sh(k2), base[2 * r])?; // k_{R0} is my next key
-    let w2_f = ring(dev.inject_pick(f2, p.shared_key(Peer::Next), base[2 * r + 1]), k2)?;
+    let r0_of_2 = p.prg_next(&sh(k2), base[2 * r])?;
+    let fix_for_r1 = ring(dev.inject_pick(f2, p.shared_key(Peer::Next), base[2 * r + 1], r0_of_2.buffer()), k2)?;
 
-    // ---- one round: to next = [role-0 offer to R1 | role-1 w'_f], to prev = [role-0 offer
-    // to R2 | role-2 w_f] ------------------------------------------------------------------
+    // ---- one round: to next = [role-0 offer to R1 | role-1 correction], to prev = [role-0
+    // offer to R2 | role-2 correction] --------------------------------------------------------
     let whole = |t, at| placed(t, at, 0, t.numel());
     let place = |len: usize, pieces: &[Placed<'_, D::Buffer>]| ring(dev.place_swapped(len, pieces, &[]), len);
-    p.send_owned(Peer::Next, place(2 * k + k1, &[whole(&to_r1, 0), whole(&wp1_f, 2 * k)])?)?;
-    p.send_owned(Peer::Prev, place(2 * k + k2, &[whole(&to_r2, 0), whole(&w2_f, 2 * k)])?)?;
+    p.send_owned(Peer::Next, place(k + k1, &[whole(&to_r1, 0), whole(&fix_for_r2, k)])?)?;
+    p.send_owned(Peer::Prev, place(k + k2, &[whole(&to_r2, 0), whole(&fix_for_r1, k)])?)?;
     // From prev (party i-1): its role-0 offer for third i-1 (where I am R1), then its
-    // role-1 w'_f for third i+1 (where I am R2).
-    let from_prev = p.recv(Peer::Prev, &sh(2 * k1 + k2))?;
+    // role-1 correction for third i+1 (where I am R2).
+    let from_prev = p.recv(Peer::Prev, &sh(k1 + k2))?;
     // From next (party i+1): its role-0 offer for third i+1 (where I am R2), then its
-    // role-2 w_f for third i-1 (where I am R1).
-    let from_next = p.recv(Peer::Next, &sh(2 * k2 + k1))?;
+    // role-2 correction for third i-1 (where I am R1).
+    let from_next = p.recv(Peer::Next, &sh(k2 + k1))?;
 
-    // Role 1: C_2 = (d - r0) - r1 = m_f - w_f - r1, m_f chosen from prev's offers, w_f from next.
+    // Role 1: C_2 = (d - r0) - r1, the offer from prev and the correction from next.
     let (fp, fnx) = (from_prev.buffer(), from_next.buffer());
-    let c2_of_1 = ring(dev.inject_receive(f1, (fp, 0), [(fnx, 2 * k2), (r1_of_1.buffer(), 0)]), k1)?;
-    // Role 2: C_2 = (d - r1) - r0 = m'_f - w'_f - r0, m'_f chosen from next's offers.
-    let c2_of_2 = ring(dev.inject_receive(f2, (fnx, 0), [(fp, 2 * k1), (r0_of_2.buffer(), 0)]), k2)?;
+    let c2_of_1 = ring(dev.inject_receive(f1, (fp, 0), (fnx, k2), r1_of_1.buffer()), k1)?;
+    // Role 2: C_2 = (d - r1) - r0, the offer from next and the correction from prev.
+    let c2_of_2 = ring(dev.inject_receive(f2, (fnx, 0), (fp, k1), r0_of_2.buffer()), k2)?;
 
     // Reassemble in element order: third r holds the output of role (i - r) mod 3, whose
     // components are (r0, r1) for role 0, (r1, C_2) for role 1 and (C_2, r0) for role 2.
@@ -124,8 +126,8 @@ pub(crate) fn placed<D: Device>(t: &Tensor<D>, at: usize, from: usize, count: us
 }
 
 /// Binary to arithmetic for whole words: `Σ_k 2^k · inject(bit k)`, all 64 bits injected
-/// in the same single round (64 times the cost of one bit: 128 elements per element per
-/// party). For single bits use [`inject_bit`].
+/// in the same single round (64 times the cost of one bit: 85.33 elements per element
+/// per party). For single bits use [`inject_bit`].
 pub fn b2a<D: Device>(p: &Party<D>, x: &BShare<D>) -> Result<AShare<D>> {
     let _g = p.net.scope("b2a");
     let shape = x.shape().clone();

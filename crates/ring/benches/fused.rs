@@ -100,14 +100,20 @@ fn main() {
     row(
         &filter,
         "inject_offer (a third)",
-        || drop(black_box(dev.inject_offer(bits, &v[2], &k0, 9).unwrap())),
-        || drop(black_box(fused::inject_offer(&dev, bits, &v[2], &k0, 9).unwrap())),
+        || drop(black_box(dev.inject_offer(bits, &k0, 9).unwrap())),
+        || drop(black_box(fused::inject_offer(&dev, bits, &k0, 9).unwrap())),
+    );
+    row(
+        &filter,
+        "inject_pick (a third)",
+        || drop(black_box(dev.inject_pick(bits, &k0, 9, &v[2]).unwrap())),
+        || drop(black_box(fused::inject_pick(&dev, bits, &k0, 9, &v[2]).unwrap())),
     );
     row(
         &filter,
         "inject_receive (a third)",
-        || drop(black_box(dev.inject_receive(bits, (&v[3], 0), [(&v[2], 0), (&v[1], 0)]).unwrap())),
-        || drop(black_box(fused::inject_receive(&dev, bits, (&v[3], 0), [(&v[2], 0), (&v[1], 0)]).unwrap())),
+        || drop(black_box(dev.inject_receive(bits, (&v[3], 0), (&v[2], 0), &v[1]).unwrap())),
+        || drop(black_box(fused::inject_receive(&dev, bits, (&v[3], 0), (&v[2], 0), &v[1]).unwrap())),
     );
     let p = Pool2dParams {
         batch: 128,

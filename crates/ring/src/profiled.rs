@@ -124,31 +124,32 @@ impl<D: Device> Device for Profiled<D> {
         self.0.add_prg(a, terms)
     }
 
-    fn inject_offer(
-        &self,
-        bits: BitRange<'_, Self::Buffer>,
-        r: &Self::Buffer,
-        key: &PrgKey,
-        w_stream: u64,
-    ) -> DeviceResult<Self::Buffer> {
-        // Mostly the two ChaCha draws.
+    fn inject_offer(&self, bits: BitRange<'_, Self::Buffer>, key: &PrgKey, stream: u64) -> DeviceResult<Self::Buffer> {
+        // Mostly the ChaCha draw.
         let _s = span(Work::Prg);
-        self.0.inject_offer(bits, r, key, w_stream)
+        self.0.inject_offer(bits, key, stream)
     }
 
-    fn inject_pick(&self, bits: BitRange<'_, Self::Buffer>, key: &PrgKey, stream: u64) -> DeviceResult<Self::Buffer> {
+    fn inject_pick(
+        &self,
+        bits: BitRange<'_, Self::Buffer>,
+        key: &PrgKey,
+        stream: u64,
+        r: &Self::Buffer,
+    ) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Prg);
-        self.0.inject_pick(bits, key, stream)
+        self.0.inject_pick(bits, key, stream, r)
     }
 
     fn inject_receive(
         &self,
         bits: BitRange<'_, Self::Buffer>,
-        m: (&Self::Buffer, usize),
-        less: [(&Self::Buffer, usize); 2],
+        u: (&Self::Buffer, usize),
+        c: (&Self::Buffer, usize),
+        r: &Self::Buffer,
     ) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Elementwise);
-        self.0.inject_receive(bits, m, less)
+        self.0.inject_receive(bits, u, c, r)
     }
 
     fn mul_part(

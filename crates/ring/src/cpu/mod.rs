@@ -375,36 +375,36 @@ impl Device for CpuDevice {
         Ok(())
     }
 
-    fn inject_offer(
-        &self,
-        bits: BitRange<'_, Vec<u64>>,
-        r: &Vec<u64>,
-        key: &PrgKey,
-        w_stream: u64,
-    ) -> DeviceResult<Vec<u64>> {
+    fn inject_offer(&self, bits: BitRange<'_, Vec<u64>>, key: &PrgKey, stream: u64) -> DeviceResult<Vec<u64>> {
         bits.check("cpu", bits.src.len(), bits.also.map(Vec::len))?;
-        check_range("cpu", "inject_offer", 0, bits.count, r.len())?;
-        Ok(inject::offer(&bits, r, key, w_stream))
+        Ok(inject::offer(&bits, key, stream))
     }
 
-    fn inject_pick(&self, bits: BitRange<'_, Vec<u64>>, key: &PrgKey, stream: u64) -> DeviceResult<Vec<u64>> {
+    fn inject_pick(
+        &self,
+        bits: BitRange<'_, Vec<u64>>,
+        key: &PrgKey,
+        stream: u64,
+        r: &Vec<u64>,
+    ) -> DeviceResult<Vec<u64>> {
         bits.check("cpu", bits.src.len(), bits.also.map(Vec::len))?;
-        Ok(inject::pick(&bits, key, stream))
+        check_range("cpu", "bit injection", 0, bits.count, r.len())?;
+        Ok(inject::pick(&bits, key, stream, r))
     }
 
     fn inject_receive(
         &self,
         bits: BitRange<'_, Vec<u64>>,
-        m: (&Vec<u64>, usize),
-        less: [(&Vec<u64>, usize); 2],
+        u: (&Vec<u64>, usize),
+        c: (&Vec<u64>, usize),
+        r: &Vec<u64>,
     ) -> DeviceResult<Vec<u64>> {
         bits.check("cpu", bits.src.len(), bits.also.map(Vec::len))?;
         let n = bits.count;
-        check_range("cpu", "bit injection", m.1, 2 * n, m.0.len())?;
-        for (buf, at) in less {
+        for (buf, at) in [u, c, (r, 0)] {
             check_range("cpu", "bit injection", at, n, buf.len())?;
         }
-        Ok(inject::receive(&bits, (m.0, m.1), [(less[0].0, less[0].1), (less[1].0, less[1].1)]))
+        Ok(inject::receive(&bits, &u.0[u.1..u.1 + n], &c.0[c.1..c.1 + n], &r[..n]))
     }
 
     fn mul_part(&self, x: [&Vec<u64>; 2], y: [&Vec<u64>; 2], terms: &[PrgTerm<'_>]) -> DeviceResult<Vec<u64>> {

@@ -89,57 +89,52 @@ fn words<D: Device>(dev: &D, buf: &D::Buffer, at: usize, count: usize) -> Device
     dev.gather_strided(buf, &StridedLayout { dims: vec![count], strides: vec![1], offset: at })
 }
 
-/// `a + f·(b - a)`: `b` where `f` is 1, `a` where it is 0.
-fn pick<D: Device>(dev: &D, f: &D::Buffer, a: &D::Buffer, b: &D::Buffer) -> DeviceResult<D::Buffer> {
-    let d = dev.binary(BinaryOp::Mul, &dev.binary(BinaryOp::Sub, b, a)?, f)?;
-    dev.binary(BinaryOp::Add, a, &d)
+/// `(1 - 2f)·a`: `-a` where `f` is 1, `a` where it is 0.
+fn signed<D: Device>(dev: &D, f: &D::Buffer, a: &D::Buffer) -> DeviceResult<D::Buffer> {
+    let sign = dev.binary_scalar(BinaryOp::Add, &dev.binary_scalar(BinaryOp::Mul, f, 2u64.wrapping_neg())?, 1)?;
+    dev.binary(BinaryOp::Mul, &sign, a)
 }
 
-/// [`Device::inject_offer`] with gathers, draws and elementwise passes.
+/// [`Device::inject_offer`] as the bits, a draw and a subtraction.
 pub fn inject_offer<D: Device>(
-    dev: &D,
-    bits: BitRange<'_, D::Buffer>,
-    r: &D::Buffer,
-    key: &PrgKey,
-    w_stream: u64,
-) -> DeviceResult<D::Buffer> {
-    let n = bits.count;
-    let e = bit_words(dev, &bits)?;
-    let r = words(dev, r, 0, n)?;
-    let lo = dev.binary(BinaryOp::Sub, &e, &r)?;
-    let hi = dev.binary(BinaryOp::Sub, &dev.binary_scalar(BinaryOp::Add, &dev.unary(UnaryOp::Neg, &e)?, 1)?, &r)?;
-    let lo = dev.binary(BinaryOp::Add, &lo, &dev.prg_fill(key, w_stream, 0, n)?)?;
-    let hi = dev.binary(BinaryOp::Add, &hi, &dev.prg_fill(key, w_stream, n as u64, n)?)?;
-    let pieces = [Placed { at: 0, src: &lo, from: 0, count: n }, Placed { at: n, src: &hi, from: 0, count: n }];
-    place_swapped(dev, 2 * n, &pieces, &[])
-}
-
-/// [`Device::inject_pick`] as two draws and a select.
-pub fn inject_pick<D: Device>(
     dev: &D,
     bits: BitRange<'_, D::Buffer>,
     key: &PrgKey,
     stream: u64,
 ) -> DeviceResult<D::Buffer> {
-    let n = bits.count;
-    let f = bit_words(dev, &bits)?;
-    pick(dev, &f, &dev.prg_fill(key, stream, 0, n)?, &dev.prg_fill(key, stream, n as u64, n)?)
+    let e = bit_words(dev, &bits)?;
+    dev.binary(BinaryOp::Sub, &e, &dev.prg_fill(key, stream, 0, bits.count)?)
 }
 
-/// [`Device::inject_receive`] as gathers, a select and two subtractions.
-pub fn inject_receive<D: Device>(
+/// [`Device::inject_pick`] as the bits, a draw, a signed product and a subtraction.
+pub fn inject_pick<D: Device>(
     dev: &D,
     bits: BitRange<'_, D::Buffer>,
-    m: (&D::Buffer, usize),
-    less: [(&D::Buffer, usize); 2],
+    key: &PrgKey,
+    stream: u64,
+    r: &D::Buffer,
 ) -> DeviceResult<D::Buffer> {
     let n = bits.count;
     let f = bit_words(dev, &bits)?;
-    check_range(&dev.name(), "bit injection", m.1, 2 * n, dev.len(m.0))?;
-    let mut out = pick(dev, &f, &words(dev, m.0, m.1, n)?, &words(dev, m.0, m.1 + n, n)?)?;
-    for (buf, at) in less {
-        dev.binary_assign(BinaryOp::Sub, &mut out, &words(dev, buf, at, n)?)?;
-    }
+    let r = words(dev, r, 0, n)?;
+    dev.binary(BinaryOp::Sub, &signed(dev, &f, &dev.prg_fill(key, stream, 0, n)?)?, &r)
+}
+
+/// [`Device::inject_receive`] as gathers, a signed product, two additions and a subtraction.
+pub fn inject_receive<D: Device>(
+    dev: &D,
+    bits: BitRange<'_, D::Buffer>,
+    u: (&D::Buffer, usize),
+    c: (&D::Buffer, usize),
+    r: &D::Buffer,
+) -> DeviceResult<D::Buffer> {
+    let n = bits.count;
+    let f = bit_words(dev, &bits)?;
+    let (u, c, r) = (words(dev, u.0, u.1, n)?, words(dev, c.0, c.1, n)?, words(dev, r, 0, n)?);
+    let mut out = signed(dev, &f, &u)?;
+    dev.binary_assign(BinaryOp::Add, &mut out, &f)?;
+    dev.binary_assign(BinaryOp::Add, &mut out, &c)?;
+    dev.binary_assign(BinaryOp::Sub, &mut out, &r)?;
     Ok(out)
 }
 

@@ -236,37 +236,37 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::add_prg(self, a, terms)
     }
 
-    /// Bit injection's sender (role `R0`): its two offers, masked, for the bits `e` of
-    /// `bits`. With `r` the first `count` words of `r` (the sender's output mask, which it
-    /// keeps as a component) and `w = F(key, w_stream)`, word `t` of the result is
-    /// `e[t] - r[t] + w[t]` and word `count + t` is `1 - e[t] - r[t] + w[count + t]`
-    /// (`2 * count` words). Fused: the bits, the draws and both offers in one pass.
-    fn inject_offer(
+    /// Bit injection's sender (role `R0`): its offer `e[t] - F(key, stream)[t]` for the bits
+    /// `e` of `bits` (`count` words), the mask drawn from the key its receiver lacks.
+    /// Fused: the bits, the draw and the difference in one pass.
+    fn inject_offer(&self, bits: BitRange<'_, Self::Buffer>, key: &PrgKey, stream: u64) -> DeviceResult<Self::Buffer> {
+        fused::inject_offer(self, bits, key, stream)
+    }
+
+    /// Bit injection's helper: the correction its receiver needs for the bits `f` of
+    /// `bits`, `(1 - 2f[t])·F(key, stream)[t] - r[t]` with `r` the first `count` words of
+    /// `r` (the helper's output component) (`count` words).
+    fn inject_pick(
         &self,
         bits: BitRange<'_, Self::Buffer>,
-        r: &Self::Buffer,
         key: &PrgKey,
-        w_stream: u64,
+        stream: u64,
+        r: &Self::Buffer,
     ) -> DeviceResult<Self::Buffer> {
-        fused::inject_offer(self, bits, r, key, w_stream)
+        fused::inject_pick(self, bits, key, stream, r)
     }
 
-    /// Bit injection's helper: the mask its receiver needs for the choice `f` of `bits`,
-    /// word `t` being word `t + f[t] * count` of `F(key, stream)` (`count` words).
-    fn inject_pick(&self, bits: BitRange<'_, Self::Buffer>, key: &PrgKey, stream: u64) -> DeviceResult<Self::Buffer> {
-        fused::inject_pick(self, bits, key, stream)
-    }
-
-    /// Bit injection's receiver: its choice `f` of `bits` between the two offers at
-    /// `m.1` and `m.1 + count` of `m.0`, less the words at `less[k].1` of `less[k].0`:
-    /// word `t` is `m[m.1 + f[t] * count + t] - Σ_k less_k[less_k.1 + t]` (`count` words).
+    /// Bit injection's receiver: with `f` the bits of `bits`, the offer `u` at `u.1` of
+    /// `u.0`, the correction `c` at `c.1` of `c.0` and its other output component `r` (first
+    /// `count` words), word `t` is `(1 - 2f[t])·u[t] + f[t] + c[t] - r[t]` (`count` words).
     fn inject_receive(
         &self,
         bits: BitRange<'_, Self::Buffer>,
-        m: (&Self::Buffer, usize),
-        less: [(&Self::Buffer, usize); 2],
+        u: (&Self::Buffer, usize),
+        c: (&Self::Buffer, usize),
+        r: &Self::Buffer,
     ) -> DeviceResult<Self::Buffer> {
-        fused::inject_receive(self, bits, m, less)
+        fused::inject_receive(self, bits, u, c, r)
     }
 
     /// A party's 3-out-of-3 part of an elementwise product of two replicated sharings:
