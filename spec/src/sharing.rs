@@ -190,51 +190,62 @@ impl Sim {
         self.truncate_parts(&x.comps[0], &add(&x.comps[1], &x.comps[2]), bits, unbiased)
     }
 
-    /// Wrap-free truncation (`Rounding::WrapFree`) of `t = a + b (+ z2)`, `a` at party 0,
-    /// `b` at party 1, `z2` at party 2 when given. Party 2 deals from
-    /// `r = F(k_0) + F(k_2) - z2` (its part folded into the mask; `r'` the low 63 bits of
-    /// `r`, `m` its top bit): `T = m·2^(63-bits) - floor(r' / 2^bits)` and
-    /// `E = (1 - 2m)·2^(63-bits)`, party 0's shares `F(k_0)`, party 1's the rest. Parties 0
-    /// and 1 open `c = a + b + 2^62 + F(k_0) + F(k_2) = t + 2^62 + r`; `u_0 = floor(c' / 2^bits) - 2^(62-bits) + T_0 + c_63·E_0`,
-    /// `u_1 = T_1 + c_63·E_1` (`c'` the low 63 bits of `c`), then the 2-out-of-2 resharing
-    /// of `truncate_parts`.
+    /// Wrap-free truncation (`Rounding::WrapFree`) of `t = part_0 + part_1 + part_2`, party
+    /// `i`'s additive part `part_i`. Third `r` of the elements runs with roles
+    /// `Rj = party (j + r) mod 3` (role key `k_{Rj}` is key `(j + r) mod 3`), four streams
+    /// per third taken in order. `R2` deals from `r = F(k_{R0}) + F(k_{R2}) - part_{R2}` (its
+    /// part folded into the mask; `r'` the low 63 bits of `r`, `m` its top bit):
+    /// `T = m·2^(63-bits) - floor(r' / 2^bits)` and `E = (1 - 2m)·2^(63-bits)`, `R0`'s
+    /// shares `T_0 = F(k_{R0})` and `E_0 = F(k_{R0}) & H` (the top `bits + 1` bits, so that
+    /// `E_1` is a multiple of `2^(63-bits)` too), `R1`'s the rest. `R0` and `R1` open
+    /// `c = part_{R0} + part_{R1} + 2^62 + F(k_{R0}) + F(k_{R2}) = t + 2^62 + r`;
+    /// `u_0 = floor(c' / 2^bits) - 2^(62-bits) + T_0 + c_63·E_0`, `u_1 = T_1 + c_63·E_1`
+    /// (`c'` the low 63 bits of `c`), then the 2-out-of-2 resharing
+    /// `s_0 = u_0 + F(k_{R1})`, `s_1 = u_1 - F(k_{R1}) - F(k_{R2})`, `s_2 = F(k_{R2})`.
     /// Ideal: for `|signed(t)| < 2^62`, `floor(signed(t) / 2^bits)` or one more, always
     /// (no large error), with expectation exactly `signed(t) / 2^bits` over the dealer's `r`.
-    fn truncate_wrap_free_parts(&mut self, a: &[u64], b: &[u64], z2: Option<&[u64]>, bits: u32) -> Shared {
-        let (s_r, s_t, s_e) = (self.next_stream(), self.next_stream(), self.next_stream());
-        let n = a.len();
-        let (r0, r1) = (self.f(0, s_r, n), self.f(2, s_r, n));
-        let (t0, e0) = (self.f(0, s_t, n), self.f(0, s_e, n));
+    fn truncate_wrap_free_parts(&mut self, parts: [&[u64]; 3], bits: u32) -> Shared {
+        let streams: Vec<[u64; 4]> =
+            (0..3).map(|_| [self.next_stream(), self.next_stream(), self.next_stream(), self.next_stream()]).collect();
+        let n = parts[0].len();
         let (top, unit) = (crate::pow2(63), crate::pow2(63 - bits));
-        let mut u0 = Vec::with_capacity(n);
-        let mut u1 = Vec::with_capacity(n);
-        for i in 0..n {
-            // The dealer, party 2.
-            let z = z2.map_or(0, |z| z[i]);
-            let r = (lift(r0[i]) + lift(r1[i]) - lift(z)).mod_floor(&crate::modulus());
-            let (m, low) = r.div_mod_floor(&top);
-            let t = &m * &unit - low.div_floor(&crate::pow2(bits));
-            let e = (num_bigint::BigInt::from(1) - 2 * &m) * &unit;
-            let (t1, e1) = (reduce(&(t - lift(t0[i]))), reduce(&(e - lift(e0[i]))));
-            // The opening between parties 0 and 1.
-            let c = lift(a[i]) + crate::pow2(62) + lift(r0[i]) + lift(b[i]) + lift(r1[i]);
-            let (c_top, c_low) = c.mod_floor(&crate::modulus()).div_mod_floor(&top);
-            u0.push(reduce(
-                &(c_low.div_floor(&crate::pow2(bits)) - crate::pow2(62 - bits) + lift(t0[i]) + &c_top * lift(e0[i])),
-            ));
-            u1.push(reduce(&(lift(t1) + &c_top * lift(e1))));
+        let high = !0u64 << (63 - bits);
+        let mut comps: [Vec<u64>; 3] = [vec![0; n], vec![0; n], vec![0; n]];
+        for (r, &[s_r, s_t, s_e, s]) in streams.iter().enumerate() {
+            let (lo, k) = (r * n / 3, (r + 1) * n / 3 - r * n / 3);
+            let key = |j: usize| (j + r) % 3;
+            let part = |j: usize| &parts[key(j)][lo..lo + k];
+            let (a, b, z) = (part(0), part(1), part(2));
+            let (r0, r1) = (self.f(key(0), s_r, k), self.f(key(2), s_r, k));
+            let t0 = self.f(key(0), s_t, k);
+            let e0: Vec<u64> = self.f(key(0), s_e, k).iter().map(|&v| v & high).collect();
+            let (r01, r12) = (self.f(key(1), s, k), self.f(key(2), s, k));
+            for t in 0..k {
+                // The dealer, R2.
+                let r = (lift(r0[t]) + lift(r1[t]) - lift(z[t])).mod_floor(&crate::modulus());
+                let (m, low) = r.div_mod_floor(&top);
+                let tv = &m * &unit - low.div_floor(&crate::pow2(bits));
+                let ev = (num_bigint::BigInt::from(1) - 2 * &m) * &unit;
+                let (t1, e1) = (reduce(&(tv - lift(t0[t]))), reduce(&(ev - lift(e0[t]))));
+                assert_eq!(e1 & !high, 0, "E_1 travels in its top bits + 1 bits");
+                // The opening between R0 and R1.
+                let c = lift(a[t]) + crate::pow2(62) + lift(r0[t]) + lift(b[t]) + lift(r1[t]);
+                let (c_top, c_low) = c.mod_floor(&crate::modulus()).div_mod_floor(&top);
+                let u0 = reduce(
+                    &(c_low.div_floor(&crate::pow2(bits)) - crate::pow2(62 - bits)
+                        + lift(t0[t])
+                        + &c_top * lift(e0[t])),
+                );
+                let u1 = reduce(&(lift(t1) + &c_top * lift(e1)));
+                // The 2-out-of-2 resharing, role component j to global component key(j).
+                let role_comps =
+                    [reduce(&(lift(u0) + lift(r01[t]))), reduce(&(lift(u1) - lift(r01[t]) - lift(r12[t]))), r12[t]];
+                for (j, v) in role_comps.into_iter().enumerate() {
+                    comps[key(j)][lo + t] = v;
+                }
+            }
         }
-        self.reshare_2of2(&u0, &u1)
-    }
-
-    /// The 2-out-of-2 resharing: `s_0 = u_0 + F(k_1)`, `s_1 = u_1 - F(k_1) - F(k_2)`,
-    /// `s_2 = F(k_2)`.
-    fn reshare_2of2(&mut self, u0: &[u64], u1: &[u64]) -> Shared {
-        let s = self.next_stream();
-        let n = u0.len();
-        let r01 = self.f(1, s, n);
-        let r12 = self.f(2, s, n);
-        Shared { comps: [add(u0, &r01), sub(&sub(u1, &r01), &r12), r12] }
+        Shared { comps }
     }
 
     /// [`product_trunc`](Self::product_trunc) with wrap-free truncation: the parts `z`,
@@ -244,12 +255,12 @@ impl Sim {
     pub fn product_trunc_wrap_free(&mut self, b: &Bilinear<'_>, x: &Shared, y: &Shared) -> Shared {
         let z = self.product_parts(b, x, y);
         let f = self.frac_bits;
-        self.truncate_wrap_free_parts(&z[0], &z[1], Some(&z[2]), f)
+        self.truncate_wrap_free_parts([&z[0], &z[1], &z[2]], f)
     }
 
-    /// Wrap-free truncation of a sharing: party 0's part `x_0`, party 1's `x_1 + x_2`.
+    /// Wrap-free truncation of a sharing: party `i`'s part is its component `x_i`.
     pub fn truncate_wrap_free(&mut self, x: &Shared, bits: u32) -> Shared {
-        self.truncate_wrap_free_parts(&x.comps[0], &add(&x.comps[1], &x.comps[2]), None, bits)
+        self.truncate_wrap_free_parts([&x.comps[0], &x.comps[1], &x.comps[2]], bits)
     }
 
     /// `and` on XOR sharings: `z_i = x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ β_i`.

@@ -4,7 +4,7 @@
 //! [`AShare::own`] and [`AShare::next`]. Messages of the protocols here all travel in the
 //! same direction: each party sends to its previous party and receives from its next.
 
-use triad_ring::{Addend, BinaryOp, Conv2dParams, Device, Shape, Tensor};
+use triad_ring::{Addend, BinaryOp, Conv2dParams, Device, Placed, Shape, Tensor};
 use triad_transport::{PartyId, Peer};
 
 use crate::error::{Error, Result};
@@ -410,7 +410,7 @@ impl<D: Device> Party<D> {
 
     /// Divides a sharing by `2^bits` with wrap-free truncation ([`Rounding::WrapFree`]:
     /// exact stochastic rounding for any `|x| < 2^62`, never a large error; two rounds,
-    /// `2n` elements sent by each party).
+    /// 1.78n elements sent by each party at 20 bits).
     pub fn truncate(&self, x: &AShare<D>, bits: u32) -> Result<AShare<D>> {
         self.truncate_with(x, bits, Rounding::WrapFree)
     }
@@ -429,12 +429,8 @@ impl<D: Device> Party<D> {
     pub fn truncate_with(&self, x: &AShare<D>, bits: u32, r: Rounding) -> Result<AShare<D>> {
         let _g = self.net.scope("truncate");
         if r == Rounding::WrapFree {
-            let part = match self.index() {
-                0 => x.own.try_clone()?,
-                1 => x.own.add(&x.next)?,
-                _ => Tensor::zeros(&self.dev, x.shape().clone())?,
-            };
-            return self.truncate_wrap_free(part, bits, x.shape());
+            // Any additive split will do: party i's part is its own component x_i.
+            return self.truncate_wrap_free(x.own.try_clone()?, bits, x.shape());
         }
         match self.index() {
             0 => self.truncate_parts_with(Some(x.own.try_clone()?), bits, x.shape(), r),
@@ -520,78 +516,135 @@ impl<D: Device> Party<D> {
     }
 
     /// Wrap-free truncation ([`Rounding::WrapFree`]): `t / 2^bits` of a value `t` given as
-    /// the parties' additive `part`s (`t = part_0 + part_1 + part_2`; party 2 passes zeros
-    /// when it has no part), for any `|t| < 2^62`.
+    /// the parties' additive `part`s (`t = part_0 + part_1 + part_2`), for any `|t| < 2^62`.
     ///
-    /// Party 2 deals: `r = R_0 + R_1 - part_2` with `R_0 = F(k_0)` (known to parties 2, 0)
-    /// and `R_1 = F(k_2)` (parties 1, 2), so its own part is folded into the mask and never
-    /// travels; with `r'` the low 63 bits of `r` and `m` its top bit, it shares
-    /// `T = m·2^(63-bits) - (r' >> bits)` and `E = (1 - 2m)·2^(63-bits)` between party 0
-    /// (`T_0`, `E_0` from `F(k_0)`) and party 1 (`T_1`, `E_1`, sent by party 2). Parties 0
-    /// and 1 open `c = part_0 + part_1 + 2^62 + R_0 + R_1 = t + 2^62 + r` to each other
-    /// (party 0 sends `part_0 + 2^62 + R_0`, party 1 sends `part_1 + R_1`): each sees `t`
-    /// under a mask it does not know (`R_1`, resp. `R_0`), and party 2 never sees `c`. With
-    /// `x = t + 2^62 ∈ [0, 2^63)`, the carry of `x + r'` into bit 63 is `c_63 ⊕ m`, so
-    /// `u = (c' >> bits) - 2^(62-bits) + T + c_63·E` with `c'` the low 63 bits of `c` is
-    /// `floor(t / 2^bits)` plus `[c' mod 2^bits < r' mod 2^bits]`, a carry that is 1 with
-    /// probability `(t mod 2^bits) / 2^bits`: exact stochastic rounding, never a wrap.
-    /// Party 0 holds `u_0 = (c' >> bits) - 2^(62-bits) + T_0 + c_63·E_0`, party 1
-    /// `u_1 = T_1 + c_63·E_1`, and the 2-out-of-2 resharing of [`truncate_parts`](Self::truncate_parts) finishes.
+    /// The elements are split into three thirds ([`third`]); third `r` runs with roles
+    /// `Rj = party (j + r) mod 3`, so every party deals for one third and opens the other
+    /// two. In a third, `R2` deals: `r = R_0 + R_1 - part_{R2}` with `R_0 = F(k_{R0})`
+    /// (known to `R2`, `R0`) and `R_1 = F(k_{R2})` (`R1`, `R2`), so its own part is folded
+    /// into the mask and never travels; with `r'` the low 63 bits of `r` and `m` its top bit,
+    /// it shares `T = m·2^(63-bits) - (r' >> bits)` and `E = (1 - 2m)·2^(63-bits)` between
+    /// `R0` (`T_0 = F(k_{R0})`, `E_0` = the top `bits + 1` bits of another `F(k_{R0})`) and
+    /// `R1` (`T_1`, and `E_1`, a multiple of `2^(63-bits)` sent in its top `bits + 1` bits).
+    /// `R0` and `R1` open `c = part_{R0} + part_{R1} + 2^62 + R_0 + R_1 = t + 2^62 + r` to
+    /// each other (`R0` sends `part_{R0} + 2^62 + R_0`, `R1` sends `part_{R1} + R_1`): each
+    /// sees `t` under a mask it does not know (`R_1`, resp. `R_0`), and `R2` never sees
+    /// `c`. With `x = t + 2^62 ∈ [0, 2^63)`, the carry of `x + r'` into bit 63 is
+    /// `c_63 ⊕ m`, so `u = (c' >> bits) - 2^(62-bits) + T + c_63·E` with `c'` the low 63
+    /// bits of `c` is `floor(t / 2^bits)` plus `[c' mod 2^bits < r' mod 2^bits]`, a carry
+    /// that is 1 with probability `(t mod 2^bits) / 2^bits`: exact stochastic rounding,
+    /// never a wrap. `R0` holds `u_0 = (c' >> bits) - 2^(62-bits) + T_0 + c_63·E_0`, `R1`
+    /// `u_1 = T_1 + c_63·E_1`, and a 2-out-of-2 resharing (`s_0 = u_0 + F(k_{R1})` to `R2`,
+    /// `s_1 = u_1 - F(k_{R1}) - F(k_{R2})` to `R0`, `s_2 = F(k_{R2})`) finishes, its masks
+    /// added in the same pass as `u`.
     ///
-    /// Cost: two rounds (the dealer's message travels beside the opening). Elements sent:
-    /// `2n` by each party. `bits` must be in `1..=62`.
+    /// Cost: two rounds (the dealer's message travels beside the opening). Elements sent
+    /// per element by every party: `(2 + 2 + 1 + (bits + 1)/64) / 3`, 1.78 at `bits = 20`
+    /// (2 for the openers and `2 + (bits + 1)/64` for the dealer before the roles rotated
+    /// and `E_1` shrank). `bits` must be in `1..=62`.
     pub fn truncate_wrap_free(&self, part: Tensor<D>, bits: u32, shape: &Shape) -> Result<AShare<D>> {
         if !(1..=62).contains(&bits) {
             return Err(Error::Usage(format!("truncate_wrap_free: bits {bits} outside 1..=62")));
         }
-        let (s_r, s_t, s_e) = (self.next_stream(), self.next_stream(), self.next_stream());
-        // The 2-out-of-2 resharing's stream (`reshare_2of2`'s), whose masks the openers add
-        // in the same pass as the truncation's last step.
-        let s = self.next_stream();
-        let dev = &self.dev;
-        let tensor = |b: std::result::Result<D::Buffer, triad_ring::DeviceError>| -> Result<Tensor<D>> {
-            Ok(Tensor::from_buffer(dev, shape.clone(), b.map_err(triad_ring::RingError::from)?)?)
-        };
-        let (prg, buf) = (Addend::Prg, Addend::Buf);
-        match self.index() {
-            0 => {
-                let mut c0 = part;
-                c0.add_prg(&[self.prev_term(s_r, false)])?;
-                let c0 = c0.scalar(BinaryOp::Add, 1u64 << 62)?;
-                self.send(Peer::Next, &c0)?;
-                let c1 = self.recv(Peer::Next, shape)?;
-                // s_0 = u_0 + r01 with u_0 = low - 2^(62-bits) + T_0 + high·E_0.
-                let (e0, t0, r01) = (self.prev_term(s_e, false), self.prev_term(s_t, false), self.next_term(s, false));
-                let s0 =
-                    tensor(dev.truncate_open([c0.buffer(), c1.buffer()], bits, true, prg(e0), &[prg(t0), prg(r01)]))?;
-                self.send(Peer::Prev, &s0)?;
-                let s1 = self.recv(Peer::Next, shape)?;
-                AShare::new(s0, s1)
-            }
-            1 => {
-                let mut c1 = part;
-                c1.add_prg(&[self.next_term(s_r, false)])?;
-                self.send(Peer::Prev, &c1)?;
-                let c0 = self.recv(Peer::Prev, shape)?;
-                let t1 = self.recv(Peer::Next, shape)?;
-                let e1 = self.recv(Peer::Next, shape)?;
-                // s_1 = u_1 - r01 - r12 with u_1 = T_1 + high·E_1; r12 is also the next
-                // component, so it is drawn once.
-                let r12 = self.prg_next(shape, s)?;
-                let plus = [buf(t1.buffer()), prg(self.prev_term(s, true)), Addend::Less(r12.buffer())];
-                let s1 = tensor(dev.truncate_open([c1.buffer(), c0.buffer()], bits, false, buf(e1.buffer()), &plus))?;
-                self.send(Peer::Prev, &s1)?;
-                AShare::new(s1, r12)
-            }
-            _ => {
-                let r = [self.next_term(s_r, false), self.prev_term(s_r, false)];
-                let (t, e) = (self.next_term(s_t, true), self.next_term(s_e, true));
-                let (t, e) = dev.truncate_deal(part.buffer(), bits, r, t, e).map_err(triad_ring::RingError::from)?;
-                self.send_owned(Peer::Prev, tensor(Ok(t))?)?;
-                self.send_owned(Peer::Prev, tensor(Ok(e))?)?;
-                let r12 = self.prg_prev(shape, s)?;
-                AShare::new(r12, self.recv(Peer::Next, shape)?)
-            }
+        if part.numel() != shape.numel() {
+            return Err(Error::Usage(format!("truncate_wrap_free: a part of {} for {shape}", part.shape())));
         }
+        // Per third: the mask r, the dealt T and E, and the resharing.
+        let streams: Vec<[u64; 4]> =
+            (0..3).map(|_| [self.next_stream(), self.next_stream(), self.next_stream(), self.next_stream()]).collect();
+        let (n, i) = (shape.numel(), self.index());
+        // The third where this party plays role j, its elements and its streams.
+        let role = |j: usize| {
+            let r = (i + 3 - j) % 3;
+            (third(n, r), streams[r])
+        };
+        let ((t0, sa), (t1, sb), (t2, sd)) = (role(0), role(1), role(2));
+        let (k0, k1, k2) = (t0.len(), t1.len(), t2.len());
+        let dev = &self.dev;
+        let ring = |b: std::result::Result<D::Buffer, triad_ring::DeviceError>, len: usize| -> Result<Tensor<D>> {
+            Ok(Tensor::from_buffer(dev, Shape::new([len]), b.map_err(triad_ring::RingError::from)?)?)
+        };
+        let place = |len: usize, pieces: &[Placed<'_, D::Buffer>]| ring(dev.place_swapped(len, pieces, &[]), len);
+        let cut = |r: &std::ops::Range<usize>| place(r.len(), &[placed(&part, 0, r.start, r.len())]);
+        let sh = |len: usize| Shape::new([len]);
+        let (prg, buf) = (Addend::Prg, Addend::Buf);
+        let high = triad_ring::device::fused::e_bits(bits);
+
+        // ---- round 1: the openings and the deal ----------------------------------------
+        // R0 (third t0): c0 = part + 2^62 + R_0, R_0 from my prev key, to R1 (next).
+        let mut c0 = cut(&t0)?;
+        c0.add_prg(&[self.prev_term(sa[0], false)])?;
+        let c0 = c0.scalar(BinaryOp::Add, 1u64 << 62)?;
+        // R1 (third t1): c1 = part + R_1, R_1 from my next key, to R0 (prev).
+        let mut c1 = cut(&t1)?;
+        c1.add_prg(&[self.next_term(sb[0], false)])?;
+        // R2 (third t2): T_1 and E_1 (its top bits + 1 bits, packed) to R1 (prev). The deal
+        // runs over a multiple of 64 elements (zero parts past the third), so that the packed
+        // E_1 fills whole words with uniform bits: no padding tells a zero from a value.
+        let kp = k2.next_multiple_of(64);
+        let part_d = place(kp, &[placed(&part, 0, t2.start, k2)])?;
+        let r = [self.next_term(sd[0], false), self.prev_term(sd[0], false)];
+        let (td, ed) = (self.next_term(sd[1], true), self.next_term(sd[2], true));
+        let (t_1, e_1) = dev.truncate_deal(part_d.buffer(), bits, r, td, ed).map_err(triad_ring::RingError::from)?;
+        let t_1 = ring(Ok(t_1), kp)?;
+        let t_1 = if kp == k2 { t_1 } else { place(k2, &[placed(&t_1, 0, 0, k2)])? };
+        let e_1 = ring(dev.pack_bits(&e_1, high), packed_len(kp, bits))?;
+        self.send(Peer::Next, &c0)?;
+        self.send(Peer::Prev, &c1)?;
+        self.send_owned(Peer::Prev, t_1)?;
+        self.send_owned(Peer::Prev, e_1)?;
+        // From prev: its R0 opening of my R1 third. From next: its R1 opening of my R0
+        // third, then its deal for my R1 third.
+        let c0_of_prev = self.recv(Peer::Prev, &sh(k1))?;
+        let c1_of_next = self.recv(Peer::Next, &sh(k0))?;
+        let t_1 = self.recv(Peer::Next, &sh(k1))?;
+        let k1p = k1.next_multiple_of(64);
+        let e_1 = self.recv(Peer::Next, &sh(packed_len(k1p, bits)))?;
+        let e_1 = ring(dev.unpack_bits(e_1.buffer(), k1p, high), k1p)?;
+
+        // ---- round 2: the resharing ------------------------------------------------------
+        // R0: s_0 = u_0 + r01 with u_0 = low - 2^(62-bits) + T_0 + high·E_0, to R2 (prev).
+        let (e0, t0_, r01) = (self.prev_term(sa[2], false), self.prev_term(sa[1], false), self.next_term(sa[3], false));
+        let s0 = ring(
+            dev.truncate_open([c0.buffer(), c1_of_next.buffer()], bits, true, prg(e0), &[prg(t0_), prg(r01)]),
+            k0,
+        )?;
+        // R1: s_1 = u_1 - r01 - r12 with u_1 = T_1 + high·E_1, to R0 (prev); r12 is also my
+        // next component there, so it is drawn once.
+        let r12 = self.prg_next(&sh(k1), sb[3])?;
+        let plus = [buf(t_1.buffer()), prg(self.prev_term(sb[3], true)), Addend::Less(r12.buffer())];
+        let s1 =
+            ring(dev.truncate_open([c1.buffer(), c0_of_prev.buffer()], bits, false, buf(e_1.buffer()), &plus), k1)?;
+        self.send(Peer::Prev, &s0)?;
+        self.send(Peer::Prev, &s1)?;
+        // R2: its component r12 (my prev key), and s_0 from next (R0 of my dealt third).
+        let r12_of_dealer = self.prg_prev(&sh(k2), sd[3])?;
+        let s0_of_next = self.recv(Peer::Next, &sh(k2))?;
+        let s1_of_next = self.recv(Peer::Next, &sh(k0))?;
+
+        // Reassemble in element order: R0 holds (s_0, s_1), R1 (s_1, r12), R2 (r12, s_0).
+        let (a0, a1, a2) = (t0.start, t1.start, t2.start);
+        let own = place(n, &[placed(&s0, a0, 0, k0), placed(&s1, a1, 0, k1), placed(&r12_of_dealer, a2, 0, k2)])?;
+        let next =
+            place(n, &[placed(&s1_of_next, a0, 0, k0), placed(&r12, a1, 0, k1), placed(&s0_of_next, a2, 0, k2)])?;
+        AShare::new(own.reshape(shape.clone())?, next.reshape(shape.clone())?)
     }
+}
+
+/// Elements `n r / 3 .. n (r + 1) / 3` (`r` in `0..3`): the thirds of a protocol whose party
+/// roles rotate, so that every party sends the same amount (wrap-free truncation here, the
+/// comparisons' summands and bit injection in `triad-compare`).
+pub fn third(n: usize, r: usize) -> std::ops::Range<usize> {
+    r * n / 3..(r + 1) * n / 3
+}
+
+/// Words of `len` values of `bits + 1` bits packed back to back: wrap-free truncation's
+/// `E_1` (`len` a multiple of 64, so the words are whole).
+fn packed_len(len: usize, bits: u32) -> usize {
+    (len * (bits as usize + 1)).div_ceil(64)
+}
+
+/// `count` words of `t` from `from`, placed at `at` ([`Device::place_swapped`]'s piece).
+fn placed<D: Device>(t: &Tensor<D>, at: usize, from: usize, count: usize) -> Placed<'_, D::Buffer> {
+    Placed { at, src: t.buffer(), from, count }
 }

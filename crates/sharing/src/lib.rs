@@ -18,8 +18,8 @@
 //! | [`Party::product`] (ring product: mul, matmul, conv, conv gradients) | 1 | `|out|` |
 //! | [`Party::product_trunc`] (fixed-point product) | 2 | `|out|` |
 //! | [`Party::truncate`] | 1 | parties 0, 1: `n`; party 2: 0 |
-//! | [`Party::product_trunc_with`] with [`Rounding::WrapFree`] | 2 | `2n` |
-//! | [`Party::truncate_with`] with [`Rounding::WrapFree`] | 2 | `2n` |
+//! | [`Party::product_trunc_with`] with [`Rounding::WrapFree`] | 2 | `(5 + (f + 1)/64) n / 3`: `1.78n` at `f = 20` |
+//! | [`Party::truncate_with`] with [`Rounding::WrapFree`] | 2 | the same at `bits` |
 //! | [`Party::and`] (binary) | 1 | `n` words |
 //!
 //! Randomness comes from ChaCha20 streams keyed by the pairwise keys; each draw takes a
@@ -33,7 +33,7 @@ mod error;
 mod party;
 mod run;
 
-pub use arith::{AShare, Product, Rounding};
+pub use arith::{third, AShare, Product, Rounding};
 pub use binary::BShare;
 pub use error::{Error, Result};
 pub use party::{PairKeys, Party};

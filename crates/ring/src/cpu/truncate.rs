@@ -10,7 +10,9 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::{add_draw, par_build, CHUNK, PIECE};
+use crate::device::fused::e_bits;
 use crate::device::{Addend, PrgTerm};
+use crate::prg;
 
 /// See [`Device::truncate_deal`](crate::Device::truncate_deal); `bits` is checked.
 pub(super) fn deal(
@@ -23,7 +25,7 @@ pub(super) fn deal(
     let n = part.len();
     let (mut tv, mut ev): (Vec<u64>, Vec<u64>) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let (to, eo) = (&mut tv.spare_capacity_mut()[..n], &mut ev.spare_capacity_mut()[..n]);
-    let e_top = 1u64 << (63 - bits);
+    let (e_top, high) = (1u64 << (63 - bits), e_bits(bits));
     to.par_chunks_mut(CHUNK).zip(eo.par_chunks_mut(CHUNK)).enumerate().for_each(|(i, (to, eo))| {
         let (mut v, mut tw, mut ew, mut buf) = ([0u64; PIECE], [0u64; PIECE], [0u64; PIECE], [0u64; PIECE]);
         for (j, (to, eo)) in to.chunks_mut(PIECE).zip(eo.chunks_mut(PIECE)).enumerate() {
@@ -42,7 +44,10 @@ pub(super) fn deal(
                 *ew = e_top.wrapping_sub(top << (64 - bits));
             }
             add_draw(&mut tw[..m], &t, start, &mut buf);
-            add_draw(&mut ew[..m], &e, start, &mut buf);
+            prg::fill_words(e.key, e.stream, start as u64, &mut buf[..m]);
+            for (w, &d) in ew[..m].iter_mut().zip(&buf[..m]) {
+                *w = if e.negate { w.wrapping_sub(d & high) } else { w.wrapping_add(d & high) };
+            }
             for (o, &w) in to.iter_mut().zip(&tw[..m]) {
                 o.write(w);
             }
@@ -70,25 +75,26 @@ pub(super) fn open(
     plus: &[Addend<'_, Vec<u64>>],
 ) -> Vec<u64> {
     let n = c[0].len();
-    let offset = 1u64 << (62 - bits);
+    let (offset, high) = (1u64 << (62 - bits), e_bits(bits));
     par_build(n, CHUNK, |i, o: &mut [MaybeUninit<u64>]| {
         let (mut acc, mut eb, mut buf) = ([0u64; PIECE], [0u64; PIECE], [0u64; PIECE]);
         for (j, piece) in o.chunks_mut(PIECE).enumerate() {
             let start = i * CHUNK + j * PIECE;
             let m = piece.len();
             let (acc, eb) = (&mut acc[..m], &mut eb[..m]);
-            let ev: &[u64] = match e {
+            // ê: the E addend with its low 63 - bits bits cleared, then its sign.
+            let (src, negate): (&[u64], bool) = match e {
                 Addend::Prg(term) => {
-                    eb.fill(0);
-                    add_draw(eb, &term, start, &mut buf);
-                    eb
+                    prg::fill_words(term.key, term.stream, start as u64, &mut buf[..m]);
+                    (&buf[..m], term.negate)
                 }
-                Addend::Buf(b) => &b[start..start + m],
-                Addend::Less(b) => {
-                    eb.iter_mut().zip(&b[start..start + m]).for_each(|(e, &v)| *e = v.wrapping_neg());
-                    eb
-                }
+                Addend::Buf(b) => (&b[start..start + m], false),
+                Addend::Less(b) => (&b[start..start + m], true),
             };
+            for (e, &v) in eb.iter_mut().zip(src) {
+                *e = if negate { (v & high).wrapping_neg() } else { v & high };
+            }
+            let ev: &[u64] = eb;
             let cs = c[0][start..start + m].iter().zip(&c[1][start..start + m]);
             for ((a, (&c0, &c1)), &ev) in acc.iter_mut().zip(cs).zip(ev) {
                 let v = c0.wrapping_add(c1);

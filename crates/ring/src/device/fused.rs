@@ -149,6 +149,11 @@ fn addend<D: Device>(dev: &D, a: Addend<'_, D::Buffer>, n: usize) -> DeviceResul
     }
 }
 
+/// The bits of wrap-free truncation's `E` and its shares: the top `bits + 1`.
+pub fn e_bits(bits: u32) -> u64 {
+    !0u64 << (63 - bits)
+}
+
 /// `a ± F(term)`.
 fn with_prg<D: Device>(dev: &D, a: D::Buffer, term: PrgTerm<'_>) -> DeviceResult<D::Buffer> {
     let r = dev.prg_fill(term.key, term.stream, 0, dev.len(&a))?;
@@ -186,7 +191,10 @@ pub fn truncate_deal<D: Device>(
     let tv = dev.binary(BinaryOp::Sub, &dev.unary(UnaryOp::Shl(63 - bits), &m)?, &low)?;
     let ev = dev.unary(UnaryOp::Neg, &dev.unary(UnaryOp::Shl(64 - bits), &m)?)?;
     let ev = dev.binary_scalar(BinaryOp::Add, &ev, 1u64 << (63 - bits))?;
-    Ok((with_prg(dev, tv, t)?, with_prg(dev, ev, e)?))
+    let high = e_bits(bits);
+    let f = dev.binary_scalar(BinaryOp::And, &dev.prg_fill(e.key, e.stream, 0, dev.len(&ev))?, high)?;
+    let ev = dev.binary(if e.negate { BinaryOp::Sub } else { BinaryOp::Add }, &ev, &f)?;
+    Ok((with_prg(dev, tv, t)?, ev))
 }
 
 /// [`Device::truncate_open`] as shifts, draws and elementwise passes.
@@ -202,6 +210,7 @@ pub fn truncate_open<D: Device>(
     let n = dev.len(c[0]);
     let v = dev.binary(BinaryOp::Add, c[0], c[1])?;
     let (e, negate) = addend(dev, e, n)?;
+    let e = dev.binary_scalar(BinaryOp::And, &e, e_bits(bits))?;
     let e = if negate { dev.unary(UnaryOp::Neg, &e)? } else { e };
     let mut out = dev.binary(BinaryOp::Mul, &dev.unary(UnaryOp::ShrLogical(63), &v)?, &e)?;
     if low {

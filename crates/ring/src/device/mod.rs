@@ -281,11 +281,13 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::mul_part(self, x, y, terms)
     }
 
-    /// Wrap-free truncation's dealer (sharing's `truncate_wrap_free`, party 2): with
+    /// Wrap-free truncation's dealer (sharing's `truncate_wrap_free`, role 2): with
     /// `r = F(r[0]) + F(r[1]) - part`, `m = r >> 63` and `low = (r << 1) >> (bits + 1)`, the
     /// two dealt values, masked: `t = m·2^(63-bits) - low ± F(t)` and
-    /// `e = 2^(63-bits) - m·2^(64-bits) ± F(e)` (each term's sign as it says). `bits` is in
-    /// `1..=62`. One pass, two outputs.
+    /// `e = 2^(63-bits) - m·2^(64-bits) ± (F(e) & H)` (each term's sign as it says), where
+    /// `H = !0 << (63 - bits)` keeps the top `bits + 1` bits: `e` is a multiple of
+    /// `2^(63-bits)`, so it travels in `bits + 1` bits. `bits` is in `1..=62`. One pass, two
+    /// outputs.
     fn truncate_deal(
         &self,
         part: &Self::Buffer,
@@ -298,9 +300,11 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// Wrap-free truncation's last local step at an opener: with `v = c[0] + c[1]` (the
-    /// opened `c`), word `j` is `high·e[j] + Σ plus[j]` (each addend with its sign), plus `((v << 1) >> (bits + 1)) -
-    /// 2^(62-bits)` when `low`, with `high = v >> 63`. `bits` is in `1..=62`. One pass, the
-    /// draws made in cache.
+    /// opened `c`), word `j` is `high·ê[j] + Σ plus[j]` (each addend with its sign), plus
+    /// `((v << 1) >> (bits + 1)) - 2^(62-bits)` when `low`, with `high = v >> 63` and `ê`
+    /// the addend `e` with its low `63 - bits` bits cleared (`ê = ±(F & H)` for a draw,
+    /// `±(b & H)` for a buffer, `H` as in [`truncate_deal`](Device::truncate_deal)). `bits`
+    /// is in `1..=62`. One pass, the draws made in cache.
     fn truncate_open(
         &self,
         c: [&Self::Buffer; 2],
