@@ -1,8 +1,10 @@
 //! The arguments the kernels take beyond pointers and scalars: the structs passed by value
 //! (each `repr(C)`, laid out field for field as its `struct` in `kernels/`), the launch
-//! pieces of a strided view, and a bit mask's run.
+//! pieces of a strided view, a bit mask's run, and a PRG key's words.
 
 use cudarc::driver::DeviceRepr;
+use triad_ring::device::PrgTerm;
+use triad_ring::prg::PrgKey;
 use triad_ring::shape::{Conv2dParams, Pool2dParams, StridedLayout};
 
 /// Largest rank a strided-view kernel takes at once (`TRIAD_MAX_RANK` in layout.cu).
@@ -66,6 +68,68 @@ impl Geom {
         let [batch, chans, in_h, in_w, kh, kw, stride_h, stride_w, pad_h, pad_w, out_h, out_w] = f.map(|x| x as u64);
         Geom { batch, chans, in_h, in_w, kh, kw, stride_h, stride_w, pad_h, pad_w, out_h, out_w, ..Geom::default() }
     }
+}
+
+/// Most addends one fused launch takes (`TRIAD_ADDENDS` in fused.cu).
+pub(crate) const ADDENDS: usize = 4;
+
+/// Words added to a fused kernel's result (`struct addends` in fused.cu): the first
+/// `count`, each a PRG stream from word 0 (kind 0) or the kernel's buffer argument `b0`
+/// (kind 1) or `b1` (kind 2), subtracted when `negate` is 1.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Addends {
+    count: u64,
+    kind: [u64; ADDENDS],
+    negate: [u64; ADDENDS],
+    stream: [u64; ADDENDS],
+    key: [[u64; 4]; ADDENDS],
+}
+
+// SAFETY: `Addends` is `repr(C)` plain data of u64 fields, laid out exactly as
+// `struct addends` in kernels/fused.cu, so it can be passed to a kernel by value.
+unsafe impl DeviceRepr for Addends {}
+
+impl Addends {
+    /// The PRG terms, in order (at most [`ADDENDS`]).
+    pub(crate) fn prg(terms: &[PrgTerm<'_>]) -> Addends {
+        let mut a = Addends::default();
+        for t in terms {
+            a.push_prg(t);
+        }
+        a
+    }
+    /// How many addends.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+    /// Whether no further addend fits.
+    pub(crate) fn full(&self) -> bool {
+        self.count as usize == ADDENDS
+    }
+    /// Appends a PRG term.
+    pub(crate) fn push_prg(&mut self, t: &PrgTerm<'_>) {
+        let i = self.push(0, t.negate);
+        self.stream[i] = t.stream;
+        self.key[i] = key_words(t.key);
+    }
+    /// Appends the kernel's buffer argument `slot` (0 for `b0`, 1 for `b1`).
+    pub(crate) fn push_buf(&mut self, slot: u64, negate: bool) {
+        self.push(1 + slot, negate);
+    }
+    fn push(&mut self, kind: u64, negate: bool) -> usize {
+        let i = self.count as usize;
+        assert!(i < ADDENDS, "at most {ADDENDS} addends a launch");
+        (self.kind[i], self.negate[i]) = (kind, u64::from(negate));
+        self.count += 1;
+        i
+    }
+}
+
+/// A PRG key as the kernels take it: four u64, `k0 = key words 0 | 1 << 32`, ….
+pub(crate) fn key_words(key: &PrgKey) -> [u64; 4] {
+    let w = key.words();
+    std::array::from_fn(|i| u64::from(w[2 * i]) | (u64::from(w[2 * i + 1]) << 32))
 }
 
 /// A contiguous run of set bits `[lo, lo + k)`, as the CPU device's `contiguous`.

@@ -2,12 +2,12 @@
 //! `kernels/` over resident buffers.
 
 use cudarc::driver::PushKernelArg;
-use triad_ring::device::{BinaryOp, Device, DeviceResult, UnaryOp};
+use triad_ring::device::{Addend, BinaryOp, Device, DeviceResult, PrgTerm, UnaryOp};
 use triad_ring::prg::PrgKey;
 use triad_ring::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 
-use crate::args::{mask_run, view_pieces, Geom};
-use crate::{gemm, grid, CudaBuffer, CudaDevice};
+use crate::args::{key_words, mask_run, view_pieces, Geom};
+use crate::{fused, gemm, grid, CudaBuffer, CudaDevice};
 
 /// Target size (elements) of a convolution's columns buffer; larger batches are chunked.
 const CONV_CHUNK_ELEMS: usize = 1 << 26;
@@ -95,9 +95,7 @@ impl Device for CudaDevice {
     }
 
     fn binary(&self, op: BinaryOp, a: &CudaBuffer, b: &CudaBuffer) -> DeviceResult<CudaBuffer> {
-        if a.len != b.len {
-            return Err(self.err(format!("binary: lengths {} and {}", a.len, b.len)));
-        }
+        self.same_len("binary", a.len, b.len)?;
         let mut out = self.alloc(a.len)?;
         if a.len > 0 {
             let (n, code) = (a.len as u64, binary_code(op));
@@ -111,9 +109,7 @@ impl Device for CudaDevice {
     }
 
     fn binary_assign(&self, op: BinaryOp, a: &mut CudaBuffer, b: &CudaBuffer) -> DeviceResult<()> {
-        if a.len != b.len {
-            return Err(self.err(format!("binary_assign: lengths {} and {}", a.len, b.len)));
-        }
+        self.same_len("binary_assign", a.len, b.len)?;
         if a.len > 0 {
             let (n, code) = (a.len as u64, binary_code(op));
             let mut l = self.stream().launch_builder(&self.inner.k.binary_assign);
@@ -136,6 +132,48 @@ impl Device for CudaDevice {
             unsafe { l.launch(grid(n)) }.map_err(|e| self.drv(e))?;
         }
         Ok(out)
+    }
+
+    fn and_part_packed(
+        &self,
+        x: [&CudaBuffer; 2],
+        y: [&CudaBuffer; 2],
+        y_shl: u32,
+        keys: [&PrgKey; 2],
+        stream: u64,
+        mask: u64,
+    ) -> DeviceResult<CudaBuffer> {
+        fused::and_part_packed(self, x, y, y_shl, keys, stream, mask)
+    }
+
+    fn add_prg(&self, a: &mut CudaBuffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
+        fused::add_prg(self, a, terms)
+    }
+
+    fn mul_part(&self, x: [&CudaBuffer; 2], y: [&CudaBuffer; 2], terms: &[PrgTerm<'_>]) -> DeviceResult<CudaBuffer> {
+        fused::mul_part(self, x, y, terms)
+    }
+
+    fn truncate_deal(
+        &self,
+        part: &CudaBuffer,
+        bits: u32,
+        r: [PrgTerm<'_>; 2],
+        t: PrgTerm<'_>,
+        e: PrgTerm<'_>,
+    ) -> DeviceResult<(CudaBuffer, CudaBuffer)> {
+        fused::truncate_deal(self, part, bits, r, t, e)
+    }
+
+    fn truncate_open(
+        &self,
+        c: [&CudaBuffer; 2],
+        bits: u32,
+        low: bool,
+        e: Addend<'_, CudaBuffer>,
+        plus: &[Addend<'_, CudaBuffer>],
+    ) -> DeviceResult<CudaBuffer> {
+        fused::truncate_open(self, c, bits, low, e, plus)
     }
 
     fn pack_bits(&self, a: &CudaBuffer, mask: u64) -> DeviceResult<CudaBuffer> {
@@ -433,9 +471,7 @@ impl Device for CudaDevice {
     fn prg_fill(&self, key: &PrgKey, stream: u64, offset: u64, len: usize) -> DeviceResult<CudaBuffer> {
         let mut out = self.alloc(len)?;
         if len > 0 {
-            let w = key.words();
-            let kw = |i: usize| u64::from(w[2 * i]) | (u64::from(w[2 * i + 1]) << 32);
-            let (k0, k1, k2, k3) = (kw(0), kw(1), kw(2), kw(3));
+            let [k0, k1, k2, k3] = key_words(key);
             let n = len as u64;
             let blocks = ((offset & 7) + n).div_ceil(8);
             let mut l = self.stream().launch_builder(&self.inner.k.prg);

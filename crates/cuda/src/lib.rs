@@ -11,8 +11,15 @@
 //!
 //! Modules by concern: `buffer` ([`CudaBuffer`]), `args` (the structs kernels take by value,
 //! mirroring `kernels/`, and the launch pieces of strided views), `device` (the [`Device`]
-//! methods, one launch or a few each), [`gemm`] (the exact matrix products), [`staging`]
+//! methods, one launch or a few each), `fused` (the five fused methods with kernels of
+//! their own, `kernels/fused.cu`), [`gemm`] (the exact matrix products), [`staging`]
 //! (host transfers) and [`nvrtc`] (run-time compilation).
+//!
+//! The fused methods `add_prg`, `mul_part`, `truncate_deal`, `truncate_open` and
+//! `and_part_packed` run one kernel each (a thread per eight words, one ChaCha block, the
+//! PRG words drawn in registers), equal bit for bit to their defaults in
+//! `triad_ring::device::fused` and returning the same errors; the other fused methods run
+//! their defaults.
 //!
 //! Every result is bit-identical to [`CpuDevice`](triad_ring::CpuDevice)'s: ring
 //! arithmetic is wrapping u64 arithmetic, and matrix products are exact mod 2^64 on every
@@ -29,6 +36,7 @@
 mod args;
 mod buffer;
 mod device;
+mod fused;
 pub mod gemm;
 pub mod nvrtc;
 pub mod staging;
@@ -73,6 +81,11 @@ struct Kernels {
     acc_f64: CudaFunction,
     split_digits8: CudaFunction,
     acc_i32: CudaFunction,
+    add_addends: CudaFunction,
+    mul_part: CudaFunction,
+    truncate_deal: CudaFunction,
+    truncate_open: CudaFunction,
+    and_part_packed: CudaFunction,
 }
 
 struct Inner {
@@ -85,6 +98,8 @@ struct Inner {
     blas: Option<CudaBlas>,
     /// The pinned host buffers every host transfer goes through ([`staging`]).
     staging: staging::Staging,
+    /// One word of device memory, passed for a fused kernel's unused buffer arguments.
+    spare: CudaSlice<u64>,
 }
 
 /// The CUDA device. Cloning is cheap (the context, stream and kernels are shared).
@@ -172,13 +187,19 @@ impl CudaDevice {
             acc_f64: f("gemm.cu", "acc_f64_u64")?,
             split_digits8: f("gemm.cu", "split_digits8_i8")?,
             acc_i32: f("gemm.cu", "acc_i32_u64")?,
+            add_addends: f("fused.cu", "add_addends_u64")?,
+            mul_part: f("fused.cu", "mul_part_u64")?,
+            truncate_deal: f("fused.cu", "truncate_deal_u64")?,
+            truncate_open: f("fused.cu", "truncate_open_u64")?,
+            and_part_packed: f("fused.cu", "and_part_packed_u64")?,
         };
         let stream = ctx.default_stream();
+        let spare = stream.clone_htod(&[0u64]).map_err(drv)?;
         // SAFETY: only tries to open the cuBLAS library by its candidate names.
         let blas =
             if unsafe { cudarc::cublas::sys::is_culib_present() } { CudaBlas::new(stream.clone()).ok() } else { None };
         let staging = staging::Staging::new(&ctx);
-        let inner = Inner { ordinal, name: gpu_name, arch, stream, k, blas, staging };
+        let inner = Inner { ordinal, name: gpu_name, arch, stream, k, blas, staging, spare };
         Ok(CudaDevice { inner: Arc::new(inner), path: None })
     }
 
@@ -227,6 +248,16 @@ impl CudaDevice {
 
     fn err(&self, detail: impl Into<String>) -> DeviceError {
         DeviceError::Driver { device: self.dev_name(), detail: detail.into() }
+    }
+
+    /// `Ok` when two operands of the elementwise method `what` have equal lengths (the
+    /// check, and the error, of `binary` and `binary_assign`).
+    fn same_len(&self, what: &str, a: usize, b: usize) -> DeviceResult<()> {
+        if a == b {
+            Ok(())
+        } else {
+            Err(self.err(format!("{what}: lengths {a} and {b}")))
+        }
     }
 
     /// A buffer of `len` elements whose contents the caller overwrites entirely.
