@@ -2,41 +2,7 @@
 // k = popcount(mask), element e's selected bits (lowest first) are stream bits
 // e*k .. e*k+k; stream bit t is bit t % 64 of word t / 64; unused high bits are zero.
 
-typedef unsigned long long u64;
-
-// The bits of v selected by mask, compacted to the low end (software pext).
-__device__ __forceinline__ u64 triad_extract(u64 v, u64 mask, unsigned int lo, unsigned int k, int contiguous) {
-    if (contiguous) {
-        u64 x = v >> lo;
-        return k == 64u ? x : (x & ((1ull << k) - 1ull));
-    }
-    u64 out = 0;
-    unsigned int bit = 0;
-    while (mask != 0) {
-        unsigned int p = (unsigned int)(__ffsll((long long)mask) - 1);
-        out |= ((v >> p) & 1ull) << bit;
-        bit++;
-        mask &= mask - 1ull;
-    }
-    return out;
-}
-
-// Inverse of triad_extract (software pdep).
-__device__ __forceinline__ u64 triad_deposit(u64 v, u64 mask, unsigned int lo, unsigned int k, int contiguous) {
-    if (contiguous) {
-        u64 x = k == 64u ? v : (v & ((1ull << k) - 1ull));
-        return x << lo;
-    }
-    u64 out = 0;
-    unsigned int bit = 0;
-    while (mask != 0) {
-        unsigned int p = (unsigned int)(__ffsll((long long)mask) - 1);
-        out |= ((v >> bit) & 1ull) << p;
-        bit++;
-        mask &= mask - 1ull;
-    }
-    return out;
-}
+#include "bits.cuh"
 
 // One thread per output word w: ORs in every element whose k bits overlap stream bits
 // [64w, 64w + 64).

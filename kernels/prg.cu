@@ -1,68 +1,24 @@
-// The ChaCha20 stream of triad_ring::prg, bit for bit: state words 0..4 the constants
-// "expand 32-byte k", 4..12 the key (little-endian words), 12..14 the 64-bit block
-// counter (low word first), 14..16 the 64-bit stream id (low word first); block b yields
-// w0..w15 and ring word 8b + j is w[2j] | w[2j+1] << 32. Word indices wrap mod 2^64, so
-// block indices wrap mod 2^61.
+// The ChaCha20 stream of triad_ring::prg (the block in chacha.cuh). Word indices wrap
+// mod 2^64, so block indices wrap mod 2^61.
 
-typedef unsigned long long u64;
-typedef unsigned int u32;
-
-#define ROTL32(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
-#define QR(a, b, c, d)                                  \
-    a += b; d ^= a; d = ROTL32(d, 16);                  \
-    c += d; b ^= c; b = ROTL32(b, 12);                  \
-    a += b; d ^= a; d = ROTL32(d, 8);                   \
-    c += d; b ^= c; b = ROTL32(b, 7);
+#include "chacha.cuh"
 
 // One thread per ChaCha block touched by ring words offset .. offset + len: thread t
 // computes block (offset / 8 + t) mod 2^61 and writes its words that fall in range.
-// The key comes as four u64 (k0 = key words 0 | 1 << 32, ...).
 extern "C" __global__ void prg_fill_u64(u64* out, u64 k0, u64 k1, u64 k2, u64 k3, u64 stream, u64 offset,
                                         u64 len) {
     u64 head = offset & 7ull;
     u64 blocks = (head + len + 7ull) / 8ull;
     for (u64 t = (u64)blockIdx.x * blockDim.x + threadIdx.x; t < blocks; t += (u64)gridDim.x * blockDim.x) {
         u64 counter = ((offset >> 3) + t) & ((1ull << 61) - 1ull);
-        u32 init[16];
-        init[0] = 0x61707865u;
-        init[1] = 0x3320646eu;
-        init[2] = 0x79622d32u;
-        init[3] = 0x6b206574u;
-        init[4] = (u32)k0;
-        init[5] = (u32)(k0 >> 32);
-        init[6] = (u32)k1;
-        init[7] = (u32)(k1 >> 32);
-        init[8] = (u32)k2;
-        init[9] = (u32)(k2 >> 32);
-        init[10] = (u32)k3;
-        init[11] = (u32)(k3 >> 32);
-        init[12] = (u32)counter;
-        init[13] = (u32)(counter >> 32);
-        init[14] = (u32)stream;
-        init[15] = (u32)(stream >> 32);
-        u32 x0 = init[0], x1 = init[1], x2 = init[2], x3 = init[3];
-        u32 x4 = init[4], x5 = init[5], x6 = init[6], x7 = init[7];
-        u32 x8 = init[8], x9 = init[9], x10 = init[10], x11 = init[11];
-        u32 x12 = init[12], x13 = init[13], x14 = init[14], x15 = init[15];
-        for (int r = 0; r < 10; r++) {
-            QR(x0, x4, x8, x12);
-            QR(x1, x5, x9, x13);
-            QR(x2, x6, x10, x14);
-            QR(x3, x7, x11, x15);
-            QR(x0, x5, x10, x15);
-            QR(x1, x6, x11, x12);
-            QR(x2, x7, x8, x13);
-            QR(x3, x4, x9, x14);
-        }
-        u32 w[16] = {x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15};
+        u64 w[8];
+        triad_chacha_block(k0, k1, k2, k3, stream, counter, w);
         // Output index of this block's word j: 8t + j - head (in range [0, len)).
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             u64 pos = 8ull * t + (u64)j;
             if (pos >= head && pos - head < len) {
-                u32 lo = w[2 * j] + init[2 * j];
-                u32 hi = w[2 * j + 1] + init[2 * j + 1];
-                out[pos - head] = (u64)lo | ((u64)hi << 32);
+                out[pos - head] = w[j];
             }
         }
     }

@@ -30,6 +30,7 @@
 pub mod convert;
 pub mod device_suite;
 pub mod enclosure;
+pub mod fused_checks;
 pub mod fuzz;
 pub mod strategies;
 pub mod views;

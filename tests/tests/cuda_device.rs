@@ -1,6 +1,7 @@
 //! The GPU differential suite: the device suite stamped over the CUDA device (with the
 //! GEMM path chosen per shape, and with each path forced: u64, float64 limbs, int8 digits), exactness of the limb paths at
-//! their bounds, and protocols run with every party on the GPU giving the same shares as
+//! their bounds, the fused methods with kernels of their own against their defaults and the CPU
+//! device (`triad_tests::fused_checks`), and protocols run with every party on the GPU giving the same shares as
 //! on the CPU.
 //!
 //! The tests that need a GPU are `#[ignore]`d: a plain `cargo test` counts them as
@@ -44,6 +45,34 @@ macro_rules! gpu_or_skip {
             None => return,
         }
     };
+}
+
+/// The fused methods with kernels of their own (`add_prg`, `mul_part`, `truncate_deal`,
+/// `truncate_open`, `and_part_packed`) against their defaults on the device and against the
+/// CPU device, bit for bit, and their argument errors against the defaults'
+/// (`triad_tests::fused_checks`); one test per check.
+mod fused {
+    use triad_tests::fused_checks;
+
+    macro_rules! stamp {
+        ($($check:ident),*) => {
+            $(
+                #[test]
+                #[ignore = "needs a CUDA driver (a GPU or tools/cuda-emu): run tools/cuda-emu/test"]
+                fn $check() {
+                    let dev = gpu_or_skip!(super::cuda(), "fused");
+                    fused_checks::$check(&dev);
+                }
+            )*
+            #[test]
+            fn stamps_every_check() {
+                let names: Vec<&str> = fused_checks::value_checks::<triad_ring::CpuDevice>().iter().map(|c| c.0).collect();
+                let stamped = [$(stringify!($check)),*];
+                assert_eq!(stamped[..names.len()], names[..], "the stamped checks and `value_checks` differ");
+            }
+        };
+    }
+    stamp!(add_prg, mul_part, truncate_deal, truncate_open, and_part_packed, argument_errors);
 }
 
 fn matmul_both<D: Device>(dev: &D, spec: &MatmulSpec, a: &[u64], b: &[u64]) -> Vec<u64> {

@@ -31,23 +31,30 @@ fn kernels_dir() -> std::path::PathBuf {
     }
 }
 
-#[test]
-fn every_kernel_file_is_listed() {
+/// The files of `kernels/` with extension `ext` and the crate's list of them agree, name
+/// for name and byte for byte.
+fn listed_as_on_disk(ext: &str, list: &[(&str, &str)], what: &str) {
     let dir = kernels_dir();
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".cu"))
+        .filter(|n| n.ends_with(ext))
         .collect();
     on_disk.sort();
-    let mut listed: Vec<String> = nvrtc::KERNEL_SOURCES.iter().map(|(n, _)| n.to_string()).collect();
+    let mut listed: Vec<String> = list.iter().map(|(n, _)| n.to_string()).collect();
     listed.sort();
-    assert_eq!(on_disk, listed, "kernels/*.cu and triad_cuda::nvrtc::KERNEL_SOURCES differ");
-    for (name, src) in nvrtc::KERNEL_SOURCES {
+    assert_eq!(on_disk, listed, "kernels/*{ext} and triad_cuda::nvrtc::{what} differ");
+    for (name, src) in list {
         let disk = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(disk, src, "{name}: the crate's copy is stale (rebuild)");
+        assert_eq!(&disk, src, "{name}: the crate's copy is stale (rebuild)");
     }
+}
+
+#[test]
+fn every_kernel_file_is_listed() {
+    listed_as_on_disk(".cu", &nvrtc::KERNEL_SOURCES, "KERNEL_SOURCES");
+    listed_as_on_disk(".cuh", &nvrtc::KERNEL_HEADERS, "KERNEL_HEADERS");
 }
 
 #[test]

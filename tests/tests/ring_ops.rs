@@ -11,12 +11,22 @@ fn check_names_are_distinct() {
     assert_eq!(names.len(), n, "a check is listed twice");
 }
 
+/// The value checks of `triad_tests::fused_checks` (run over the CUDA device by
+/// `cuda_device.rs`) hold for the CPU device: its overrides against their defaults and
+/// themselves, at the lengths the CUDA kernels' groups and blocks make interesting.
+#[test]
+fn fused_checks_hold_on_the_cpu() {
+    for (_, check) in triad_tests::fused_checks::value_checks::<triad_ring::CpuDevice>() {
+        check(&triad_ring::CpuDevice);
+    }
+}
+
 /// The CPU device's fused methods (`delta_swaps`, `place_swapped`, `xor_assign_shl`,
 /// `and_part`, `and_part_packed`, `add_prg`, `mul_part`, the truncation's `truncate_deal` and
 /// `truncate_open`, the bit injection's `inject_offer`, `inject_pick`
 /// and `inject_receive`, `into_host`) against their default implementations
-/// (`triad_ring::device::fused`, written with the unfused methods, which the CUDA and dry-run
-/// devices use), bit for bit on random inputs, over lengths that span several parallel
+/// (`triad_ring::device::fused`, written with the unfused methods, which the dry-run device
+/// uses, and the CUDA device for the methods without kernels of its own), bit for bit on random inputs, over lengths that span several parallel
 /// chunks; and the profiling wrapper forwards them unchanged.
 mod fused {
     use proptest::prelude::*;

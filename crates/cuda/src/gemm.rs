@@ -399,3 +399,25 @@ impl CudaDevice {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_rule() {
+        let d = |m, n, k| Desc { m, n, k, batch: 1, accumulate: false };
+        assert_eq!(choose(&d(512, 512, 512), true), GemmPath::F64Limbs16);
+        assert_eq!(choose(&d(512, 512, 512), false), GemmPath::U64Tiled);
+        assert_eq!(choose(&d(8, 8, 8), true), GemmPath::U64Tiled);
+        assert_eq!(choose(&d(1 << 20, 64, 4), true), GemmPath::U64Tiled);
+        // The float64 bound: 2^21 products of (2^16-1)^2 stay below 2^53.
+        let max = ((1u128 << 16) - 1).pow(2);
+        assert!(F64_MAX_K as u128 * max < 1 << 53);
+        // (the exact limit is 2^21 + 64; 2^21 is the largest power of two under it)
+        assert!((F64_MAX_K as u128 + 64) * max < 1 << 53 && (F64_MAX_K as u128 + 65) * max >= 1 << 53);
+        // The int8 bound: 2^17 - 1 digit products of (-128)^2 stay within int32, one more does not.
+        assert!(I8_MAX_K as i64 * (1 << 14) <= i64::from(i32::MAX));
+        assert!((I8_MAX_K as i64 + 1) * (1 << 14) > i64::from(i32::MAX));
+    }
+}

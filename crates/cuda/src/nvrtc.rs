@@ -23,13 +23,21 @@ use cudarc::nvrtc::{result, sys};
 pub const NVRTC_LIB_ENV: &str = "TRIAD_NVRTC_LIB";
 
 /// Every kernel family: (file name under `kernels/`, source).
-pub const KERNEL_SOURCES: [(&str, &str); 6] = [
+pub const KERNEL_SOURCES: [(&str, &str); 7] = [
     ("elementwise.cu", include_str!("../../../kernels/elementwise.cu")),
     ("bits.cu", include_str!("../../../kernels/bits.cu")),
     ("layout.cu", include_str!("../../../kernels/layout.cu")),
     ("prg.cu", include_str!("../../../kernels/prg.cu")),
     ("conv.cu", include_str!("../../../kernels/conv.cu")),
     ("gemm.cu", include_str!("../../../kernels/gemm.cu")),
+    ("fused.cu", include_str!("../../../kernels/fused.cu")),
+];
+
+/// The headers the kernel files include (`#include "chacha.cuh"`): (file name under
+/// `kernels/`, source). Every compile is given all of them.
+pub const KERNEL_HEADERS: [(&str, &str); 2] = [
+    ("chacha.cuh", include_str!("../../../kernels/chacha.cuh")),
+    ("bits.cuh", include_str!("../../../kernels/bits.cuh")),
 ];
 
 /// One compiled kernel file.
@@ -117,15 +125,34 @@ pub fn options(arch: &str) -> Vec<String> {
     vec![format!("--gpu-architecture={arch}"), "--std=c++17".to_string(), "--extra-device-vectorization".to_string()]
 }
 
-/// Compiles one source file to a CUBIN for `arch` (a real architecture such as `sm_90`).
-/// Errors carry NVRTC's log.
+/// Compiles one source file to a CUBIN for `arch` (a real architecture such as `sm_90`),
+/// with [`KERNEL_HEADERS`] to include. Errors carry NVRTC's log.
 pub fn compile(name: &'static str, src: &str, arch: &str) -> Result<Compiled, String> {
     available()?;
-    let csrc = CString::new(src).map_err(|e| format!("{name}: {e}"))?;
-    let cname = CString::new(name).map_err(|e| format!("{name}: {e}"))?;
-    let prog = result::create_program(&csrc, Some(&cname)).map_err(|e| format!("{name}: create program: {e:?}"))?;
-    // SAFETY: `prog` was created just above from `csrc` and `cname`, which outlive it; it
-    // is destroyed exactly once, at the end of this function.
+    let cstr = |s: &str| CString::new(s).map_err(|e| format!("{name}: {e}"));
+    let (csrc, cname) = (cstr(src)?, cstr(name)?);
+    let headers = KERNEL_HEADERS.iter().map(|(_, h)| cstr(h)).collect::<Result<Vec<_>, _>>()?;
+    let includes = KERNEL_HEADERS.iter().map(|(n, _)| cstr(n)).collect::<Result<Vec<_>, _>>()?;
+    let (hp, ip): (Vec<_>, Vec<_>) = headers.iter().zip(&includes).map(|(h, i)| (h.as_ptr(), i.as_ptr())).unzip();
+    let mut prog = std::mem::MaybeUninit::uninit();
+    // SAFETY: every pointer is to a live NUL-terminated string (`csrc`, `cname`, and the
+    // `hp.len()` headers and their names) that outlives the program; NVRTC copies them.
+    unsafe {
+        sys::nvrtcCreateProgram(
+            prog.as_mut_ptr(),
+            csrc.as_ptr(),
+            cname.as_ptr(),
+            hp.len() as i32,
+            hp.as_ptr(),
+            ip.as_ptr(),
+        )
+    }
+    .result()
+    .map_err(|e| format!("{name}: create program: {e:?}"))?;
+    // SAFETY: nvrtcCreateProgram succeeded, so it wrote the program handle.
+    let prog = unsafe { prog.assume_init() };
+    // SAFETY: `prog` was created just above; it is destroyed exactly once, at the end of
+    // this function.
     let compiled = unsafe { result::compile_program(prog, &options(arch)) };
     // SAFETY: as above.
     let log = unsafe { result::get_program_log(prog) }

@@ -1,0 +1,290 @@
+//! The fused methods a device may override with kernels of its own (`add_prg`,
+//! `mul_part`, `truncate_deal`, `truncate_open`, `and_part_packed`) against their default
+//! implementations on the same device (`triad_ring::device::fused`, written with the
+//! unfused methods) and against the CPU device's overrides, bit for bit; and their
+//! argument errors against the defaults' errors, equal as values.
+//!
+//! The lengths sit around the CUDA kernels' groups of eight words (one ChaCha block) and
+//! blocks of 256 threads (2048 words): empty, partial and whole groups and blocks, several
+//! blocks. `tests/cuda_device.rs` stamps every check over the CUDA device;
+//! `tests/ring_ops.rs` runs the value checks over the CPU device (whose overrides check
+//! fewer arguments than the defaults: its own proptests compare it with them).
+#![allow(clippy::unwrap_used)]
+
+use triad_ring::device::fused;
+use triad_ring::{Addend, CpuDevice, Device, DeviceResult, PrgKey, PrgTerm};
+
+/// A check's name and the check.
+pub type Check<D> = (&'static str, fn(&D));
+
+/// The checks of values, in order.
+pub fn value_checks<D: Device>() -> Vec<Check<D>> {
+    vec![
+        ("add_prg", add_prg::<D>),
+        ("mul_part", mul_part::<D>),
+        ("truncate_deal", truncate_deal::<D>),
+        ("truncate_open", truncate_open::<D>),
+        ("and_part_packed", and_part_packed::<D>),
+    ]
+}
+
+/// Lengths around the groups of eight words and the blocks of 2048.
+pub const LENS: [usize; 14] = [0, 1, 5, 7, 8, 9, 63, 65, 2047, 2048, 2049, 2 * 2048 + 8, 3 * 2048 + 13, 20_001];
+
+fn keys() -> [PrgKey; 3] {
+    std::array::from_fn(|i| {
+        let w = crate::words(4, 100 + i as u64);
+        PrgKey::from_bytes(std::array::from_fn(|b| (w[b / 8] >> (8 * (b % 8))) as u8))
+    })
+}
+
+/// `n` words of seed `seed`, with `extra` more (buffers longer than the result).
+fn data(n: usize, extra: usize, seed: u64) -> Vec<u64> {
+    crate::words(n + extra, seed.wrapping_mul(0x9E37_79B9).wrapping_add(n as u64))
+}
+
+fn up<D: Device>(dev: &D, v: &[u64]) -> D::Buffer {
+    dev.from_host(v).unwrap()
+}
+
+fn host<D: Device>(dev: &D, b: DeviceResult<D::Buffer>) -> Vec<u64> {
+    dev.to_host(&b.unwrap()).unwrap()
+}
+
+/// The device's result, the default's on the device and the CPU device's agree.
+fn agree<D: Device>(dev: &D, got: DeviceResult<D::Buffer>, default: DeviceResult<D::Buffer>, cpu: Vec<u64>, at: &str) {
+    let got = host(dev, got);
+    assert_eq!(got, host(dev, default), "{} against its default: {at}", dev.name());
+    assert_eq!(got, cpu, "{} against the CPU device: {at}", dev.name());
+}
+
+/// Terms of all keys and signs, streams 0, 7 and the last.
+fn terms(keys: &[PrgKey; 3], count: usize) -> Vec<PrgTerm<'_>> {
+    let streams = [0, 7, u64::MAX];
+    (0..count).map(|i| PrgTerm { key: &keys[i % 3], stream: streams[i % 3], negate: i % 2 == 1 }).collect()
+}
+
+/// `add_prg` with no term, one, two, and more than one launch takes (five).
+pub fn add_prg<D: Device>(dev: &D) {
+    let keys = keys();
+    for n in LENS {
+        for count in [0, 1, 2, 5] {
+            let a = data(n, 0, 1);
+            let ts = terms(&keys, count);
+            let mut got = up(dev, &a);
+            dev.add_prg(&mut got, &ts).unwrap();
+            let mut want = up(dev, &a);
+            fused::add_prg(dev, &mut want, &ts).unwrap();
+            let mut cpu = a.clone();
+            CpuDevice.add_prg(&mut cpu, &ts).unwrap();
+            agree(dev, Ok(got), Ok(want), cpu, &format!("add_prg, {n} words, {count} terms"));
+        }
+    }
+}
+
+/// `mul_part` with no term, a zero sharing's two, and five.
+pub fn mul_part<D: Device>(dev: &D) {
+    let keys = keys();
+    for n in LENS {
+        let v: Vec<Vec<u64>> = (0..4).map(|k| data(n, 0, 10 + k)).collect();
+        let b: Vec<D::Buffer> = v.iter().map(|v| up(dev, v)).collect();
+        for count in [0, 2, 5] {
+            let ts = terms(&keys, count);
+            let cpu = CpuDevice.mul_part([&v[0], &v[1]], [&v[2], &v[3]], &ts).unwrap();
+            agree(
+                dev,
+                dev.mul_part([&b[0], &b[1]], [&b[2], &b[3]], &ts),
+                fused::mul_part(dev, [&b[0], &b[1]], [&b[2], &b[3]], &ts),
+                cpu,
+                &format!("mul_part, {n} words, {count} terms"),
+            );
+        }
+    }
+}
+
+/// `truncate_deal` at the ends of its bits and in the middle, with each sign of `t` and `e`.
+pub fn truncate_deal<D: Device>(dev: &D) {
+    let keys = keys();
+    for (i, n) in LENS.into_iter().enumerate() {
+        let part = data(n, 0, 20);
+        let pb = up(dev, &part);
+        for bits in [1, 20, 62] {
+            let negate = [(i + bits as usize).is_multiple_of(2), i.is_multiple_of(3)];
+            let r = [
+                PrgTerm { key: &keys[0], stream: 3, negate: false },
+                PrgTerm { key: &keys[1], stream: 3, negate: false },
+            ];
+            let t = PrgTerm { key: &keys[2], stream: 4, negate: negate[0] };
+            let e = PrgTerm { key: &keys[2], stream: u64::MAX, negate: negate[1] };
+            let (gt, ge) = dev.truncate_deal(&pb, bits, r, t, e).unwrap();
+            let (wt, we) = fused::truncate_deal(dev, &pb, bits, r, t, e).unwrap();
+            let (ct, ce) = CpuDevice.truncate_deal(&part, bits, r, t, e).unwrap();
+            let at = format!("truncate_deal, {n} words, bits {bits}, negate {negate:?}");
+            agree(dev, Ok(gt), Ok(wt), ct, &format!("{at}: t"));
+            agree(dev, Ok(ge), Ok(we), ce, &format!("{at}: e"));
+        }
+    }
+}
+
+/// An addend as a buffer of the device (`bufs`) or of the CPU (`host`), by its place.
+#[derive(Clone, Copy, Debug)]
+enum Spec {
+    Prg(usize),
+    Buf(usize),
+    Less(usize),
+}
+
+fn addend<'a, B>(s: Spec, terms: &[PrgTerm<'a>], bufs: &'a [B]) -> Addend<'a, B> {
+    match s {
+        Spec::Prg(i) => Addend::Prg(terms[i]),
+        Spec::Buf(i) => Addend::Buf(&bufs[i]),
+        Spec::Less(i) => Addend::Less(&bufs[i]),
+    }
+}
+
+/// `truncate_open` with each kind of `e` (a draw of each sign, a buffer added and one
+/// subtracted), with and without the low part, and with no addend, the protocol's four
+/// (a buffer, two draws, a buffer subtracted) and seven with four buffers (more than one
+/// launch takes); the buffers longer than the result.
+pub fn truncate_open<D: Device>(dev: &D) {
+    let keys = keys();
+    let ts = terms(&keys, 4);
+    let plus_lists: [&[Spec]; 3] = [
+        &[],
+        &[Spec::Buf(0), Spec::Prg(1), Spec::Prg(2), Spec::Less(1)],
+        &[Spec::Less(2), Spec::Prg(0), Spec::Buf(3), Spec::Buf(0), Spec::Prg(3), Spec::Less(1), Spec::Prg(1)],
+    ];
+    let es = [Spec::Prg(0), Spec::Prg(1), Spec::Buf(2), Spec::Less(3)];
+    for (i, n) in LENS.into_iter().enumerate() {
+        let c: Vec<Vec<u64>> = (0..2).map(|k| data(n, 0, 30 + k)).collect();
+        let cb: Vec<D::Buffer> = c.iter().map(|v| up(dev, v)).collect();
+        let host_bufs: Vec<Vec<u64>> = (0..4).map(|k| data(n, k as usize, 40 + k)).collect();
+        let bufs: Vec<D::Buffer> = host_bufs.iter().map(|v| up(dev, v)).collect();
+        for (j, &e) in es.iter().enumerate() {
+            for (p, plus) in plus_lists.iter().enumerate() {
+                let bits = [1, 20, 62][(i + j + p) % 3];
+                let low = (i + j + p) % 2 == 0;
+                let ed = addend(e, &ts, &bufs);
+                let pd: Vec<_> = plus.iter().map(|&s| addend(s, &ts, &bufs)).collect();
+                let pc: Vec<_> = plus.iter().map(|&s| addend(s, &ts, &host_bufs)).collect();
+                let cpu = CpuDevice.truncate_open([&c[0], &c[1]], bits, low, addend(e, &ts, &host_bufs), &pc).unwrap();
+                agree(
+                    dev,
+                    dev.truncate_open([&cb[0], &cb[1]], bits, low, ed, &pd),
+                    fused::truncate_open(dev, [&cb[0], &cb[1]], bits, low, ed, &pd),
+                    cpu,
+                    &format!("truncate_open, {n} words, bits {bits}, low {low}, e {e:?}, plus {plus:?}"),
+                );
+            }
+        }
+    }
+}
+
+/// `and_part_packed` with full, empty, one-bit, contiguous and scattered masks at shifts
+/// 0, 1, 31, 63 and 69 (taken mod 64), and one length whose one-bit packing spans more
+/// than one block of 2048 packed words.
+pub fn and_part_packed<D: Device>(dev: &D) {
+    let keys = keys();
+    let masks =
+        [u64::MAX, 0, 1, 1 << 63, 0xFFFF << 48, 0x7FFF_FFFE << 32, 0x8000_0000_0000_0001, 0x0123_4567_89AB_CDEF];
+    let shifts = [0, 1, 31, 63, 69];
+    let long = (1..=2).map(|w| (w * 2048 + 5) * 64 + 3);
+    for (i, n) in LENS.into_iter().chain(long).enumerate() {
+        let v: Vec<Vec<u64>> = (0..4).map(|k| data(n, 0, 50 + k)).collect();
+        let b: Vec<D::Buffer> = v.iter().map(|v| up(dev, v)).collect();
+        let masks = if n > 20_001 { &masks[2..3] } else { &masks[..] };
+        for (j, &mask) in masks.iter().enumerate() {
+            let y_shl = shifts[(i + j) % shifts.len()];
+            let stream = [5, u64::MAX][(i + j) % 2];
+            let k = [&keys[j % 3], &keys[(j + 1) % 3]];
+            let cpu = CpuDevice.and_part_packed([&v[0], &v[1]], [&v[2], &v[3]], y_shl, k, stream, mask).unwrap();
+            agree(
+                dev,
+                dev.and_part_packed([&b[0], &b[1]], [&b[2], &b[3]], y_shl, k, stream, mask),
+                fused::and_part_packed(dev, [&b[0], &b[1]], [&b[2], &b[3]], y_shl, k, stream, mask),
+                cpu,
+                &format!("and_part_packed, {n} words, mask {mask:#x}, y_shl {y_shl}"),
+            );
+        }
+    }
+}
+
+/// The error of a call, which must fail.
+fn error<T: std::fmt::Debug>(r: DeviceResult<T>, at: &str) -> triad_ring::DeviceError {
+    match r {
+        Err(e) => e,
+        Ok(v) => panic!("{at}: expected an error, got {v:?}"),
+    }
+}
+
+/// Bad arguments: the device's error equals its default's, for each method that checks
+/// them (bits outside 1..=62, operands of other lengths, addend buffers too short, in
+/// each place). The defaults check in the order they go, so the first bad argument
+/// names the error.
+pub fn argument_errors<D: Device>(dev: &D) {
+    let keys = keys();
+    let ts = terms(&keys, 4);
+    let n = 9;
+    let b: Vec<D::Buffer> = (0..4).map(|k| up(dev, &data(n, 0, 60 + k))).collect();
+    let (short, long) = (up(dev, &data(n - 1, 0, 70)), up(dev, &data(n, 1, 71)));
+    let same = |got: triad_ring::DeviceError, want: triad_ring::DeviceError, at: &str| {
+        assert_eq!(got, want, "{}: {at}", dev.name());
+    };
+    // mul_part: any operand of another length.
+    for place in 0..4 {
+        for odd in [&short, &long] {
+            let mut ops: Vec<&D::Buffer> = b.iter().collect();
+            ops[place] = odd;
+            let at = format!("mul_part, operand {place} of {} words", dev.len(odd));
+            same(
+                error(dev.mul_part([ops[0], ops[1]], [ops[2], ops[3]], &ts), &at),
+                error(fused::mul_part(dev, [ops[0], ops[1]], [ops[2], ops[3]], &ts), &at),
+                &at,
+            );
+            // and_part_packed: the same operands (its default's `and_part` checks them).
+            let k = [&keys[0], &keys[1]];
+            let at = format!("and_part_packed, operand {place} of {} words", dev.len(odd));
+            same(
+                error(dev.and_part_packed([ops[0], ops[1]], [ops[2], ops[3]], 3, k, 1, u64::MAX), &at),
+                error(fused::and_part_packed(dev, [ops[0], ops[1]], [ops[2], ops[3]], 3, k, 1, u64::MAX), &at),
+                &at,
+            );
+        }
+    }
+    // The truncation's bits.
+    let r = [ts[0], ts[1]];
+    for bits in [0, 63, 64, u32::MAX] {
+        let at = format!("truncate_deal, bits {bits}");
+        same(
+            error(dev.truncate_deal(&b[0], bits, r, ts[2], ts[3]), &at),
+            error(fused::truncate_deal(dev, &b[0], bits, r, ts[2], ts[3]), &at),
+            &at,
+        );
+        let at = format!("truncate_open, bits {bits}");
+        let e = Addend::Buf(&short);
+        same(
+            error(dev.truncate_open([&b[0], &b[1]], bits, true, e, &[]), &at),
+            error(fused::truncate_open(dev, [&b[0], &b[1]], bits, true, e, &[]), &at),
+            &at,
+        );
+    }
+    // truncate_open: `c` of two lengths, or a short buffer as `e` or as an addend (after
+    // a good one), each kind.
+    let open = |c: [&D::Buffer; 2], e: Addend<'_, D::Buffer>, plus: &[Addend<'_, D::Buffer>], at: &str| {
+        same(
+            error(dev.truncate_open(c, 20, false, e, plus), at),
+            error(fused::truncate_open(dev, c, 20, false, e, plus), at),
+            at,
+        );
+    };
+    for odd in [&short, &long] {
+        open([&b[0], odd], Addend::Prg(ts[0]), &[], &format!("truncate_open, c of {n} and {} words", dev.len(odd)));
+        open([odd, &b[0]], Addend::Buf(&short), &[], &format!("truncate_open, c of {} and {n} words", dev.len(odd)));
+    }
+    open([&b[0], &b[1]], Addend::Buf(&short), &[], "truncate_open, e a short buffer");
+    open([&b[0], &b[1]], Addend::Less(&short), &[Addend::Buf(&short)], "truncate_open, e a short buffer subtracted");
+    for bad in [Addend::Buf(&short), Addend::Less(&short)] {
+        let plus = [Addend::Buf(&b[2]), Addend::Prg(ts[0]), bad, Addend::Less(&short)];
+        open([&b[0], &b[1]], Addend::Less(&long), &plus, &format!("truncate_open, addend {bad:?}"));
+    }
+}
