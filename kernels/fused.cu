@@ -42,18 +42,23 @@ __device__ __forceinline__ void triad_store8(u64* out, u64 t, u64 n, const u64 w
     }
 }
 
-// Words 8t .. 8t + 8 of addend i, its sign applied. The PRG's block t holds exactly them.
-__device__ __forceinline__ void triad_addend(const struct addends& a, u64 i, const u64* b0, const u64* b1, u64 t,
-                                             u64 n, u64 w[8]) {
+// Words 8t .. 8t + 8 of addend i, the bits `keep` of each kept, then its sign applied. The
+// PRG's block t holds exactly them.
+__device__ __forceinline__ void triad_addend_kept(const struct addends& a, u64 i, const u64* b0, const u64* b1, u64 t,
+                                                  u64 n, u64 keep, u64 w[8]) {
     if (a.kind[i] == 0ull) {
         triad_chacha_block(a.key[i][0], a.key[i][1], a.key[i][2], a.key[i][3], a.stream[i], t, w);
     } else {
         triad_load8(a.kind[i] == 1ull ? b0 : b1, t, n, w);
     }
-    if (a.negate[i] != 0ull) {
 #pragma unroll
-        for (int j = 0; j < 8; j++) w[j] = 0ull - w[j];
-    }
+    for (int j = 0; j < 8; j++) w[j] = a.negate[i] != 0ull ? 0ull - (w[j] & keep) : w[j] & keep;
+}
+
+// Words 8t .. 8t + 8 of addend i, its sign applied.
+__device__ __forceinline__ void triad_addend(const struct addends& a, u64 i, const u64* b0, const u64* b1, u64 t,
+                                             u64 n, u64 w[8]) {
+    triad_addend_kept(a, i, b0, b1, t, n, ~0ull, w);
 }
 
 // acc += addends first .. count, words 8t .. 8t + 8.
@@ -96,7 +101,8 @@ extern "C" __global__ void mul_part_u64(u64* out, const u64* x0, const u64* x1, 
 
 // truncate_deal, with s = [r0, r1, t, e] (PRG streams): v = -part + r0 + r1,
 // m = v >> 63, low = (v << 1) >> (bits + 1); tout = m·2^(63-bits) - low + t and
-// eout = 2^(63-bits) - m·2^(64-bits) + e (bits in 1..=62, checked by the caller).
+// eout = 2^(63-bits) - m·2^(64-bits) + e, e's draw kept to its top bits + 1 bits (bits in
+// 1..=62, checked by the caller).
 extern "C" __global__ void truncate_deal_u64(u64* tout, u64* eout, const u64* part, u64 n, unsigned int bits,
                                              struct addends s) {
     TRIAD_GROUPS(t, n) {
@@ -110,7 +116,7 @@ extern "C" __global__ void truncate_deal_u64(u64* tout, u64* eout, const u64* pa
             for (int j = 0; j < 8; j++) v[j] += r[j];
         }
         triad_addend(s, 2ull, part, part, t, n, tv);
-        triad_addend(s, 3ull, part, part, t, n, ev);
+        triad_addend_kept(s, 3ull, part, part, t, n, ~0ull << (63u - bits), ev);
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             u64 m = v[j] >> 63;
@@ -124,15 +130,16 @@ extern "C" __global__ void truncate_deal_u64(u64* tout, u64* eout, const u64* pa
 }
 
 // truncate_open, with addend 0 the e of the method and the rest its plus (buffers in b0,
-// b1): v = c0 + c1, out = (v >> 63)·e + [low] (((v << 1) >> (bits + 1)) - 2^(62-bits))
-// + the other addends (bits in 1..=62, checked by the caller).
+// b1): v = c0 + c1, out = (v >> 63)·ê + [low] (((v << 1) >> (bits + 1)) - 2^(62-bits))
+// + the other addends, ê = e kept to its top bits + 1 bits, then signed (bits in 1..=62,
+// checked by the caller).
 extern "C" __global__ void truncate_open_u64(u64* out, const u64* c0, const u64* c1, const u64* b0, const u64* b1,
                                              u64 n, unsigned int bits, int low, struct addends s) {
     TRIAD_GROUPS(t, n) {
         u64 v[8], c[8], e[8];
         triad_load8(c0, t, n, v);
         triad_load8(c1, t, n, c);
-        triad_addend(s, 0ull, b0, b1, t, n, e);
+        triad_addend_kept(s, 0ull, b0, b1, t, n, ~0ull << (63u - bits), e);
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             u64 x = v[j] + c[j];
