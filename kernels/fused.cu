@@ -99,7 +99,7 @@ extern "C" __global__ void mul_part_u64(u64* out, const u64* x0, const u64* x1, 
     }
 }
 
-// truncate_deal, with s = [r0, r1, t, e] (PRG streams): v = -part + r0 + r1,
+// truncate_deal, with s = [r0, r1, t, e] (PRG streams): v = -part - 2^62 + r0 + r1,
 // m = v >> 63, low = (v << 1) >> (bits + 1); tout = m·2^(63-bits) - low + t and
 // eout = 2^(63-bits) - m·2^(64-bits) + e, e's draw kept to its top bits + 1 bits (bits in
 // 1..=62, checked by the caller).
@@ -109,7 +109,7 @@ extern "C" __global__ void truncate_deal_u64(u64* tout, u64* eout, const u64* pa
         u64 v[8], r[8], tv[8], ev[8];
         triad_load8(part, t, n, v);
 #pragma unroll
-        for (int j = 0; j < 8; j++) v[j] = 0ull - v[j];
+        for (int j = 0; j < 8; j++) v[j] = 0ull - v[j] - (1ull << 62);
         for (u64 i = 0; i < 2ull; i++) {
             triad_addend(s, i, part, part, t, n, r);
 #pragma unroll

@@ -193,12 +193,12 @@ impl Sim {
     /// Wrap-free truncation (`Rounding::WrapFree`) of `t = part_0 + part_1 + part_2`, party
     /// `i`'s additive part `part_i`. Third `r` of the elements runs with roles
     /// `Rj = party (j + r) mod 3` (role key `k_{Rj}` is key `(j + r) mod 3`), four streams
-    /// per third taken in order. `R2` deals from `r = F(k_{R0}) + F(k_{R2}) - part_{R2}` (its
-    /// part folded into the mask; `r'` the low 63 bits of `r`, `m` its top bit):
+    /// per third taken in order. `R2` deals from `r = F(k_{R0}) + F(k_{R2}) - part_{R2} - 2^62`
+    /// (its part and the public `2^62` folded into the mask; `r'` the low 63 bits of `r`, `m` its top bit):
     /// `T = m·2^(63-bits) - floor(r' / 2^bits)` and `E = (1 - 2m)·2^(63-bits)`, `R0`'s
     /// shares `T_0 = F(k_{R0})` and `E_0 = F(k_{R0}) & H` (the top `bits + 1` bits, so that
     /// `E_1` is a multiple of `2^(63-bits)` too), `R1`'s the rest. `R0` and `R1` open
-    /// `c = part_{R0} + part_{R1} + 2^62 + F(k_{R0}) + F(k_{R2}) = t + 2^62 + r`;
+    /// `c = part_{R0} + part_{R1} + F(k_{R0}) + F(k_{R2}) = t + 2^62 + r`;
     /// `u_0 = floor(c' / 2^bits) - 2^(62-bits) + T_0 + c_63·E_0`, `u_1 = T_1 + c_63·E_1`
     /// (`c'` the low 63 bits of `c`), then the 2-out-of-2 resharing
     /// `s_0 = u_0 + F(k_{R1})`, `s_1 = u_1 - F(k_{R1}) - F(k_{R2})`, `s_2 = F(k_{R2})`.
@@ -222,14 +222,14 @@ impl Sim {
             let (r01, r12) = (self.f(key(1), s, k), self.f(key(2), s, k));
             for t in 0..k {
                 // The dealer, R2.
-                let r = (lift(r0[t]) + lift(r1[t]) - lift(z[t])).mod_floor(&crate::modulus());
+                let r = (lift(r0[t]) + lift(r1[t]) - lift(z[t]) - crate::pow2(62)).mod_floor(&crate::modulus());
                 let (m, low) = r.div_mod_floor(&top);
                 let tv = &m * &unit - low.div_floor(&crate::pow2(bits));
                 let ev = (num_bigint::BigInt::from(1) - 2 * &m) * &unit;
                 let (t1, e1) = (reduce(&(tv - lift(t0[t]))), reduce(&(ev - lift(e0[t]))));
                 assert_eq!(e1 & !high, 0, "E_1 travels in its top bits + 1 bits");
                 // The opening between R0 and R1.
-                let c = lift(a[t]) + crate::pow2(62) + lift(r0[t]) + lift(b[t]) + lift(r1[t]);
+                let c = lift(a[t]) + lift(r0[t]) + lift(b[t]) + lift(r1[t]);
                 let (c_top, c_low) = c.mod_floor(&crate::modulus()).div_mod_floor(&top);
                 let u0 = reduce(
                     &(c_low.div_floor(&crate::pow2(bits)) - crate::pow2(62 - bits)

@@ -520,14 +520,14 @@ impl<D: Device> Party<D> {
     ///
     /// The elements are split into three thirds ([`third`]); third `r` runs with roles
     /// `Rj = party (j + r) mod 3`, so every party deals for one third and opens the other
-    /// two. In a third, `R2` deals: `r = R_0 + R_1 - part_{R2}` with `R_0 = F(k_{R0})`
+    /// two. In a third, `R2` deals: `r = R_0 + R_1 - part_{R2} - 2^62` with `R_0 = F(k_{R0})`
     /// (known to `R2`, `R0`) and `R_1 = F(k_{R2})` (`R1`, `R2`), so its own part is folded
-    /// into the mask and never travels; with `r'` the low 63 bits of `r` and `m` its top bit,
+    /// into the mask and never travels (and so is the public `2^62` below); with `r'` the low 63 bits of `r` and `m` its top bit,
     /// it shares `T = m·2^(63-bits) - (r' >> bits)` and `E = (1 - 2m)·2^(63-bits)` between
     /// `R0` (`T_0 = F(k_{R0})`, `E_0` = the top `bits + 1` bits of another `F(k_{R0})`) and
     /// `R1` (`T_1`, and `E_1`, a multiple of `2^(63-bits)` sent in its top `bits + 1` bits).
-    /// `R0` and `R1` open `c = part_{R0} + part_{R1} + 2^62 + R_0 + R_1 = t + 2^62 + r` to
-    /// each other (`R0` sends `part_{R0} + 2^62 + R_0`, `R1` sends `part_{R1} + R_1`): each
+    /// `R0` and `R1` open `c = part_{R0} + part_{R1} + R_0 + R_1 = t + 2^62 + r` to each
+    /// other (`R0` sends `part_{R0} + R_0`, `R1` sends `part_{R1} + R_1`): each
     /// sees `t` under a mask it does not know (`R_1`, resp. `R_0`), and `R2` never sees
     /// `c`. With `x = t + 2^62 ∈ [0, 2^63)`, the carry of `x + r'` into bit 63 is
     /// `c_63 ⊕ m`, so `u = (c' >> bits) - 2^(62-bits) + T + c_63·E` with `c'` the low 63
@@ -571,23 +571,22 @@ impl<D: Device> Party<D> {
         let high = triad_ring::device::fused::e_bits(bits);
 
         // ---- round 1: the openings and the deal ----------------------------------------
-        // R0 (third t0): c0 = part + 2^62 + R_0, R_0 from my prev key, to R1 (next).
+        // R0 (third t0): c0 = part + R_0, R_0 from my prev key, to R1 (next).
         let mut c0 = cut(&t0)?;
         c0.add_prg(&[self.prev_term(sa[0], false)])?;
-        let c0 = c0.scalar(BinaryOp::Add, 1u64 << 62)?;
         // R1 (third t1): c1 = part + R_1, R_1 from my next key, to R0 (prev).
         let mut c1 = cut(&t1)?;
         c1.add_prg(&[self.next_term(sb[0], false)])?;
         // R2 (third t2): T_1 and E_1 (its top bits + 1 bits, packed) to R1 (prev). The deal
         // runs over a multiple of 64 elements (zero parts past the third), so that the packed
-        // E_1 fills whole words with uniform bits: no padding tells a zero from a value.
+        // E_1 fills whole words with uniform bits: no padding tells a zero from a value. T_1
+        // travels whole too (at most 63 words more than the third; uniform like the rest).
         let kp = k2.next_multiple_of(64);
         let part_d = place(kp, &[placed(&part, 0, t2.start, k2)])?;
         let r = [self.next_term(sd[0], false), self.prev_term(sd[0], false)];
         let (td, ed) = (self.next_term(sd[1], true), self.next_term(sd[2], true));
         let (t_1, e_1) = dev.truncate_deal(part_d.buffer(), bits, r, td, ed).map_err(triad_ring::RingError::from)?;
         let t_1 = ring(Ok(t_1), kp)?;
-        let t_1 = if kp == k2 { t_1 } else { place(k2, &[placed(&t_1, 0, 0, k2)])? };
         let e_1 = ring(dev.pack_bits(&e_1, high), packed_len(kp, bits))?;
         self.send(Peer::Next, &c0)?;
         self.send(Peer::Prev, &c1)?;
@@ -597,8 +596,8 @@ impl<D: Device> Party<D> {
         // third, then its deal for my R1 third.
         let c0_of_prev = self.recv(Peer::Prev, &sh(k1))?;
         let c1_of_next = self.recv(Peer::Next, &sh(k0))?;
-        let t_1 = self.recv(Peer::Next, &sh(k1))?;
         let k1p = k1.next_multiple_of(64);
+        let t_1 = self.recv(Peer::Next, &sh(k1p))?;
         let e_1 = self.recv(Peer::Next, &sh(packed_len(k1p, bits)))?;
         let e_1 = ring(dev.unpack_bits(e_1.buffer(), k1p, high), k1p)?;
 
@@ -615,16 +614,16 @@ impl<D: Device> Party<D> {
         let plus = [buf(t_1.buffer()), prg(self.prev_term(sb[3], true)), Addend::Less(r12.buffer())];
         let s1 =
             ring(dev.truncate_open([c1.buffer(), c0_of_prev.buffer()], bits, false, buf(e_1.buffer()), &plus), k1)?;
-        self.send(Peer::Prev, &s0)?;
-        self.send(Peer::Prev, &s1)?;
-        // R2: its component r12 (my prev key), and s_0 from next (R0 of my dealt third).
+        // Reassemble in element order: R0 holds (s_0, s_1), R1 (s_1, r12), R2 (r12, s_0). My
+        // own components first, so that s_0 and s_1 then go to the transport uncopied.
         let r12_of_dealer = self.prg_prev(&sh(k2), sd[3])?;
-        let s0_of_next = self.recv(Peer::Next, &sh(k2))?;
-        let s1_of_next = self.recv(Peer::Next, &sh(k0))?;
-
-        // Reassemble in element order: R0 holds (s_0, s_1), R1 (s_1, r12), R2 (r12, s_0).
         let (a0, a1, a2) = (t0.start, t1.start, t2.start);
         let own = place(n, &[placed(&s0, a0, 0, k0), placed(&s1, a1, 0, k1), placed(&r12_of_dealer, a2, 0, k2)])?;
+        self.send_owned(Peer::Prev, s0)?;
+        self.send_owned(Peer::Prev, s1)?;
+        // From next: s_0 for my dealt third (it is R0 there), s_1 for my R0 third.
+        let s0_of_next = self.recv(Peer::Next, &sh(k2))?;
+        let s1_of_next = self.recv(Peer::Next, &sh(k0))?;
         let next =
             place(n, &[placed(&s1_of_next, a0, 0, k0), placed(&r12, a1, 0, k1), placed(&s0_of_next, a2, 0, k2)])?;
         AShare::new(own.reshape(shape.clone())?, next.reshape(shape.clone())?)

@@ -33,7 +33,7 @@ pub(super) fn deal(
             let m = to.len();
             let v = &mut v[..m];
             for (v, &p) in v.iter_mut().zip(&part[start..start + m]) {
-                *v = p.wrapping_neg();
+                *v = p.wrapping_neg().wrapping_sub(1 << 62);
             }
             for term in &r {
                 add_draw(v, term, start, &mut buf);

@@ -184,7 +184,7 @@ pub fn truncate_deal<D: Device>(
     e: PrgTerm<'_>,
 ) -> DeviceResult<(D::Buffer, D::Buffer)> {
     check_trunc_bits(&dev.name(), bits)?;
-    let mut v = dev.unary(UnaryOp::Neg, part)?;
+    let mut v = dev.binary_scalar(BinaryOp::Sub, &dev.unary(UnaryOp::Neg, part)?, 1u64 << 62)?;
     add_prg(dev, &mut v, &r)?;
     let m = dev.unary(UnaryOp::ShrLogical(63), &v)?;
     let low = dev.unary(UnaryOp::ShrLogical(bits + 1), &dev.unary(UnaryOp::Shl(1), &v)?)?;

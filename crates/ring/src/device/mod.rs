@@ -282,7 +282,8 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// Wrap-free truncation's dealer (sharing's `truncate_wrap_free`, role 2): with
-    /// `r = F(r[0]) + F(r[1]) - part`, `m = r >> 63` and `low = (r << 1) >> (bits + 1)`, the
+    /// `r = F(r[0]) + F(r[1]) - part - 2^62` (the public offset that puts the openers' value
+    /// in `[0, 2^63)`, folded into the mask), `m = r >> 63` and `low = (r << 1) >> (bits + 1)`, the
     /// two dealt values, masked: `t = m·2^(63-bits) - low ± F(t)` and
     /// `e = 2^(63-bits) - m·2^(64-bits) ± (F(e) & H)` (each term's sign as it says), where
     /// `H = !0 << (63 - bits)` keeps the top `bits + 1` bits: `e` is a multiple of
