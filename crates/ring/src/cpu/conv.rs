@@ -308,6 +308,12 @@ mod tests {
             params(3, 8, (11, 9), 12, (3, 3), (2, 1), (1, 2), 2),
             params(2, 10, (13, 12), 10, (5, 3), (1, 2), (2, 1), 2),
             params(0, 2, (4, 4), 2, (3, 3), (1, 1), (1, 1), 1), // empty batch
+            // Few output positions against many weights (gemm_few_cols): 4x4, 2x2 with
+            // groups, 1x1; and a weight gradient with few columns (one input channel, 3x3).
+            params(1, 16, (4, 4), 24, (3, 3), (1, 1), (1, 1), 1),
+            params(1, 32, (2, 2), 40, (3, 3), (1, 1), (1, 1), 2),
+            params(1, 64, (3, 3), 20, (3, 3), (1, 1), (0, 0), 1),
+            params(2, 1, (10, 10), 8, (3, 3), (1, 1), (1, 1), 1),
         ];
         let mut seed = 7;
         for p in shapes {

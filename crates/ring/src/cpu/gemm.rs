@@ -238,6 +238,35 @@ fn dot(a: &[u64], b: &[u64], wide: bool) -> u64 {
     a.iter().zip(b).fold(0u64, |acc, (&x, &y)| acc.wrapping_add(x.wrapping_mul(y)))
 }
 
+/// At most this many columns of `op(b)` with a row-major `a` (a convolution's last layers
+/// at batch 1: 4x4, 2x2 or 1x1 positions against up to 2.4 million weights): packing `a`
+/// would cost more than the product, so [`gemm_few_cols`] reads it in place. Measured
+/// (`triad bench --inference`, three parties on 2 cores): VGG-16/CIFAR-10 346–370 ms
+/// through the packed path, 299–302 ms with this path up to 8 columns, 272–277 up to 16;
+/// 64 was no better than 16.
+const FEW_COLS: usize = 16;
+
+/// ...and at most this many words of `op(b)` (1 MiB), which every row of `a` reads again
+/// and must stay in the L2 cache: a weight gradient's few columns are long.
+const FEW_COLS_WORDS: usize = 128 * 1024;
+
+/// `c (m x n) = a · bt^T` for a row-major `a` (`m x k`) and few columns, `bt` (`n x k`)
+/// their transpose: in parallel over blocks of rows of `a`, each row read from memory once
+/// and dotted with every column while it is in L1.
+fn gemm_few_cols(m: usize, k: usize, n: usize, a: &[u64], bt: &[u64], c: &mut [u64]) {
+    const ROWS: usize = 16;
+    let wide = Kernel::Avx512.is_available();
+    c[..m * n].par_chunks_mut(ROWS * n).enumerate().for_each(|(blk, out)| {
+        for (r, row) in out.chunks_mut(n).enumerate() {
+            let i = blk * ROWS + r;
+            let ai = &a[i * k..(i + 1) * k];
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = dot(ai, &bt[j * k..(j + 1) * k], wide);
+            }
+        }
+    });
+}
+
 /// Unpacked loop for tiny products.
 fn gemm_direct(m: usize, k: usize, n: usize, a: &[u64], a_trans: bool, b: &[u64], b_trans: bool, c: &mut [u64]) {
     let c = &mut c[..m * n];
@@ -287,6 +316,15 @@ pub fn gemm_with(
 /// the operands; the rest through the packed kernel.
 pub fn gemm_ops(m: usize, k: usize, n: usize, a: &dyn Operand, b: &dyn Operand, out: Out) {
     let small = m.saturating_mul(n).saturating_mul(k) <= SMALL_MACS;
+    let few_cols = n <= FEW_COLS && m > FEW_ROWS && n * k <= FEW_COLS_WORDS;
+    if let (false, true, Some(rows)) = (small, few_cols, a.rows(m, k)) {
+        let mut bm = vec![0u64; k * n];
+        b.pack(0, n, k, n, &mut bm);
+        let mut c = vec![0u64; m * n];
+        gemm_few_cols(m, k, n, rows, &transpose(&bm, k, n), &mut c);
+        out.copy_from(&c, n);
+        return;
+    }
     if !small && m > FEW_ROWS {
         gemm_packed(Kernel::detect(), m, k, n, a, b, out);
         return;
@@ -725,6 +763,21 @@ mod tests {
         // Dot products around the AVX-512 loop's 32-word steps, and its tail.
         for k in [31, 32, 33, 64, 95] {
             check(None, 2, k, 300, &mut seed);
+        }
+    }
+
+    /// The few-columns path of the operands' entry against the naive product: a row-major
+    /// `a` and few columns (1, 4, 16), including row blocks with a partial last one, and
+    /// columns too long for it (the packed path).
+    #[test]
+    fn few_columns_match_naive() {
+        let mut seed = 5;
+        for (m, k, n) in [(5, 2000, 1), (37, 300, 4), (100, 1000, 16), (24, 9000, 16), (6, 100, 17)] {
+            let a: Vec<u64> = (0..m * k).map(|_| rng(&mut seed)).collect();
+            let b: Vec<u64> = (0..k * n).map(|_| rng(&mut seed)).collect();
+            let mut c = vec![0xDEAD_BEEFu64; m * n];
+            gemm_ops(m, k, n, &View::rows(&a, k), &View::cols(&b, n), Out::dense(&mut c, n));
+            assert_eq!(c, naive(m, k, n, &a, false, &b, false), "m={m} k={k} n={n}");
         }
     }
 

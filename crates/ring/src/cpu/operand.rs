@@ -13,6 +13,12 @@ pub trait Operand: Sync {
     /// Writes entry `(x, kk)` for every line `x0 <= x < x0 + w` and `kk < k` at
     /// `dst[kk * width + (x - x0)]`, leaving the other entries of `dst` as they are.
     fn pack(&self, x0: usize, w: usize, k: usize, width: usize, dst: &mut [u64]);
+
+    /// The whole operand as a row-major `lines x k` slice, when it is stored so (a plain
+    /// matrix or a convolution's weights): products with few columns read it in place.
+    fn rows(&self, _lines: usize, _k: usize) -> Option<&[u64]> {
+        None
+    }
 }
 
 /// The most lines a [`View`] gathers at once (an `MR` or `NR` panel).
@@ -73,6 +79,11 @@ impl<'a> View<'a> {
 }
 
 impl Operand for View<'_> {
+    fn rows(&self, lines: usize, k: usize) -> Option<&[u64]> {
+        let plain = |a: Axis, stride: usize| a.stride == stride && a.seg == usize::MAX;
+        (plain(self.line, k) && plain(self.inner, 1)).then(|| self.data.get(..lines * k)).flatten()
+    }
+
     fn pack(&self, x0: usize, w: usize, k: usize, width: usize, dst: &mut [u64]) {
         if self.line.stride == 1 {
             // Lines are contiguous in runs: copy each inner step's runs.
