@@ -59,14 +59,14 @@ pub struct Relu<D: Device> {
 
 /// `ReLU(x) = x · DReLU(x)`, exact (no truncation: the bit is an integer 0 / 1) for every
 /// ring value read as two's complement. 10 rounds: 8 (MSB) + 1 (bit injection) + 1 (ring
-/// product); about 25.3 + 16 + 8 = 49.3 bytes per element per party.
+/// product); about 25.3 + 10.7 + 8 = 44.0 bytes per element per party.
 pub fn relu<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<Relu<D>> {
     relu_within(p, x, 64)
 }
 
 /// [`relu`] with the sign taken from the low `bits` bits ([`msb_within`]): exact for `x`
 /// in `[-2^(bits-1), 2^(bits-1))`; outside it the output is `x` or 0 by bit `bits - 1` of
-/// `x`. 10 rounds; at 48 bits 18.75 + 16 + 8 = 42.75 bytes per element per party.
+/// `x`. 10 rounds; at 48 bits 18.75 + 10.67 + 8 = 37.42 bytes per element per party.
 pub fn relu_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<Relu<D>> {
     let _g = p.net.scope("relu");
     // The sign left in lane 63: DReLU = 1 ^ MSB there, injected from there.

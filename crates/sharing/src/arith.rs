@@ -343,7 +343,8 @@ impl<D: Device> Party<D> {
 
     /// The fixed-point product `B(x, y) / 2^f`: the ring product followed by wrap-free
     /// truncation ([`Rounding::WrapFree`], what the layers use: never a large error for
-    /// `|B(x, y)| < 2^62`), two rounds, `2·|B(x, y)|` elements sent by each party.
+    /// `|B(x, y)| < 2^62`), two rounds, about `1.78·|B(x, y)|` elements sent by each party
+    /// at `f = 20` ([`truncate_wrap_free`](Self::truncate_wrap_free)).
     pub fn product_trunc(&self, op: Product, x: &AShare<D>, y: &AShare<D>) -> Result<AShare<D>> {
         self.product_trunc_with(op, x, y, Rounding::WrapFree)
     }

@@ -607,14 +607,19 @@ pub fn run(cli: Cli) -> Result<()> {
                 PartyJob::Train(a) => (a, true),
                 PartyJob::Infer(a) => (a, false),
             };
+            // The party's protocol runs on the CPU device's pool (one thread when the three
+            // parties share this machine's cores), so its parallel loops start there.
             if a.onnx.is_some() || a.onnx_from_owner {
-                return onnx_cli::party(&pa, a, train);
+                return triad_ring::CpuDevice::in_pool(|| onnx_cli::party(&pa, a, train));
             }
             let job = a.spec(train)?;
             if !a.out.json {
                 println!("{}", report::header(&command, &format!("party {}: {}", pa.id, what(&job))));
             }
-            let r = run_party_process(&command, &job, a.out.backend, pa.session()?, a.out.progress())?;
+            let session = pa.session()?;
+            let r = triad_ring::CpuDevice::in_pool(|| {
+                run_party_process(&command, &job, a.out.backend, session, a.out.progress())
+            })?;
             emit(&r, a.out.json)
         }
         Command::Keygen(k) => crate::keygen::run(&k),

@@ -89,7 +89,10 @@ fn fixed(job: &JobSpec) -> Result<FixedConfig> {
 /// one line each.
 /// Measured on 2 cores (BENCHMARKS.md): a LeNet training step of three processes takes
 /// 2.68 s with one thread per party against 2.71 s with two each (medians of three,
-/// interleaved); the gain grows with the oversubscription.
+/// interleaved); the gain grows with the oversubscription. The party's protocol then runs
+/// on a thread of that pool (`CpuDevice::in_pool`), so that with one thread the device's
+/// loops run inline: 1.47–1.55 s a step against 1.54–1.60 s when every loop was handed to
+/// the pool's thread and back (six runs each, interleaved, 2026-12-07).
 pub(crate) fn set_thread_budget(threads: Option<usize>, config: &Path) -> Result<()> {
     if threads == Some(0) {
         return Err(Error::Usage("--threads must be positive".into()));

@@ -64,6 +64,13 @@ impl CpuDevice {
         rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global().map_err(|e| e.to_string())
     }
 
+    /// Runs `f` on a thread of the CPU device's pool, so that the device's parallel loops
+    /// inside it start from a worker (with one thread: inline, with no hand-off to the pool
+    /// and back for every call).
+    pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+        rayon::scope(|_| f())
+    }
+
     /// The threads the CPU device computes with.
     pub fn threads() -> usize {
         rayon::current_num_threads()
