@@ -21,6 +21,14 @@ fn fused_checks_hold_on_the_cpu() {
     }
 }
 
+/// Bad arguments to the fused methods give the CPU device the errors its default
+/// definitions give (`triad_tests::fused_checks::argument_errors`, as for the CUDA device):
+/// operands of other lengths, bits outside 1..=62, short addend buffers.
+#[test]
+fn fused_argument_errors_on_the_cpu() {
+    triad_tests::fused_checks::argument_errors(&triad_ring::CpuDevice);
+}
+
 /// The CPU device's fused methods (`delta_swaps`, `place_swapped`, `xor_assign_shl`,
 /// `and_part`, `and_part_packed`, `add_prg`, `mul_part`, the truncation's `truncate_deal` and
 /// `truncate_open`, the bit injection's `inject_offer`, `inject_pick`

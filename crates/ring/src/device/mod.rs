@@ -412,7 +412,7 @@ impl<B> Clone for Addend<'_, B> {
 impl<B> Copy for Addend<'_, B> {}
 
 /// The error of a call whose arguments do not fit (a caller's bug, never a peer's).
-fn unfit(device: &str, detail: String) -> DeviceError {
+pub(crate) fn unfit(device: &str, detail: String) -> DeviceError {
     DeviceError::Driver { device: device.to_string(), detail }
 }
 
