@@ -19,14 +19,8 @@
 //! global components `(c_{r+j}, c_{r+j+1}) = (C_j, C_{j+1})`.
 
 use triad_ring::{BinaryOp, BitRange, Device, Placed, RingError, Shape, Tensor};
-use triad_sharing::{AShare, BShare, Error, Party, Result};
+use triad_sharing::{placed, third, AShare, BShare, Error, Party, Result};
 use triad_transport::Peer;
-
-/// Start of third `r` of `n` elements (`r` in `0..=3`): the thirds whose party roles
-/// rotate, here and in the sign circuit's summands.
-pub(crate) fn bound(n: usize, r: usize) -> usize {
-    r * n / 3
-}
 
 fn flat<D: Device>(t: &Tensor<D>) -> Result<Tensor<D>> {
     Ok(t.try_clone()?.reshape([t.numel()])?)
@@ -50,9 +44,8 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     // Two streams per third: stream 2r for the output masks r0, r1; 2r+1 for the offers'
     // masks s0, s1.
     let base: Vec<u64> = (0..6).map(|_| p.next_stream()).collect();
-    let third = |r: usize| bound(n, r)..bound(n, r + 1);
     // The shared bit over third r: of one component, or of both XOR-ed (`e`).
-    let bits = |src, also, r| bit_range(src, also, bit, bound(n, r)..bound(n, r + 1));
+    let bits = |src, also, r| bit_range(src, also, bit, third(n, r));
 
     // Third r where this party plays role j: r = (i - j) mod 3.
     let r_as = |j: usize| (i + 3 - j) % 3;
@@ -60,7 +53,7 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     // ---- role 0 (third i): offer e - s0 to R1 (next) and e - s1 to R2 (prev), s0 from
     // k_{R0} (my prev key, which R1 lacks) and s1 from k_{R1} (my next key, which R2 lacks).
     let r = r_as(0);
-    let (k, e) = (third(r).len(), bits(&b.own, Some(&b.next), r));
+    let (k, e) = (third(n, r).len(), bits(&b.own, Some(&b.next), r));
     let (r0, r1) = (p.prg_prev(&sh(k), base[2 * r])?, p.prg_next(&sh(k), base[2 * r])?);
     let to_r1 = ring(dev.inject_offer(e, p.shared_key(Peer::Prev), base[2 * r + 1]), k)?;
     let to_r2 = ring(dev.inject_offer(e, p.shared_key(Peer::Next), base[2 * r + 1]), k)?;
@@ -68,14 +61,14 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     // ---- role 1 (third i - 1): f = d_{R2} is my next component; r1 and s1 come from
     // k_{R1}, my prev key. Send (1 - 2f)·s1 - r1 to R2 (next). --------------------------------
     let r = r_as(1);
-    let (k1, f1) = (third(r).len(), bits(&b.next, None, r));
+    let (k1, f1) = (third(n, r).len(), bits(&b.next, None, r));
     let r1_of_1 = p.prg_prev(&sh(k1), base[2 * r])?;
     let fix_for_r2 = ring(dev.inject_pick(f1, p.shared_key(Peer::Prev), base[2 * r + 1], r1_of_1.buffer()), k1)?;
 
     // ---- role 2 (third i + 1): f = d_{R2} is my own component; r0 and s0 come from
     // k_{R0}, my next key. Send (1 - 2f)·s0 - r0 to R1 (prev). --------------------------------
     let r = r_as(2);
-    let (k2, f2) = (third(r).len(), bits(&b.own, None, r));
+    let (k2, f2) = (third(n, r).len(), bits(&b.own, None, r));
     let r0_of_2 = p.prg_next(&sh(k2), base[2 * r])?;
     let fix_for_r1 = ring(dev.inject_pick(f2, p.shared_key(Peer::Next), base[2 * r + 1], r0_of_2.buffer()), k2)?;
 
@@ -100,7 +93,7 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
 
     // Reassemble in element order: third r holds the output of role (i - r) mod 3, whose
     // components are (r0, r1) for role 0, (r1, C_2) for role 1 and (C_2, r0) for role 2.
-    let (t0, t1, t2) = (bound(n, r_as(0)), bound(n, r_as(1)), bound(n, r_as(2)));
+    let (t0, t1, t2) = (third(n, r_as(0)).start, third(n, r_as(1)).start, third(n, r_as(2)).start);
     let own = place(n, &[whole(&r0, t0), whole(&r1_of_1, t1), whole(&c2_of_2, t2)])?.reshape(shape.clone())?;
     let next = place(n, &[whole(&r1, t0), whole(&c2_of_1, t1), whole(&r0_of_2, t2)])?.reshape(shape)?;
     AShare::new(own, next)
@@ -118,11 +111,6 @@ fn bit_range<'a, D: Device>(
     range: std::ops::Range<usize>,
 ) -> BitRange<'a, D::Buffer> {
     BitRange { src: src.buffer(), also: also.map(Tensor::buffer), bit, from: range.start, count: range.len() }
-}
-
-/// `count` words of `t` from `from`, placed at `at` ([`Device::place_swapped`]'s piece).
-pub(crate) fn placed<D: Device>(t: &Tensor<D>, at: usize, from: usize, count: usize) -> Placed<'_, D::Buffer> {
-    Placed { at, src: t.buffer(), from, count }
 }
 
 /// Binary to arithmetic for whole words: `Σ_k 2^k · inject(bit k)`, all 64 bits injected

@@ -2,11 +2,10 @@
 //! tree in bit-reversed lane order).
 
 use triad_ring::{BinaryOp, Device, Placed, RingError, Shape, StridedLayout, Tensor};
-use triad_sharing::{AShare, BShare, Error, Party, Result};
+use triad_sharing::{placed, third, AShare, BShare, Error, Party, Result};
 use triad_transport::Peer;
 
 use crate::boolean::{and_packed, and_parts, bit_range, parts, reversal_swaps, xor_into, xor_shl_into, Part, TOP};
-use crate::inject::{bound, placed};
 
 /// [`and_parts`] leaving out the jobs whose mask is empty (their result is `None`); no
 /// round at all when every mask is empty.
@@ -40,18 +39,17 @@ fn summands<D: Device>(p: &Party<D>, x: &AShare<D>, lanes: u64) -> Result<(BShar
     let i = p.index();
     let dev = &p.dev;
     let streams: Vec<u64> = (0..3).map(|_| p.next_stream()).collect();
-    let third = |r: usize| bound(n, r)..bound(n, r + 1);
     let sh = |k: usize| Shape::new([k]);
     let slice = |t: &Tensor<D>, r: usize| -> Result<Tensor<D>> {
-        let view = StridedLayout { dims: vec![third(r).len()], strides: vec![1], offset: bound(n, r) };
+        let view = StridedLayout { dims: vec![third(n, r).len()], strides: vec![1], offset: third(n, r).start };
         Ok(Tensor::from_buffer(
             dev,
-            sh(third(r).len()),
+            sh(third(n, r).len()),
             dev.gather_strided(t.buffer(), &view).map_err(RingError::from)?,
         )?)
     };
     // Role 0 in third i: send a ^ ρ to R1 (the next party).
-    let k0 = third(i).len();
+    let k0 = third(n, i).len();
     let rho0 = p.prg_prev(&sh(k0), streams[i])?.scalar(BinaryOp::And, lanes)?;
     let mut sent = slice(&x.own, i)?;
     sent.add_assign(&slice(&x.next, i)?)?;
@@ -59,16 +57,16 @@ fn summands<D: Device>(p: &Party<D>, x: &AShare<D>, lanes: u64) -> Result<(BShar
     p.send_owned(Peer::Next, sent.pack_bits(lanes)?)?;
     // Role 2 in third i + 1: ρ of R0 (the next party), from the key shared with it.
     let r2 = (i + 1) % 3;
-    let rho2 = p.prg_next(&sh(third(r2).len()), streams[r2])?.scalar(BinaryOp::And, lanes)?;
+    let rho2 = p.prg_next(&sh(third(n, r2).len()), streams[r2])?.scalar(BinaryOp::And, lanes)?;
     // Role 1 in third i + 2: a ^ ρ from R0 (the previous party).
     let r1 = (i + 2) % 3;
-    let k1 = third(r1).len();
+    let k1 = third(n, r1).len();
     let words = (k1 * lanes.count_ones() as usize).div_ceil(64);
     let got = p.recv(Peer::Prev, &sh(words))?.unpack_bits(sh(k1), lanes)?;
     // Components in element order: third r holds role (i - r) mod 3's.
     // A third's own tensor (`whole`), or a third of a full one (`part`), at third r.
-    let whole = |t, r| placed(t, bound(n, r), 0, third(r).len());
-    let part = |t, r| placed(t, bound(n, r), bound(n, r), third(r).len());
+    let whole = |t, r| placed(t, third(n, r).start, 0, third(n, r).len());
+    let part = |t, r| placed(t, third(n, r).start, third(n, r).start, third(n, r).len());
     let swaps = reversal_swaps();
     let place = |pieces: &[Placed<'_, D::Buffer>]| -> Result<Tensor<D>> {
         Ok(Tensor::from_buffer(dev, shape.clone(), dev.place_swapped(n, pieces, &swaps).map_err(RingError::from)?)?)

@@ -11,7 +11,9 @@
 //! wrapping addition leaves bit for bit the same.
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
-use triad_ring::device::{check_range, check_same_len, check_trunc_bits, Addend, Device, DeviceResult, PrgTerm};
+use triad_ring::device::{
+    check_and_lens, check_range, check_same_len, check_trunc_bits, Addend, Device, DeviceResult, PrgTerm,
+};
 use triad_ring::prg::PrgKey;
 
 use crate::args::{mask_run, Addends};
@@ -194,10 +196,8 @@ pub(crate) fn and_part_packed(
     stream: u64,
     mask: u64,
 ) -> DeviceResult<CudaBuffer> {
-    // The default's `and_part` checks, in its order: y0 ^ y1, then & x0, then x1 & y0.
-    dev.same_len("binary", y[0].len, y[1].len)?;
-    dev.same_len("binary_assign", y[0].len, x[0].len)?;
-    dev.same_len("binary", x[1].len, y[0].len)?;
+    // The default's `and_part` checks, in its order, naming the device as `binary` does.
+    check_and_lens(&dev.dev_name(), x.map(|b| b.len), y.map(|b| b.len), None)?;
     let (n, k) = (x[0].len, mask.count_ones());
     let words = (n * k as usize).div_ceil(64);
     let mut out = dev.alloc(words)?;

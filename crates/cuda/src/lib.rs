@@ -251,13 +251,9 @@ impl CudaDevice {
     }
 
     /// `Ok` when two operands of the elementwise method `what` have equal lengths (the
-    /// check, and the error, of `binary` and `binary_assign`).
+    /// check, and the error, of `binary` and `binary_assign` on every device).
     fn same_len(&self, what: &str, a: usize, b: usize) -> DeviceResult<()> {
-        if a == b {
-            Ok(())
-        } else {
-            Err(self.err(format!("{what}: lengths {a} and {b}")))
-        }
+        triad_ring::device::check_operand_lens(&self.dev_name(), what, a, b)
     }
 
     /// A buffer of `len` elements whose contents the caller overwrites entirely.

@@ -633,7 +633,8 @@ impl<D: Device> Party<D> {
 
 /// Elements `n r / 3 .. n (r + 1) / 3` (`r` in `0..3`): the thirds of a protocol whose party
 /// roles rotate, so that every party sends the same amount (wrap-free truncation here, the
-/// comparisons' summands and bit injection in `triad-compare`).
+/// comparisons' summands and bit injection in `triad-compare`, which assemble their thirds
+/// with [`placed`]).
 pub fn third(n: usize, r: usize) -> std::ops::Range<usize> {
     r * n / 3..(r + 1) * n / 3
 }
@@ -645,6 +646,6 @@ fn packed_len(len: usize, bits: u32) -> usize {
 }
 
 /// `count` words of `t` from `from`, placed at `at` ([`Device::place_swapped`]'s piece).
-fn placed<D: Device>(t: &Tensor<D>, at: usize, from: usize, count: usize) -> Placed<'_, D::Buffer> {
+pub fn placed<D: Device>(t: &Tensor<D>, at: usize, from: usize, count: usize) -> Placed<'_, D::Buffer> {
     Placed { at, src: t.buffer(), from, count }
 }

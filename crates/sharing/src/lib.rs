@@ -33,7 +33,7 @@ mod error;
 mod party;
 mod run;
 
-pub use arith::{third, AShare, Product, Rounding};
+pub use arith::{placed, third, AShare, Product, Rounding};
 pub use binary::BShare;
 pub use error::{Error, Result};
 pub use party::{PairKeys, Party};

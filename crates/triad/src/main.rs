@@ -22,9 +22,8 @@ fn main() -> ExitCode {
 /// faulted in and zeroed, about a seventh of a training step's time in a `perf` profile
 /// (`clear_page_erms`, the page-fault path; 7.3% of the samples, 1.0% after, and the
 /// kernel's share 23% → 17%). Measured on 2 cores, interleaved: a LeNet training step over
-/// TLS 1.36–1.38 → 1.32–1.34 s (1.37–1.44 → 1.28–1.35 s with the same settings through
-/// `GLIBC_TUNABLES`), in one process about 4% faster (medians of five, noisy), with the
-/// peak resident memory of a VGG-16 training step 2.70 → 2.76 GB (BENCHMARKS.md).
+/// TLS 1.36–1.38 → 1.32–1.34 s, in one process no clear change, and the peak resident
+/// memory of a VGG-16 training step 2.70 → 2.76 GB (BENCHMARKS.md, with the commands).
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets allocator parameters; it is called before any thread

@@ -22,8 +22,8 @@ use rayon::prelude::*;
 use bits::{contiguous, has_bmi2, pack_group, unpack_group};
 
 use crate::device::{
-    check_range, check_same_len, check_trunc_bits, unfit, Addend, BinaryOp, BitRange, Device, DeviceResult, Placed,
-    PrgTerm, UnaryOp,
+    check_and_lens, check_operand_lens, check_range, check_same_len, check_trunc_bits, Addend, BinaryOp, BitRange,
+    Device, DeviceResult, Placed, PrgTerm, UnaryOp,
 };
 use crate::prg::{self, PrgKey};
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
@@ -123,29 +123,6 @@ fn map1(a: &[u64], f: impl Fn(u64) -> u64 + Sync) -> Vec<u64> {
             o.write(f(a));
         }
     })
-}
-
-/// `Ok` when two operands have the same length, else the error the CUDA device gives too
-/// (so a default definition fails alike on both).
-fn same_len(what: &str, a: usize, b: usize) -> DeviceResult<()> {
-    if a == b {
-        Ok(())
-    } else {
-        Err(unfit("cpu", format!("{what}: lengths {a} and {b}")))
-    }
-}
-
-/// The length checks of the default masked AND (`fused::and_part`), in its order and with
-/// its errors: `y0 ^ y1`, then `& x0`, then `x1 & y0`, then the masks `r0 ^ r1` XOR-ed in.
-fn and_lens(x: [&Vec<u64>; 2], y: [&Vec<u64>; 2], r: Option<[&Vec<u64>; 2]>) -> DeviceResult<()> {
-    same_len("binary", y[0].len(), y[1].len())?;
-    same_len("binary_assign", y[0].len(), x[0].len())?;
-    same_len("binary", x[1].len(), y[0].len())?;
-    if let Some(r) = r {
-        same_len("binary", r[0].len(), r[1].len())?;
-        same_len("binary_assign", y[0].len(), r[0].len())?;
-    }
-    Ok(())
 }
 
 /// `f` of two operands of the same length (checked by the caller: a shorter `b` would leave
@@ -285,12 +262,12 @@ impl Device for CpuDevice {
     }
 
     fn binary(&self, op: BinaryOp, a: &Vec<u64>, b: &Vec<u64>) -> DeviceResult<Vec<u64>> {
-        same_len("binary", a.len(), b.len())?;
+        check_operand_lens("cpu", "binary", a.len(), b.len())?;
         Ok(dispatch_binary!(op, f => map2(a, b, f)))
     }
 
     fn binary_assign(&self, op: BinaryOp, a: &mut Vec<u64>, b: &Vec<u64>) -> DeviceResult<()> {
-        same_len("binary_assign", a.len(), b.len())?;
+        check_operand_lens("cpu", "binary_assign", a.len(), b.len())?;
         dispatch_binary!(op, f => zip_assign(a, b, f));
         Ok(())
     }
@@ -337,7 +314,7 @@ impl Device for CpuDevice {
         r: [&Vec<u64>; 2],
         mask: u64,
     ) -> DeviceResult<Vec<u64>> {
-        and_lens(x, y, Some(r))?;
+        check_and_lens("cpu", x.map(Vec::len), y.map(Vec::len), Some(r.map(Vec::len)))?;
         let n = x[0].len();
         let sh = y_shl % 64;
         Ok(par_build(n, CHUNK, |i, o| {
@@ -360,7 +337,7 @@ impl Device for CpuDevice {
         stream: u64,
         mask: u64,
     ) -> DeviceResult<Vec<u64>> {
-        and_lens(x, y, None)?;
+        check_and_lens("cpu", x.map(Vec::len), y.map(Vec::len), None)?;
         // Each group of 64 elements fills exactly k words of the stream: its parts are made
         // into a buffer in L1 and packed from there, and the draws are XOR-ed into the
         // packed words a piece at a time.
@@ -491,7 +468,7 @@ impl Device for CpuDevice {
     ) -> DeviceResult<Vec<u64>> {
         check_trunc_bits("cpu", bits)?;
         // The default opens `c` with `binary` first: its check, and its error.
-        same_len("binary", c[0].len(), c[1].len())?;
+        check_operand_lens("cpu", "binary", c[0].len(), c[1].len())?;
         let n = c[0].len();
         let bufs = [e].into_iter().chain(plus.iter().copied()).filter_map(|a| match a {
             Addend::Buf(b) | Addend::Less(b) => Some(b.len()),

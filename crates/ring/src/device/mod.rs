@@ -412,7 +412,7 @@ impl<B> Clone for Addend<'_, B> {
 impl<B> Copy for Addend<'_, B> {}
 
 /// The error of a call whose arguments do not fit (a caller's bug, never a peer's).
-pub(crate) fn unfit(device: &str, detail: String) -> DeviceError {
+fn unfit(device: &str, detail: String) -> DeviceError {
     DeviceError::Driver { device: device.to_string(), detail }
 }
 
@@ -431,6 +431,32 @@ pub fn check_same_len(device: &str, what: &str, lens: &[usize]) -> DeviceResult<
         None => Ok(()),
         Some(len) => Err(unfit(device, format!("{what}: operands of {} and {len} words", lens[0]))),
     }
+}
+
+/// `Ok` when the two operands of the elementwise method `what` (`binary`, `binary_assign`)
+/// have equal lengths. Every device gives this error, so a default definition built on
+/// those methods fails alike on each, and a fused override can check as its default does.
+pub fn check_operand_lens(device: &str, what: &str, a: usize, b: usize) -> DeviceResult<()> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(unfit(device, format!("{what}: lengths {a} and {b}")))
+    }
+}
+
+/// The length checks of the default masked AND ([`fused::and_part`]), in its order and with
+/// its errors: `y0 ^ y1`, then `& x0`, then `x1 & y0`, then (when given) the masks
+/// `r0 ^ r1` XOR-ed in. Overrides of [`Device::and_part`] and [`Device::and_part_packed`]
+/// check with it.
+pub fn check_and_lens(device: &str, x: [usize; 2], y: [usize; 2], r: Option<[usize; 2]>) -> DeviceResult<()> {
+    check_operand_lens(device, "binary", y[0], y[1])?;
+    check_operand_lens(device, "binary_assign", y[0], x[0])?;
+    check_operand_lens(device, "binary", x[1], y[0])?;
+    if let Some(r) = r {
+        check_operand_lens(device, "binary", r[0], r[1])?;
+        check_operand_lens(device, "binary_assign", y[0], r[0])?;
+    }
+    Ok(())
 }
 
 /// The shared bits a bit injection works on, for one third of the elements: bit `bit` of
