@@ -1,5 +1,5 @@
 //! The fused methods a device may override with kernels of its own (`add_prg`,
-//! `mul_part`, `truncate_deal`, `truncate_open`, `and_part_packed`) against their default
+//! `mul_part`, `truncate_deal`, `truncate_open`, `and_part_packed`, `bit_planes`, `and_rows`) against their default
 //! implementations on the same device (`triad_ring::device::fused`, written with the
 //! unfused methods) and against the CPU device's overrides, bit for bit; and their
 //! argument errors against the defaults' errors, equal as values.
@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used)]
 
 use triad_ring::device::fused;
-use triad_ring::{Addend, CpuDevice, Device, DeviceResult, PrgKey, PrgTerm};
+use triad_ring::{Addend, CpuDevice, Device, DeviceResult, PrgKey, PrgTerm, Rows};
 
 /// A check's name and the check.
 pub type Check<D> = (&'static str, fn(&D));
@@ -25,6 +25,8 @@ pub fn value_checks<D: Device>() -> Vec<Check<D>> {
         ("truncate_deal", truncate_deal::<D>),
         ("truncate_open", truncate_open::<D>),
         ("and_part_packed", and_part_packed::<D>),
+        ("bit_planes", bit_planes::<D>),
+        ("and_rows", and_rows::<D>),
     ]
 }
 
@@ -209,6 +211,83 @@ pub fn and_part_packed<D: Device>(dev: &D) {
     }
 }
 
+/// `bit_planes` from its definition, bit by bit.
+fn planes_by_definition(a: &[u64], from: usize, count: usize, planes: u32) -> Vec<u64> {
+    let groups = count.div_ceil(64);
+    let mut out = vec![0u64; planes as usize * groups];
+    for j in 0..planes as usize {
+        for e in 0..count {
+            out[j * groups + e / 64] |= ((a[from + e] >> j) & 1) << (e % 64);
+        }
+    }
+    out
+}
+
+/// `bit_planes` over every length, from offsets inside a longer buffer, for one, some and
+/// all 64 planes, against its definition as well.
+pub fn bit_planes<D: Device>(dev: &D) {
+    for (i, count) in LENS.into_iter().enumerate() {
+        let from = [0, 3, 64][i % 3];
+        let v = data(from + count, 5, 80);
+        let b = up(dev, &v);
+        for planes in [1, 21, 48, 63, 64] {
+            let cpu = CpuDevice.bit_planes(&v, from, count, planes).unwrap();
+            let at = format!("bit_planes, {count} words from {from}, {planes} planes");
+            assert_eq!(cpu, planes_by_definition(&v, from, count, planes), "CPU device against the definition: {at}");
+            agree(
+                dev,
+                dev.bit_planes(&b, from, count, planes),
+                fused::bit_planes(dev, &b, from, count, planes),
+                cpu,
+                &at,
+            );
+        }
+    }
+}
+
+/// `and_rows` with rows narrower and wider than a piece of the CPU device's draws, every
+/// other row and every row, from several first rows, and no rows; against
+/// `and_part_packed` on the rows gathered as well.
+pub fn and_rows<D: Device>(dev: &D) {
+    let keys = keys();
+    for (i, width) in [1usize, 7, 64, 360, 2049].into_iter().enumerate() {
+        for rows in [0usize, 1, 3, 23] {
+            // Operand o: its rows from `first` every `step`, in a buffer with room to spare.
+            let shapes = [(0, 2), (1, 2), (2, 1), (i % 3, 1 + i % 2)];
+            let v: Vec<Vec<u64>> = shapes
+                .iter()
+                .enumerate()
+                .map(|(k, &(first, step))| data((first + rows * step + 1) * width, 3, 90 + k as u64))
+                .collect();
+            let b: Vec<D::Buffer> = v.iter().map(|v| up(dev, v)).collect();
+            let sel = |k: usize| Rows { buf: &b[k], first: shapes[k].0, step: shapes[k].1 };
+            let cpu_sel = |k: usize| Rows { buf: &v[k], first: shapes[k].0, step: shapes[k].1 };
+            let k = [&keys[i % 3], &keys[(i + 1) % 3]];
+            let stream = [3, u64::MAX][i % 2];
+            let cpu = CpuDevice.and_rows([cpu_sel(0), cpu_sel(1)], [cpu_sel(2), cpu_sel(3)], rows, width, k, stream);
+            let cpu = cpu.unwrap();
+            let at = format!("and_rows, {rows} rows of {width} words");
+            // The definition: and_part_packed of the rows gathered on the host.
+            let gathered: Vec<Vec<u64>> = (0..4)
+                .map(|o| {
+                    let (first, step) = shapes[o];
+                    (0..rows).flat_map(|r| v[o][(first + r * step) * width..][..width].to_vec()).collect()
+                })
+                .collect();
+            let g = &gathered;
+            let want = CpuDevice.and_part_packed([&g[0], &g[1]], [&g[2], &g[3]], 0, k, stream, u64::MAX).unwrap();
+            assert_eq!(cpu, want, "CPU device against and_part_packed of the gathered rows: {at}");
+            agree(
+                dev,
+                dev.and_rows([sel(0), sel(1)], [sel(2), sel(3)], rows, width, k, stream),
+                fused::and_rows(dev, [sel(0), sel(1)], [sel(2), sel(3)], rows, width, k, stream),
+                cpu,
+                &at,
+            );
+        }
+    }
+}
+
 /// The error of a call, which must fail.
 fn error<T: std::fmt::Debug>(r: DeviceResult<T>, at: &str) -> triad_ring::DeviceError {
     match r {
@@ -250,6 +329,27 @@ pub fn argument_errors<D: Device>(dev: &D) {
                 &at,
             );
         }
+    }
+    // bit_planes: planes outside 1..=64, words past the end.
+    for (from, count, planes) in [(0, n, 0), (0, n, 65), (1, n, 8), (n, 1, 8), (usize::MAX, 2, 8)] {
+        let at = format!("bit_planes, {count} words from {from}, {planes} planes");
+        same(
+            error(dev.bit_planes(&b[0], from, count, planes), &at),
+            error(fused::bit_planes(dev, &b[0], from, count, planes), &at),
+            &at,
+        );
+    }
+    // and_rows: a step of 0, rows past the end of an operand (each in turn).
+    let k = [&keys[0], &keys[1]];
+    for (place, first, step) in [(0, 0, 0), (1, 0, 2), (2, 9, 1), (3, 1, 1), (0, usize::MAX, 1)] {
+        let mut ops: Vec<Rows<'_, D::Buffer>> = b.iter().map(|buf| Rows { buf, first: 0, step: 1 }).collect();
+        ops[place] = Rows { buf: &b[place], first, step };
+        let at = format!("and_rows, operand {place} from row {first} every {step}");
+        same(
+            error(dev.and_rows([ops[0], ops[1]], [ops[2], ops[3]], 3, 3, k, 1), &at),
+            error(fused::and_rows(dev, [ops[0], ops[1]], [ops[2], ops[3]], 3, 3, k, 1), &at),
+            &at,
+        );
     }
     // The truncation's bits.
     let r = [ts[0], ts[1]];

@@ -62,7 +62,8 @@ fn values(n: usize) -> Vec<u64> {
 
 #[test]
 fn msb_matches_the_simulator_bit_for_bit() {
-    for n in [1, 2, 7, 100] {
+    // Up to 16 groups of 64 elements, the last partial: thirds of 0 to 5 groups.
+    for n in [1, 2, 7, 100, 200, 1000] {
         let x = values(n);
         let out = run(|p| {
             let a = share(p, &x);
@@ -80,8 +81,8 @@ fn msb_matches_the_simulator_bit_for_bit() {
 
 #[test]
 fn msb_within_matches_the_simulator_bit_for_bit() {
-    for bits in [2u32, 33, 42, 48, 63] {
-        for n in [1, 7, 100] {
+    for bits in [2u32, 3, 33, 42, 48, 63] {
+        for n in [1, 7, 100, 193, 1000] {
             let x = values(n);
             let out = run(|p| {
                 let a = share(p, &x);

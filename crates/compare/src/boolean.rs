@@ -1,5 +1,5 @@
-//! The boolean circuits: masked AND and A2B (carry-save + Kogge-Stone), and the lane
-//! helpers the sign circuit ([`crate::sign`]) shares with them.
+//! The boolean circuits on one element to a word: masked AND and A2B (carry-save +
+//! Kogge-Stone). The sign circuit ([`crate::sign`]) works on rows instead.
 
 use triad_ring::{BinaryOp, Device, RingError, Tensor};
 use triad_sharing::{AShare, BShare, Error, Party, Result};
@@ -187,35 +187,11 @@ fn one<D: Device>(mut out: Vec<BShare<D>>) -> Result<BShare<D>> {
     out.pop().ok_or_else(|| Error::Usage("and: no result".into()))
 }
 
-/// `a ^= (b << s) & m` in place, component by component, in one device pass each
-/// ([`Device::xor_assign_shl`]).
-pub(crate) fn xor_shl_into<D: Device>(a: &mut BShare<D>, b: &BShare<D>, s: u32, m: u64) -> Result<()> {
-    if a.shape() != b.shape() || s >= 64 {
-        return Err(Error::Usage(format!("xor_shl: shapes {} and {}, shift {s}", a.shape(), b.shape())));
-    }
-    for (a, b) in [(&mut a.own, &b.own), (&mut a.next, &b.next)] {
-        let dev = a.device().clone();
-        dev.xor_assign_shl(a.buffer_mut(), b.buffer(), s, m).map_err(RingError::from)?;
-    }
-    Ok(())
-}
-
 /// `a ^= b` in place, component by component (no fresh buffer).
 pub(crate) fn xor_into<D: Device>(a: &mut BShare<D>, b: &BShare<D>) -> Result<()> {
     a.own.xor_assign(&b.own)?;
     a.next.xor_assign(&b.next)?;
     Ok(())
-}
-
-/// The three delta swaps `(d, m)` that reverse a 6-bit lane index: they exchange index
-/// bits (0, 5), (1, 4) and (2, 3); `m` holds the lower lanes of the swapped pairs.
-pub(crate) fn reversal_swaps() -> [(u32, u64); 3] {
-    [(0u32, 5u32), (1, 4), (2, 3)].map(|(a, b)| {
-        let d = (1u32 << b) - (1u32 << a);
-        // Lower lanes of the swapped pairs: index bit a set, bit b clear.
-        let m = (0..64u32).filter(|j| j & (1 << a) != 0 && j & (1 << b) == 0).fold(0u64, |m, j| m | 1 << j);
-        (d, m)
-    })
 }
 
 /// Lane-0 bit sharing of `1 ^ b` for a lane-0 bit sharing `b`.

@@ -12,12 +12,12 @@
 //! |---|---|---|
 //! | [`and_packed`] (mask with `k` lanes) | 1 | `k / 8` |
 //! | [`msb`], [`drelu`], [`lt`], [`gt`], [`ge`], [`gtz`] | 8 | 25.29 |
-//! | [`msb_within`] 48 bits (the sign from the low 48 bits) | 8 | 18.75 |
+//! | [`msb_within`] 48 bits (the sign from the low 48 bits) | 8 | 18.63 |
 //! | [`a2b`] (all 64 bits) | 8 | 85.25 |
 //! | [`inject_bit`] | 1 | 10.67 (roles rotated over thirds: every party) |
 //! | [`b2a`] (all 64 bits) | 1 | 1024 |
 //! | [`relu`] | 10 | 43.96 |
-//! | [`relu_within`] 48 bits (a network's activations at `f = 20`: [`activation_sign_bits`]) | 10 | 37.42 |
+//! | [`relu_within`] 48 bits (a network's activations at `f = 20`: [`activation_sign_bits`]) | 10 | 37.29 |
 //! | [`relu_backward`] | 1 | 8 |
 //! | [`max_axis`] over `len` | `10 ceil(log2 len)` | `(len - 1) · 43.96 / len` per input element |
 //! | [`argmax_axis`] | as max | max + 8 per input element and level |

@@ -1,89 +1,185 @@
-//! The sign circuit: MSB of a ring value, or of its low `w` bits (two summands, then a carry
-//! tree in bit-reversed lane order).
+//! The sign circuit: MSB of a ring value, or the sign from its low `w` bits, bit-sliced.
+//!
+//! The circuit works on *rows*: row `j` of a sharing holds bit `j` of every element, 64
+//! elements to a word ([`Device::bit_planes`]), so an AND of two rows is a word-wide AND
+//! with nothing to mask or pack, and a row travels as it is. The elements' two summands
+//! are transposed once; every later step touches only the rows still needed.
 
-use triad_ring::{BinaryOp, Device, Placed, RingError, Shape, StridedLayout, Tensor};
+use triad_ring::{Device, RingError, Rows, Shape, StridedLayout, Tensor};
 use triad_sharing::{placed, third, AShare, BShare, Error, Party, Result};
 use triad_transport::Peer;
 
-use crate::boolean::{and_packed, and_parts, bit_range, parts, reversal_swaps, xor_into, xor_shl_into, Part, TOP};
+use crate::boolean::TOP;
 
-/// [`and_parts`] leaving out the jobs whose mask is empty (their result is `None`); no
-/// round at all when every mask is empty.
-fn and_parts_masked<D: Device>(p: &Party<D>, jobs: &[Part<'_, D>]) -> Result<Vec<Option<BShare<D>>>> {
-    let live: Vec<Part<'_, D>> =
-        jobs.iter().filter(|j| j.mask != 0).map(|j| Part { x: j.x, y: j.y, y_shl: j.y_shl, mask: j.mask }).collect();
-    let mut done = if live.is_empty() { Vec::new() } else { and_parts(p, &live)? }.into_iter();
-    Ok(jobs.iter().map(|j| if j.mask != 0 { done.next() } else { None }).collect())
+/// The two summands `a + b = x` of the sign circuit, in rows, as the later rounds read
+/// them: this party's part of the generate AND `a & b` on the leaves' rows `0 .. w - 1`
+/// (the operands `and_x`, `and_y` of [`summands`]), and the propagate bits `a ^ b` on rows
+/// `1 .. w - 1` (`prop`, the tree's `P` of leaves `1 ..`) and on row `w - 1` (`top`, the
+/// sign bit's own sum).
+struct Summands<D: Device> {
+    and_x: Tensor<D>,
+    and_y: Tensor<D>,
+    prop: BShare<D>,
+    top: BShare<D>,
 }
 
-/// A sharing of zero shaped like `x`.
-fn zeros_like<D: Device>(p: &Party<D>, x: &BShare<D>) -> Result<BShare<D>> {
-    Ok(BShare { own: Tensor::zeros(&p.dev, x.shape().clone())?, next: Tensor::zeros(&p.dev, x.shape().clone())? })
-}
-
-/// Two binary sharings `a`, `b` with `a + b = x` (ring addition), in one round, on the
-/// `lanes` of `x` (its other lanes must be zero in every component); returned with their
-/// lanes reversed (lane `j` in lane `rev6(j)`), the order of the carry tree.
+/// The summands in rows, in one round, on the low `w` bits of `x`.
 ///
-/// Third `r` of the elements runs with roles `Rj = party (j + r) % 3`. `R0` knows
-/// `a = x_{R0} + x_{R1}` (its two components) and shares it: component `R0` is
-/// `ρ = F(k_{R0}) & lanes` (a stream of the key it shares with `R2`), component `R1` is
-/// `a ^ ρ`, which it packs and sends to `R1`, and component `R2` is 0. `b = x_{R2}`, which
-/// `R1` and `R2` both hold, is shared trivially (component `R2`, the others 0). `R1` sees
-/// `a` under `ρ`, from a key it lacks; `R2` receives nothing. Each party sends one third of
-/// the elements, `popcount(lanes)` bits each, to its next party. The four components a
-/// party holds are each written once, reversed, by [`Device::place_swapped`].
-fn summands<D: Device>(p: &Party<D>, x: &AShare<D>, lanes: u64) -> Result<(BShare<D>, BShare<D>)> {
-    let shape = x.shape().clone();
-    let n = shape.numel();
+/// Groups of 64 elements are split in thirds; third `r` runs with roles `Rj = party (j + r)
+/// % 3`. `R0` knows `a = x_{R0} + x_{R1}` (its two components) and shares it: component
+/// `R0` is `ρ = F(k_{R0})` (a stream of the key it shares with `R2`), component `R1` is
+/// `rows(a) ^ ρ`, which it sends to `R1`, and component `R2` is 0. `b = x_{R2}`, which `R1`
+/// and `R2` both hold, is shared trivially (component `R2`, the others 0). `R1` sees `a`
+/// under `ρ`, from a key it lacks; `R2` receives nothing. Each party sends one third of the
+/// groups, `w` rows each, to its next party. In every component the nonzero thirds of `a`
+/// and of `b` differ, so `a ^ b` is their pieces placed side by side.
+///
+/// The generate AND needs neither sharing whole: a party's 3-out-of-3 part of `a & b`,
+/// `a_i&b_i ^ a_i&b_{i+1} ^ a_{i+1}&b_i`, is 0 in its `R0` third (its `b` components are
+/// zero), `got & x_{R2}` in its `R1` third and `ρ & x_{R2}` in its `R2` third: `X & Y` for
+/// `X` = (`got`, `ρ`) and `Y` = (`x_{R2}`, `x_{R2}`) placed at those thirds, which the masked
+/// AND of the sharings `(X, X)` and `(Y, Y)` gives (`X&(Y^Y) ^ X&Y = X&Y`) with the same
+/// message.
+fn summands<D: Device>(p: &Party<D>, x: &AShare<D>, w: usize) -> Result<Summands<D>> {
+    let n = x.shape().numel();
+    let groups = n.div_ceil(64);
     let i = p.index();
     let dev = &p.dev;
     let streams: Vec<u64> = (0..3).map(|_| p.next_stream()).collect();
-    let sh = |k: usize| Shape::new([k]);
-    let slice = |t: &Tensor<D>, r: usize| -> Result<Tensor<D>> {
-        let view = StridedLayout { dims: vec![third(n, r).len()], strides: vec![1], offset: third(n, r).start };
-        Ok(Tensor::from_buffer(
-            dev,
-            sh(third(n, r).len()),
-            dev.gather_strided(t.buffer(), &view).map_err(RingError::from)?,
-        )?)
+    let planes = w as u32;
+    // Third r: its groups, and the elements they hold.
+    let cols = |r: usize| third(groups, r);
+    let elems = |r: usize| {
+        let from = (cols(r).start * 64).min(n);
+        (from, (cols(r).end * 64).min(n) - from)
     };
-    // Role 0 in third i: send a ^ ρ to R1 (the next party).
-    let k0 = third(n, i).len();
-    let rho0 = p.prg_prev(&sh(k0), streams[i])?.scalar(BinaryOp::And, lanes)?;
-    let mut sent = slice(&x.own, i)?;
-    sent.add_assign(&slice(&x.next, i)?)?;
+    let rows_of = |t: &Tensor<D>, r: usize| -> Result<Tensor<D>> {
+        let (from, count) = elems(r);
+        let b = dev.bit_planes(t.buffer(), from, count, planes).map_err(RingError::from)?;
+        Ok(Tensor::from_buffer(dev, sh(w * cols(r).len()), b)?)
+    };
+    // Role 0 in third i: rows(x_i + x_{i+1}) ^ ρ to R1 (the next party).
+    let (from, count) = elems(i);
+    let view = StridedLayout { dims: vec![count], strides: vec![1], offset: from };
+    let slice = |t: &Tensor<D>| -> Result<Tensor<D>> {
+        Ok(Tensor::from_buffer(dev, sh(count), dev.gather_strided(t.buffer(), &view).map_err(RingError::from)?)?)
+    };
+    let mut sum = slice(&x.own)?;
+    sum.add_assign(&slice(&x.next)?)?;
+    let k0 = cols(i).len();
+    let rho0 = p.prg_prev(&sh(w * k0), streams[i])?;
+    let planes_of_sum = dev.bit_planes(sum.buffer(), 0, count, planes).map_err(RingError::from)?;
+    let mut sent = Tensor::from_buffer(dev, sh(w * k0), planes_of_sum)?;
     sent.xor_assign(&rho0)?;
-    p.send_owned(Peer::Next, sent.pack_bits(lanes)?)?;
-    // Role 2 in third i + 1: ρ of R0 (the next party), from the key shared with it.
+    p.send(Peer::Next, &sent)?;
+    // Role 2 in third i + 1: ρ of R0 (the next party), from the key shared with it; b's
+    // component R2 is my own.
     let r2 = (i + 1) % 3;
-    let rho2 = p.prg_next(&sh(third(n, r2).len()), streams[r2])?.scalar(BinaryOp::And, lanes)?;
-    // Role 1 in third i + 2: a ^ ρ from R0 (the previous party).
+    let rho2 = p.prg_next(&sh(w * cols(r2).len()), streams[r2])?;
+    let b_own = rows_of(&x.own, r2)?;
+    // Role 1 in third i + 2: rows(a) ^ ρ from R0 (the previous party); b's component R2 is
+    // my next.
     let r1 = (i + 2) % 3;
-    let k1 = third(n, r1).len();
-    let words = (k1 * lanes.count_ones() as usize).div_ceil(64);
-    let got = p.recv(Peer::Prev, &sh(words))?.unpack_bits(sh(k1), lanes)?;
-    // Components in element order: third r holds role (i - r) mod 3's.
-    // A third's own tensor (`whole`), or a third of a full one (`part`), at third r.
-    let whole = |t, r| placed(t, third(n, r).start, 0, third(n, r).len());
-    let part = |t, r| placed(t, third(n, r).start, third(n, r).start, third(n, r).len());
-    let swaps = reversal_swaps();
-    let place = |pieces: &[Placed<'_, D::Buffer>]| -> Result<Tensor<D>> {
-        Ok(Tensor::from_buffer(dev, shape.clone(), dev.place_swapped(n, pieces, &swaps).map_err(RingError::from)?)?)
+    let got = p.recv(Peer::Prev, &sh(w * cols(r1).len()))?;
+    let b_next = rows_of(&x.next, r1)?;
+    // Rows lo..hi of the thirds' pieces, each at its third's columns.
+    let place = |pieces: &[(&Tensor<D>, usize)], lo: usize, hi: usize| -> Result<Tensor<D>> {
+        let mut at = Vec::with_capacity(pieces.len() * (hi - lo));
+        for &(t, r) in pieces {
+            let k = cols(r).len();
+            for j in lo..hi {
+                at.push(placed(t, (j - lo) * groups + cols(r).start, j * k, k));
+            }
+        }
+        let len = (hi - lo) * groups;
+        Ok(Tensor::from_buffer(dev, sh(len), dev.place_swapped(len, &at, &[]).map_err(RingError::from)?)?)
     };
-    let a =
-        BShare { own: place(&[whole(&rho0, i), whole(&got, r1)])?, next: place(&[whole(&sent, i), whole(&rho2, r2)])? };
-    let b = BShare { own: place(&[part(&x.own, r2)])?, next: place(&[part(&x.next, r1)])? };
-    Ok((a, b))
+    let (p_own, p_next) = ([(&rho0, i), (&got, r1), (&b_own, r2)], [(&sent, i), (&rho2, r2), (&b_next, r1)]);
+    let leaves = w - 1;
+    Ok(Summands {
+        and_x: place(&[(&got, r1), (&rho2, r2)], 0, leaves)?,
+        and_y: place(&[(&b_next, r1), (&b_own, r2)], 0, leaves)?,
+        prop: BShare { own: place(&p_own, 1, leaves)?, next: place(&p_next, 1, leaves)? },
+        top: BShare { own: place(&p_own, leaves, w)?, next: place(&p_next, leaves, w)? },
+    })
+}
+
+/// One AND of [`and_rows`]: its operands `x` and `y`, each as row selections of the two
+/// components a party holds, and how many rows.
+type RowAnd<'a, D> = ([Rows<'a, <D as Device>::Buffer>; 2], [Rows<'a, <D as Device>::Buffer>; 2], usize);
+
+/// Rows `first`, `first + step`, .. of both components of `t`.
+fn rows<D: Device>(t: &BShare<D>, first: usize, step: usize) -> [Rows<'_, D::Buffer>; 2] {
+    [Rows { buf: t.own.buffer(), first, step }, Rows { buf: t.next.buffer(), first, step }]
+}
+
+/// ANDs of row selections (`width` words a row), all in one round: for each, each party's
+/// 3-out-of-3 part `x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i` XOR-ed with its part
+/// `F(k_i) ^ F(k_{i+1})` of a fresh XOR sharing of zero (one stream per AND, drawn in
+/// order), in one device pass that reads the rows where they lie ([`Device::and_rows`]).
+/// The parts are concatenated into one message to the previous party, and each is the
+/// party's own component. An AND of no rows is skipped (no stream drawn).
+fn and_rows<D: Device>(p: &Party<D>, width: usize, jobs: &[RowAnd<'_, D>]) -> Result<Vec<BShare<D>>> {
+    let _g = p.net.scope("and");
+    let keys = [p.shared_key(Peer::Prev), p.shared_key(Peer::Next)];
+    let mut owns = Vec::with_capacity(jobs.len());
+    let mut message = Vec::new();
+    for &(x, y, count) in jobs {
+        let len = count * width;
+        let z = if len == 0 {
+            Tensor::zeros(&p.dev, sh(0))?
+        } else {
+            let z = p.dev.and_rows(x, y, count, width, keys, p.next_stream()).map_err(RingError::from)?;
+            let z = Tensor::from_buffer(&p.dev, sh(len), z)?;
+            message.extend_from_slice(&z.to_vec()?);
+            z
+        };
+        owns.push(z);
+    }
+    let total = message.len();
+    if total > 0 {
+        p.net.send_u64s(Peer::Prev, message)?;
+    }
+    let got = if total > 0 { p.net.recv_u64s(Peer::Next, total)? } else { Vec::new() };
+    let mut at = 0;
+    let mut out = Vec::with_capacity(jobs.len());
+    for own in owns {
+        let len = own.numel();
+        let next = Tensor::from_vec(&p.dev, [len], got[at..at + len].to_vec())?;
+        at += len;
+        out.push(BShare { own, next });
+    }
+    Ok(out)
+}
+
+/// `count` rows of `groups` words of each source, from row `first` every `step` rows, one
+/// after another (a copy; the sources are row sharings).
+fn pick<D: Device>(p: &Party<D>, groups: usize, sel: &[(&BShare<D>, usize, usize, usize)]) -> Result<BShare<D>> {
+    let rows: usize = sel.iter().map(|s| s.3).sum();
+    let len = rows * groups;
+    let side = |k: usize| -> Result<Tensor<D>> {
+        let mut at = Vec::with_capacity(rows);
+        for &(src, first, step, count) in sel {
+            let t = if k == 0 { &src.own } else { &src.next };
+            for r in 0..count {
+                at.push(placed(t, at.len() * groups, (first + r * step) * groups, groups));
+            }
+        }
+        let b = p.dev.place_swapped(len, &at, &[]).map_err(RingError::from)?;
+        Ok(Tensor::from_buffer(&p.dev, sh(len), b)?)
+    };
+    Ok(BShare { own: side(0)?, next: side(1)? })
+}
+
+fn sh(k: usize) -> Shape {
+    Shape::new([k])
 }
 
 /// The most significant bit of `x` (its two's complement sign) as a binary sharing of a
 /// bit in lane 0 (other lanes zero). Exact for every ring value.
 ///
-/// Two summands (1 round: one party's binary sharing of `x_{R0} + x_{R1}`, 64 bits for a
-/// third of the elements each), generate `g = a & b` (1 round, 63 bits), then a carry tree
-/// over bits 0..62 (6 rounds, 61 + 31 + 15 + 7 + 3 + 1 bits): 8 rounds and about 202.3
-/// bits (25.29 bytes) per element per party. `MSB = a_63 ^ b_63 ^ carry_63`.
+/// [`msb_within`] on all 64 bits: 8 rounds and 64/3 + 181 = 202.3 bits (25.29 bytes) per
+/// element per party.
 pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
     msb_within(p, x, 64)
 }
@@ -92,235 +188,75 @@ pub fn msb<D: Device>(p: &Party<D>, x: &AShare<D>) -> Result<BShare<D>> {
 /// [`msb`]`(x)` whenever `x` read as two's complement lies in `[-2^(bits-1), 2^(bits-1))`
 /// (and an unrelated bit otherwise). `bits` is in `2..=64`; 64 is [`msb`].
 ///
-/// The same circuit as [`msb`] on `x << (64 - bits)` (local): the low `64 - bits` lanes of
-/// every component are then zero, so the summand travels in `bits` bits and every AND
-/// whose result is publicly zero there, or whose result no later AND needs, is left out of
-/// its round's mask ([`SignMasks`]). Still 8 rounds; at 48 bits 150 bits (18.75 bytes)
-/// per element per party.
+/// Bit `w - 1` (`w = bits`) of `a + b` is `a_{w-1} ^ b_{w-1} ^ c`, with `c` the carry out
+/// of the low `w - 1` bits: two summands (1 round, [`summands`]), generate `g_j = a_j & b_j`
+/// for the `w - 1` leaves (1 round), then a carry tree over the leaves in rows
+/// ([`sign_row`]): `ceil(log2(w - 1))` rounds, 6 at 48 and 64 bits. 8 rounds; at 48 bits
+/// `16 + 133` bits (18.63 bytes) per element per party.
 pub fn msb_within<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<BShare<D>> {
-    msb_within_top(p, x, bits)?.shr(63)
+    to_elements(sign_row(p, x, bits)?, x.shape(), 1)
 }
 
-/// [`msb_within`] with the bit left in lane 63 and the other lanes unspecified (one pass
-/// fewer for a caller that reads only that lane, as ReLU's bit injection does).
+/// [`msb_within`] with the bit left in lane 63 and the other lanes zero (what ReLU's bit
+/// injection reads).
 pub(crate) fn msb_within_top<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<BShare<D>> {
+    to_elements(sign_row(p, x, bits)?, x.shape(), TOP)
+}
+
+/// The elements' bits of a row, in lane `lane` of each word (a one-lane unpacking).
+fn to_elements<D: Device>(row: BShare<D>, shape: &Shape, lane: u64) -> Result<BShare<D>> {
+    Ok(BShare { own: row.own.unpack_bits(shape.clone(), lane)?, next: row.next.unpack_bits(shape.clone(), lane)? })
+}
+
+/// The sign bit of every element in one row (64 elements to a word).
+///
+/// The carry tree over the `L = w - 1` leaves: a node is a run of adjacent bits with its
+/// generate `G` (a carry leaves the run) and propagate `P` (a carry crosses it). Each
+/// round merges nodes `2m + 1` (high) and `2m` (low) into node `m`: `G = G_hi ^ P_hi &
+/// G_lo`, `P = P_hi & P_lo`, an odd last node passing on as it is. The lowest node's `P`
+/// is never read, so node 0 has none: `P` rows are kept for nodes `1 ..`, and a round
+/// computes `G` for every merge and `P` for every merge but the lowest, all in one round
+/// ([`and_rows`]). The root's `G` is the carry into bit `w - 1`. A round's operands are
+/// every other row of the last ([`pick`]).
+fn sign_row<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<BShare<D>> {
     let _g = p.net.scope("msb");
     if !(2..=64).contains(&bits) {
         return Err(Error::Usage(format!("msb_within: bits must be in 2..=64, not {bits}")));
     }
-    let masks = SignMasks::new(64 - bits);
-    let shifted;
-    let x = if bits < 64 {
-        shifted = x.shl(64 - bits)?;
-        &shifted
-    } else {
-        x
-    };
-    // Work in the lane order with the 6-bit lane index reversed (local, linear): there the
-    // tops of every tree level form one contiguous lane range and each merge is a fixed
-    // shift, so every round of the full-width circuit packs a contiguous mask.
-    let (s, c) = summands(p, x, masks.summand)?;
-    // Lanes 0 and 63 are their own images: g_63 is not needed.
-    let g = and_packed(p, &s, &c, masks.generate)?;
-    let mut prop = s;
-    xor_into(&mut prop, &c)?;
-    // Tree: a group's (G, P) sits at its top bit. The 64th leaf (bit 63) is the public
-    // (G, P) = (0, 1), so the root's G is the carry into bit 63. Level L merges groups of
-    // 2^(L-1) bits; its tops are the reversed lanes 64 - 2^(6-L) ..= 63, and hi and lo
-    // tops are 2^(6-L) lanes apart (the shift is fused into the AND). Level 1 pairs bits
-    // (2m+1, 2m), i.e. reversed lanes (32 + m', m') for m' = rev5(m): a shift by 32. The
-    // pair (63, 62) is local, (0 ^ 1&g_62, 1&p_62) = (g_62, p_62), and lands in lane 63:
-    // G ^= (g << 32) & TOP, P ^= (prop << 32) & TOP.
-    let (gmask, pmask) = masks.levels[0];
-    let mut r = and_parts_masked(
-        p,
-        &[
-            Part { x: parts(&prop), y: parts(&g), y_shl: 32, mask: gmask },
-            Part { x: parts(&prop), y: parts(&prop), y_shl: 32, mask: pmask },
-        ],
-    )?
-    .into_iter();
-    let (t1, t2) = (r.next().flatten(), r.next().flatten());
-    let mut gg = match t1 {
-        Some(t1) => t1,
-        None => zeros_like(p, &g)?,
-    };
-    xor_into(&mut gg, &g)?;
-    xor_shl_into(&mut gg, &g, 32, TOP)?;
-    let mut pp = match t2 {
-        Some(t2) => t2,
-        None => zeros_like(p, &g)?,
-    };
-    xor_shl_into(&mut pp, &prop, 32, TOP)?;
-    for (level, &(gmask, pmask)) in (2..=6u32).zip(&masks.levels[1..]) {
-        let d = 1u32 << (6 - level);
-        // Compaction: from level 2 on only the top 32 lanes of a word matter (its tops are
-        // lanes 48..=63 and its merge reads 16 lanes lower), from level 3 on the top 16 (a
-        // merge reads at most 8 lower). So two elements' top halves share a word at level 2,
-        // four elements' top quarters from level 3 on, in element order, and the masks repeat
-        // in each group: the same lanes travel, from a half and then a quarter of the words.
-        let (gmask, pmask) = match level {
-            2 => (repeat(gmask, 32), repeat(pmask, 32)),
-            _ => (repeat(gmask, 16), repeat(pmask, 16)),
+    let groups = x.shape().numel().div_ceil(64);
+    let w = bits as usize;
+    let s = summands(p, x, w)?;
+    // Leaves: G = g_j for j < w - 1, P of leaves 1.. (prop).
+    let (x, y) = (Rows { buf: s.and_x.buffer(), first: 0, step: 1 }, Rows { buf: s.and_y.buffer(), first: 0, step: 1 });
+    let generate = ([x, x], [y, y], w - 1);
+    let mut gs = and_rows(p, groups, &[generate])?.pop().ok_or_else(|| Error::Usage("msb: no generate".into()))?;
+    let mut ps = s.prop;
+    let mut nodes = w - 1;
+    while nodes > 1 {
+        let (m, pass) = (nodes / 2, nodes % 2 == 1);
+        // G: P_{2t+1} & G_{2t} for t < m (P of node j is row j - 1). P: P_{2t+1} & P_{2t}
+        // for 1 <= t < m.
+        let jobs = [(rows(&ps, 0, 2), rows(&gs, 0, 2), m), (rows(&ps, 2, 2), rows(&ps, 1, 2), m - 1)];
+        let mut r = and_rows(p, groups, &jobs)?.into_iter();
+        let (mut g_new, p_new) = match (r.next(), r.next()) {
+            (Some(g), Some(p)) => (g, p),
+            _ => return Err(Error::Usage("msb: a round without its ANDs".into())),
         };
-        if level <= 3 {
-            let lanes = if level == 2 { TOP32 } else { repeat(TOP16, 32) };
-            gg = compact(&gg, lanes)?;
-            pp = compact(&pp, lanes)?;
+        let hi_g = pick(p, groups, &[(&gs, 1, 2, m)])?;
+        g_new.own.xor_assign(&hi_g.own)?;
+        g_new.next.xor_assign(&hi_g.next)?;
+        if pass {
+            gs = pick(p, groups, &[(&g_new, 0, 1, m), (&gs, nodes - 1, 1, 1)])?;
+            ps = pick(p, groups, &[(&p_new, 0, 1, m - 1), (&ps, nodes - 2, 1, 1)])?;
+        } else {
+            gs = g_new;
+            ps = p_new;
         }
-        let mut r = and_parts_masked(
-            p,
-            &[
-                Part { x: parts(&pp), y: parts(&gg), y_shl: d, mask: gmask },
-                Part { x: parts(&pp), y: parts(&pp), y_shl: d, mask: pmask },
-            ],
-        )?
-        .into_iter();
-        let (t1, t2) = (r.next().flatten(), r.next().flatten());
-        if let Some(t1) = t1 {
-            xor_into(&mut gg, &t1)?;
-        }
-        // A P left out is never read again (publicly zero, or not needed).
-        if let Some(t2) = t2 {
-            pp = t2;
-        }
+        nodes = m + usize::from(pass);
     }
-    // MSB = p_63 ^ carry_63 (lane 63 is fixed by the reversal).
-    let mut gg = BShare {
-        own: gg.own.unpack_bits(x.shape().clone(), TOP16)?,
-        next: gg.next.unpack_bits(x.shape().clone(), TOP16)?,
-    };
-    xor_into(&mut gg, &prop)?;
-    Ok(gg)
-}
-
-/// Lanes 32..=63, the tops of tree level 1, which level 2 reads.
-const TOP32: u64 = 0xFFFF_FFFF << 32;
-
-/// Lanes 48..=63, the tops of level 2, which levels 3 to 6 read.
-const TOP16: u64 = 0xFFFF << 48;
-
-/// A mask of a word's top `width` lanes, repeated in each `width`-lane group of a word that
-/// holds `64 / width` elements.
-fn repeat(mask: u64, width: u32) -> u64 {
-    let m = mask >> (64 - width);
-    (0..64 / width).fold(0, |r, g| r | m << (g * width))
-}
-
-/// The `lanes` of consecutive words packed back to back ([`Tensor::pack_bits`], local):
-/// with the top half or quarter of each element (or of each group), two or four elements'
-/// share a word, in element order.
-fn compact<D: Device>(x: &BShare<D>, lanes: u64) -> Result<BShare<D>> {
-    Ok(BShare { own: x.own.pack_bits(lanes)?, next: x.next.pack_bits(lanes)? })
-}
-
-/// The lanes each AND of the sign circuit on the low `64 - z` bits computes (the operands
-/// shifted left by `z`), found by following which `(G, P)` are publicly zero and which are
-/// needed from the root down. For `z = 0` these are [`msb`]'s masks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SignMasks {
-    /// The lanes of the summand that travels, in natural lane order: `z..=63`.
-    pub(crate) summand: u64,
-    /// The generate AND `g = s & c`, in reversed lane order.
-    pub(crate) generate: u64,
-    /// Tree levels 1 to 6: the `(G, P)` ANDs, in reversed lane order.
-    pub(crate) levels: [(u64, u64); 6],
-}
-
-impl SignMasks {
-    pub(crate) fn new(z: u32) -> SignMasks {
-        // Leaves: g_j = a_j & b_j and p_j = a_j ^ b_j are zero for j < z (both summands
-        // are); leaf 63 is the public (0, 1), merged locally.
-        let mut g_zero = [[false; 64]; 7];
-        let mut p_zero = [[false; 64]; 7];
-        for j in 0..64u32 {
-            g_zero[0][j as usize] = j < z || j == 63;
-            p_zero[0][j as usize] = j < z;
-        }
-        for level in 1..=6usize {
-            for m in 0..(64 >> level) {
-                let (hi, lo) = (2 * m + 1, 2 * m);
-                let local = level == 1 && m == 31;
-                g_zero[level][m] = if local {
-                    g_zero[0][lo]
-                } else {
-                    g_zero[level - 1][hi] && (p_zero[level - 1][hi] || g_zero[level - 1][lo])
-                };
-                p_zero[level][m] = if local { p_zero[0][lo] } else { p_zero[level - 1][hi] || p_zero[level - 1][lo] };
-            }
-        }
-        let mut need_g = [[false; 64]; 7];
-        let mut need_p = [[false; 64]; 7];
-        need_g[6][0] = true;
-        let mut levels = [(0u64, 0u64); 6];
-        for level in (1..=6usize).rev() {
-            let (mut gmask, mut pmask) = (0u64, 0u64);
-            for m in 0..(64 >> level) {
-                let (hi, lo) = (2 * m + 1, 2 * m);
-                if level == 1 && m == 31 {
-                    need_g[0][lo] |= need_g[1][m];
-                    need_p[0][lo] |= need_p[1][m];
-                    continue;
-                }
-                let g_and = need_g[level][m] && !p_zero[level - 1][hi] && !g_zero[level - 1][lo];
-                let p_and = need_p[level][m] && !p_zero[level - 1][hi] && !p_zero[level - 1][lo];
-                need_g[level - 1][hi] |= need_g[level][m];
-                need_g[level - 1][lo] |= g_and;
-                need_p[level - 1][hi] |= g_and || p_and;
-                need_p[level - 1][lo] |= p_and;
-                let top = (m << level) + (1 << level) - 1;
-                let lane = 1u64 << rev6(top as u32);
-                if g_and {
-                    gmask |= lane;
-                }
-                if p_and {
-                    pmask |= lane;
-                }
-            }
-            levels[level - 1] = (gmask, pmask);
-        }
-        let generate =
-            (0..64u32).filter(|&j| need_g[0][j as usize] && !g_zero[0][j as usize]).fold(0u64, |m, j| m | 1 << rev6(j));
-        SignMasks { summand: bit_range(z, 63), generate, levels }
-    }
-
-    /// Bits of the ANDs sent per element by each party (besides a third of the summand's).
-    #[cfg(test)]
-    fn bits(&self) -> u32 {
-        self.generate.count_ones() + self.levels.iter().map(|(g, p)| g.count_ones() + p.count_ones()).sum::<u32>()
-    }
-}
-
-/// The 6-bit lane index `j` read backwards.
-fn rev6(j: u32) -> u32 {
-    j.reverse_bits() >> 26
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{bit_range, SignMasks, TOP};
-
-    /// The masks of the full-width circuit (181 bits of ANDs: the carry-save circuit's 242
-    /// less its 63-bit AND, plus lane 0 of `g` and of level 1, as `b_0` is no longer 0), and
-    /// each narrower circuit sends fewer.
-    #[test]
-    fn sign_masks() {
-        let full = SignMasks::new(0);
-        assert_eq!(full.summand, u64::MAX);
-        assert_eq!(full.generate, !TOP);
-        assert_eq!(full.levels[0], (bit_range(32, 62), bit_range(33, 62)));
-        for level in 2..=6u32 {
-            let d = 1u32 << (6 - level);
-            let p = if level < 6 { bit_range(65 - d, 63) } else { 0 };
-            assert_eq!(full.levels[level as usize - 1], (bit_range(64 - d, 63), p), "level {level}");
-        }
-        assert_eq!(full.bits(), 181);
-        assert_eq!(SignMasks::new(16).bits(), 134);
-        let mut last = 182;
-        for z in 0..=62 {
-            let b = SignMasks::new(z).bits();
-            assert!(b < last, "z = {z}: {b} bits");
-            last = b;
-        }
-    }
+    // The sign: a_{w-1} ^ b_{w-1} ^ carry.
+    let mut top = s.top;
+    top.own.xor_assign(&gs.own)?;
+    top.next.xor_assign(&gs.next)?;
+    Ok(top)
 }

@@ -27,7 +27,7 @@
 //!
 //! [`to_host`]: Device::to_host
 
-use crate::device::{BinaryOp, Device, DeviceError, DeviceResult, UnaryOp};
+use crate::device::{check_planes, BinaryOp, Device, DeviceError, DeviceResult, Rows, UnaryOp};
 use crate::prg::PrgKey;
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 
@@ -132,6 +132,26 @@ impl Device for DryRunDevice {
 
     fn pack_bits(&self, a: &DryBuffer, mask: u64) -> DeviceResult<DryBuffer> {
         buf((a.len * mask.count_ones() as usize).div_ceil(64))
+    }
+
+    fn bit_planes(&self, a: &DryBuffer, from: usize, count: usize, planes: u32) -> DeviceResult<DryBuffer> {
+        check_planes("dry-run", from, count, planes, a.len)?;
+        buf(planes as usize * count.div_ceil(64))
+    }
+
+    fn and_rows(
+        &self,
+        x: [Rows<'_, DryBuffer>; 2],
+        y: [Rows<'_, DryBuffer>; 2],
+        rows: usize,
+        width: usize,
+        _keys: [&PrgKey; 2],
+        _stream: u64,
+    ) -> DeviceResult<DryBuffer> {
+        for o in x.iter().chain(&y) {
+            o.check("dry-run", rows, width, o.buf.len)?;
+        }
+        buf(rows * width)
     }
 
     fn unpack_bits(&self, packed: &DryBuffer, len: usize, mask: u64) -> DeviceResult<DryBuffer> {

@@ -1,6 +1,6 @@
 //! [`Profiled`]: any device, with a [`triad_profile`] span around each of its calls.
 
-use crate::device::{Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, UnaryOp};
+use crate::device::{Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, Rows, UnaryOp};
 use crate::prg::PrgKey;
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 use triad_profile::{span, Work};
@@ -119,6 +119,19 @@ impl<D: Device> Device for Profiled<D> {
         self.0.and_part_packed(x, y, y_shl, keys, stream, mask)
     }
 
+    fn and_rows(
+        &self,
+        x: [Rows<'_, Self::Buffer>; 2],
+        y: [Rows<'_, Self::Buffer>; 2],
+        rows: usize,
+        width: usize,
+        keys: [&PrgKey; 2],
+        stream: u64,
+    ) -> DeviceResult<Self::Buffer> {
+        let _s = span(Work::Bits);
+        self.0.and_rows(x, y, rows, width, keys, stream)
+    }
+
     fn add_prg(&self, a: &mut Self::Buffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
         let _s = span(Work::Prg);
         self.0.add_prg(a, terms)
@@ -190,6 +203,11 @@ impl<D: Device> Device for Profiled<D> {
     fn pack_bits(&self, a: &Self::Buffer, mask: u64) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Bits);
         self.0.pack_bits(a, mask)
+    }
+
+    fn bit_planes(&self, a: &Self::Buffer, from: usize, count: usize, planes: u32) -> DeviceResult<Self::Buffer> {
+        let _s = span(Work::Bits);
+        self.0.bit_planes(a, from, count, planes)
     }
 
     fn unpack_bits(&self, packed: &Self::Buffer, len: usize, mask: u64) -> DeviceResult<Self::Buffer> {

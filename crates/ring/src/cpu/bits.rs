@@ -175,3 +175,42 @@ fn unpack_fields(words: &[u64], k: u32, out: &mut [MaybeUninit<u64>], place: imp
         avail -= k;
     }
 }
+
+/// The 64x64 bit matrix `a` (row `r` = word `r`, column `c` = bit `c`) transposed in
+/// place: afterwards bit `c` of word `r` is what bit `r` of word `c` was. Six rounds of
+/// block swaps, halving the block each round: in round `j` (32, 16, .., 1) the high `j`
+/// columns of each row `r` with `r & j == 0` trade places with the low `j` columns of row
+/// `r + j`, within every `2j`-column block.
+pub(super) fn transpose64(a: &mut [u64; 64]) {
+    let mut j = 32usize;
+    let mut m: u64 = 0x0000_0000_FFFF_FFFF;
+    while j != 0 {
+        for base in (0..64).step_by(2 * j) {
+            for r in base..base + j {
+                let t = ((a[r] >> j) ^ a[r + j]) & m;
+                a[r] ^= t << j;
+                a[r + j] ^= t;
+            }
+        }
+        j >>= 1;
+        m ^= m << j;
+    }
+}
+
+/// [`Device::bit_planes`](crate::Device::bit_planes) for the groups `first ..` of the
+/// words `a` (one group, 64 words, per word of each row): row `j`'s words go to `rows[j]`,
+/// which hold as many words as this share of the groups.
+pub(super) fn bit_planes_into(a: &[u64], first: usize, rows: &mut [&mut [u64]]) {
+    let count = rows.first().map_or(0, |r| r.len());
+    let mut block = [0u64; 64];
+    for g in 0..count {
+        let start = (first + g) * 64;
+        let words = &a[start..(start + 64).min(a.len())];
+        block[..words.len()].copy_from_slice(words);
+        block[words.len()..].fill(0);
+        transpose64(&mut block);
+        for (row, &w) in rows.iter_mut().zip(&block) {
+            row[g] = w;
+        }
+    }
+}

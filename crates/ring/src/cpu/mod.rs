@@ -19,11 +19,11 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use bits::{contiguous, has_bmi2, pack_group, unpack_group};
+use bits::{bit_planes_into, contiguous, has_bmi2, pack_group, unpack_group};
 
 use crate::device::{
-    check_and_lens, check_operand_lens, check_range, check_same_len, check_trunc_bits, Addend, BinaryOp, BitRange,
-    Device, DeviceResult, Placed, PrgTerm, UnaryOp,
+    check_and_lens, check_operand_lens, check_planes, check_range, check_same_len, check_trunc_bits, Addend, BinaryOp,
+    BitRange, Device, DeviceResult, Placed, PrgTerm, Rows, UnaryOp,
 };
 use crate::prg::{self, PrgKey};
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
@@ -87,6 +87,13 @@ fn par_build(n: usize, chunk: usize, f: impl Fn(usize, &mut [MaybeUninit<u64>]) 
     // exactly one call of `f`, and every caller below writes its whole chunk.
     unsafe { v.set_len(n) };
     v
+}
+
+/// Words `col .. col + len` of row `row` of an [`Device::and_rows`] operand (checked by the
+/// caller).
+fn row_segment(o: Rows<'_, Vec<u64>>, row: usize, width: usize, col: usize, len: usize) -> &[u64] {
+    let from = (o.first + row * o.step) * width + col;
+    &o.buf[from..from + len]
 }
 
 /// [`Device::place_swapped`] with the swaps as `f`: every chunk of the output is written
@@ -376,6 +383,48 @@ impl Device for CpuDevice {
         Ok(out)
     }
 
+    fn and_rows(
+        &self,
+        x: [Rows<'_, Vec<u64>>; 2],
+        y: [Rows<'_, Vec<u64>>; 2],
+        rows: usize,
+        width: usize,
+        keys: [&PrgKey; 2],
+        stream: u64,
+    ) -> DeviceResult<Vec<u64>> {
+        for o in x.iter().chain(&y) {
+            o.check("cpu", rows, width, o.buf.len())?;
+        }
+        // A piece of the result at a time, in L1: its AND words row segment by row
+        // segment, then the two draws XOR-ed in.
+        Ok(par_build(rows * width, CHUNK, |c, out| {
+            let (mut z, mut r) = ([0u64; PIECE], [0u64; PIECE]);
+            for (j, piece) in out.chunks_mut(PIECE).enumerate() {
+                let start = c * CHUNK + j * PIECE;
+                let z = &mut z[..piece.len()];
+                let mut k = 0;
+                while k < z.len() {
+                    let (row, col) = ((start + k) / width, (start + k) % width);
+                    let len = (width - col).min(z.len() - k);
+                    let at = |o| row_segment(o, row, width, col, len);
+                    let (x0, x1, y0, y1) = (at(x[0]), at(x[1]), at(y[0]), at(y[1]));
+                    for (t, z) in z[k..k + len].iter_mut().enumerate() {
+                        *z = x0[t] & (y0[t] ^ y1[t]) ^ x1[t] & y0[t];
+                    }
+                    k += len;
+                }
+                for key in keys {
+                    let r = &mut r[..piece.len()];
+                    prg::fill_words(key, stream, start as u64, r);
+                    z.iter_mut().zip(&*r).for_each(|(z, &r)| *z ^= r);
+                }
+                for (o, &z) in piece.iter_mut().zip(&*z) {
+                    o.write(z);
+                }
+            }
+        }))
+    }
+
     fn add_prg(&self, a: &mut Vec<u64>, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {
         a.par_chunks_mut(CHUNK).enumerate().for_each(|(i, a)| {
             let mut buf = [0u64; PIECE];
@@ -495,6 +544,26 @@ impl Device for CpuDevice {
                 pack_group(ag, mask, k, run, bmi2, og);
             }
         });
+        Ok(out)
+    }
+
+    fn bit_planes(&self, a: &Vec<u64>, from: usize, count: usize, planes: u32) -> DeviceResult<Vec<u64>> {
+        check_planes("cpu", from, count, planes, a.len())?;
+        let groups = count.div_ceil(64);
+        let mut out = vec![0u64; planes as usize * groups];
+        if groups == 0 {
+            return Ok(out);
+        }
+        // Each task takes a run of groups: its piece of every row.
+        const RUN: usize = 64;
+        let mut tasks: Vec<Vec<&mut [u64]>> = (0..groups.div_ceil(RUN)).map(|_| Vec::new()).collect();
+        for row in out.chunks_mut(groups) {
+            for (t, piece) in row.chunks_mut(RUN).enumerate() {
+                tasks[t].push(piece);
+            }
+        }
+        let words = &a[from..from + count];
+        tasks.into_par_iter().enumerate().for_each(|(t, mut rows)| bit_planes_into(words, t * RUN, &mut rows));
         Ok(out)
     }
 

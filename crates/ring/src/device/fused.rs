@@ -3,8 +3,8 @@
 //! tests compare the CPU device's overrides with these).
 
 use super::{
-    check_range, check_same_len, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm,
-    StridedLayout, UnaryOp,
+    check_planes, check_range, check_same_len, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceResult,
+    Placed, PrgTerm, Rows, StridedLayout, UnaryOp,
 };
 use crate::prg::PrgKey;
 
@@ -252,4 +252,42 @@ pub fn and_part_packed<D: Device>(
         dev.binary_assign(BinaryOp::Xor, &mut packed, &dev.prg_fill(key, stream, 0, w)?)?;
     }
     Ok(packed)
+}
+
+/// [`Device::bit_planes`] as a gather of the words and one [`Device::pack_bits`] per row
+/// (a mask of the row's one bit packs exactly that row), placed one after another.
+pub fn bit_planes<D: Device>(
+    dev: &D,
+    a: &D::Buffer,
+    from: usize,
+    count: usize,
+    planes: u32,
+) -> DeviceResult<D::Buffer> {
+    check_planes(&dev.name(), from, count, planes, dev.len(a))?;
+    let groups = count.div_ceil(64);
+    let words = dev.gather_strided(a, &StridedLayout { dims: vec![count], strides: vec![1], offset: from })?;
+    let rows = (0..planes).map(|j| dev.pack_bits(&words, 1 << j)).collect::<DeviceResult<Vec<_>>>()?;
+    let pieces: Vec<Placed<'_, D::Buffer>> =
+        rows.iter().enumerate().map(|(j, src)| Placed { at: j * groups, src, from: 0, count: groups }).collect();
+    dev.place_swapped(planes as usize * groups, &pieces, &[])
+}
+
+/// [`Device::and_rows`] as a strided gather of each operand and
+/// [`and_part_packed`](Device::and_part_packed) with every lane kept.
+pub fn and_rows<D: Device>(
+    dev: &D,
+    x: [Rows<'_, D::Buffer>; 2],
+    y: [Rows<'_, D::Buffer>; 2],
+    rows: usize,
+    width: usize,
+    keys: [&PrgKey; 2],
+    stream: u64,
+) -> DeviceResult<D::Buffer> {
+    let name = dev.name();
+    for o in x.iter().chain(&y) {
+        o.check(&name, rows, width, dev.len(o.buf))?;
+    }
+    let take = |o: &Rows<'_, D::Buffer>| dev.gather_strided(o.buf, &o.view(rows, width));
+    let (x0, x1, y0, y1) = (take(&x[0])?, take(&x[1])?, take(&y[0])?, take(&y[1])?);
+    dev.and_part_packed([&x0, &x1], [&y0, &y1], 0, keys, stream, u64::MAX)
 }

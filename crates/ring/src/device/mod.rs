@@ -227,6 +227,25 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
         fused::and_part_packed(self, x, y, y_shl, keys, stream, mask)
     }
 
+    /// [`and_part_packed`](Device::and_part_packed) of row selections, every lane kept and
+    /// no shift: the operands are `rows` rows of `width` words each, row `r` of operand `o`
+    /// being row `o.first + r * o.step` of `o.buf` (words `(o.first + r o.step) width ..`),
+    /// and word `t` of the result (`rows * width` words) is
+    /// `x0 & (y0 ^ y1) ^ x1 & y0 ^ F(keys[0], stream)[t] ^ F(keys[1], stream)[t]` on the
+    /// selected words. A bit-sliced circuit's round ANDs every other row of the last one's
+    /// results: fused, no operand is gathered first.
+    fn and_rows(
+        &self,
+        x: [Rows<'_, Self::Buffer>; 2],
+        y: [Rows<'_, Self::Buffer>; 2],
+        rows: usize,
+        width: usize,
+        keys: [&PrgKey; 2],
+        stream: u64,
+    ) -> DeviceResult<Self::Buffer> {
+        fused::and_rows(self, x, y, rows, width, keys, stream)
+    }
+
     /// `a[j] += ±F(key, stream)[j]` for every term in order: words `0 .. len(a)` of each
     /// PRG stream, as [`prg_fill`](Device::prg_fill) gives them, added (subtracted when
     /// `negate`) in place. Fused: the draws need not be written to memory and read back (a
@@ -327,6 +346,15 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Inverse of [`pack_bits`](Device::pack_bits): `len` elements whose `mask` bits come
     /// from the stream and whose other bits are zero.
     fn unpack_bits(&self, packed: &Self::Buffer, len: usize, mask: u64) -> DeviceResult<Self::Buffer>;
+    /// The low `planes` bits of the `count` words of `a` from `from`, bit-sliced: `planes`
+    /// rows of `ceil(count / 64)` words, where lane `e` of word `g` of row `j` is bit `j` of
+    /// `a[from + 64 g + e]` (lanes past `count` zero). `planes` is in `1..=64`. A row is
+    /// one bit of 64 elements to a word: the sign circuit ANDs and sends its rows as they
+    /// are, with no packing. Fused: one pass over the words (64x64 bit transposes), where
+    /// the default packs each row on its own.
+    fn bit_planes(&self, a: &Self::Buffer, from: usize, count: usize, planes: u32) -> DeviceResult<Self::Buffer> {
+        fused::bit_planes(self, a, from, count, planes)
+    }
 
     // ---- layout and reductions ---------------------------------------------------
     /// Sums `[outer, axis, inner]` over the middle axis into `[outer, inner]`.
@@ -498,12 +526,71 @@ impl<B> BitRange<'_, B> {
     }
 }
 
+/// `Ok` when [`Device::bit_planes`]'s arguments fit: `planes` in `1..=64` and the words
+/// inside `a` (`len` words).
+pub fn check_planes(device: &str, from: usize, count: usize, planes: u32, len: usize) -> DeviceResult<()> {
+    if !(1..=64).contains(&planes) {
+        return Err(unfit(device, format!("bit_planes: {planes} planes outside 1..=64")));
+    }
+    check_range(device, "bit_planes", from, count, len)
+}
+
 /// Checks that `count` words from `at` lie inside a buffer of `len` words.
 pub fn check_range(device: &str, what: &str, at: usize, count: usize, len: usize) -> DeviceResult<()> {
     if at.checked_add(count).is_some_and(|end| end <= len) {
         Ok(())
     } else {
         Err(unfit(device, format!("{what}: {count} words from {at} do not fit a buffer of {len}")))
+    }
+}
+
+/// An operand of [`Device::and_rows`]: rows `first`, `first + step`, .. of `buf`, whose
+/// rows are the call's `width` words each.
+#[derive(Debug)]
+pub struct Rows<'a, B> {
+    /// The buffer of rows.
+    pub buf: &'a B,
+    /// The first row taken.
+    pub first: usize,
+    /// Rows from one taken to the next (at least 1).
+    pub step: usize,
+}
+
+// Copy for every `B`, as for `BitRange`.
+impl<B> Clone for Rows<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B> Copy for Rows<'_, B> {}
+
+impl<B> Rows<'_, B> {
+    /// The selection as a strided view of `rows` rows of `width` words.
+    pub fn view(&self, rows: usize, width: usize) -> StridedLayout {
+        StridedLayout { dims: vec![rows, width], strides: vec![self.step * width, 1], offset: self.first * width }
+    }
+
+    /// `Ok` when the step is at least 1 and the `rows` rows of `width` words lie inside the
+    /// buffer (`len` words).
+    pub fn check(&self, device: &str, rows: usize, width: usize, len: usize) -> DeviceResult<()> {
+        let last = rows.checked_sub(1).map(|r| {
+            r.checked_mul(self.step)
+                .and_then(|d| d.checked_add(self.first))
+                .and_then(|row| row.checked_add(1))
+                .and_then(|end| end.checked_mul(width))
+        });
+        match (self.step, last) {
+            (0, _) => Err(unfit(device, "and_rows: a step of 0 rows".into())),
+            (_, None) => Ok(()),
+            (_, Some(Some(end))) if end <= len => Ok(()),
+            _ => Err(unfit(
+                device,
+                format!(
+                    "and_rows: {rows} rows of {width} words from row {} every {} do not fit a buffer of {len}",
+                    self.first, self.step
+                ),
+            )),
+        }
     }
 }
 
