@@ -324,7 +324,9 @@ pub fn sign_and_bits(w: u32) -> u32 {
 /// ([`sim_summands`]), generate `g_j = a_j & b_j` for the `w - 1` leaves, then the carry
 /// tree: each round merges nodes `2m + 1` and `2m` into node `m` (`G = G_hi ^ P_hi & G_lo`,
 /// `P = P_hi & P_lo`, no `P` for the lowest node, an odd last node passed on), the `G`
-/// ANDs of every merge and the `P` ANDs of every merge but the lowest in one round. The
+/// ANDs of every merge and the `P` ANDs of every merge but the lowest in one round (the
+/// protocol XORs each party's component of `G_hi` into its part of the `G` AND before
+/// sending it: the same components as the XOR after the round, computed here). The
 /// sign is `a_{w-1} ^ b_{w-1} ^ G_root`, unpacked to lane 0. Ideal: [`msb_within`] of the
 /// reconstructed value.
 pub fn sim_msb_within(sim: &mut Sim, x: &Shared, bits: u32) -> Shared {

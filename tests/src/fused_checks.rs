@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used)]
 
 use triad_ring::device::fused;
-use triad_ring::{Addend, CpuDevice, Device, DeviceResult, PrgKey, PrgTerm, Rows};
+use triad_ring::{Addend, CpuDevice, Device, DeviceResult, PrgKey, PrgTerm, RowAnd, Rows};
 
 /// A check's name and the check.
 pub type Check<D> = (&'static str, fn(&D));
@@ -246,14 +246,14 @@ pub fn bit_planes<D: Device>(dev: &D) {
 }
 
 /// `and_rows` with rows narrower and wider than a piece of the CPU device's draws, every
-/// other row and every row, from several first rows, and no rows; against
-/// `and_part_packed` on the rows gathered as well.
+/// other row and every row, from several first rows, and no rows, with and without rows
+/// XOR-ed in; against `and_part_packed` on the rows gathered (and the XOR) as well.
 pub fn and_rows<D: Device>(dev: &D) {
     let keys = keys();
     for (i, width) in [1usize, 7, 64, 360, 2049].into_iter().enumerate() {
         for rows in [0usize, 1, 3, 23] {
-            // Operand o: its rows from `first` every `step`, in a buffer with room to spare.
-            let shapes = [(0, 2), (1, 2), (2, 1), (i % 3, 1 + i % 2)];
+            // Selection o: its rows from `first` every `step`, in a buffer with room to spare.
+            let shapes = [(0, 2), (1, 2), (2, 1), (i % 3, 1 + i % 2), (1, 3)];
             let v: Vec<Vec<u64>> = shapes
                 .iter()
                 .enumerate()
@@ -262,28 +262,36 @@ pub fn and_rows<D: Device>(dev: &D) {
             let b: Vec<D::Buffer> = v.iter().map(|v| up(dev, v)).collect();
             let sel = |k: usize| Rows { buf: &b[k], first: shapes[k].0, step: shapes[k].1 };
             let cpu_sel = |k: usize| Rows { buf: &v[k], first: shapes[k].0, step: shapes[k].1 };
-            let k = [&keys[i % 3], &keys[(i + 1) % 3]];
-            let stream = [3, u64::MAX][i % 2];
-            let cpu = CpuDevice.and_rows([cpu_sel(0), cpu_sel(1)], [cpu_sel(2), cpu_sel(3)], rows, width, k, stream);
-            let cpu = cpu.unwrap();
-            let at = format!("and_rows, {rows} rows of {width} words");
-            // The definition: and_part_packed of the rows gathered on the host.
-            let gathered: Vec<Vec<u64>> = (0..4)
+            // The selected rows, gathered on the host.
+            let gathered: Vec<Vec<u64>> = (0..5)
                 .map(|o| {
                     let (first, step) = shapes[o];
                     (0..rows).flat_map(|r| v[o][(first + r * step) * width..][..width].to_vec()).collect()
                 })
                 .collect();
             let g = &gathered;
-            let want = CpuDevice.and_part_packed([&g[0], &g[1]], [&g[2], &g[3]], 0, k, stream, u64::MAX).unwrap();
-            assert_eq!(cpu, want, "CPU device against and_part_packed of the gathered rows: {at}");
-            agree(
-                dev,
-                dev.and_rows([sel(0), sel(1)], [sel(2), sel(3)], rows, width, k, stream),
-                fused::and_rows(dev, [sel(0), sel(1)], [sel(2), sel(3)], rows, width, k, stream),
-                cpu,
-                &at,
-            );
+            let k = [&keys[i % 3], &keys[(i + 1) % 3]];
+            let stream = [3, u64::MAX][i % 2];
+            for with_plus in [false, true] {
+                let op =
+                    RowAnd { x: [sel(0), sel(1)], y: [sel(2), sel(3)], plus: with_plus.then(|| sel(4)), rows, width };
+                let cpu_op = RowAnd {
+                    x: [cpu_sel(0), cpu_sel(1)],
+                    y: [cpu_sel(2), cpu_sel(3)],
+                    plus: with_plus.then(|| cpu_sel(4)),
+                    rows,
+                    width,
+                };
+                let cpu = CpuDevice.and_rows(&cpu_op, k, stream).unwrap();
+                let at = format!("and_rows, {rows} rows of {width} words, plus {with_plus}");
+                let mut want =
+                    CpuDevice.and_part_packed([&g[0], &g[1]], [&g[2], &g[3]], 0, k, stream, u64::MAX).unwrap();
+                if with_plus {
+                    want.iter_mut().zip(&g[4]).for_each(|(w, &p)| *w ^= p);
+                }
+                assert_eq!(cpu, want, "CPU device against and_part_packed of the gathered rows: {at}");
+                agree(dev, dev.and_rows(&op, k, stream), fused::and_rows(dev, &op, k, stream), cpu, &at);
+            }
         }
     }
 }
@@ -339,17 +347,14 @@ pub fn argument_errors<D: Device>(dev: &D) {
             &at,
         );
     }
-    // and_rows: a step of 0, rows past the end of an operand (each in turn).
+    // and_rows: a step of 0, rows past the end of a selection (each in turn, `plus` last).
     let k = [&keys[0], &keys[1]];
-    for (place, first, step) in [(0, 0, 0), (1, 0, 2), (2, 9, 1), (3, 1, 1), (0, usize::MAX, 1)] {
-        let mut ops: Vec<Rows<'_, D::Buffer>> = b.iter().map(|buf| Rows { buf, first: 0, step: 1 }).collect();
-        ops[place] = Rows { buf: &b[place], first, step };
-        let at = format!("and_rows, operand {place} from row {first} every {step}");
-        same(
-            error(dev.and_rows([ops[0], ops[1]], [ops[2], ops[3]], 3, 3, k, 1), &at),
-            error(fused::and_rows(dev, [ops[0], ops[1]], [ops[2], ops[3]], 3, 3, k, 1), &at),
-            &at,
-        );
+    for (place, first, step) in [(0, 0, 0), (1, 0, 2), (2, 9, 1), (3, 1, 1), (0, usize::MAX, 1), (4, 0, 4), (4, 0, 0)] {
+        let mut ops: Vec<Rows<'_, D::Buffer>> = (0..5).map(|k| Rows { buf: &b[k % 4], first: 0, step: 1 }).collect();
+        ops[place] = Rows { buf: &b[place % 4], first, step };
+        let op = RowAnd { x: [ops[0], ops[1]], y: [ops[2], ops[3]], plus: Some(ops[4]), rows: 3, width: 3 };
+        let at = format!("and_rows, selection {place} from row {first} every {step}");
+        same(error(dev.and_rows(&op, k, 1), &at), error(fused::and_rows(dev, &op, k, 1), &at), &at);
     }
     // The truncation's bits.
     let r = [ts[0], ts[1]];

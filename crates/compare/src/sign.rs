@@ -5,7 +5,7 @@
 //! with nothing to mask or pack, and a row travels as it is. The elements' two summands
 //! are transposed once; every later step touches only the rows still needed.
 
-use triad_ring::{Device, RingError, Rows, Shape, StridedLayout, Tensor};
+use triad_ring::{Device, RingError, RowAnd, Rows, Shape, StridedLayout, Tensor};
 use triad_sharing::{placed, third, AShare, BShare, Error, Party, Result};
 use triad_transport::Peer;
 
@@ -104,51 +104,55 @@ fn summands<D: Device>(p: &Party<D>, x: &AShare<D>, w: usize) -> Result<Summands
     })
 }
 
-/// One AND of [`and_rows`]: its operands `x` and `y`, each as row selections of the two
-/// components a party holds, and how many rows.
-type RowAnd<'a, D> = ([Rows<'a, <D as Device>::Buffer>; 2], [Rows<'a, <D as Device>::Buffer>; 2], usize);
-
 /// Rows `first`, `first + step`, .. of both components of `t`.
 fn rows<D: Device>(t: &BShare<D>, first: usize, step: usize) -> [Rows<'_, D::Buffer>; 2] {
     [Rows { buf: t.own.buffer(), first, step }, Rows { buf: t.next.buffer(), first, step }]
 }
 
-/// ANDs of row selections (`width` words a row), all in one round: for each, each party's
-/// 3-out-of-3 part `x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i` XOR-ed with its part
-/// `F(k_i) ^ F(k_{i+1})` of a fresh XOR sharing of zero (one stream per AND, drawn in
-/// order), in one device pass that reads the rows where they lie ([`Device::and_rows`]).
-/// The parts are concatenated into one message to the previous party, and each is the
-/// party's own component. An AND of no rows is skipped (no stream drawn).
-fn and_rows<D: Device>(p: &Party<D>, width: usize, jobs: &[RowAnd<'_, D>]) -> Result<Vec<BShare<D>>> {
+/// ANDs of row selections, all in one round: for each, each party's 3-out-of-3 part
+/// `x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i`, XOR-ed with its `plus` rows when given and with
+/// its part `F(k_i) ^ F(k_{i+1})` of a fresh XOR sharing of zero (one stream per AND,
+/// drawn in order), in one device pass that reads the rows where they lie
+/// ([`Device::and_rows`]). The parts are concatenated into one message to the previous
+/// party, and each is the party's own component; the message from the next party gives the
+/// next components. With `plus` the own component of a sharing `s`, the result is a sharing
+/// of `x & y ^ s`: every party's part carries its component of `s`, so the next party's
+/// message carries the next one. An AND of no rows is skipped (no stream drawn).
+fn and_rows<D: Device>(p: &Party<D>, jobs: &[RowAnd<'_, D::Buffer>]) -> Result<Vec<BShare<D>>> {
     let _g = p.net.scope("and");
     let keys = [p.shared_key(Peer::Prev), p.shared_key(Peer::Next)];
     let mut owns = Vec::with_capacity(jobs.len());
-    let mut message = Vec::new();
-    for &(x, y, count) in jobs {
-        let len = count * width;
+    let mut message: Vec<u64> = Vec::new();
+    for op in jobs {
+        let len = op.rows * op.width;
         let z = if len == 0 {
             Tensor::zeros(&p.dev, sh(0))?
         } else {
-            let z = p.dev.and_rows(x, y, count, width, keys, p.next_stream()).map_err(RingError::from)?;
-            let z = Tensor::from_buffer(&p.dev, sh(len), z)?;
-            message.extend_from_slice(&z.to_vec()?);
-            z
+            let z = p.dev.and_rows(op, keys, p.next_stream()).map_err(RingError::from)?;
+            Tensor::from_buffer(&p.dev, sh(len), z)?
         };
+        if message.is_empty() {
+            message = z.to_vec()?;
+        } else {
+            message.extend_from_slice(&z.to_vec()?);
+        }
         owns.push(z);
     }
     let total = message.len();
-    if total > 0 {
+    let mut got = if total > 0 {
         p.net.send_u64s(Peer::Prev, message)?;
-    }
-    let got = if total > 0 { p.net.recv_u64s(Peer::Next, total)? } else { Vec::new() };
-    let mut at = 0;
+        p.net.recv_u64s(Peer::Next, total)?
+    } else {
+        Vec::new()
+    };
+    // The message split from the back: each AND's words moved out of it.
     let mut out = Vec::with_capacity(jobs.len());
-    for own in owns {
+    for own in owns.into_iter().rev() {
         let len = own.numel();
-        let next = Tensor::from_vec(&p.dev, [len], got[at..at + len].to_vec())?;
-        at += len;
+        let next = Tensor::from_vec(&p.dev, [len], got.split_off(got.len() - len))?;
         out.push(BShare { own, next });
     }
+    out.reverse();
     Ok(out)
 }
 
@@ -217,7 +221,8 @@ fn to_elements<D: Device>(row: BShare<D>, shape: &Shape, lane: u64) -> Result<BS
 /// is never read, so node 0 has none: `P` rows are kept for nodes `1 ..`, and a round
 /// computes `G` for every merge and `P` for every merge but the lowest, all in one round
 /// ([`and_rows`]). The root's `G` is the carry into bit `w - 1`. A round's operands are
-/// every other row of the last ([`pick`]).
+/// every other row of the last, read where they lie, and each `G_hi` rides in its merge's
+/// AND ([`and_rows`]'s `plus`).
 fn sign_row<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<BShare<D>> {
     let _g = p.net.scope("msb");
     if !(2..=64).contains(&bits) {
@@ -228,23 +233,24 @@ fn sign_row<D: Device>(p: &Party<D>, x: &AShare<D>, bits: u32) -> Result<BShare<
     let s = summands(p, x, w)?;
     // Leaves: G = g_j for j < w - 1, P of leaves 1.. (prop).
     let (x, y) = (Rows { buf: s.and_x.buffer(), first: 0, step: 1 }, Rows { buf: s.and_y.buffer(), first: 0, step: 1 });
-    let generate = ([x, x], [y, y], w - 1);
-    let mut gs = and_rows(p, groups, &[generate])?.pop().ok_or_else(|| Error::Usage("msb: no generate".into()))?;
+    let generate = RowAnd { x: [x, x], y: [y, y], plus: None, rows: w - 1, width: groups };
+    let mut gs = and_rows(p, &[generate])?.pop().ok_or_else(|| Error::Usage("msb: no generate".into()))?;
     let mut ps = s.prop;
     let mut nodes = w - 1;
     while nodes > 1 {
         let (m, pass) = (nodes / 2, nodes % 2 == 1);
         // G: P_{2t+1} & G_{2t} for t < m (P of node j is row j - 1). P: P_{2t+1} & P_{2t}
         // for 1 <= t < m.
-        let jobs = [(rows(&ps, 0, 2), rows(&gs, 0, 2), m), (rows(&ps, 2, 2), rows(&ps, 1, 2), m - 1)];
-        let mut r = and_rows(p, groups, &jobs)?.into_iter();
-        let (mut g_new, p_new) = match (r.next(), r.next()) {
+        let hi_g = Rows { buf: gs.own.buffer(), first: 1, step: 2 };
+        let jobs = [
+            RowAnd { x: rows(&ps, 0, 2), y: rows(&gs, 0, 2), plus: Some(hi_g), rows: m, width: groups },
+            RowAnd { x: rows(&ps, 2, 2), y: rows(&ps, 1, 2), plus: None, rows: m - 1, width: groups },
+        ];
+        let mut r = and_rows(p, &jobs)?.into_iter();
+        let (g_new, p_new) = match (r.next(), r.next()) {
             (Some(g), Some(p)) => (g, p),
             _ => return Err(Error::Usage("msb: a round without its ANDs".into())),
         };
-        let hi_g = pick(p, groups, &[(&gs, 1, 2, m)])?;
-        g_new.own.xor_assign(&hi_g.own)?;
-        g_new.next.xor_assign(&hi_g.next)?;
         if pass {
             gs = pick(p, groups, &[(&g_new, 0, 1, m), (&gs, nodes - 1, 1, 1)])?;
             ps = pick(p, groups, &[(&p_new, 0, 1, m - 1), (&ps, nodes - 2, 1, 1)])?;

@@ -27,7 +27,7 @@
 //!
 //! [`to_host`]: Device::to_host
 
-use crate::device::{check_planes, BinaryOp, Device, DeviceError, DeviceResult, Rows, UnaryOp};
+use crate::device::{check_planes, BinaryOp, Device, DeviceError, DeviceResult, RowAnd, UnaryOp};
 use crate::prg::PrgKey;
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 
@@ -139,19 +139,9 @@ impl Device for DryRunDevice {
         buf(planes as usize * count.div_ceil(64))
     }
 
-    fn and_rows(
-        &self,
-        x: [Rows<'_, DryBuffer>; 2],
-        y: [Rows<'_, DryBuffer>; 2],
-        rows: usize,
-        width: usize,
-        _keys: [&PrgKey; 2],
-        _stream: u64,
-    ) -> DeviceResult<DryBuffer> {
-        for o in x.iter().chain(&y) {
-            o.check("dry-run", rows, width, o.buf.len)?;
-        }
-        buf(rows * width)
+    fn and_rows(&self, op: &RowAnd<'_, DryBuffer>, _keys: [&PrgKey; 2], _stream: u64) -> DeviceResult<DryBuffer> {
+        op.check("dry-run", |b| b.len)?;
+        buf(op.rows * op.width)
     }
 
     fn unpack_bits(&self, packed: &DryBuffer, len: usize, mask: u64) -> DeviceResult<DryBuffer> {

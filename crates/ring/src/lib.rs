@@ -33,7 +33,9 @@ pub mod shape;
 pub mod tensor;
 
 pub use cpu::CpuDevice;
-pub use device::{Addend, BinaryOp, BitRange, Device, DeviceError, DeviceResult, Placed, PrgTerm, Rows, UnaryOp};
+pub use device::{
+    Addend, BinaryOp, BitRange, Device, DeviceError, DeviceResult, Placed, PrgTerm, RowAnd, Rows, UnaryOp,
+};
 pub use dry::{DryBuffer, DryRunDevice};
 pub use prg::PrgKey;
 pub use profiled::Profiled;

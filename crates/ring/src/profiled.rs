@@ -1,6 +1,6 @@
 //! [`Profiled`]: any device, with a [`triad_profile`] span around each of its calls.
 
-use crate::device::{Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, Rows, UnaryOp};
+use crate::device::{Addend, BinaryOp, BitRange, Device, DeviceResult, Placed, PrgTerm, RowAnd, UnaryOp};
 use crate::prg::PrgKey;
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 use triad_profile::{span, Work};
@@ -119,17 +119,9 @@ impl<D: Device> Device for Profiled<D> {
         self.0.and_part_packed(x, y, y_shl, keys, stream, mask)
     }
 
-    fn and_rows(
-        &self,
-        x: [Rows<'_, Self::Buffer>; 2],
-        y: [Rows<'_, Self::Buffer>; 2],
-        rows: usize,
-        width: usize,
-        keys: [&PrgKey; 2],
-        stream: u64,
-    ) -> DeviceResult<Self::Buffer> {
+    fn and_rows(&self, op: &RowAnd<'_, Self::Buffer>, keys: [&PrgKey; 2], stream: u64) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Bits);
-        self.0.and_rows(x, y, rows, width, keys, stream)
+        self.0.and_rows(op, keys, stream)
     }
 
     fn add_prg(&self, a: &mut Self::Buffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {

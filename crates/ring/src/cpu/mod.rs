@@ -23,7 +23,7 @@ use bits::{bit_planes_into, contiguous, has_bmi2, pack_group, unpack_group};
 
 use crate::device::{
     check_and_lens, check_operand_lens, check_planes, check_range, check_same_len, check_trunc_bits, Addend, BinaryOp,
-    BitRange, Device, DeviceResult, Placed, PrgTerm, Rows, UnaryOp,
+    BitRange, Device, DeviceResult, Placed, PrgTerm, RowAnd, Rows, UnaryOp,
 };
 use crate::prg::{self, PrgKey};
 use crate::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
@@ -383,21 +383,12 @@ impl Device for CpuDevice {
         Ok(out)
     }
 
-    fn and_rows(
-        &self,
-        x: [Rows<'_, Vec<u64>>; 2],
-        y: [Rows<'_, Vec<u64>>; 2],
-        rows: usize,
-        width: usize,
-        keys: [&PrgKey; 2],
-        stream: u64,
-    ) -> DeviceResult<Vec<u64>> {
-        for o in x.iter().chain(&y) {
-            o.check("cpu", rows, width, o.buf.len())?;
-        }
+    fn and_rows(&self, op: &RowAnd<'_, Vec<u64>>, keys: [&PrgKey; 2], stream: u64) -> DeviceResult<Vec<u64>> {
+        op.check("cpu", Vec::len)?;
+        let width = op.width;
         // A piece of the result at a time, in L1: its AND words row segment by row
         // segment, then the two draws XOR-ed in.
-        Ok(par_build(rows * width, CHUNK, |c, out| {
+        Ok(par_build(op.rows * width, CHUNK, |c, out| {
             let (mut z, mut r) = ([0u64; PIECE], [0u64; PIECE]);
             for (j, piece) in out.chunks_mut(PIECE).enumerate() {
                 let start = c * CHUNK + j * PIECE;
@@ -407,9 +398,15 @@ impl Device for CpuDevice {
                     let (row, col) = ((start + k) / width, (start + k) % width);
                     let len = (width - col).min(z.len() - k);
                     let at = |o| row_segment(o, row, width, col, len);
-                    let (x0, x1, y0, y1) = (at(x[0]), at(x[1]), at(y[0]), at(y[1]));
-                    for (t, z) in z[k..k + len].iter_mut().enumerate() {
-                        *z = x0[t] & (y0[t] ^ y1[t]) ^ x1[t] & y0[t];
+                    let (x, y) = (op.x, op.y);
+                    let xs = at(x[0]).iter().zip(at(x[1]));
+                    let ys = at(y[0]).iter().zip(at(y[1]));
+                    let zs = z[k..k + len].iter_mut();
+                    for (z, ((&x0, &x1), (&y0, &y1))) in zs.zip(xs.zip(ys)) {
+                        *z = x0 & (y0 ^ y1) ^ x1 & y0;
+                    }
+                    if let Some(plus) = op.plus {
+                        z[k..k + len].iter_mut().zip(at(plus)).for_each(|(z, &p)| *z ^= p);
                     }
                     k += len;
                 }

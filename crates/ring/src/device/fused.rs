@@ -4,7 +4,7 @@
 
 use super::{
     check_planes, check_range, check_same_len, check_trunc_bits, Addend, BinaryOp, BitRange, Device, DeviceResult,
-    Placed, PrgTerm, Rows, StridedLayout, UnaryOp,
+    Placed, PrgTerm, RowAnd, Rows, StridedLayout, UnaryOp,
 };
 use crate::prg::PrgKey;
 
@@ -272,22 +272,21 @@ pub fn bit_planes<D: Device>(
     dev.place_swapped(planes as usize * groups, &pieces, &[])
 }
 
-/// [`Device::and_rows`] as a strided gather of each operand and
-/// [`and_part_packed`](Device::and_part_packed) with every lane kept.
+/// [`Device::and_rows`] as a strided gather of each selection,
+/// [`and_part_packed`](Device::and_part_packed) with every lane kept, and an XOR of `plus`.
 pub fn and_rows<D: Device>(
     dev: &D,
-    x: [Rows<'_, D::Buffer>; 2],
-    y: [Rows<'_, D::Buffer>; 2],
-    rows: usize,
-    width: usize,
+    op: &RowAnd<'_, D::Buffer>,
     keys: [&PrgKey; 2],
     stream: u64,
 ) -> DeviceResult<D::Buffer> {
-    let name = dev.name();
-    for o in x.iter().chain(&y) {
-        o.check(&name, rows, width, dev.len(o.buf))?;
-    }
-    let take = |o: &Rows<'_, D::Buffer>| dev.gather_strided(o.buf, &o.view(rows, width));
+    op.check(&dev.name(), |b| dev.len(b))?;
+    let take = |o: &Rows<'_, D::Buffer>| dev.gather_strided(o.buf, &o.view(op.rows, op.width));
+    let (x, y) = (op.x, op.y);
     let (x0, x1, y0, y1) = (take(&x[0])?, take(&x[1])?, take(&y[0])?, take(&y[1])?);
-    dev.and_part_packed([&x0, &x1], [&y0, &y1], 0, keys, stream, u64::MAX)
+    let mut z = dev.and_part_packed([&x0, &x1], [&y0, &y1], 0, keys, stream, u64::MAX)?;
+    if let Some(plus) = &op.plus {
+        dev.binary_assign(BinaryOp::Xor, &mut z, &take(plus)?)?;
+    }
+    Ok(z)
 }

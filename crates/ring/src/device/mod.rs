@@ -228,22 +228,15 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// [`and_part_packed`](Device::and_part_packed) of row selections, every lane kept and
-    /// no shift: the operands are `rows` rows of `width` words each, row `r` of operand `o`
-    /// being row `o.first + r * o.step` of `o.buf` (words `(o.first + r o.step) width ..`),
-    /// and word `t` of the result (`rows * width` words) is
-    /// `x0 & (y0 ^ y1) ^ x1 & y0 ^ F(keys[0], stream)[t] ^ F(keys[1], stream)[t]` on the
-    /// selected words. A bit-sliced circuit's round ANDs every other row of the last one's
-    /// results: fused, no operand is gathered first.
-    fn and_rows(
-        &self,
-        x: [Rows<'_, Self::Buffer>; 2],
-        y: [Rows<'_, Self::Buffer>; 2],
-        rows: usize,
-        width: usize,
-        keys: [&PrgKey; 2],
-        stream: u64,
-    ) -> DeviceResult<Self::Buffer> {
-        fused::and_rows(self, x, y, rows, width, keys, stream)
+    /// no shift, with a third selection XOR-ed in: the operands are `op.rows` rows of
+    /// `op.width` words each, row `r` of a selection `o` being row `o.first + r * o.step` of
+    /// `o.buf`, and word `t` of the result (`rows * width` words) is
+    /// `x0 & (y0 ^ y1) ^ x1 & y0 ^ plus ^ F(keys[0], stream)[t] ^ F(keys[1], stream)[t]` on
+    /// the selected words (`plus` 0 when `None`). A bit-sliced circuit's round ANDs every
+    /// other row of the last one's results and XORs in a component of a replicated sharing
+    /// (`G_hi` in `G = G_hi ^ P_hi & G_lo`): fused, no operand is gathered first.
+    fn and_rows(&self, op: &RowAnd<'_, Self::Buffer>, keys: [&PrgKey; 2], stream: u64) -> DeviceResult<Self::Buffer> {
+        fused::and_rows(self, op, keys, stream)
     }
 
     /// `a[j] += ±F(key, stream)[j]` for every term in order: words `0 .. len(a)` of each
@@ -563,6 +556,41 @@ impl<B> Clone for Rows<'_, B> {
     }
 }
 impl<B> Copy for Rows<'_, B> {}
+
+/// The operands of [`Device::and_rows`]: `x & y ^ plus` on `rows` rows of `width` words.
+#[derive(Debug)]
+pub struct RowAnd<'a, B> {
+    /// The left operand's two components.
+    pub x: [Rows<'a, B>; 2],
+    /// The right operand's two components.
+    pub y: [Rows<'a, B>; 2],
+    /// Rows XOR-ed into the result, if any.
+    pub plus: Option<Rows<'a, B>>,
+    /// How many rows.
+    pub rows: usize,
+    /// Words per row.
+    pub width: usize,
+}
+
+// Copy for every `B`, as for `BitRange`.
+impl<B> Clone for RowAnd<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B> Copy for RowAnd<'_, B> {}
+
+impl<B> RowAnd<'_, B> {
+    /// The selections in order: `x`, `y`, then `plus`.
+    pub fn selections(&self) -> impl Iterator<Item = &Rows<'_, B>> {
+        self.x.iter().chain(&self.y).chain(&self.plus)
+    }
+
+    /// `Ok` when every selection fits its buffer (`len` gives a buffer's words).
+    pub fn check(&self, device: &str, len: impl Fn(&B) -> usize) -> DeviceResult<()> {
+        self.selections().try_for_each(|o| o.check(device, self.rows, self.width, len(o.buf)))
+    }
+}
 
 impl<B> Rows<'_, B> {
     /// The selection as a strided view of `rows` rows of `width` words.
