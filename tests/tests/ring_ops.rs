@@ -29,8 +29,7 @@ fn fused_argument_errors_on_the_cpu() {
     triad_tests::fused_checks::argument_errors(&triad_ring::CpuDevice);
 }
 
-/// The CPU device's fused methods (`delta_swaps`, `place_swapped`, `xor_assign_shl`,
-/// `and_part`, `and_part_packed`, `add_prg`, `mul_part`, the truncation's `truncate_deal` and
+/// The CPU device's fused methods (`place`, `and_part`, `and_part_packed`, `add_prg`, `mul_part`, the truncation's `truncate_deal` and
 /// `truncate_open`, the bit injection's `inject_offer`, `inject_pick`
 /// and `inject_receive`, `into_host`) against their default implementations
 /// (`triad_ring::device::fused`, written with the unfused methods, which the dry-run device
@@ -64,30 +63,14 @@ mod fused {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         #[test]
-        fn delta_swaps_equal_the_default(
-            n in len(),
-            seed in any::<u64>(),
-            swaps in proptest::collection::vec((0u32..70, any::<u64>()), 0..5),
-        ) {
-            let dev = CpuDevice::new();
-            let a = words(seed, n);
-            let want = ok(fused::delta_swaps(&dev, &a, &swaps))?;
-            prop_assert_eq!(&ok(dev.delta_swaps(&a, &swaps))?, &want);
-            prop_assert_eq!(&ok(Profiled(dev).delta_swaps(&a, &swaps))?, &want);
-            prop_assert_eq!(ok(DryRunDevice::new().delta_swaps(&DryBuffer::new(n), &swaps))?.len(), n);
-        }
-
-        #[test]
-        fn place_swapped_equals_the_default(
+        fn place_equals_the_default(
             n in len(),
             seed in any::<u64>(),
             cuts in proptest::collection::vec(any::<prop::sample::Index>(), 4),
             from in any::<prop::sample::Index>(),
-            three in any::<bool>(),
         ) {
             // Two pieces at sorted, non-overlapping places (possibly empty, possibly
-            // touching), read from two sources at some offset; the lane reversal's three
-            // swaps or none.
+            // touching), read from two sources at some offset.
             let dev = CpuDevice::new();
             let mut at: Vec<usize> = cuts.iter().map(|c| c.index(n + 1)).collect();
             at.sort_unstable();
@@ -97,39 +80,16 @@ mod fused {
                 Placed { at: at[0], src: &a, from: off, count: at[1] - at[0] },
                 Placed { at: at[2], src: &b, from: 0, count: at[3] - at[2] },
             ];
-            let swaps: Vec<(u32, u64)> = if three { vec![(5, 0x0555_0555_0555_0555), (3, 0x1111_2222_4444_0888), (1, 0x2222_4444_0000_1111)] } else { vec![] };
-            let want = ok(fused::place_swapped(&dev, n, &pieces, &swaps))?;
-            prop_assert_eq!(&ok(dev.place_swapped(n, &pieces, &swaps))?, &want);
-            prop_assert_eq!(&ok(Profiled(dev).place_swapped(n, &pieces, &swaps))?, &want);
+            let want = ok(fused::place(&dev, n, &pieces))?;
+            prop_assert_eq!(&ok(dev.place(n, &pieces))?, &want);
+            prop_assert_eq!(&ok(Profiled(dev).place(n, &pieces))?, &want);
             // A piece that does not fit is an error, on either path.
             let past = [Placed { at: n, src: &b, from: 0, count: 1 }];
-            prop_assert!(dev.place_swapped(n, &past, &swaps).is_err());
-            prop_assert!(fused::place_swapped(&dev, n, &past, &swaps).is_err());
+            prop_assert!(dev.place(n, &past).is_err());
+            prop_assert!(fused::place(&dev, n, &past).is_err());
             let dry = DryBuffer::new(n);
             let dry_pieces = [Placed { at: 0, src: &dry, from: 0, count: n }];
-            prop_assert_eq!(ok(DryRunDevice::new().place_swapped(n, &dry_pieces, &swaps))?.len(), n);
-        }
-
-        #[test]
-        fn xor_assign_shl_equals_the_default(
-            n in len(),
-            seed in any::<u64>(),
-            s in 0u32..64,
-            m in prop_oneof![Just(1u64 << 63), any::<u64>()],
-        ) {
-            let dev = CpuDevice::new();
-            let (a, b) = (words(seed, n), words(!seed, n));
-            let mut want = a.clone();
-            ok(fused::xor_assign_shl(&dev, &mut want, &b, s, m))?;
-            let mut got = a.clone();
-            ok(dev.xor_assign_shl(&mut got, &b, s, m))?;
-            prop_assert_eq!(&got, &want);
-            let mut got = a;
-            ok(Profiled(dev).xor_assign_shl(&mut got, &b, s, m))?;
-            prop_assert_eq!(&got, &want);
-            let mut d = DryBuffer::new(n);
-            ok(DryRunDevice::new().xor_assign_shl(&mut d, &DryBuffer::new(n), s, m))?;
-            prop_assert_eq!(d.len(), n);
+            prop_assert_eq!(ok(DryRunDevice::new().place(n, &dry_pieces))?.len(), n);
         }
 
         #[test]

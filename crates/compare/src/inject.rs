@@ -75,7 +75,7 @@ pub fn inject_bit<D: Device>(p: &Party<D>, b: &BShare<D>, bit: u32) -> Result<AS
     // ---- one round: to next = [role-0 offer to R1 | role-1 correction], to prev = [role-0
     // offer to R2 | role-2 correction] --------------------------------------------------------
     let whole = |t, at| placed(t, at, 0, t.numel());
-    let place = |len: usize, pieces: &[Placed<'_, D::Buffer>]| ring(dev.place_swapped(len, pieces, &[]), len);
+    let place = |len: usize, pieces: &[Placed<'_, D::Buffer>]| ring(dev.place(len, pieces), len);
     p.send_owned(Peer::Next, place(k + k1, &[whole(&to_r1, 0), whole(&fix_for_r2, k)])?)?;
     p.send_owned(Peer::Prev, place(k + k2, &[whole(&to_r2, 0), whole(&fix_for_r1, k)])?)?;
     // From prev (party i-1): its role-0 offer for third i-1 (where I am R1), then its

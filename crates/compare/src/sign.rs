@@ -92,7 +92,7 @@ fn summands<D: Device>(p: &Party<D>, x: &AShare<D>, w: usize) -> Result<Summands
             }
         }
         let len = (hi - lo) * groups;
-        Ok(Tensor::from_buffer(dev, sh(len), dev.place_swapped(len, &at, &[]).map_err(RingError::from)?)?)
+        Ok(Tensor::from_buffer(dev, sh(len), dev.place(len, &at).map_err(RingError::from)?)?)
     };
     let (p_own, p_next) = ([(&rho0, i), (&got, r1), (&b_own, r2)], [(&sent, i), (&rho2, r2), (&b_next, r1)]);
     let leaves = w - 1;
@@ -169,7 +169,7 @@ fn pick<D: Device>(p: &Party<D>, groups: usize, sel: &[(&BShare<D>, usize, usize
                 at.push(placed(t, at.len() * groups, (first + r * step) * groups, groups));
             }
         }
-        let b = p.dev.place_swapped(len, &at, &[]).map_err(RingError::from)?;
+        let b = p.dev.place(len, &at).map_err(RingError::from)?;
         Ok(Tensor::from_buffer(&p.dev, sh(len), b)?)
     };
     Ok(BShare { own: side(0)?, next: side(1)? })

@@ -73,24 +73,9 @@ impl<D: Device> Device for Profiled<D> {
         self.0.binary_scalar(op, a, s)
     }
 
-    fn delta_swaps(&self, a: &Self::Buffer, swaps: &[(u32, u64)]) -> DeviceResult<Self::Buffer> {
+    fn place(&self, len: usize, pieces: &[Placed<'_, Self::Buffer>]) -> DeviceResult<Self::Buffer> {
         let _s = span(Work::Elementwise);
-        self.0.delta_swaps(a, swaps)
-    }
-
-    fn place_swapped(
-        &self,
-        len: usize,
-        pieces: &[Placed<'_, Self::Buffer>],
-        swaps: &[(u32, u64)],
-    ) -> DeviceResult<Self::Buffer> {
-        let _s = span(Work::Elementwise);
-        self.0.place_swapped(len, pieces, swaps)
-    }
-
-    fn xor_assign_shl(&self, a: &mut Self::Buffer, b: &Self::Buffer, s: u32, m: u64) -> DeviceResult<()> {
-        let _s = span(Work::Elementwise);
-        self.0.xor_assign_shl(a, b, s, m)
+        self.0.place(len, pieces)
     }
 
     fn and_part(

@@ -565,7 +565,7 @@ impl<D: Device> Party<D> {
         let ring = |b: std::result::Result<D::Buffer, triad_ring::DeviceError>, len: usize| -> Result<Tensor<D>> {
             Ok(Tensor::from_buffer(dev, Shape::new([len]), b.map_err(triad_ring::RingError::from)?)?)
         };
-        let place = |len: usize, pieces: &[Placed<'_, D::Buffer>]| ring(dev.place_swapped(len, pieces, &[]), len);
+        let place = |len: usize, pieces: &[Placed<'_, D::Buffer>]| ring(dev.place(len, pieces), len);
         let cut = |r: &std::ops::Range<usize>| place(r.len(), &[placed(&part, 0, r.start, r.len())]);
         let sh = |len: usize| Shape::new([len]);
         let (prg, buf) = (Addend::Prg, Addend::Buf);
@@ -645,7 +645,7 @@ fn packed_len(len: usize, bits: u32) -> usize {
     (len * (bits as usize + 1)).div_ceil(64)
 }
 
-/// `count` words of `t` from `from`, placed at `at` ([`Device::place_swapped`]'s piece).
+/// `count` words of `t` from `from`, placed at `at` ([`Device::place`]'s piece).
 pub fn placed<D: Device>(t: &Tensor<D>, at: usize, from: usize, count: usize) -> Placed<'_, D::Buffer> {
     Placed { at, src: t.buffer(), from, count }
 }

@@ -96,9 +96,9 @@ fn row_segment(o: Rows<'_, Vec<u64>>, row: usize, width: usize, col: usize, len:
     &o.buf[from..from + len]
 }
 
-/// [`Device::place_swapped`] with the swaps as `f`: every chunk of the output is written
-/// once, zeros where no piece lies (pieces checked by the caller).
-fn place_with(len: usize, pieces: &[Placed<'_, Vec<u64>>], f: impl Fn(u64) -> u64 + Sync) -> Vec<u64> {
+/// [`Device::place`]: every chunk of the output is written once, zeros where no piece lies
+/// (pieces checked by the caller).
+fn place_pieces(len: usize, pieces: &[Placed<'_, Vec<u64>>]) -> Vec<u64> {
     // Pieces in output order, so the gaps between them are zeros (sorted once, not per chunk).
     let mut order: Vec<&Placed<'_, Vec<u64>>> = pieces.iter().collect();
     order.sort_by_key(|p| p.at);
@@ -114,7 +114,7 @@ fn place_with(len: usize, pieces: &[Placed<'_, Vec<u64>>], f: impl Fn(u64) -> u6
             }
             let src = &p.src[p.from + (lo - p.at)..p.from + (hi - p.at)];
             for (slot, &v) in o[lo - start..hi - start].iter_mut().zip(src) {
-                slot.write(f(v));
+                slot.write(v);
             }
             at = at.max(hi);
         }
@@ -181,13 +181,6 @@ fn zip_assign(a: &mut [u64], b: &[u64], f: impl Fn(u64, u64) -> u64 + Sync) {
             *a = f(*a, b);
         }
     })
-}
-
-/// One delta swap `(d, m)`: the bits of `m` exchanged with the bits `d` above them.
-#[inline(always)]
-fn delta_swap(v: u64, (d, m): (u32, u64)) -> u64 {
-    let u = ((v >> (d % 64)) ^ v) & m;
-    v ^ u ^ (u << (d % 64))
 }
 
 /// One word of [`Device::and_part`]: `(x0 & (y0' ^ y1')) ^ (x1 & y0') ^ r0 ^ r1`, masked,
@@ -283,34 +276,11 @@ impl Device for CpuDevice {
         Ok(dispatch_binary!(op, f => map1(a, move |x| f(x, s))))
     }
 
-    fn delta_swaps(&self, a: &Vec<u64>, swaps: &[(u32, u64)]) -> DeviceResult<Vec<u64>> {
-        // The common case, the three swaps of a 6-bit lane reversal, with the loop unrolled.
-        if let [s0, s1, s2] = *swaps {
-            return Ok(map1(a, move |v| delta_swap(delta_swap(delta_swap(v, s0), s1), s2)));
-        }
-        Ok(map1(a, |v| swaps.iter().fold(v, |v, &s| delta_swap(v, s))))
-    }
-
-    fn place_swapped(
-        &self,
-        len: usize,
-        pieces: &[Placed<'_, Vec<u64>>],
-        swaps: &[(u32, u64)],
-    ) -> DeviceResult<Vec<u64>> {
+    fn place(&self, len: usize, pieces: &[Placed<'_, Vec<u64>>]) -> DeviceResult<Vec<u64>> {
         for p in pieces {
             p.check("cpu", len, p.src.len())?;
         }
-        // The common case, a 6-bit lane reversal, with the loop unrolled.
-        Ok(match *swaps {
-            [s0, s1, s2] => place_with(len, pieces, move |v| delta_swap(delta_swap(delta_swap(v, s0), s1), s2)),
-            _ => place_with(len, pieces, |v| swaps.iter().fold(v, |v, &s| delta_swap(v, s))),
-        })
-    }
-
-    fn xor_assign_shl(&self, a: &mut Vec<u64>, b: &Vec<u64>, s: u32, m: u64) -> DeviceResult<()> {
-        let s = s % 64;
-        zip_assign(a, b, move |a, b| a ^ ((b << s) & m));
-        Ok(())
+        Ok(place_pieces(len, pieces))
     }
 
     fn and_part(

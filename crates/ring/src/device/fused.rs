@@ -8,27 +8,8 @@ use super::{
 };
 use crate::prg::PrgKey;
 
-/// [`Device::delta_swaps`] as shifts, XORs and ANDs.
-pub fn delta_swaps<D: Device>(dev: &D, a: &D::Buffer, swaps: &[(u32, u64)]) -> DeviceResult<D::Buffer> {
-    let mut t = dev.copy(a)?;
-    for &(d, m) in swaps {
-        let mut u = dev.unary(UnaryOp::ShrLogical(d), &t)?;
-        dev.binary_assign(BinaryOp::Xor, &mut u, &t)?;
-        let u = dev.binary_scalar(BinaryOp::And, &u, m)?;
-        dev.binary_assign(BinaryOp::Xor, &mut t, &u)?;
-        dev.binary_assign(BinaryOp::Xor, &mut t, &dev.unary(UnaryOp::Shl(d), &u)?)?;
-    }
-    Ok(t)
-}
-
-/// [`Device::place_swapped`] as zeros, and per piece a strided gather, the swaps and a
-/// strided scatter.
-pub fn place_swapped<D: Device>(
-    dev: &D,
-    len: usize,
-    pieces: &[Placed<'_, D::Buffer>],
-    swaps: &[(u32, u64)],
-) -> DeviceResult<D::Buffer> {
+/// [`Device::place`] as zeros, and per piece a strided gather and a strided scatter.
+pub fn place<D: Device>(dev: &D, len: usize, pieces: &[Placed<'_, D::Buffer>]) -> DeviceResult<D::Buffer> {
     let mut out = dev.fill(len, 0)?;
     for p in pieces {
         p.check(&dev.name(), len, dev.len(p.src))?;
@@ -37,16 +18,9 @@ pub fn place_swapped<D: Device>(
         }
         let view = |offset| StridedLayout { dims: vec![p.count], strides: vec![1], offset };
         let part = dev.gather_strided(p.src, &view(p.from))?;
-        let part = dev.delta_swaps(&part, swaps)?;
         dev.scatter_strided(&mut out, &part, &view(p.at))?;
     }
     Ok(out)
-}
-
-/// [`Device::xor_assign_shl`] as a shift, an AND and an XOR.
-pub fn xor_assign_shl<D: Device>(dev: &D, a: &mut D::Buffer, b: &D::Buffer, s: u32, m: u64) -> DeviceResult<()> {
-    let t = dev.binary_scalar(BinaryOp::And, &dev.unary(UnaryOp::Shl(s), b)?, m)?;
-    dev.binary_assign(BinaryOp::Xor, a, &t)
 }
 
 /// [`Device::and_part`] as shifts, XORs and ANDs.
@@ -269,7 +243,7 @@ pub fn bit_planes<D: Device>(
     let rows = (0..planes).map(|j| dev.pack_bits(&words, 1 << j)).collect::<DeviceResult<Vec<_>>>()?;
     let pieces: Vec<Placed<'_, D::Buffer>> =
         rows.iter().enumerate().map(|(j, src)| Placed { at: j * groups, src, from: 0, count: groups }).collect();
-    dev.place_swapped(planes as usize * groups, &pieces, &[])
+    dev.place(planes as usize * groups, &pieces)
 }
 
 /// [`Device::and_rows`] as a strided gather of each selection,

@@ -160,34 +160,13 @@ pub trait Device: Clone + Send + Sync + std::fmt::Debug + 'static {
     // sequences, so a device gets the method without writing a kernel; a device overrides
     // one only with a result identical bit for bit.
 
-    /// A sequence of delta swaps applied to every element: for each `(d, m)` in order,
-    /// `u = ((a >> d) ^ a) & m; a = a ^ u ^ (u << d)`, exchanging the bits of `m` with the
-    /// bits `d` above them (`m & (m << d)` must be 0 and `0 < d < 64`). Three such swaps
-    /// reverse the 6-bit lane index of a word, the lane order of the MSB carry tree.
-    fn delta_swaps(&self, a: &Self::Buffer, swaps: &[(u32, u64)]) -> DeviceResult<Self::Buffer> {
-        fused::delta_swaps(self, a, swaps)
-    }
-
     /// A fresh buffer of `len` words, zero but for the pieces: for each piece,
-    /// `out[at + t] = delta_swaps(src[from + t])` for `t < count` (the swaps as in
-    /// [`delta_swaps`](Self::delta_swaps)). Pieces must lie inside `out` and their sources;
-    /// a piece that does not is an error. Fused: a slice, a swap pass and a placement per
-    /// piece, plus the zeros, become one write of `out`; the sign circuit assembles the
-    /// thirds of its two summands so.
-    fn place_swapped(
-        &self,
-        len: usize,
-        pieces: &[Placed<'_, Self::Buffer>],
-        swaps: &[(u32, u64)],
-    ) -> DeviceResult<Self::Buffer> {
-        fused::place_swapped(self, len, pieces, swaps)
-    }
-
-    /// `a ^= (b << s) & m` elementwise, in place (`s < 64`; `a` and `b` have equal
-    /// lengths). Fused: a shift, a mask and an XOR (three passes and two temporaries)
-    /// become one pass; the carry tree of MSB folds a shifted lane into its result so.
-    fn xor_assign_shl(&self, a: &mut Self::Buffer, b: &Self::Buffer, s: u32, m: u64) -> DeviceResult<()> {
-        fused::xor_assign_shl(self, a, b, s, m)
+    /// `out[at + t] = src[from + t]` for `t < count`. Pieces must lie inside `out` and their
+    /// sources; a piece that does not is an error. Fused: a slice and a placement per piece,
+    /// plus the zeros, become one write of `out`; the sign circuit assembles the thirds of
+    /// its summands' rows so, and the bit injection its output components.
+    fn place(&self, len: usize, pieces: &[Placed<'_, Self::Buffer>]) -> DeviceResult<Self::Buffer> {
+        fused::place(self, len, pieces)
     }
 
     /// The local part of a masked AND of replicated XOR shares, shifted operand:
@@ -622,7 +601,7 @@ impl<B> Rows<'_, B> {
     }
 }
 
-/// One piece of [`Device::place_swapped`]: `count` words of `src` from `from`, placed at
+/// One piece of [`Device::place`]: `count` words of `src` from `from`, placed at
 /// `at`.
 #[derive(Debug)]
 pub struct Placed<'a, B> {
@@ -644,10 +623,7 @@ impl<B> Placed<'_, B> {
             Ok(())
         } else {
             let (count, from, at) = (self.count, self.from, self.at);
-            Err(unfit(
-                device,
-                format!("place_swapped: {count} words from {from} of {src_len} to {at} of {len} do not fit"),
-            ))
+            Err(unfit(device, format!("place: {count} words from {from} of {src_len} to {at} of {len} do not fit")))
         }
     }
 }
