@@ -44,3 +44,19 @@ extern "C" __global__ void unpack_bits_u64(u64* out, const u64* packed, u64 word
         out[e] = triad_deposit(x, mask, lo, k, contiguous);
     }
 }
+
+// bit_planes: one thread per output word (row j, group g) of `planes` rows of `groups`
+// words: lane e is bit j of a[from + 64g + e], for the `count` words from `from` (lanes
+// past count zero).
+extern "C" __global__ void bit_planes_u64(u64* out, const u64* a, u64 from, u64 count, u64 groups,
+                                          unsigned int planes) {
+    u64 total = (u64)planes * groups;
+    for (u64 w = (u64)blockIdx.x * blockDim.x + threadIdx.x; w < total; w += (u64)gridDim.x * blockDim.x) {
+        u64 j = w / groups, g = w % groups;
+        u64 first = 64ull * g;
+        u64 last = first + 64ull < count ? first + 64ull : count;
+        u64 acc = 0ull;
+        for (u64 e = first; e < last; e++) acc |= ((a[from + e] >> j) & 1ull) << (e - first);
+        out[w] = acc;
+    }
+}

@@ -151,6 +151,17 @@ extern "C" __global__ void truncate_open_u64(u64* out, const u64* c0, const u64*
     }
 }
 
+// A zero sharing's two draws XOR-ed into words 8t .. 8t + 8: block t of the PRG streams of
+// addends 0 and 1 of s (both kind 0).
+__device__ __forceinline__ void triad_xor_zero_share(const struct addends& s, u64 t, u64 acc[8]) {
+    for (u64 i = 0; i < 2ull; i++) {
+        u64 r[8];
+        triad_chacha_block(s.key[i][0], s.key[i][1], s.key[i][2], s.key[i][3], s.stream[i], t, r);
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[j] ^= r[j];
+    }
+}
+
 // and_part_packed: thread t makes packed words 8t .. 8t + 8 (below `words`), stream bits
 // [512t, 512t + 512): for each element whose k bits overlap them, its masked AND part
 // ((y0' ^ y1') & x0 ^ x1 & y0') & mask with y' = y << y_shl, its mask bits extracted and
@@ -180,12 +191,43 @@ extern "C" __global__ void and_part_packed_u64(u64* out, const u64* x0, const u6
             if (wi < 8ull) acc[wi] |= x << off;
             if (off != 0u && wi + 1ull < 8ull) acc[wi + 1ull] |= x >> (64u - off);
         }
-        for (u64 i = 0; i < 2ull; i++) {
-            u64 r[8];
-            triad_addend(s, i, x0, x0, t, words, r);
-#pragma unroll
-            for (int j = 0; j < 8; j++) acc[j] ^= r[j];
-        }
+        triad_xor_zero_share(s, t, acc);
         triad_store8(out, t, words, acc);
+    }
+}
+
+// A row selection of and_rows: row r is row first + r * step of its buffer (rows of
+// `width` words). Mirrored by `RowSel` in crates/cuda/src/args.rs.
+struct row_sel {
+    u64 first[5];
+    u64 step[5];
+};
+
+// and_rows: thread t makes words 8t .. 8t + 8 (below n = rows * width) of
+// x0 & (y0 ^ y1) ^ x1 & y0 ^ plus on the selected rows (plus only when has_plus), then
+// the words of block t of the two PRG streams in s (kind 0) XOR-ed in. Selection i of
+// sel names operand i in the order x0, x1, y0, y1, plus.
+extern "C" __global__ void and_rows_u64(u64* out, const u64* x0, const u64* x1, const u64* y0, const u64* y1,
+                                        const u64* plus, u64 n, u64 width, int has_plus, struct row_sel sel,
+                                        struct addends s) {
+    TRIAD_GROUPS(t, n) {
+        u64 acc[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            u64 e = 8ull * t + (u64)j;
+            if (e >= n) {
+                acc[j] = 0ull;
+                continue;
+            }
+            u64 row = e / width, col = e % width;
+            u64 at[5];
+#pragma unroll
+            for (int o = 0; o < 5; o++) at[o] = (sel.first[o] + row * sel.step[o]) * width + col;
+            u64 z = (x0[at[0]] & (y0[at[2]] ^ y1[at[3]])) ^ (x1[at[1]] & y0[at[2]]);
+            if (has_plus) z ^= plus[at[4]];
+            acc[j] = z;
+        }
+        triad_xor_zero_share(s, t, acc);
+        triad_store8(out, t, n, acc);
     }
 }

@@ -48,7 +48,7 @@ macro_rules! gpu_or_skip {
 }
 
 /// The fused methods with kernels of their own (`add_prg`, `mul_part`, `truncate_deal`,
-/// `truncate_open`, `and_part_packed`) or defaults (`bit_planes`, `and_rows`) against their defaults on the device and against the
+/// `truncate_open`, `and_part_packed`, `bit_planes`, `and_rows`) against their defaults on the device and against the
 /// CPU device, bit for bit, and their argument errors against the defaults'
 /// (`triad_tests::fused_checks`); one test per check.
 mod fused {

@@ -7,6 +7,19 @@ use triad_ring::device::PrgTerm;
 use triad_ring::prg::PrgKey;
 use triad_ring::shape::{Conv2dParams, Pool2dParams, StridedLayout};
 
+/// The row selections of an `and_rows` launch (`struct row_sel` in fused.cu): selection
+/// `i` names operand `i` in the order `x0, x1, y0, y1, plus`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RowSel {
+    pub(crate) first: [u64; 5],
+    pub(crate) step: [u64; 5],
+}
+
+// SAFETY: `RowSel` is `repr(C)` plain data of u64 fields, laid out exactly as
+// `struct row_sel` in kernels/fused.cu, so it can be passed to a kernel by value.
+unsafe impl DeviceRepr for RowSel {}
+
 /// Largest rank a strided-view kernel takes at once (`TRIAD_MAX_RANK` in layout.cu).
 pub(crate) const MAX_RANK: usize = 8;
 

@@ -2,7 +2,7 @@
 //! `kernels/` over resident buffers.
 
 use cudarc::driver::PushKernelArg;
-use triad_ring::device::{Addend, BinaryOp, Device, DeviceResult, PrgTerm, UnaryOp};
+use triad_ring::device::{Addend, BinaryOp, Device, DeviceResult, PrgTerm, RowAnd, UnaryOp};
 use triad_ring::prg::PrgKey;
 use triad_ring::shape::{Conv2dParams, MatmulSpec, Pool2dParams, StridedLayout};
 
@@ -144,6 +144,14 @@ impl Device for CudaDevice {
         mask: u64,
     ) -> DeviceResult<CudaBuffer> {
         fused::and_part_packed(self, x, y, y_shl, keys, stream, mask)
+    }
+
+    fn and_rows(&self, op: &RowAnd<'_, CudaBuffer>, keys: [&PrgKey; 2], stream: u64) -> DeviceResult<CudaBuffer> {
+        fused::and_rows(self, op, keys, stream)
+    }
+
+    fn bit_planes(&self, a: &CudaBuffer, from: usize, count: usize, planes: u32) -> DeviceResult<CudaBuffer> {
+        fused::bit_planes(self, a, from, count, planes)
     }
 
     fn add_prg(&self, a: &mut CudaBuffer, terms: &[PrgTerm<'_>]) -> DeviceResult<()> {

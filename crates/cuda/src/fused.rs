@@ -1,7 +1,9 @@
 //! The fused [`Device`](triad_ring::Device) methods with kernels of their own
-//! (`kernels/fused.cu`): `add_prg`, `mul_part`, `truncate_deal`, `truncate_open` and
-//! `and_part_packed`, one pass each. A thread takes eight consecutive words, the eight
-//! ring words of one ChaCha block, and draws every PRG word it adds in registers. Each
+//! (`kernels/fused.cu`): `add_prg`, `mul_part`, `truncate_deal`, `truncate_open`,
+//! `and_part_packed` and the sign circuit's `and_rows`, one pass each. A thread takes eight
+//! consecutive words, the eight ring words of one ChaCha block, and draws every PRG word it
+//! adds in registers. `bit_planes` (`kernels/bits.cu`) is one pass too, a thread per row
+//! word. Each
 //! method checks its arguments as its default in `triad_ring::device::fused` does, in the
 //! same order, and returns the same errors.
 //!
@@ -12,11 +14,12 @@
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use triad_ring::device::{
-    check_and_lens, check_range, check_same_len, check_trunc_bits, Addend, Device, DeviceResult, PrgTerm,
+    check_and_lens, check_planes, check_range, check_same_len, check_trunc_bits, Addend, Device, DeviceResult, PrgTerm,
+    RowAnd,
 };
 use triad_ring::prg::PrgKey;
 
-use crate::args::{mask_run, Addends};
+use crate::args::{mask_run, Addends, RowSel};
 use crate::{grid, CudaBuffer, CudaDevice};
 
 /// A launch over the groups of eight words of `n` (one thread a group).
@@ -215,5 +218,62 @@ pub(crate) fn and_part_packed(
     // y_shl, s) writes out[0..words) and reads the four operands (n words each, checked)
     // at elements below n only; k >= 1 and n >= 1 here (words > 0), and y_shl < 64.
     unsafe { l.launch(groups(words)) }.map_err(|e| dev.drv(e))?;
+    Ok(out)
+}
+
+/// [`Device::and_rows`]: the selected rows' AND parts, `plus` and the two draws in one
+/// launch, eight words a thread.
+pub(crate) fn and_rows(
+    dev: &CudaDevice,
+    op: &RowAnd<'_, CudaBuffer>,
+    keys: [&PrgKey; 2],
+    stream: u64,
+) -> DeviceResult<CudaBuffer> {
+    op.check(&dev.name(), |b| b.len)?;
+    let n = op.rows * op.width;
+    let mut out = dev.alloc(n)?;
+    if n == 0 {
+        return Ok(out);
+    }
+    let mut sel = RowSel::default();
+    for (i, o) in op.selections().enumerate() {
+        sel.first[i] = o.first as u64;
+        sel.step[i] = o.step as u64;
+    }
+    let draw = |key| PrgTerm { key, stream, negate: false };
+    let s = Addends::prg(&[draw(keys[0]), draw(keys[1])]);
+    let plus = op.plus.map_or(&dev.inner.spare, |p| &p.buf.data);
+    let (n64, w64, has_plus) = (n as u64, op.width as u64, i32::from(op.plus.is_some()));
+    let mut l = dev.stream().launch_builder(&dev.inner.k.and_rows);
+    l.arg(&mut out.data).arg(&op.x[0].buf.data).arg(&op.x[1].buf.data).arg(&op.y[0].buf.data);
+    l.arg(&op.y[1].buf.data).arg(plus).arg(&n64).arg(&w64).arg(&has_plus).arg(&sel).arg(&s);
+    // SAFETY: and_rows_u64(out, x0, x1, y0, y1, plus, n, width, has_plus, sel, s) writes
+    // out[0..n) and reads each operand at (first + r step) width + col for r < rows and col
+    // < width, inside its buffer (checked), and `plus` only when has_plus.
+    unsafe { l.launch(groups(n)) }.map_err(|e| dev.drv(e))?;
+    Ok(out)
+}
+
+/// [`Device::bit_planes`]: one launch, a thread per output word.
+pub(crate) fn bit_planes(
+    dev: &CudaDevice,
+    a: &CudaBuffer,
+    from: usize,
+    count: usize,
+    planes: u32,
+) -> DeviceResult<CudaBuffer> {
+    check_planes(&dev.name(), from, count, planes, a.len)?;
+    let groups = count.div_ceil(64);
+    let n = planes as usize * groups;
+    let mut out = dev.alloc(n)?;
+    if n == 0 {
+        return Ok(out);
+    }
+    let (from64, count64, groups64) = (from as u64, count as u64, groups as u64);
+    let mut l = dev.stream().launch_builder(&dev.inner.k.bit_planes);
+    l.arg(&mut out.data).arg(&a.data).arg(&from64).arg(&count64).arg(&groups64).arg(&planes);
+    // SAFETY: bit_planes_u64(out, a, from, count, groups, planes) writes out[0..planes
+    // groups) and reads a[from..from + count) only (checked inside `a`).
+    unsafe { l.launch(grid(n as u64)) }.map_err(|e| dev.drv(e))?;
     Ok(out)
 }

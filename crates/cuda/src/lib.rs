@@ -11,13 +11,14 @@
 //!
 //! Modules by concern: `buffer` ([`CudaBuffer`]), `args` (the structs kernels take by value,
 //! mirroring `kernels/`, and the launch pieces of strided views), `device` (the [`Device`]
-//! methods, one launch or a few each), `fused` (the five fused methods with kernels of
-//! their own, `kernels/fused.cu`), [`gemm`] (the exact matrix products), [`staging`]
+//! methods, one launch or a few each), `fused` (the seven fused methods with kernels of
+//! their own, `kernels/fused.cu` and `bits.cu`), [`gemm`] (the exact matrix products), [`staging`]
 //! (host transfers) and [`nvrtc`] (run-time compilation).
 //!
-//! The fused methods `add_prg`, `mul_part`, `truncate_deal`, `truncate_open` and
-//! `and_part_packed` run one kernel each (a thread per eight words, one ChaCha block, the
-//! PRG words drawn in registers), equal bit for bit to their defaults in
+//! The fused methods `add_prg`, `mul_part`, `truncate_deal`, `truncate_open`,
+//! `and_part_packed` and `and_rows` run one kernel each (a thread per eight words, one
+//! ChaCha block, the PRG words drawn in registers), and `bit_planes` one (a thread per row
+//! word), equal bit for bit to their defaults in
 //! `triad_ring::device::fused` and returning the same errors; the other fused methods run
 //! their defaults.
 //!
@@ -86,6 +87,8 @@ struct Kernels {
     truncate_deal: CudaFunction,
     truncate_open: CudaFunction,
     and_part_packed: CudaFunction,
+    and_rows: CudaFunction,
+    bit_planes: CudaFunction,
 }
 
 struct Inner {
@@ -192,6 +195,8 @@ impl CudaDevice {
             truncate_deal: f("fused.cu", "truncate_deal_u64")?,
             truncate_open: f("fused.cu", "truncate_open_u64")?,
             and_part_packed: f("fused.cu", "and_part_packed_u64")?,
+            and_rows: f("fused.cu", "and_rows_u64")?,
+            bit_planes: f("bits.cu", "bit_planes_u64")?,
         };
         let stream = ctx.default_stream();
         let spare = stream.clone_htod(&[0u64]).map_err(drv)?;
