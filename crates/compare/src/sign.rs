@@ -53,35 +53,30 @@ fn summands<D: Device>(p: &Party<D>, x: &AShare<D>, w: usize) -> Result<Summands
         let from = (cols(r).start * 64).min(n);
         (from, (cols(r).end * 64).min(n) - from)
     };
-    let rows_of = |t: &Tensor<D>, r: usize| -> Result<Tensor<D>> {
-        let (from, count) = elems(r);
+    // The rows of `count` words of `t` from `from`: `w` rows of their groups.
+    let planes_of = |t: &Tensor<D>, (from, count): (usize, usize)| -> Result<Tensor<D>> {
         let b = dev.bit_planes(t.buffer(), from, count, planes).map_err(RingError::from)?;
-        Ok(Tensor::from_buffer(dev, sh(w * cols(r).len()), b)?)
+        Ok(Tensor::from_buffer(dev, sh(w * count.div_ceil(64)), b)?)
     };
     // Role 0 in third i: rows(x_i + x_{i+1}) ^ ρ to R1 (the next party).
     let (from, count) = elems(i);
     let view = StridedLayout { dims: vec![count], strides: vec![1], offset: from };
-    let slice = |t: &Tensor<D>| -> Result<Tensor<D>> {
-        Ok(Tensor::from_buffer(dev, sh(count), dev.gather_strided(t.buffer(), &view).map_err(RingError::from)?)?)
-    };
-    let mut sum = slice(&x.own)?;
-    sum.add_assign(&slice(&x.next)?)?;
-    let k0 = cols(i).len();
-    let rho0 = p.prg_prev(&sh(w * k0), streams[i])?;
-    let planes_of_sum = dev.bit_planes(sum.buffer(), 0, count, planes).map_err(RingError::from)?;
-    let mut sent = Tensor::from_buffer(dev, sh(w * k0), planes_of_sum)?;
+    let mut sum = x.own.gather(&view)?;
+    sum.add_assign(&x.next.gather(&view)?)?;
+    let rho0 = p.prg_prev(&sh(w * cols(i).len()), streams[i])?;
+    let mut sent = planes_of(&sum, (0, count))?;
     sent.xor_assign(&rho0)?;
     p.send(Peer::Next, &sent)?;
     // Role 2 in third i + 1: ρ of R0 (the next party), from the key shared with it; b's
     // component R2 is my own.
     let r2 = (i + 1) % 3;
     let rho2 = p.prg_next(&sh(w * cols(r2).len()), streams[r2])?;
-    let b_own = rows_of(&x.own, r2)?;
+    let b_own = planes_of(&x.own, elems(r2))?;
     // Role 1 in third i + 2: rows(a) ^ ρ from R0 (the previous party); b's component R2 is
     // my next.
     let r1 = (i + 2) % 3;
     let got = p.recv(Peer::Prev, &sh(w * cols(r1).len()))?;
-    let b_next = rows_of(&x.next, r1)?;
+    let b_next = planes_of(&x.next, elems(r1))?;
     // Rows lo..hi of the thirds' pieces, each at its third's columns.
     let place = |pieces: &[(&Tensor<D>, usize)], lo: usize, hi: usize| -> Result<Tensor<D>> {
         let mut at = Vec::with_capacity(pieces.len() * (hi - lo));

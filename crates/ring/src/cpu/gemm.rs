@@ -258,24 +258,16 @@ const FEW_COLS_WORDS: usize = 128 * 1024;
 /// ([`FewCols`]): half the multiplies of plain dot products.
 fn gemm_few_cols(m: usize, k: usize, n: usize, a: &[u64], bt: &[u64], c: &mut [u64]) {
     const ROWS: usize = 16;
-    #[cfg(target_arch = "x86_64")]
-    if Kernel::Avx512.is_available() {
-        let cols = FewCols::new(k, n, bt);
-        c[..m * n].par_chunks_mut(ROWS * n).enumerate().for_each(|(blk, out)| {
-            for (r, row) in out.chunks_mut(n).enumerate() {
-                let i = blk * ROWS + r;
-                // SAFETY: `Kernel::Avx512` is available: AVX-512F and DQ.
-                unsafe { x86::few_cols_row_avx512(&a[i * k..(i + 1) * k], &cols, row) };
-            }
-        });
-        return;
-    }
+    let cols = Kernel::Avx512.is_available().then(|| FewCols::new(k, n, bt));
     c[..m * n].par_chunks_mut(ROWS * n).enumerate().for_each(|(blk, out)| {
         for (r, row) in out.chunks_mut(n).enumerate() {
             let i = blk * ROWS + r;
             let ai = &a[i * k..(i + 1) * k];
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = dot(ai, &bt[j * k..(j + 1) * k], false);
+            match &cols {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `cols` is made only when `Kernel::Avx512` is available: AVX-512F and DQ.
+                Some(cols) => unsafe { x86::few_cols_row_avx512(ai, cols, row) },
+                _ => row.iter_mut().enumerate().for_each(|(j, o)| *o = dot(ai, &bt[j * k..(j + 1) * k], false)),
             }
         }
     });

@@ -46,6 +46,16 @@ fn add_draw(out: &mut [u64], term: &PrgTerm<'_>, start: usize, buf: &mut [u64; P
     }
 }
 
+/// `out[t] ^= F(key, stream)[start + t]` for both keys: a zero sharing's two draws, made
+/// a piece at a time in `buf` (`out` at most a piece long).
+fn xor_draws(out: &mut [u64], keys: [&PrgKey; 2], stream: u64, start: usize, buf: &mut [u64; PIECE]) {
+    for key in keys {
+        let r = &mut buf[..out.len()];
+        prg::fill_words(key, stream, start as u64, r);
+        out.iter_mut().zip(&*r).for_each(|(o, &r)| *o ^= r);
+    }
+}
+
 /// The CPU device. It has no state: every instance is the same device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuDevice;
@@ -342,12 +352,7 @@ impl Device for CpuDevice {
             }
             let mut r = [0u64; PIECE];
             for (j, piece) in o.chunks_mut(PIECE).enumerate() {
-                let start = (c * k * 256 + j * PIECE) as u64;
-                for key in keys {
-                    let r = &mut r[..piece.len()];
-                    prg::fill_words(key, stream, start, r);
-                    piece.iter_mut().zip(&*r).for_each(|(p, &r)| *p ^= r);
-                }
+                xor_draws(piece, keys, stream, c * k * 256 + j * PIECE, &mut r);
             }
         });
         Ok(out)
@@ -380,11 +385,7 @@ impl Device for CpuDevice {
                     }
                     k += len;
                 }
-                for key in keys {
-                    let r = &mut r[..piece.len()];
-                    prg::fill_words(key, stream, start as u64, r);
-                    z.iter_mut().zip(&*r).for_each(|(z, &r)| *z ^= r);
-                }
+                xor_draws(z, keys, stream, start, &mut r);
                 for (o, &z) in piece.iter_mut().zip(&*z) {
                     o.write(z);
                 }
