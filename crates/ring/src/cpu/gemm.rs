@@ -243,9 +243,9 @@ fn dot(a: &[u64], b: &[u64], wide: bool) -> u64 {
 /// would cost more than the product, so [`gemm_few_cols`] reads it in place. Measured
 /// (`triad bench --inference`, three parties on 2 cores): VGG-16/CIFAR-10 346–370 ms
 /// through the packed path, 299–302 ms with this path up to 8 columns, 272–277 up to 16;
-/// 64 was no better than 16. With Winograd's inner product, one thread, 512 x 4608 x 16
-/// (VGG-16's 512-channel layers at 4x4): 8.37 → 5.32 ms; at 4 columns it reads the
-/// weights at the memory's pace either way (1.8 ms).
+/// 64 was no better than 16. With Winograd's inner product (`cargo bench -p triad-ring
+/// --bench gemm -- vgg16`): VGG-16's 512-channel convolution at 4x4, 4.05–4.28 → 2.85–3.06
+/// ms; at 2x2 (4 columns) it reads the weights at the memory's pace either way (1.08 ms).
 const FEW_COLS: usize = 16;
 
 /// ...and at most this many words of `op(b)` (1 MiB), which every row of `a` reads again
