@@ -94,14 +94,24 @@ fn dispatching_entry_matches_naive() {
 }
 
 /// The few-columns path of the operands' entry against the naive product: a row-major
-/// `a` and few columns (1, 4, 16), including row blocks with a partial last one, and
-/// columns too long for it (the packed path).
+/// `a` and few columns (1, 4, 5, 12, 16), including row blocks with a partial last one
+/// (the last group of four rows one, two or three rows), and columns too long for it (the
+/// packed path).
 #[test]
 fn few_columns_match_naive() {
     let mut seed = 5;
-    let shapes = [(5, 2000, 1), (37, 300, 4), (100, 1000, 16), (24, 9000, 16), (6, 100, 17), (9, 4608, 16)];
+    let shapes = [
+        (5, 2000, 1),
+        (37, 300, 4),
+        (100, 1000, 16),
+        (24, 9000, 16),
+        (6, 100, 17),
+        (9, 4608, 16),
+        (7, 1040, 5),
+        (35, 333, 12),
+    ];
     // k below, at and past chunks of 16 (the Winograd chunks and their plain tail), odd
-    // k, and every column count up to 16 (blocks of eight columns and their remainders).
+    // k, and every column count up to 16 (blocks of four columns and their remainders).
     let more = (1..=16).map(|n| (9, 1024 + [15, 16, 17, 33, 47, 160][n % 6], n));
     for (m, k, n) in shapes.into_iter().chain(more) {
         let a: Vec<u64> = (0..m * k).map(|_| rng(&mut seed)).collect();

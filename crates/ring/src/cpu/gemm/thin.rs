@@ -75,6 +75,8 @@ pub(super) fn dot(a: &[u64], b: &[u64], wide: bool) -> u64 {
 /// 64 was no better than 16. With Winograd's inner product (`cargo bench -p triad-ring
 /// --bench gemm -- vgg16`): VGG-16's 512-channel convolution at 4x4, 4.05–4.28 → 2.85–3.06
 /// ms; at 2x2 (4 columns) it reads the weights at the memory's pace either way (1.08 ms).
+/// Four rows at a time, the words paired `t` with `t + 8`: 3.25–3.29 → 2.20–2.33 ms at
+/// 4x4, 1.04–1.08 → 0.88–1.01 ms at 2x2 (two rows with eight columns: 2.38–2.52 ms).
 pub(super) const FEW_COLS: usize = 16;
 
 /// ...and at most this many words of `op(b)` (1 MiB), which every row of `a` reads again
@@ -84,59 +86,68 @@ pub(super) const FEW_COLS_WORDS: usize = 128 * 1024;
 /// `c (m x n) = a · bt^T` for a row-major `a` (`m x k`) and few columns, `bt` (`n x k`)
 /// their transpose: in parallel over blocks of rows of `a`, each row read from memory once
 /// and dotted with every column while it is in L1. With AVX-512, Winograd's inner product
-/// ([`FewCols`]): half the multiplies of plain dot products.
+/// ([`FewCols`]) on four rows at a time: half the multiplies of plain dot products, and
+/// each column word loaded from L2 serves the four rows.
 pub(super) fn gemm_few_cols(m: usize, k: usize, n: usize, a: &[u64], bt: &[u64], c: &mut [u64]) {
     const ROWS: usize = 16;
     let cols = Kernel::Avx512.is_available().then(|| FewCols::new(k, n, bt));
     c[..m * n].par_chunks_mut(ROWS * n).enumerate().for_each(|(blk, out)| {
-        for (r, row) in out.chunks_mut(n).enumerate() {
-            let i = blk * ROWS + r;
-            let ai = &a[i * k..(i + 1) * k];
-            match &cols {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `cols` is made only when `Kernel::Avx512` is available: AVX-512F and DQ.
-                Some(cols) => unsafe { x86::few_cols_row_avx512(ai, cols, row) },
-                _ => row.iter_mut().enumerate().for_each(|(j, o)| *o = dot(ai, &bt[j * k..(j + 1) * k], false)),
+        let i0 = blk * ROWS;
+        match &cols {
+            #[cfg(target_arch = "x86_64")]
+            Some(cols) => {
+                for (p, rows) in out.chunks_mut(4 * n).enumerate() {
+                    let i = i0 + 4 * p;
+                    let ai = &a[i * k..(i + rows.len() / n) * k];
+                    // SAFETY: `cols` is made only when `Kernel::Avx512` is available:
+                    // AVX-512F and DQ.
+                    unsafe {
+                        match rows.len() / n {
+                            4 => x86::few_cols_rows_avx512::<4>(ai, cols, rows),
+                            3 => x86::few_cols_rows_avx512::<3>(ai, cols, rows),
+                            2 => x86::few_cols_rows_avx512::<2>(ai, cols, rows),
+                            _ => x86::few_cols_rows_avx512::<1>(ai, cols, rows),
+                        }
+                    }
+                }
+            }
+            _ => {
+                for (r, row) in out.chunks_mut(n).enumerate() {
+                    let ai = &a[(i0 + r) * k..(i0 + r + 1) * k];
+                    row.iter_mut().enumerate().for_each(|(j, o)| *o = dot(ai, &bt[j * k..(j + 1) * k], false));
+                }
             }
         }
     });
 }
 
-/// The columns of [`gemm_few_cols`] prepared for Winograd's inner product over the first
-/// `16 * chunks` words: `Σ_l a_{2l} b_{2l} + a_{2l+1} b_{2l+1} = Σ_l (a_{2l} + b_{2l+1})
-/// (a_{2l+1} + b_{2l}) - Σ_l a_{2l} a_{2l+1} - Σ_l b_{2l} b_{2l+1}` (exact mod 2^64). Each
-/// column's chunk of 16 words is stored as its 8 even words, then its 8 odd ones, with the
-/// column's correction `Σ b_{2l} b_{2l+1}`; the last `k mod 16` words are dotted plainly.
+/// The columns of [`gemm_few_cols`] with their corrections for Winograd's inner product.
+/// Any pairing of the words serves the identity; pairing word `t` of each chunk of 16 with
+/// word `t + 8` lets a row and a column be read as two plain loads of eight words, with
+/// nothing to permute or copy: over the chunks, `Σ a_t b_t + a_{t+8} b_{t+8} = Σ (a_t +
+/// b_{t+8}) (a_{t+8} + b_t) - Σ a_t a_{t+8} - Σ b_t b_{t+8}` (exact mod 2^64). The last `k
+/// mod 16` words are dotted plainly.
 pub(super) struct FewCols<'a> {
     /// Chunks of 16 words of `k`.
     pub(super) chunks: usize,
-    /// Column `j`'s chunks, even then odd words: `16 * chunks` words from `j * 16 * chunks`.
-    pub(super) split: Vec<u64>,
-    /// Column `j`'s `Σ b_{2l} b_{2l+1}` over its chunks.
+    /// Column `j`'s `Σ b_t b_{t+8}` over its chunks.
     pub(super) corr: Vec<u64>,
-    /// The columns as given (`n x k`), for the last words.
-    bt: &'a [u64],
-    k: usize,
+    /// The columns as given (`n x k`).
+    pub(super) bt: &'a [u64],
+    pub(super) k: usize,
 }
 
 impl<'a> FewCols<'a> {
     pub(super) fn new(k: usize, n: usize, bt: &'a [u64]) -> Self {
         let chunks = k / 16;
-        let mut split = vec![0u64; n * 16 * chunks];
-        let mut corr = vec![0u64; n];
-        for j in 0..n {
-            let col = &bt[j * k..(j + 1) * k];
-            let out = &mut split[j * 16 * chunks..(j + 1) * 16 * chunks];
-            for (c, o) in out.chunks_exact_mut(16).enumerate() {
-                for t in 0..8 {
-                    let (e, d) = (col[16 * c + 2 * t], col[16 * c + 2 * t + 1]);
-                    o[t] = e;
-                    o[8 + t] = d;
-                    corr[j] = corr[j].wrapping_add(e.wrapping_mul(d));
-                }
-            }
-        }
-        FewCols { chunks, split, corr, bt, k }
+        let corr = (0..n)
+            .map(|j| {
+                let col = &bt[j * k..j * k + 16 * chunks];
+                col.chunks_exact(16)
+                    .fold(0u64, |s, ch| (0..8).fold(s, |s, t| s.wrapping_add(ch[t].wrapping_mul(ch[t + 8]))))
+            })
+            .collect();
+        FewCols { chunks, corr, bt, k }
     }
 
     /// The last `k mod 16` words of row `a` dotted with column `j`'s.

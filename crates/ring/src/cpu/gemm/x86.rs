@@ -4,6 +4,8 @@
 
 use std::arch::x86_64::*;
 
+use super::thin::FewCols;
+
 /// AVX-512 micro-kernel: `out (8 x 16)` from `kp` Winograd pairs.
 ///
 /// # Safety
@@ -75,70 +77,72 @@ pub(super) fn dot_avx512(a: &[u64], b: &[u64]) -> u64 {
     lanes.iter().fold(tail, |s, &v| s.wrapping_add(v))
 }
 
-/// One row of [`super::thin::gemm_few_cols`] with Winograd's inner product
-/// ([`super::thin::FewCols`]): `out[j]` is row `a` dotted with column `j`, for every column,
-/// eight columns at a time.
+/// `R` rows of [`super::thin::gemm_few_cols`] with Winograd's inner product
+/// ([`super::thin::FewCols`]): `a` holds the rows (`R x k`), and `out[r * n + j]` is row
+/// `r` dotted with column `j`, for every column, four columns at a time.
 #[target_feature(enable = "avx512f,avx512dq")]
-pub(super) fn few_cols_row_avx512(a: &[u64], cols: &super::thin::FewCols<'_>, out: &mut [u64]) {
-    // The row's correction Σ a_{2l} a_{2l+1} over the chunks.
-    let mut row = _mm512_setzero_si512();
-    for c in 0..cols.chunks {
-        let (even, odd) = split_chunk(a, c);
-        row = _mm512_add_epi64(row, _mm512_mullo_epi64(even, odd));
-    }
-    let row = sum_lanes(row);
-    let mut j0 = 0;
-    while j0 < out.len() {
-        let end = (j0 + 8).min(out.len());
-        let block = &mut out[j0..end];
-        match block.len() {
-            8 => columns::<8>(a, cols, j0, row, block),
-            7 => columns::<7>(a, cols, j0, row, block),
-            6 => columns::<6>(a, cols, j0, row, block),
-            5 => columns::<5>(a, cols, j0, row, block),
-            4 => columns::<4>(a, cols, j0, row, block),
-            3 => columns::<3>(a, cols, j0, row, block),
-            2 => columns::<2>(a, cols, j0, row, block),
-            _ => columns::<1>(a, cols, j0, row, block),
+pub(super) fn few_cols_rows_avx512<const R: usize>(a: &[u64], cols: &FewCols<'_>, out: &mut [u64]) {
+    let n = out.len() / R;
+    // Each row's correction Σ a_t a_{t+8} over the chunks.
+    let mut row = [0u64; R];
+    for (r, corr) in row.iter_mut().enumerate() {
+        let mut acc = _mm512_setzero_si512();
+        for c in 0..cols.chunks {
+            let (lo, hi) = chunk(&a[r * cols.k..], c);
+            acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(lo, hi));
         }
-        j0 += 8;
+        *corr = sum_lanes(acc);
+    }
+    let mut j0 = 0;
+    while j0 < n {
+        match (n - j0).min(4) {
+            4 => columns::<R, 4>(a, cols, j0, &row, out),
+            3 => columns::<R, 3>(a, cols, j0, &row, out),
+            2 => columns::<R, 2>(a, cols, j0, &row, out),
+            _ => columns::<R, 1>(a, cols, j0, &row, out),
+        }
+        j0 += 4;
     }
 }
 
-/// `N` columns from `j0` of [`few_cols_row_avx512`], one accumulator each.
+/// `N` columns from `j0` of [`few_cols_rows_avx512`] against its `R` rows, one
+/// accumulator each: every column chunk loaded serves the `R` rows.
 #[inline]
 #[target_feature(enable = "avx512f,avx512dq")]
-fn columns<const N: usize>(a: &[u64], cols: &super::thin::FewCols<'_>, j0: usize, row: u64, out: &mut [u64]) {
-    let mut acc = [_mm512_setzero_si512(); N];
-    let len = 16 * cols.chunks;
+fn columns<const R: usize, const N: usize>(a: &[u64], cols: &FewCols<'_>, j0: usize, row: &[u64; R], out: &mut [u64]) {
+    let (k, n) = (cols.k, out.len() / R);
+    let mut acc = [[_mm512_setzero_si512(); N]; R];
     for c in 0..cols.chunks {
-        let (even, odd) = split_chunk(a, c);
-        for (t, acc) in acc.iter_mut().enumerate() {
-            let col = &cols.split[(j0 + t) * len + 16 * c..][..16];
-            // SAFETY: `col` holds 16 words: eight at 0 and eight at 8.
-            let (ce, co) =
-                unsafe { (_mm512_loadu_si512(col.as_ptr().cast()), _mm512_loadu_si512(col.as_ptr().add(8).cast())) };
-            let p = _mm512_mullo_epi64(_mm512_add_epi64(even, co), _mm512_add_epi64(odd, ce));
-            *acc = _mm512_add_epi64(*acc, p);
+        let mut rows = [(_mm512_setzero_si512(), _mm512_setzero_si512()); R];
+        for (r, rows) in rows.iter_mut().enumerate() {
+            *rows = chunk(&a[r * k..], c);
+        }
+        for t in 0..N {
+            let (lo, hi) = chunk(&cols.bt[(j0 + t) * k..], c);
+            for r in 0..R {
+                let p = _mm512_mullo_epi64(_mm512_add_epi64(rows[r].0, hi), _mm512_add_epi64(rows[r].1, lo));
+                acc[r][t] = _mm512_add_epi64(acc[r][t], p);
+            }
         }
     }
-    for (t, (o, acc)) in out.iter_mut().zip(acc).enumerate() {
-        let j = j0 + t;
-        *o = sum_lanes(acc).wrapping_sub(row).wrapping_sub(cols.corr[j]).wrapping_add(cols.tail(a, j));
+    for (r, acc) in acc.iter().enumerate() {
+        let ar = &a[r * k..(r + 1) * k];
+        for (t, &acc) in acc.iter().enumerate() {
+            let j = j0 + t;
+            out[r * n + j] =
+                sum_lanes(acc).wrapping_sub(row[r]).wrapping_sub(cols.corr[j]).wrapping_add(cols.tail(ar, j));
+        }
     }
 }
 
-/// Chunk `c` of a row (words `16c .. 16c + 16`, inside `a`): its even words and its
-/// odd words.
+/// Chunk `c` of a row or column (words `16c .. 16c + 16`, inside `a`): its words `0..8`
+/// and `8..16`, the two halves of its Winograd pairs.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn split_chunk(a: &[u64], c: usize) -> (__m512i, __m512i) {
+fn chunk(a: &[u64], c: usize) -> (__m512i, __m512i) {
     let w = &a[16 * c..16 * c + 16];
     // SAFETY: `w` holds 16 words: eight at 0 and eight at 8.
-    let (lo, hi) = unsafe { (_mm512_loadu_si512(w.as_ptr().cast()), _mm512_loadu_si512(w.as_ptr().add(8).cast())) };
-    let even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
-    let odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
-    (_mm512_permutex2var_epi64(lo, even, hi), _mm512_permutex2var_epi64(lo, odd, hi))
+    unsafe { (_mm512_loadu_si512(w.as_ptr().cast()), _mm512_loadu_si512(w.as_ptr().add(8).cast())) }
 }
 
 /// The sum of the eight lanes mod 2^64.
