@@ -57,34 +57,43 @@ pub(crate) struct Part<'a, D: Device> {
 pub(crate) fn and_parts<D: Device>(p: &Party<D>, jobs: &[Part<'_, D>]) -> Result<Vec<BShare<D>>> {
     let _g = p.net.scope("and");
     let mut owns = Vec::with_capacity(jobs.len());
-    let mut message = Vec::new();
-    let mut lens = Vec::with_capacity(jobs.len());
+    let mut parts = Vec::with_capacity(jobs.len());
     for j in jobs {
         let packed = p.and_part_packed(j.x, j.y, j.y_shl, j.mask)?;
-        let z = packed.unpack_bits(j.x[0].shape().clone(), j.mask)?;
-        let packed = p.dev.into_host(packed.into_buffer()).map_err(RingError::from)?;
-        lens.push(packed.len());
-        if message.is_empty() {
-            message = packed;
-        } else {
-            message.extend_from_slice(&packed);
-        }
-        owns.push(z);
+        owns.push(packed.unpack_bits(j.x[0].shape().clone(), j.mask)?);
+        parts.push(p.dev.into_host(packed.into_buffer()).map_err(RingError::from)?);
     }
-    let total = message.len();
-    p.net.send_u64s(Peer::Prev, message)?;
-    let mut got = p.net.recv_u64s(Peer::Next, total)?;
-    let mut at = 0;
+    let got = exchange_parts(p, parts)?;
     let mut out = Vec::with_capacity(jobs.len());
-    let single = jobs.len() == 1;
-    for ((j, own), len) in jobs.iter().zip(owns).zip(lens) {
-        // One stream is the whole message: take it rather than copy it.
-        let words = if single { std::mem::take(&mut got) } else { got[at..at + len].to_vec() };
-        let packed = Tensor::from_vec(&p.dev, [len], words)?;
-        at += len;
+    for ((j, own), words) in jobs.iter().zip(owns).zip(got) {
+        let packed = Tensor::from_vec(&p.dev, [words.len()], words)?;
         let next = packed.unpack_bits(j.x[0].shape().clone(), j.mask)?;
         out.push(BShare { own, next });
     }
+    Ok(out)
+}
+
+/// The one round of a batch of ANDs: this party's parts, concatenated into one message to
+/// the previous party, and the next party's message (the next components), of the same
+/// lengths, cut back into its parts: each moved out of the message, the first not copied.
+/// No message at all when the parts hold no words (their lengths are public). Used by the
+/// one-element-to-a-word ANDs here and by the sign circuit's rows ([`crate::sign`]).
+pub(crate) fn exchange_parts<D: Device>(p: &Party<D>, parts: Vec<Vec<u64>>) -> Result<Vec<Vec<u64>>> {
+    let lens: Vec<usize> = parts.iter().map(Vec::len).collect();
+    let total: usize = lens.iter().sum();
+    if total == 0 {
+        return Ok(parts);
+    }
+    let mut parts = parts.into_iter();
+    let mut message = parts.next().unwrap_or_default();
+    message.reserve(total - message.len());
+    parts.for_each(|part| message.extend_from_slice(&part));
+    p.net.send_u64s(Peer::Prev, message)?;
+    let mut got = p.net.recv_u64s(Peer::Next, total)?;
+    // From the back, so that what is left at the end is the first part.
+    let mut out: Vec<Vec<u64>> = lens[1..].iter().rev().map(|&len| got.split_off(got.len() - len)).collect();
+    out.push(got);
+    out.reverse();
     Ok(out)
 }
 

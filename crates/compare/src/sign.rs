@@ -9,7 +9,7 @@ use triad_ring::{Device, RingError, RowAnd, Rows, Shape, StridedLayout, Tensor};
 use triad_sharing::{placed, third, AShare, BShare, Error, Party, Result};
 use triad_transport::Peer;
 
-use crate::boolean::TOP;
+use crate::boolean::{exchange_parts, TOP};
 
 /// The two summands `a + b = x` of the sign circuit, in rows, as the later rounds read
 /// them: this party's part of the generate AND `a & b` on the leaves' rows `0 .. w - 1`
@@ -117,7 +117,7 @@ fn and_rows<D: Device>(p: &Party<D>, jobs: &[RowAnd<'_, D::Buffer>]) -> Result<V
     let _g = p.net.scope("and");
     let keys = [p.shared_key(Peer::Prev), p.shared_key(Peer::Next)];
     let mut owns = Vec::with_capacity(jobs.len());
-    let mut message: Vec<u64> = Vec::new();
+    let mut parts = Vec::with_capacity(jobs.len());
     for op in jobs {
         let len = op.rows * op.width;
         let z = if len == 0 {
@@ -126,28 +126,15 @@ fn and_rows<D: Device>(p: &Party<D>, jobs: &[RowAnd<'_, D::Buffer>]) -> Result<V
             let z = p.dev.and_rows(op, keys, p.next_stream()).map_err(RingError::from)?;
             Tensor::from_buffer(&p.dev, sh(len), z)?
         };
-        if message.is_empty() {
-            message = z.to_vec()?;
-        } else {
-            message.extend_from_slice(&z.to_vec()?);
-        }
+        parts.push(z.to_vec()?);
         owns.push(z);
     }
-    let total = message.len();
-    let mut got = if total > 0 {
-        p.net.send_u64s(Peer::Prev, message)?;
-        p.net.recv_u64s(Peer::Next, total)?
-    } else {
-        Vec::new()
-    };
-    // The message split from the back: each AND's words moved out of it.
+    let got = exchange_parts(p, parts)?;
     let mut out = Vec::with_capacity(jobs.len());
-    for own in owns.into_iter().rev() {
-        let len = own.numel();
-        let next = Tensor::from_vec(&p.dev, [len], got.split_off(got.len() - len))?;
+    for (own, next) in owns.into_iter().zip(got) {
+        let next = Tensor::from_vec(&p.dev, [next.len()], next)?;
         out.push(BShare { own, next });
     }
-    out.reverse();
     Ok(out)
 }
 
